@@ -1,0 +1,225 @@
+//! Multicall dispatch shared by the four package binaries (busybox/uutils style).
+//!
+//! Each package installs one binary and a symlink per command name. The binary picks the command
+//! from the name it was called by (`argv[0]`), or from its first argument when called by its own
+//! name (`podsec create-policy ...` or `podsec podsec-create-policy ...`).
+
+use std::ffi::{OsStr, OsString};
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+/// One command of a package.
+pub struct Command {
+    /// The installed name, e.g. `podsec-create-policy`; also the syslog identifier.
+    pub name: &'static str,
+    /// Other installed names of the same command (e.g. `kubeadm` for `podsec-u7s-kubeadm`).
+    pub aliases: &'static [&'static str],
+    /// Entry point: receives the whole argument vector, `argv[0]` being `name`.
+    pub main: fn(Vec<OsString>) -> ExitCode,
+    /// The clap definition, for help listings, man pages and completions.
+    pub definition: fn() -> clap::Command,
+}
+
+/// A package binary: its name and its commands.
+pub struct Package {
+    pub name: &'static str,
+    pub version: &'static str,
+    pub commands: &'static [Command],
+}
+
+impl Package {
+    /// Finds a command by its installed name, an alias, or a short form without the package or
+    /// `podsec-` prefix (`create-policy`, `check-policy`, `u7s-kubeadm`).
+    pub fn find(&self, name: &str) -> Option<&Command> {
+        let candidates = [
+            name.to_string(),
+            format!("{}-{name}", self.name),
+            format!("podsec-{name}"),
+        ];
+        candidates.iter().find_map(|candidate| {
+            self.commands
+                .iter()
+                .find(|c| c.name == candidate || c.aliases.contains(&candidate.as_str()))
+        })
+    }
+
+    /// Every installed name (commands and aliases), one per line in `--list`.
+    pub fn installed_names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.commands
+            .iter()
+            .flat_map(|c| std::iter::once(c.name).chain(c.aliases.iter().copied()))
+    }
+
+    fn usage(&self) -> String {
+        let mut text = format!(
+            "{name} {version}: multicall binary of the {name} package\n\n\
+             Usage: <command> [ARGS]...   (through the installed link)\n       \
+             {name} <command> [ARGS]...\n       {name} --list | --help | --version\n\nCommands:\n",
+            name = self.name,
+            version = self.version
+        );
+        for command in self.commands {
+            let about = (command.definition)()
+                .get_about()
+                .map(|a| a.to_string())
+                .unwrap_or_default();
+            text.push_str(&format!("  {:<42} {about}\n", command.name));
+        }
+        text
+    }
+}
+
+/// Runs the package binary: dispatch on `argv[0]`, else on the first argument.
+pub fn multicall(package: &Package) -> ExitCode {
+    let mut args: Vec<OsString> = std::env::args_os().collect();
+    let called_as = args
+        .first()
+        .map(|a| base_name(a))
+        .unwrap_or_else(|| package.name.to_string());
+    if let Some(command) = package
+        .find(&called_as)
+        .filter(|_| called_as != package.name)
+    {
+        args[0] = command.name.into();
+        return (command.main)(args);
+    }
+    let first = args.get(1).map(|a| a.to_string_lossy().into_owned());
+    match first.as_deref() {
+        None | Some("-h" | "--help" | "help") => {
+            print!("{}", package.usage());
+            if first.is_none() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Some("-V" | "--version") => {
+            println!("{} {}", package.name, package.version);
+            ExitCode::SUCCESS
+        }
+        Some("--list") => {
+            for name in package.installed_names() {
+                println!("{name}");
+            }
+            ExitCode::SUCCESS
+        }
+        Some(name) => match package.find(name) {
+            Some(command) => {
+                let mut rest: Vec<OsString> = args.split_off(2);
+                rest.insert(0, command.name.into());
+                (command.main)(rest)
+            }
+            None => {
+                eprintln!(
+                    "{}: unknown command '{name}' (see '{} --help')",
+                    package.name, package.name
+                );
+                ExitCode::from(2)
+            }
+        },
+    }
+}
+
+fn base_name(arg: &OsStr) -> String {
+    Path::new(arg)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// A command's failure: a one-line message (via `Display`) and the exit code it maps to.
+pub trait Failure: std::error::Error {
+    fn exit_code(&self) -> u8 {
+        1
+    }
+}
+
+/// For commands that cannot fail (yet).
+impl Failure for std::convert::Infallible {}
+
+/// The entry point of one command: parse `argv` with clap, run, and turn an error into
+/// `<name>: <message>` on stderr and the error's exit code.
+pub fn run_command<A, E>(
+    name: &str,
+    argv: Vec<OsString>,
+    run: impl FnOnce(A) -> Result<ExitCode, E>,
+) -> ExitCode
+where
+    A: clap::Parser,
+    E: Failure,
+{
+    let args = match A::try_parse_from(argv) {
+        Ok(args) => args,
+        Err(err) => {
+            let _ = err.print();
+            return ExitCode::from(err.exit_code().clamp(0, 255) as u8);
+        }
+    };
+    match run(args) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("{name}: {}", error_chain(&err));
+            ExitCode::from(err.exit_code())
+        }
+    }
+}
+
+/// `error: cause: cause`, on one line.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text.replace('\n', " ")
+}
+
+/// What a command whose work a later release brings does: say so and exit with `code`
+/// (2, or 3 = UNKNOWN for Nagios plugins). Never a fake success.
+pub fn not_implemented(name: &str, code: u8) -> ExitCode {
+    let _ = writeln!(std::io::stderr(), "{name}: not implemented yet");
+    ExitCode::from(code)
+}
+
+/// Refusal of a root-only command run by another user.
+#[derive(Debug, thiserror::Error)]
+#[error("must be run as root (effective uid 0); the current effective uid is {uid}")]
+pub struct NotRoot {
+    pub uid: u32,
+}
+
+impl Failure for NotRoot {}
+
+/// Root-only commands (upstream protected them by mode 0700; ours are 0755 links to one binary)
+/// check for themselves.
+pub fn require_root() -> Result<(), NotRoot> {
+    let uid = nix::unistd::geteuid().as_raw();
+    if uid == 0 {
+        Ok(())
+    } else {
+        Err(NotRoot { uid })
+    }
+}
+
+/// `command!(module)` or `command!(module, aliases = ["kubeadm"])`: the [`Command`] entry of a
+/// command module that has `NAME`, `Args` (clap) and `main`.
+#[macro_export]
+macro_rules! command {
+    ($module:ident) => {
+        $crate::command!($module, aliases = [])
+    };
+    ($module:ident, aliases = [$($alias:expr),*]) => {
+        $crate::cli::Command {
+            name: $module::NAME,
+            aliases: &[$($alias),*],
+            main: $module::main,
+            definition: <$module::Args as $crate::clap::CommandFactory>::command,
+        }
+    };
+}

@@ -1,0 +1,367 @@
+//! File writes that never leave half a file and never follow a symlink somebody else planted.
+//!
+//! - [`write_atomic`]: for root-owned paths (policy.json, registries.d, keys): a temporary file
+//!   in the same directory (unpredictable name, `O_EXCL`), written, given its mode and owner,
+//!   fsynced, renamed over the target, directory fsynced. A crash leaves the old file or the new.
+//! - [`SafeDir`]: for directories a user controls (`~user/.config/containers`): every component
+//!   is opened relative to its parent with `O_NOFOLLOW`, files are created and renamed with the
+//!   `*at` calls, so a planted symlink makes the write fail instead of redirecting it.
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Component, Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{AtFlags, OFlag, openat, renameat};
+use nix::sys::stat::{Mode, fchmod, mkdirat};
+use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, fchownat, unlinkat};
+
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: refusing to follow a symbolic link or non-directory")]
+    NotFollowing { path: PathBuf },
+    #[error("{path}: '{name}' is not a single file name")]
+    BadName { path: PathBuf, name: String },
+}
+
+fn io_error(path: &Path, source: impl Into<std::io::Error>) -> FileError {
+    FileError::Io {
+        path: path.to_path_buf(),
+        source: source.into(),
+    }
+}
+
+/// Who owns a written file or directory; `None` keeps the writer's identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Owner {
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+}
+
+impl Owner {
+    pub fn new(uid: u32, gid: u32) -> Owner {
+        Owner {
+            uid: Some(uid),
+            gid: Some(gid),
+        }
+    }
+
+    fn apply(&self, fd: impl AsFd) -> nix::Result<()> {
+        if self.uid.is_none() && self.gid.is_none() {
+            return Ok(());
+        }
+        fchown(fd, self.uid.map(Uid::from_raw), self.gid.map(Gid::from_raw))
+    }
+}
+
+/// Replaces `path` atomically with `contents`, mode `mode`, owned by `owner`.
+/// The parent directory must exist and is trusted (root-owned, not user-writable).
+pub fn write_atomic(
+    path: &Path,
+    contents: &[u8],
+    mode: u32,
+    owner: Owner,
+) -> Result<(), FileError> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path.file_name().ok_or_else(|| FileError::BadName {
+        path: path.to_path_buf(),
+        name: String::new(),
+    })?;
+    let prefix = format!(".{}.", name.to_string_lossy());
+    let mut temp = tempfile::Builder::new()
+        .prefix(&prefix)
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(|e| io_error(path, e))?;
+    temp.write_all(contents).map_err(|e| io_error(path, e))?;
+    temp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(mode))
+        .map_err(|e| io_error(path, e))?;
+    owner.apply(temp.as_file()).map_err(|e| io_error(path, e))?;
+    temp.as_file().sync_all().map_err(|e| io_error(path, e))?;
+    temp.persist(path).map_err(|e| io_error(path, e.error))?;
+    sync_dir(dir)
+}
+
+fn sync_dir(dir: &Path) -> Result<(), FileError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io_error(dir, e))
+}
+
+/// A directory opened without following symlinks; files below it are created through it.
+#[derive(Debug)]
+pub struct SafeDir {
+    fd: OwnedFd,
+    path: PathBuf,
+}
+
+const DIR_FLAGS: OFlag = OFlag::O_RDONLY
+    .union(OFlag::O_DIRECTORY)
+    .union(OFlag::O_NOFOLLOW)
+    .union(OFlag::O_CLOEXEC);
+
+impl SafeDir {
+    /// Opens an absolute path component by component from `/`, refusing any symlink on the way.
+    pub fn open(path: &Path) -> Result<SafeDir, FileError> {
+        let root = nix::fcntl::open("/", DIR_FLAGS, Mode::empty())
+            .map_err(|e| io_error(Path::new("/"), e))?;
+        let mut dir = SafeDir {
+            fd: root,
+            path: PathBuf::from("/"),
+        };
+        for component in path.components() {
+            match component {
+                Component::RootDir => {}
+                Component::Normal(name) => dir = dir.open_child(name)?,
+                _ => {
+                    return Err(FileError::BadName {
+                        path: path.to_path_buf(),
+                        name: component.as_os_str().to_string_lossy().into_owned(),
+                    });
+                }
+            }
+        }
+        Ok(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn check_name<'a>(&self, name: &'a OsStr) -> Result<&'a OsStr, FileError> {
+        let bytes = name.as_bytes();
+        if bytes.is_empty()
+            || bytes == b"."
+            || bytes == b".."
+            || bytes.contains(&b'/')
+            || bytes.contains(&0)
+        {
+            return Err(FileError::BadName {
+                path: self.path.clone(),
+                name: name.to_string_lossy().into_owned(),
+            });
+        }
+        Ok(name)
+    }
+
+    fn open_child(&self, name: &OsStr) -> Result<SafeDir, FileError> {
+        let name = self.check_name(name)?;
+        let path = self.path.join(name);
+        match openat(&self.fd, name, DIR_FLAGS, Mode::empty()) {
+            Ok(fd) => Ok(SafeDir { fd, path }),
+            Err(Errno::ELOOP | Errno::ENOTDIR) => Err(FileError::NotFollowing { path }),
+            Err(e) => Err(io_error(&path, e)),
+        }
+    }
+
+    /// Opens (creating as needed, with `mode` and `owner`) the relative directory `relative`.
+    pub fn create_dir_all(
+        &self,
+        relative: &Path,
+        mode: u32,
+        owner: Owner,
+    ) -> Result<SafeDir, FileError> {
+        let mut current = SafeDir {
+            fd: self.fd.try_clone().map_err(|e| io_error(&self.path, e))?,
+            path: self.path.clone(),
+        };
+        for component in relative.components() {
+            let Component::Normal(name) = component else {
+                return Err(FileError::BadName {
+                    path: self.path.clone(),
+                    name: relative.to_string_lossy().into_owned(),
+                });
+            };
+            let name = current.check_name(name)?;
+            let created = match mkdirat(&current.fd, name, Mode::from_bits_truncate(mode)) {
+                Ok(()) => true,
+                Err(Errno::EEXIST) => false,
+                Err(e) => return Err(io_error(&current.path.join(name), e)),
+            };
+            let child = current.open_child(name)?;
+            if created {
+                // mkdir's mode is filtered by the umask; set it exactly.
+                fchmod(&child.fd, Mode::from_bits_truncate(mode))
+                    .map_err(|e| io_error(&child.path, e))?;
+                owner
+                    .apply(&child.fd)
+                    .map_err(|e| io_error(&child.path, e))?;
+            }
+            current = child;
+        }
+        Ok(current)
+    }
+
+    /// Atomically replaces the file `name` in this directory. A symlink at `name` is replaced,
+    /// never followed.
+    pub fn write_file(
+        &self,
+        name: &str,
+        contents: &[u8],
+        mode: u32,
+        owner: Owner,
+    ) -> Result<(), FileError> {
+        let name = self.check_name(OsStr::new(name))?;
+        let target = self.path.join(name);
+        let (temp_name, fd) = self.create_temp(name)?;
+        let mut file = File::from(fd);
+        let result = (|| -> Result<(), FileError> {
+            file.write_all(contents).map_err(|e| io_error(&target, e))?;
+            fchmod(&file, Mode::from_bits_truncate(mode)).map_err(|e| io_error(&target, e))?;
+            owner.apply(&file).map_err(|e| io_error(&target, e))?;
+            file.sync_all().map_err(|e| io_error(&target, e))?;
+            renameat(&self.fd, temp_name.as_str(), &self.fd, name)
+                .map_err(|e| io_error(&target, e))?;
+            File::from(self.fd.try_clone().map_err(|e| io_error(&self.path, e))?)
+                .sync_all()
+                .map_err(|e| io_error(&self.path, e))
+        })();
+        if result.is_err() {
+            let _ = unlinkat(&self.fd, temp_name.as_str(), UnlinkatFlags::NoRemoveDir);
+        }
+        result
+    }
+
+    fn create_temp(&self, name: &OsStr) -> Result<(String, OwnedFd), FileError> {
+        let flags =
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        for _ in 0..16 {
+            let temp_name = format!(".{}.{:016x}.tmp", name.to_string_lossy(), random_u64());
+            match openat(
+                &self.fd,
+                temp_name.as_str(),
+                flags,
+                Mode::from_bits_truncate(0o600),
+            ) {
+                Ok(fd) => return Ok((temp_name, fd)),
+                Err(Errno::EEXIST) => continue,
+                Err(e) => return Err(io_error(&self.path.join(name), e)),
+            }
+        }
+        Err(io_error(&self.path.join(name), Errno::EEXIST))
+    }
+
+    /// Changes the owner of an entry without following it if it is a symlink.
+    pub fn chown_entry(&self, name: &str, owner: Owner) -> Result<(), FileError> {
+        let name = self.check_name(OsStr::new(name))?;
+        fchownat(
+            &self.fd,
+            name,
+            owner.uid.map(Uid::from_raw),
+            owner.gid.map(Gid::from_raw),
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .map_err(|e| io_error(&self.path.join(name), e))
+    }
+}
+
+/// Unpredictable enough for temporary names (they are created with `O_EXCL` anyway).
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    hasher.write_u32(std::process::id());
+    hasher.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn mode_of(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
+    }
+
+    #[test]
+    fn atomic_write_replaces_and_sets_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("policy.json");
+        std::fs::write(&path, "old").unwrap();
+        write_atomic(&path, b"new", 0o644, Owner::default()).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "new");
+        assert_eq!(mode_of(&path), 0o644);
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "temporary file left behind");
+    }
+
+    #[test]
+    fn safe_dir_refuses_symlinked_components() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::create_dir(&victim).unwrap();
+        let home = dir.path().join("home");
+        std::fs::create_dir(&home).unwrap();
+        symlink(&victim, home.join(".config")).unwrap();
+        let safe = SafeDir::open(&home).unwrap();
+        let err = safe
+            .create_dir_all(Path::new(".config/containers"), 0o700, Owner::default())
+            .unwrap_err();
+        assert!(matches!(err, FileError::NotFollowing { .. }), "{err}");
+        assert!(
+            std::fs::read_dir(&victim).unwrap().next().is_none(),
+            "wrote through the link"
+        );
+        // a link anywhere in the opened path is refused too
+        assert!(matches!(
+            SafeDir::open(&home.join(".config")),
+            Err(FileError::NotFollowing { .. })
+        ));
+    }
+
+    #[test]
+    fn safe_write_replaces_a_planted_symlink_instead_of_following_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target");
+        std::fs::write(&target, "precious").unwrap();
+        let user_dir = dir.path().join("u");
+        std::fs::create_dir(&user_dir).unwrap();
+        symlink(&target, user_dir.join("policy.json")).unwrap();
+        let safe = SafeDir::open(&user_dir).unwrap();
+        safe.write_file("policy.json", b"{}", 0o644, Owner::default())
+            .unwrap();
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "precious");
+        let written = user_dir.join("policy.json");
+        assert!(
+            !std::fs::symlink_metadata(&written)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(std::fs::read_to_string(&written).unwrap(), "{}");
+        assert_eq!(mode_of(&written), 0o644);
+    }
+
+    #[test]
+    fn safe_dir_creates_nested_directories_with_exact_modes() {
+        let dir = tempfile::tempdir().unwrap();
+        let safe = SafeDir::open(dir.path()).unwrap();
+        let nested = safe
+            .create_dir_all(Path::new("a/b/c"), 0o750, Owner::default())
+            .unwrap();
+        assert_eq!(nested.path(), dir.path().join("a/b/c"));
+        assert_eq!(mode_of(&dir.path().join("a/b")), 0o750);
+        assert!(matches!(
+            safe.write_file("../x", b"", 0o600, Owner::default()),
+            Err(FileError::BadName { .. })
+        ));
+    }
+}

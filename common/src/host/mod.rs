@@ -1,0 +1,5 @@
+//! The one seam to the machine. Commands read and change the host only through here, so that
+//! symlink safety, atomic replacement, modes and exact group membership live in one place.
+
+pub mod files;
+pub mod users;

@@ -1,0 +1,239 @@
+//! Accounts and groups: lookups through NSS, exact membership, and changes through the
+//! distribution's own `useradd`/`groupadd`/`usermod` (arguments passed as arguments).
+
+use std::ffi::CString;
+use std::path::PathBuf;
+use std::process::Command;
+
+use nix::unistd::{Gid, Group as NixGroup, User as NixUser};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error(
+        "invalid account name '{0}': use lower-case letters, digits, '_' and '-', starting with a letter or '_', at most 32 characters"
+    )]
+    InvalidName(String),
+    #[error("cannot look up '{name}': {source}")]
+    Lookup { name: String, source: nix::Error },
+    #[error("no such user '{0}'")]
+    NoSuchUser(String),
+    #[error("no such group '{0}'")]
+    NoSuchGroup(String),
+    #[error("{program} failed for '{name}': {detail}")]
+    Tool {
+        program: &'static str,
+        name: String,
+        detail: String,
+    },
+}
+
+/// An account as the system database has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub home: PathBuf,
+    pub shell: PathBuf,
+}
+
+/// Account and group names as shadow's tools accept them everywhere:
+/// `[a-z_][a-z0-9_-]*[$]?`, at most 32 characters.
+pub fn valid_account_name(name: &str) -> bool {
+    let body = name.strip_suffix('$').unwrap_or(name);
+    let mut chars = body.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_');
+    first_ok
+        && name.len() <= 32
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+}
+
+pub fn check_account_name(name: &str) -> Result<(), AccountError> {
+    if valid_account_name(name) {
+        Ok(())
+    } else {
+        Err(AccountError::InvalidName(name.to_string()))
+    }
+}
+
+pub fn find_user(name: &str) -> Result<Option<Account>, AccountError> {
+    check_account_name(name)?;
+    let user = NixUser::from_name(name).map_err(|source| AccountError::Lookup {
+        name: name.into(),
+        source,
+    })?;
+    Ok(user.map(|u| Account {
+        name: u.name,
+        uid: u.uid.as_raw(),
+        gid: u.gid.as_raw(),
+        home: u.dir,
+        shell: u.shell,
+    }))
+}
+
+pub fn user(name: &str) -> Result<Account, AccountError> {
+    find_user(name)?.ok_or_else(|| AccountError::NoSuchUser(name.into()))
+}
+
+pub fn group_gid(name: &str) -> Result<Option<u32>, AccountError> {
+    check_account_name(name)?;
+    NixGroup::from_name(name)
+        .map(|g| g.map(|g| g.gid.as_raw()))
+        .map_err(|source| AccountError::Lookup {
+            name: name.into(),
+            source,
+        })
+}
+
+/// The names of every group `user` belongs to (primary and supplementary).
+pub fn groups_of(user: &Account) -> Result<Vec<String>, AccountError> {
+    let c_name = CString::new(user.name.as_str())
+        .map_err(|_| AccountError::InvalidName(user.name.clone()))?;
+    let gids = nix::unistd::getgrouplist(&c_name, Gid::from_raw(user.gid)).map_err(|source| {
+        AccountError::Lookup {
+            name: user.name.clone(),
+            source,
+        }
+    })?;
+    let mut names = Vec::new();
+    for gid in gids {
+        if let Ok(Some(group)) = NixGroup::from_gid(gid) {
+            if !names.contains(&group.name) {
+                names.push(group.name);
+            }
+        }
+    }
+    Ok(names)
+}
+
+/// Exact membership: `podman_dev2` is not `podman_dev`, and `podman` is not `podman_dev`.
+pub fn is_member(user: &Account, group: &str) -> Result<bool, AccountError> {
+    Ok(groups_of(user)?.iter().any(|g| g == group))
+}
+
+fn run_tool(program: &'static str, args: &[&str], name: &str) -> Result<(), AccountError> {
+    let output = Command::new(program)
+        .args(args)
+        .output()
+        .map_err(|e| AccountError::Tool {
+            program,
+            name: name.into(),
+            detail: e.to_string(),
+        })?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(AccountError::Tool {
+            program,
+            name: name.into(),
+            detail: String::from_utf8_lossy(&output.stderr)
+                .trim()
+                .replace('\n', " "),
+        })
+    }
+}
+
+/// Creates a (system) group unless it exists. Returns whether it was created.
+pub fn ensure_group(name: &str, system: bool) -> Result<bool, AccountError> {
+    if group_gid(name)?.is_some() {
+        return Ok(false);
+    }
+    let mut args = Vec::new();
+    if system {
+        args.push("-r");
+    }
+    args.push(name);
+    run_tool("groupadd", &args, name)?;
+    Ok(true)
+}
+
+/// What a new account gets.
+#[derive(Debug, Clone, Default)]
+pub struct NewAccount<'a> {
+    pub primary_group: Option<&'a str>,
+    pub groups: &'a [&'a str],
+    pub home: Option<&'a str>,
+    pub create_home: bool,
+    pub system: bool,
+    pub comment: Option<&'a str>,
+    pub shell: Option<&'a str>,
+}
+
+/// Creates an account unless it exists; returns the account and whether it was created.
+pub fn ensure_user(name: &str, spec: &NewAccount<'_>) -> Result<(Account, bool), AccountError> {
+    if let Some(existing) = find_user(name)? {
+        return Ok((existing, false));
+    }
+    let groups = spec.groups.join(",");
+    let mut args: Vec<&str> = Vec::new();
+    if spec.system {
+        args.push("-r");
+    }
+    args.push(if spec.create_home { "-m" } else { "-M" });
+    if let Some(group) = spec.primary_group {
+        args.extend(["-g", group]);
+    } else {
+        args.push("-U");
+    }
+    if !groups.is_empty() {
+        args.extend(["-G", &groups]);
+    }
+    if let Some(home) = spec.home {
+        args.extend(["-d", home]);
+    }
+    if let Some(comment) = spec.comment {
+        args.extend(["-c", comment]);
+    }
+    if let Some(shell) = spec.shell {
+        args.extend(["-s", shell]);
+    }
+    args.push("--");
+    args.push(name);
+    run_tool("useradd", &args, name)?;
+    Ok((user(name)?, true))
+}
+
+/// Adds supplementary groups to an existing account (never removes any).
+pub fn add_to_groups(name: &str, groups: &[&str]) -> Result<(), AccountError> {
+    if groups.is_empty() {
+        return Ok(());
+    }
+    let list = groups.join(",");
+    run_tool("usermod", &["-a", "-G", &list, "--", name], name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn account_names_follow_shadow_rules() {
+        for good in ["imagemaker", "u7s-admin", "_x", "a1_b-c", "machine$"] {
+            assert!(valid_account_name(good), "{good}");
+        }
+        for bad in [
+            "",
+            "Root",
+            "1abc",
+            "-x",
+            "a b",
+            "a;b",
+            "a/b",
+            "../x",
+            &"a".repeat(33),
+        ] {
+            assert!(!valid_account_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn root_is_found_and_is_in_group_root_exactly() {
+        let root = user("root").unwrap();
+        assert_eq!(root.uid, 0);
+        assert!(is_member(&root, "root").unwrap());
+        assert!(!is_member(&root, "roo").unwrap());
+        assert!(find_user("no-such-user-podsec").unwrap().is_none());
+    }
+}

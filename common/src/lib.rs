@@ -1,0 +1,21 @@
+//! `podsec-common`: what the four podsec packages share.
+//!
+//! - formats: [`policy`] (containers-policy.json(5)), [`registries_d`] (containers-registries.d(5)),
+//!   [`image_ref`] (docker references and policy scopes), [`lookaside`] (signature storage paths),
+//!   [`signature`] (the simple-signing payload);
+//! - the machine: [`host`] (users, groups, atomic and no-follow file writes), [`profile`]
+//!   (distribution-specific paths and commands, in one place);
+//! - the edges: [`log`] (journald/syslog with the nagwad `<Level>: <text>` contract) and [`cli`]
+//!   (multicall dispatch, exit codes, root checks).
+
+pub use clap;
+
+pub mod cli;
+pub mod host;
+pub mod image_ref;
+pub mod log;
+pub mod lookaside;
+pub mod policy;
+pub mod profile;
+pub mod registries_d;
+pub mod signature;

@@ -1,0 +1,26 @@
+//! The `podsec-inotify` package: monitoring. Nagios plugins for policies and images, watchers of
+//! container file systems and of the Kubernetes audit log, vulnerability scans with trivy.
+
+use podsec_common::cli::Package;
+use podsec_common::command;
+
+pub mod build_invulnerable_image;
+pub mod check_containers;
+pub mod check_images;
+pub mod check_kubeapi;
+pub mod check_policy;
+pub mod check_vuln;
+pub mod plugin_args;
+
+pub const PACKAGE: Package = Package {
+    name: "podsec-inotify",
+    version: env!("CARGO_PKG_VERSION"),
+    commands: &[
+        command!(check_policy),
+        command!(check_images),
+        command!(check_containers),
+        command!(check_kubeapi),
+        command!(check_vuln),
+        command!(build_invulnerable_image),
+    ],
+};

@@ -1,0 +1,66 @@
+//! The flags of the two Nagios plugins (check-policy, check-images), as upstream spells them:
+//! `-h` is the High range, so help is `--help` only.
+
+use std::process::ExitCode;
+
+use clap::{ArgAction, Args};
+
+/// Nagios state UNKNOWN.
+pub const UNKNOWN: u8 = 3;
+
+#[derive(Args, Debug)]
+pub struct PluginArgs {
+    /// Verbosity of the report: -v headings, -vv and -vvv full messages
+    #[arg(short = 'v', action = ArgAction::Count)]
+    pub verbose: u8,
+    /// Journal range for Crash findings
+    #[arg(short = 'a', value_name = "range")]
+    pub crash: Option<String>,
+    /// Journal range for Fatal findings
+    #[arg(short = 'f', value_name = "range")]
+    pub fatal: Option<String>,
+    /// Critical range (journal and Nagios)
+    #[arg(short = 'c', value_name = "range")]
+    pub critical: Option<String>,
+    /// Journal range for High findings
+    #[arg(short = 'h', value_name = "range")]
+    pub high: Option<String>,
+    /// Journal range for Middle findings
+    #[arg(short = 'm', value_name = "range")]
+    pub middle: Option<String>,
+    /// Nagios warning range
+    #[arg(short = 'w', value_name = "range")]
+    pub warning: Option<String>,
+    /// Journal range for Low findings
+    #[arg(short = 'l', value_name = "range")]
+    pub low: Option<String>,
+    /// Journal range for Debug findings
+    #[arg(short = 'd', value_name = "range")]
+    pub debug: Option<String>,
+    /// Mail the report to this address
+    #[arg(short = 'M', value_name = "address")]
+    pub mail_to: Option<String>,
+    /// Print a machine-readable JSON report instead of the Nagios line
+    #[arg(long)]
+    pub json: bool,
+    /// Print help
+    #[arg(long, action = ArgAction::Help)]
+    pub help: Option<bool>,
+    /// Tokens old unit files pass (`>/dev/null`, `2>&1`): ignored with a warning
+    #[arg(hide = true)]
+    pub stray: Vec<String>,
+}
+
+pub const RANGES_HELP: &str = "Ranges are Nagios ranges: N (0..N), N: (>= N), ~:N (<= N), A:B, and @A:B (alert inside).\n\
+Exit status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN. Environment: none read. Must be run as root.";
+
+/// The plugin contract for a caller who is not root: UNKNOWN, on stdout.
+pub fn require_root(plugin_word: &str) -> Result<(), ExitCode> {
+    match podsec_common::cli::require_root() {
+        Ok(()) => Ok(()),
+        Err(_) => {
+            println!("{plugin_word} UNKNOWN - plugin must be run as root user");
+            Err(ExitCode::from(UNKNOWN))
+        }
+    }
+}

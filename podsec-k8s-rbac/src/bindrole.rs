@@ -1,0 +1,29 @@
+//! podsec-k8s-rbac-bindrole: bind a user to a role.
+
+use std::convert::Infallible;
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use clap::Parser;
+use podsec_common::cli;
+
+use crate::binding_args::BindingArgs;
+
+pub const NAME: &str = "podsec-k8s-rbac-bindrole";
+
+/// Create a RoleBinding or ClusterRoleBinding for a user, or add the user to an existing one
+/// that refers to the same role.
+#[derive(Parser, Debug)]
+#[command(name = NAME, version, after_help = crate::KUBECONFIG_HELP)]
+pub struct Args {
+    #[command(flatten)]
+    pub binding: BindingArgs,
+}
+
+pub fn main(argv: Vec<OsString>) -> ExitCode {
+    cli::run_command(NAME, argv, run)
+}
+
+pub fn run(_args: Args) -> Result<ExitCode, Infallible> {
+    Ok(cli::not_implemented(NAME, 2))
+}

@@ -1,0 +1,27 @@
+//! The `podsec` package: image-trust policy, the local registry and signature server, image
+//! makers and podman users, loading and signing images. One module per command.
+
+use podsec_common::cli::Package;
+use podsec_common::command;
+
+pub mod create_imagemakeruser;
+pub mod create_podmanusers;
+pub mod create_policy;
+pub mod create_services;
+pub mod get_platform;
+pub mod load_sign_oci;
+pub mod save_oci;
+
+pub const PACKAGE: Package = Package {
+    name: "podsec",
+    version: env!("CARGO_PKG_VERSION"),
+    commands: &[
+        command!(create_policy),
+        command!(create_services),
+        command!(create_imagemakeruser),
+        command!(create_podmanusers),
+        command!(load_sign_oci),
+        command!(save_oci),
+        command!(get_platform),
+    ],
+};
