@@ -198,11 +198,15 @@ fn tagged<T: Serialize>(tag: &str, value: &T) -> Result<Value, serde_json::Error
     Ok(Value::Object(object))
 }
 
-/// The fields of `object` without `type`, read as `T`; `None` when they do not fit.
-fn untagged<T: DeserializeOwned>(object: &Map<String, Value>) -> Option<T> {
+/// The fields of `object` without `type`, read as `T`; `None` when they do not fit or when the
+/// typed form would not write them back identically (an explicit `null`, say): then the caller
+/// keeps the object verbatim.
+fn untagged<T: DeserializeOwned + Serialize>(object: &Map<String, Value>) -> Option<T> {
     let mut fields = object.clone();
     fields.remove("type");
-    serde_json::from_value(Value::Object(fields)).ok()
+    let fields = Value::Object(fields);
+    let typed: T = serde_json::from_value(fields.clone()).ok()?;
+    (serde_json::to_value(&typed).ok()? == fields).then_some(typed)
 }
 
 fn type_of(value: &Value) -> Option<(&str, &Map<String, Value>)> {
