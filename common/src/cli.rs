@@ -19,6 +19,8 @@ pub struct Command {
     pub main: fn(Vec<OsString>) -> ExitCode,
     /// The clap definition, for help listings, man pages and completions.
     pub definition: fn() -> clap::Command,
+    /// False while the command only says "not implemented yet".
+    pub implemented: bool,
 }
 
 /// A package binary: its name and its commands.
@@ -44,18 +46,17 @@ impl Package {
         })
     }
 
-    /// Every installed name (commands and aliases), one per line in `--list`.
-    pub fn installed_names(&self) -> impl Iterator<Item = &'static str> + '_ {
-        self.commands
-            .iter()
-            .flat_map(|c| std::iter::once(c.name).chain(c.aliases.iter().copied()))
+    /// The command names, one per line in `--list` (what `make install` links into bin/;
+    /// aliases such as `kubeadm` go elsewhere).
+    pub fn command_names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.commands.iter().map(|c| c.name)
     }
 
     fn usage(&self) -> String {
         let mut text = format!(
             "{name} {version}: multicall binary of the {name} package\n\n\
              Usage: <command> [ARGS]...   (through the installed link)\n       \
-             {name} <command> [ARGS]...\n       {name} --list | --help | --version\n\nCommands:\n",
+             {name} <command> [ARGS]...\n       {name} --list | --status | --help | --version\n\nCommands:\n",
             name = self.name,
             version = self.version
         );
@@ -64,7 +65,13 @@ impl Package {
                 .get_about()
                 .map(|a| a.to_string())
                 .unwrap_or_default();
-            text.push_str(&format!("  {:<42} {about}\n", command.name));
+            let about = about.split(':').next().unwrap_or_default();
+            let status = if command.implemented {
+                ""
+            } else {
+                " [not implemented yet]"
+            };
+            text.push_str(&format!("  {:<42} {about}{status}\n", command.name));
         }
         text
     }
@@ -99,8 +106,19 @@ pub fn multicall(package: &Package) -> ExitCode {
             ExitCode::SUCCESS
         }
         Some("--list") => {
-            for name in package.installed_names() {
+            for name in package.command_names() {
                 println!("{name}");
+            }
+            ExitCode::SUCCESS
+        }
+        Some("--status") => {
+            for command in package.commands {
+                let status = if command.implemented {
+                    "done"
+                } else {
+                    "not implemented yet"
+                };
+                println!("{}\t{status}", command.name);
             }
             ExitCode::SUCCESS
         }
@@ -208,7 +226,7 @@ pub fn require_root() -> Result<(), NotRoot> {
 }
 
 /// `command!(module)` or `command!(module, aliases = ["kubeadm"])`: the [`Command`] entry of a
-/// command module that has `NAME`, `Args` (clap) and `main`.
+/// command module that has `NAME`, `IMPLEMENTED`, `Args` (clap) and `main`.
 #[macro_export]
 macro_rules! command {
     ($module:ident) => {
@@ -220,6 +238,7 @@ macro_rules! command {
             aliases: &[$($alias),*],
             main: $module::main,
             definition: <$module::Args as $crate::clap::CommandFactory>::command,
+            implemented: $module::IMPLEMENTED,
         }
     };
 }

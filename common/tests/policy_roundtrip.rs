@@ -7,7 +7,10 @@ use serde_json::Value;
 
 fn fixtures() -> Vec<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/policy");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
     files
 }
@@ -31,7 +34,8 @@ fn every_fixture_round_trips_exactly() {
 #[test]
 fn every_documented_form_is_typed_not_kept_raw() {
     let text = std::fs::read_to_string(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/policy/man-page-every-form.json"),
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/policy/man-page-every-form.json"),
     )
     .unwrap();
     let policy = Policy::from_json(&text).unwrap();
@@ -40,7 +44,10 @@ fn every_documented_form_is_typed_not_kept_raw() {
     for scopes in policy.transports.values() {
         for requirements in scopes.values() {
             for requirement in requirements {
-                assert!(!matches!(requirement, Requirement::Other(_)), "untyped: {requirement:?}");
+                assert!(
+                    !matches!(requirement, Requirement::Other(_)),
+                    "untyped: {requirement:?}"
+                );
                 kinds.insert(requirement.kind().unwrap().to_string());
                 let identity = match requirement {
                     Requirement::SignedBy(r) => r.signed_identity.as_ref(),
@@ -49,13 +56,28 @@ fn every_documented_form_is_typed_not_kept_raw() {
                     _ => None,
                 };
                 if let Some(identity) = identity {
-                    assert!(!matches!(identity, SignedIdentity::Other(_)), "untyped: {identity:?}");
-                    identities.insert(format!("{identity:?}").split('(').next().unwrap().to_string());
+                    assert!(
+                        !matches!(identity, SignedIdentity::Other(_)),
+                        "untyped: {identity:?}"
+                    );
+                    identities.insert(
+                        format!("{identity:?}")
+                            .split('(')
+                            .next()
+                            .unwrap()
+                            .to_string(),
+                    );
                 }
             }
         }
     }
-    let expected_kinds = ["insecureAcceptAnything", "reject", "signedBaseLayer", "signedBy", "sigstoreSigned"];
+    let expected_kinds = [
+        "insecureAcceptAnything",
+        "reject",
+        "signedBaseLayer",
+        "signedBy",
+        "sigstoreSigned",
+    ];
     assert_eq!(kinds.into_iter().collect::<Vec<_>>(), expected_kinds);
     assert_eq!(identities.len(), 6, "{identities:?}");
 }
@@ -63,7 +85,8 @@ fn every_documented_form_is_typed_not_kept_raw() {
 #[test]
 fn the_installed_containers_policy_parses_and_round_trips() {
     // containers-common installs it; scripts/deps installs podman, so it must be there.
-    let text = std::fs::read_to_string("/etc/containers/policy.json").expect("/etc/containers/policy.json");
+    let text = std::fs::read_to_string("/etc/containers/policy.json")
+        .expect("/etc/containers/policy.json");
     let policy = Policy::from_json(&text).unwrap();
     let reread: Value = serde_json::from_str(&policy.to_json()).unwrap();
     assert_eq!(reread, serde_json::from_str::<Value>(&text).unwrap());

@@ -10,6 +10,8 @@ use clap::Parser;
 use podsec_common::cli;
 
 pub const NAME: &str = "podsec-inotify-build-invulnerable-image";
+/// Whether the command does its job yet (see `--status`).
+pub const IMPLEMENTED: bool = false;
 
 /// Build an image with podman (when a Dockerfile is given) and scan it with trivy; a built image
 /// with HIGH or CRITICAL vulnerabilities is removed. With only an image name, scan that image.

@@ -7,6 +7,8 @@ use clap::Parser;
 use podsec_common::cli::{self, NotRoot};
 
 pub const NAME: &str = "podsec-inotify-check-containers";
+/// Whether the command does its job yet (see `--status`).
+pub const IMPLEMENTED: bool = false;
 
 /// Watch the writable layers of the containers of root, of every rootless user and of
 /// u7s-admin with inotify, and log each change: in home directories and /etc as Warning,

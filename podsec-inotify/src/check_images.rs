@@ -10,6 +10,8 @@ use podsec_common::cli;
 use crate::plugin_args::{self, PluginArgs, RANGES_HELP, UNKNOWN};
 
 pub const NAME: &str = "podsec-inotify-check-images";
+/// Whether the command does its job yet (see `--status`).
+pub const IMPLEMENTED: bool = false;
 
 /// Check the images of root and every podman user: each signature is verified against the
 /// keys of the user's policy (signed, unsigned, invalid, out of policy); report the

@@ -8,6 +8,8 @@ use clap::Parser;
 use podsec_common::cli::{self, NotRoot};
 
 pub const NAME: &str = "podsec-inotify-check-kubeapi";
+/// Whether the command does its job yet (see `--status`).
+pub const IMPLEMENTED: bool = false;
 
 /// Follow the Kubernetes audit log and record every request answered with code 400 or more in
 /// /var/lib/podsec/u7s/log/kubeapi/forbidden.log and syslog; mail the record to root.

@@ -10,6 +10,8 @@ use podsec_common::cli;
 use crate::plugin_args::{self, PluginArgs, RANGES_HELP, UNKNOWN};
 
 pub const NAME: &str = "podsec-inotify-check-policy";
+/// Whether the command does its job yet (see `--status`).
+pub const IMPLEMENTED: bool = false;
 
 /// Check the container policies of root and every podman user (default policy, signature
 /// requirements, transports, signature store, groups, locked configuration) and report the

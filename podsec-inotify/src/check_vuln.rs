@@ -8,6 +8,8 @@ use clap::Parser;
 use podsec_common::cli;
 
 pub const NAME: &str = "podsec-inotify-check-vuln";
+/// Whether the command does its job yet (see `--status`).
+pub const IMPLEMENTED: bool = false;
 
 /// Scan the images of the caller (all users' when run as root) for HIGH and CRITICAL
 /// vulnerabilities on the trivy server, log the findings and mail them.

@@ -10,6 +10,8 @@ use podsec_common::cli;
 use crate::binding_args::BindingArgs;
 
 pub const NAME: &str = "podsec-k8s-rbac-bindrole";
+/// Whether the command does its job yet (see `--status`).
+pub const IMPLEMENTED: bool = false;
 
 /// Create a RoleBinding or ClusterRoleBinding for a user, or add the user to an existing one
 /// that refers to the same role.

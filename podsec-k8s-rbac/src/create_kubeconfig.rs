@@ -8,6 +8,8 @@ use clap::Parser;
 use podsec_common::cli;
 
 pub const NAME: &str = "podsec-k8s-rbac-create-kubeconfig";
+/// Whether the command does its job yet (see `--status`).
+pub const IMPLEMENTED: bool = false;
 
 /// Issue a client certificate for a user through a CertificateSigningRequest (CN = user,
 /// O = groups) and write ~user/.kube/config (0600) for the cluster of the administrator's

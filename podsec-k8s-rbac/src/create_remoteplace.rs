@@ -8,6 +8,8 @@ use clap::Parser;
 use podsec_common::cli;
 
 pub const NAME: &str = "podsec-k8s-rbac-create-remoteplace";
+/// Whether the command does its job yet (see `--status`).
+pub const IMPLEMENTED: bool = false;
 
 /// Copy your kubeconfig to your account on a remote workstation over ssh, creating ~/.kube
 /// there with mode 0700.

@@ -7,6 +7,8 @@ use clap::Parser;
 use podsec_common::cli::{self, NotRoot};
 
 pub const NAME: &str = "podsec-k8s-rbac-create-user";
+/// Whether the command does its job yet (see `--status`).
+pub const IMPLEMENTED: bool = false;
 
 /// Create the local account of a Kubernetes user, with a private ~/.kube (mode 0700).
 #[derive(Parser, Debug)]

@@ -8,6 +8,8 @@ use clap::Parser;
 use podsec_common::cli;
 
 pub const NAME: &str = "podsec-k8s-rbac-get-userroles";
+/// Whether the command does its job yet (see `--status`).
+pub const IMPLEMENTED: bool = false;
 
 /// Print, as JSON, the cluster roles and the roles per namespace a user is bound to, each with
 /// the command that removes the binding.

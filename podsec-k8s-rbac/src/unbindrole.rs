@@ -10,6 +10,8 @@ use podsec_common::cli;
 use crate::binding_args::BindingArgs;
 
 pub const NAME: &str = "podsec-k8s-rbac-unbindrole";
+/// Whether the command does its job yet (see `--status`).
+pub const IMPLEMENTED: bool = false;
 
 /// Remove a user from a RoleBinding or ClusterRoleBinding; the binding is deleted when no
 /// subject is left.

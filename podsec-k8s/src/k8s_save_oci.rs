@@ -8,6 +8,8 @@ use clap::Parser;
 use podsec_common::cli::{self, NotRoot};
 
 pub const NAME: &str = "podsec-k8s-save-oci";
+/// Whether the command does its job yet (see `--status`).
+pub const IMPLEMENTED: bool = false;
 
 /// Save the Kubernetes images that kubeadm will pull into per-architecture OCI archives
 /// <oci_dir>/<arch>.tar.xz, to be loaded with podsec-load-sign-oci.

@@ -8,6 +8,8 @@ use clap::Parser;
 use podsec_common::cli::{self, NotRoot};
 
 pub const NAME: &str = "podsec-u7s-kubeadm";
+/// Whether the command does its job yet (see `--status`).
+pub const IMPLEMENTED: bool = false;
 
 /// Deploy and manage a rootless Kubernetes node: `kubeadm init`, `kubeadm join` (worker or
 /// --control-plane) and the other kubeadm subcommands, run inside the namespace of u7s-admin.

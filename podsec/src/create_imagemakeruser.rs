@@ -8,6 +8,8 @@ use clap::Parser;
 use podsec_common::cli::{self, NotRoot};
 
 pub const NAME: &str = "podsec-create-imagemakeruser";
+/// Whether the command does its job yet (see `--status`).
+pub const IMPLEMENTED: bool = false;
 
 /// Create image-maker accounts: each gets an OpenPGP signing key, its public key in
 /// /var/sigstore/keys, and a signedBy rule for its registry scope in the system policy.

@@ -7,6 +7,8 @@ use clap::Parser;
 use podsec_common::cli::{self, NotRoot};
 
 pub const NAME: &str = "podsec-create-podmanusers";
+/// Whether the command does its job yet (see `--status`).
+pub const IMPLEMENTED: bool = false;
 
 /// Create podman users: members of group podman whose container configuration is fixed by root,
 /// so they run only images the system policy trusts.

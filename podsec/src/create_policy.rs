@@ -7,6 +7,8 @@ use clap::Parser;
 use podsec_common::cli::{self, NotRoot};
 
 pub const NAME: &str = "podsec-create-policy";
+/// Whether the command does its job yet (see `--status`).
+pub const IMPLEMENTED: bool = false;
 
 /// Set up the image-trust policy of this node for the registry and signature server at IP.
 ///

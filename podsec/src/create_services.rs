@@ -7,6 +7,8 @@ use clap::Parser;
 use podsec_common::cli::{self, NotRoot};
 
 pub const NAME: &str = "podsec-create-services";
+/// Whether the command does its job yet (see `--status`).
+pub const IMPLEMENTED: bool = false;
 
 /// Start the services of the signature server: the image registry registry.local on port 80,
 /// the signature web server sigstore.local on port 81 and, when installed, the trivy server on

@@ -9,6 +9,8 @@ use clap::Parser;
 use podsec_common::cli;
 
 pub const NAME: &str = "podsec-load-sign-oci";
+/// Whether the command does its job yet (see `--status`).
+pub const IMPLEMENTED: bool = false;
 
 /// Push every image of an OCI archive (<arch>/index.json inside tar.xz) for one architecture to
 /// the registry and write a simple-signing signature for each into the signature store.

@@ -8,6 +8,8 @@ use clap::Parser;
 use podsec_common::cli::{self, NotRoot};
 
 pub const NAME: &str = "podsec-save-oci";
+/// Whether the command does its job yet (see `--status`).
+pub const IMPLEMENTED: bool = false;
 
 /// Save images into per-architecture OCI archives <dir>/<arch>.tar.xz for podsec-load-sign-oci.
 #[derive(Parser, Debug)]

@@ -13,6 +13,11 @@ pub const PACKAGE_BINARIES: &[&str] =
 /// `target/<profile>/podsec-links/`: one symlink per command name to its package binary, as
 /// `make install` lays them out; the list comes from each binary's `--list`.
 pub fn command_links() -> PathBuf {
+    static LINKS: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    LINKS.get_or_init(make_command_links).clone()
+}
+
+fn make_command_links() -> PathBuf {
     let target = target_dir();
     let links = target.join("podsec-links");
     std::fs::create_dir_all(&links).expect("create link farm");
@@ -29,9 +34,11 @@ pub fn command_links() -> PathBuf {
             });
         assert!(output.status.success(), "{package} --list failed");
         for name in String::from_utf8_lossy(&output.stdout).lines() {
-            let link = links.join(name);
-            let _ = std::fs::remove_file(&link);
-            std::os::unix::fs::symlink(&binary, &link).expect("symlink");
+            // Other test processes may build the farm at the same time: replace atomically.
+            let temp = links.join(format!(".{name}.{}", std::process::id()));
+            let _ = std::fs::remove_file(&temp);
+            std::os::unix::fs::symlink(&binary, &temp).expect("symlink");
+            std::fs::rename(&temp, links.join(name)).expect("rename link");
         }
     }
     links

@@ -20,33 +20,55 @@ fn wait_for(sandbox: &Sandbox, path: &str) {
 fn journald_receives_level_prefix_identifier_and_priority() {
     let sandbox = Sandbox::start(&Options::default()).unwrap();
     sandbox.sh_ok("mkdir -p /run/systemd/journal");
-    sandbox.spawn_daemon("journald", &["/lib/systemd/systemd-journald"]).unwrap();
+    sandbox
+        .spawn_daemon("journald", &["/lib/systemd/systemd-journald"])
+        .unwrap();
     wait_for(&sandbox, "/run/systemd/journal/socket");
     for level in Level::ALL {
-        sandbox.sh_ok(&format!("{} {COMMAND} {level} 'user alice: finding {level}'", probe()));
+        sandbox.sh_ok(&format!(
+            "{} {COMMAND} {level} 'user alice: finding {level}'",
+            probe()
+        ));
     }
     // A message with a newline goes through the binary field form.
-    sandbox.sh_ok(&format!("{} {COMMAND} Warning \"$(printf 'two\\nlines')\"", probe()));
+    sandbox.sh_ok(&format!(
+        "{} {COMMAND} Warning \"$(printf 'two\\nlines')\"",
+        probe()
+    ));
     let json = sandbox.sh_ok(&format!(
         "for i in $(seq 50); do n=$(journalctl -t {COMMAND} -o json --no-pager | wc -l); [ $n -ge 9 ] && break; sleep 0.1; done; \
          journalctl -t {COMMAND} -o json --no-pager"
     ));
-    let entries: Vec<serde_json::Value> = json.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let entries: Vec<serde_json::Value> = json
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(entries.len(), 9, "{json}");
     for (entry, level) in entries.iter().zip(Level::ALL) {
-        assert_eq!(entry["MESSAGE"], format!("{level}: user alice: finding {level}"));
+        assert_eq!(
+            entry["MESSAGE"],
+            format!("{level}: user alice: finding {level}")
+        );
         assert_eq!(entry["PRIORITY"], level.priority().to_string());
         assert_eq!(entry["SYSLOG_IDENTIFIER"], COMMAND);
     }
     assert_eq!(entries[8]["MESSAGE"], "Warning: two\nlines");
     // What nagwad reads: `<tag>[<pid>]: <Level>: <text>` in the short output format.
-    let short = sandbox.sh_ok(&format!("journalctl -t {COMMAND} -p crit --no-pager -o short"));
+    let short = sandbox.sh_ok(&format!(
+        "journalctl -t {COMMAND} -p crit --no-pager -o short"
+    ));
     let critical_line = short
         .lines()
         .find(|l| l.contains("Critical: user alice"))
         .unwrap_or_else(|| panic!("{short}"));
-    assert!(critical_line.contains(&format!("{COMMAND}[")), "{critical_line}");
-    assert!(!short.contains("High:"), "-p crit must not show err-level lines: {short}");
+    assert!(
+        critical_line.contains(&format!("{COMMAND}[")),
+        "{critical_line}"
+    );
+    assert!(
+        !short.contains("High:"),
+        "-p crit must not show err-level lines: {short}"
+    );
 }
 
 #[test]
@@ -65,7 +87,17 @@ fn rsyslog_receives_priority_and_tag_on_dev_log() {
     )
     .unwrap();
     sandbox
-        .spawn_daemon("rsyslogd", &["rsyslogd", "-n", "-f", conf.to_str().unwrap(), "-i", "/run/rsyslogd.pid"])
+        .spawn_daemon(
+            "rsyslogd",
+            &[
+                "rsyslogd",
+                "-n",
+                "-f",
+                conf.to_str().unwrap(),
+                "-i",
+                "/run/rsyslogd.pid",
+            ],
+        )
         .unwrap();
     wait_for(&sandbox, "/dev/log");
     sandbox.sh_ok(&format!("{} {COMMAND} Fatal 'policy changed'", probe()));
@@ -79,7 +111,10 @@ fn rsyslog_receives_priority_and_tag_on_dev_log() {
         text.lines().any(|l| {
             l.starts_with(&format!("{severity} {COMMAND}["))
                 && l.split_once("]:").is_some_and(|(pid, rest)| {
-                    pid.rsplit('[').next().is_some_and(|p| p.parse::<u32>().is_ok()) && rest == format!(" {message}")
+                    pid.rsplit('[')
+                        .next()
+                        .is_some_and(|p| p.parse::<u32>().is_ok())
+                        && rest == format!(" {message}")
                 })
         })
     };

@@ -99,10 +99,10 @@ pub fn groups_of(user: &Account) -> Result<Vec<String>, AccountError> {
     })?;
     let mut names = Vec::new();
     for gid in gids {
-        if let Ok(Some(group)) = NixGroup::from_gid(gid) {
-            if !names.contains(&group.name) {
-                names.push(group.name);
-            }
+        if let Ok(Some(group)) = NixGroup::from_gid(gid)
+            && !names.contains(&group.name)
+        {
+            names.push(group.name);
         }
     }
     Ok(names)

@@ -1,0 +1,51 @@
+# The front door: thin wrappers over cargo and scripts/.
+#   make demo     the main job end to end, in a throwaway sandbox (installs what it needs)
+#   make test     every test, with the real components (installs what it needs; needs root)
+#   make build | install DESTDIR=... PREFIX=/usr | bench | size | rpm | lint
+
+PREFIX ?= /usr
+DESTDIR ?=
+# Size-optimised profile for what gets installed or measured; tests use the dev profile.
+PROFILE ?= release-small
+TARGET_DIR ?= $(CURDIR)/target
+PACKAGE_BINARIES = podsec podsec-k8s podsec-k8s-rbac podsec-inotify
+CARGO_PACKAGES = $(addprefix -p ,$(PACKAGE_BINARIES))
+
+.PHONY: all build test lint deps demo install bench size rpm clean
+
+all: build
+
+deps:
+	@scripts/deps
+
+build:
+	cargo build --workspace
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+test:
+	@scripts/timed-test
+
+demo: deps
+	cargo build --workspace
+	@scripts/demo
+
+release:
+	cargo build --profile $(PROFILE) $(CARGO_PACKAGES)
+
+install: release
+	scripts/install-commands $(TARGET_DIR)/$(PROFILE) "$(DESTDIR)" $(PREFIX)
+
+size: release
+	@scripts/sizes $(TARGET_DIR)/$(PROFILE) $(PACKAGE_BINARIES)
+
+bench: size
+
+rpm:
+	@echo "make rpm: not implemented yet (packaging is issue 7: rpm/podsec.spec with subpackages)" >&2
+	@exit 2
+
+clean:
+	cargo clean

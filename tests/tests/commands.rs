@@ -1,0 +1,282 @@
+//! Every upstream command name exists, installs where `make install` puts it, answers --help and
+//! --version, and the ones a later release implements say so honestly (exit 2, or 3 = UNKNOWN
+//! for the Nagios plugins), after refusing non-root callers where upstream was root-only.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use podsec_tests::fixtures::{command_links, path_with_commands};
+use podsec_tests::sandbox::{Options, Sandbox, target_dir};
+
+/// Every upstream command, its package binary, and whether it is root-only.
+const COMMANDS: &[(&str, &str, bool)] = &[
+    ("podsec-create-policy", "podsec", true),
+    ("podsec-create-services", "podsec", true),
+    ("podsec-create-imagemakeruser", "podsec", true),
+    ("podsec-create-podmanusers", "podsec", true),
+    ("podsec-load-sign-oci", "podsec", false),
+    ("podsec-save-oci", "podsec", true),
+    ("podsec-get-platform", "podsec", false),
+    ("podsec-u7s-kubeadm", "podsec-k8s", true),
+    ("podsec-k8s-save-oci", "podsec-k8s", true),
+    ("podsec-k8s-rbac-create-user", "podsec-k8s-rbac", true),
+    (
+        "podsec-k8s-rbac-create-kubeconfig",
+        "podsec-k8s-rbac",
+        false,
+    ),
+    (
+        "podsec-k8s-rbac-create-remoteplace",
+        "podsec-k8s-rbac",
+        false,
+    ),
+    ("podsec-k8s-rbac-bindrole", "podsec-k8s-rbac", false),
+    ("podsec-k8s-rbac-unbindrole", "podsec-k8s-rbac", false),
+    ("podsec-k8s-rbac-get-userroles", "podsec-k8s-rbac", false),
+    ("podsec-inotify-check-policy", "podsec-inotify", true),
+    ("podsec-inotify-check-images", "podsec-inotify", true),
+    ("podsec-inotify-check-containers", "podsec-inotify", true),
+    ("podsec-inotify-check-kubeapi", "podsec-inotify", true),
+    ("podsec-inotify-check-vuln", "podsec-inotify", false),
+    (
+        "podsec-inotify-build-invulnerable-image",
+        "podsec-inotify",
+        false,
+    ),
+];
+
+/// Arguments a stub accepts (its upstream synopsis), to reach "not implemented".
+fn valid_args(name: &str) -> &'static [&'static str] {
+    match name {
+        "podsec-create-policy" => &["192.0.2.1"],
+        "podsec-create-podmanusers" => &["alice"],
+        "podsec-load-sign-oci" => &["a.tar.xz", "amd64", "me@example.com"],
+        "podsec-save-oci" => &["/tmp/x", "amd64", "busybox"],
+        "podsec-k8s-save-oci" => &["/tmp/x", "amd64"],
+        "podsec-u7s-kubeadm" => &["init"],
+        "podsec-k8s-rbac-create-user" | "podsec-k8s-rbac-create-kubeconfig" => &["alice"],
+        "podsec-k8s-rbac-create-remoteplace" => &["192.0.2.1"],
+        "podsec-k8s-rbac-bindrole" | "podsec-k8s-rbac-unbindrole" => {
+            &["alice", "role", "view", "rb", "ns1"]
+        }
+        "podsec-k8s-rbac-get-userroles" => &["alice"],
+        "podsec-inotify-check-policy" | "podsec-inotify-check-images" => {
+            &["-vvv", "-c", "100", ">/dev/null", "2>&1"]
+        }
+        "podsec-inotify-check-vuln" => &["-vvv", "-c", "100", ">/dev/null", "2>&1"],
+        "podsec-inotify-build-invulnerable-image" => &["localhost/x"],
+        _ => &[],
+    }
+}
+
+/// Commands that already do their job, as the package binaries report with `--status`; the
+/// listing must name exactly the upstream commands.
+fn implemented() -> Vec<String> {
+    let mut listed = Vec::new();
+    let mut done = Vec::new();
+    for package in ["podsec", "podsec-k8s", "podsec-k8s-rbac", "podsec-inotify"] {
+        let out = Command::new(target_dir().join(package))
+            .arg("--status")
+            .output()
+            .unwrap();
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let (name, status) = line.split_once('\t').expect("name<TAB>status");
+            listed.push(name.to_string());
+            match status {
+                "done" => done.push(name.to_string()),
+                "not implemented yet" => {}
+                other => panic!("{name}: unknown status {other}"),
+            }
+        }
+    }
+    let mut expected: Vec<String> = COMMANDS.iter().map(|c| c.0.to_string()).collect();
+    listed.sort();
+    expected.sort();
+    assert_eq!(
+        listed, expected,
+        "--status does not list exactly the upstream commands"
+    );
+    done
+}
+
+fn stub_exit(name: &str) -> i32 {
+    if name == "podsec-inotify-check-policy" || name == "podsec-inotify-check-images" {
+        3
+    } else {
+        2
+    }
+}
+
+fn install_tree() -> (tempfile::TempDir, PathBuf) {
+    let dest = tempfile::tempdir().unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/install-commands");
+    let status = Command::new(script)
+        .arg(target_dir())
+        .arg(dest.path())
+        .arg("/usr")
+        .status()
+        .unwrap();
+    assert!(status.success(), "install-commands failed");
+    let root = dest.path().to_path_buf();
+    (dest, root)
+}
+
+#[test]
+fn make_install_layout_has_every_name_and_help_works() {
+    let (_guard, root) = install_tree();
+    for (name, package, _) in COMMANDS {
+        let link = root.join("usr/bin").join(name);
+        assert_eq!(
+            std::fs::read_link(&link).unwrap(),
+            Path::new(package),
+            "{name}"
+        );
+        let help = Command::new(&link).arg("--help").output().unwrap();
+        assert!(help.status.success(), "{name} --help: {:?}", help.status);
+        let text = String::from_utf8_lossy(&help.stdout);
+        assert!(
+            text.contains(&format!("Usage: {name}")),
+            "{name} --help:\n{text}"
+        );
+        let version = Command::new(&link).arg("--version").output().unwrap();
+        assert!(version.status.success(), "{name} --version");
+        assert!(String::from_utf8_lossy(&version.stdout).starts_with(&format!("{name} ")));
+    }
+    let count = std::fs::read_dir(root.join("usr/bin")).unwrap().count();
+    assert_eq!(count, COMMANDS.len() + 4, "unexpected files in bin/");
+    let kubeadm = root.join("usr/libexec/podsec/u7s/bin/kubeadm");
+    assert_eq!(
+        std::fs::read_link(&kubeadm).unwrap(),
+        Path::new("/usr/bin/podsec-u7s-kubeadm")
+    );
+    // The link resolves inside the install tree as it will on the host.
+    let via_alias = Command::new(root.join("usr/bin/podsec-k8s"))
+        .arg0("kubeadm")
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&via_alias.stdout).contains("Usage: podsec-u7s-kubeadm"));
+}
+
+use std::os::unix::process::CommandExt;
+
+#[test]
+fn help_lists_environment_variables_they_read() {
+    let links = command_links();
+    for (name, expected) in [
+        ("podsec-u7s-kubeadm", "U7S_REGISTRY"),
+        ("podsec-get-platform", "U7S_PLATFORM"),
+        ("podsec-inotify-check-vuln", "U7S_TRIVY_SERVER"),
+        ("podsec-k8s-rbac-bindrole", "KUBECONFIG"),
+        ("podsec-save-oci", "U7S_ALTREGISTRY"),
+    ] {
+        let out = Command::new(links.join(name))
+            .arg("--help")
+            .output()
+            .unwrap();
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains(expected),
+            "{name} does not mention {expected}"
+        );
+    }
+}
+
+#[test]
+fn stubs_say_not_implemented_and_never_succeed() {
+    let links = command_links();
+    let implemented = implemented();
+    for (name, _, _) in COMMANDS
+        .iter()
+        .filter(|(n, _, _)| !implemented.iter().any(|i| i == n))
+    {
+        let out = Command::new(links.join(name))
+            .args(valid_args(name))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(stub_exit(name)), "{name}: {out:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr).trim(),
+            format!("{name}: not implemented yet"),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn package_binary_dispatches_subcommands_by_short_and_full_name() {
+    let podsec = target_dir().join("podsec");
+    for form in ["create-policy", "podsec-create-policy"] {
+        let out = Command::new(&podsec)
+            .args([form, "192.0.2.1"])
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr).trim(),
+            "podsec-create-policy: not implemented yet"
+        );
+    }
+    let out = Command::new(&podsec)
+        .arg("no-such-command")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = Command::new(target_dir().join("podsec-inotify"))
+        .args(["check-vuln", "-m", "root"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "podsec-inotify-check-vuln: not implemented yet"
+    );
+}
+
+#[test]
+fn root_only_commands_refuse_other_users() {
+    let sandbox = Sandbox::start(&Options::default()).unwrap();
+    sandbox.sh_ok("useradd -m podsec-plain");
+    let path = path_with_commands();
+    for (name, _, root_only) in COMMANDS.iter().filter(|c| c.2) {
+        let out = sandbox
+            .command(name)
+            .args(valid_args(name))
+            .user("podsec-plain")
+            .env("PATH", &path)
+            .output();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(*root_only);
+        if stub_exit(name) == 3 {
+            assert_eq!(out.status.code(), Some(3), "{name}");
+            assert_eq!(
+                stdout.trim(),
+                "POLICY UNKNOWN - plugin must be run as root user",
+                "{name}"
+            );
+        } else {
+            assert_eq!(out.status.code(), Some(1), "{name}: {stderr}");
+            assert!(
+                stderr.starts_with(&format!("{name}: must be run as root")),
+                "{name}: {stderr}"
+            );
+        }
+    }
+}
+
+#[test]
+fn get_platform_prints_the_variable_or_fails_off_alt() {
+    let links = command_links();
+    let out = Command::new(links.join("podsec-get-platform"))
+        .env("U7S_PLATFORM", "p11")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "p11\n");
+    // This machine is Debian: without the variable the platform is unknown.
+    let out = Command::new(links.join("podsec-get-platform"))
+        .env_remove("U7S_PLATFORM")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot determine the platform"));
+}
