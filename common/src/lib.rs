@@ -19,3 +19,4 @@ pub mod policy;
 pub mod profile;
 pub mod registries_d;
 pub mod signature;
+pub mod timestamp;

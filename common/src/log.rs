@@ -223,13 +223,7 @@ fn syslog_timestamp() -> String {
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as nix::libc::time_t)
-        .unwrap_or(0);
-    let mut tm: nix::libc::tm = unsafe { std::mem::zeroed() };
-    // SAFETY: localtime_r only writes into the tm we own.
-    unsafe { nix::libc::localtime_r(&now, &mut tm) };
+    let tm = crate::timestamp::local(std::time::SystemTime::now());
     format!(
         "{} {:>2} {:02}:{:02}:{:02}",
         MONTHS[tm.tm_mon.clamp(0, 11) as usize],

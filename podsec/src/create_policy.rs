@@ -1,14 +1,31 @@
 //! podsec-create-policy: trust policy, /etc/hosts binding and /var/sigstore of a node.
+//!
+//! Everything that can fail without changing anything is done first: the address is checked,
+//! the /etc/hosts binding computed, and on a client node the keys and policy are downloaded and
+//! validated into memory. Only then does the host change, in an order where an interruption
+//! leaves the old policy in force.
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
+use std::net::IpAddr;
+use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser;
-use podsec_common::cli::{self, NotRoot};
+use podsec_common::cli::{self, Failure, NotRoot};
+use podsec_common::host::files::{FileError, Owner, SafeDir, write_atomic};
+use podsec_common::host::versioned::Outcome;
+use podsec_common::host::{hosts, net, users};
+use podsec_common::policy::{Policy, Requirement};
+use podsec_common::profile::Profile;
+
+use crate::fetch::{self, FetchError};
+use crate::layout::{self, GROUP_PODMAN, GROUP_PODMAN_DEV, KEYS_DIR};
+use crate::registries_conf;
 
 pub const NAME: &str = "podsec-create-policy";
 /// Whether the command does its job yet (see `--status`).
-pub const IMPLEMENTED: bool = false;
+pub const IMPLEMENTED: bool = true;
 
 /// Set up the image-trust policy of this node for the registry and signature server at IP.
 ///
@@ -19,16 +36,203 @@ pub const IMPLEMENTED: bool = false;
 #[derive(Parser, Debug)]
 #[command(name = NAME, version, after_help = "Environment: none read. Must be run as root.")]
 pub struct Args {
-    /// IPv4 address of the registry and signature server (not a loopback address)
-    #[arg(value_name = "ip_address_of_registrar_and_signature_server")]
-    pub ip: String,
+    /// IP address of the registry and signature server (not a loopback address)
+    #[arg(value_name = "ip_address_of_registrar_and_signature_server", required = true, num_args = 1..)]
+    pub ip: Vec<String>,
+    /// On a client node: accept the downloaded policy.json only if its SHA-256 is this
+    #[arg(long, value_name = "hex")]
+    pub expect_policy_sha256: Option<String>,
+    /// On a client node: accept only keys with these primary fingerprints (repeatable)
+    #[arg(long = "expect-key-fingerprint", value_name = "fingerprint")]
+    pub expect_key_fingerprints: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    NotRoot(#[from] NotRoot),
+    #[error("only one IP address of the registry and signature server may be given, got {0}")]
+    TooManyAddresses(usize),
+    #[error("invalid IP address: '{0}'")]
+    InvalidAddress(String),
+    #[error("IP address {0} must not be a loopback, unspecified or multicast address")]
+    NotUsable(IpAddr),
+    #[error(transparent)]
+    Hosts(#[from] hosts::HostsError),
+    #[error(transparent)]
+    Account(#[from] users::AccountError),
+    #[error(transparent)]
+    File(#[from] FileError),
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    #[error("{0}")]
+    RegistriesConf(#[from] registries_conf::RegistriesConfError),
+    #[error("cannot read /etc/hosts: {0}")]
+    ReadHosts(std::io::Error),
+    #[error("cannot list this host's addresses: {0}")]
+    Addresses(std::io::Error),
+}
+
+impl Failure for Error {
+    fn exit_code(&self) -> u8 {
+        match self {
+            Error::InvalidAddress(_) => 2,
+            _ => 1,
+        }
+    }
 }
 
 pub fn main(argv: Vec<OsString>) -> ExitCode {
     cli::run_command(NAME, argv, run)
 }
 
-pub fn run(_args: Args) -> Result<ExitCode, NotRoot> {
+/// A usable server address: one IPv4 or IPv6 address, nothing else in the word.
+pub fn parse_address(text: &str) -> Result<IpAddr, Error> {
+    let address: IpAddr = text.parse().map_err(|_| Error::InvalidAddress(text.to_string()))?;
+    if address.is_loopback() || address.is_unspecified() || address.is_multicast() {
+        return Err(Error::NotUsable(address));
+    }
+    Ok(address)
+}
+
+pub fn run(args: Args) -> Result<ExitCode, Error> {
     cli::require_root()?;
-    Ok(cli::not_implemented(NAME, 2))
+    if args.ip.len() != 1 {
+        return Err(Error::TooManyAddresses(args.ip.len()));
+    }
+    let address = parse_address(&args.ip[0])?;
+
+    // Decide everything before changing anything.
+    let hosts_text = std::fs::read_to_string("/etc/hosts").map_err(Error::ReadHosts)?;
+    let new_hosts = hosts::bind_services(&hosts_text, address)?;
+    let is_server = net::is_local_address(address).map_err(Error::Addresses)?;
+    let downloaded = if is_server {
+        None
+    } else {
+        let pins = fetch::Pins {
+            policy_sha256: args.expect_policy_sha256.clone(),
+            key_fingerprints: args.expect_key_fingerprints.clone(),
+        };
+        println!("Downloading keys and policy from http://sigstore.local:{}/keys/ ({address})", layout::SIGSTORE_PORT);
+        Some(fetch::trust_bundle(address, &pins)?)
+    };
+
+    users::ensure_group(GROUP_PODMAN, true)?;
+    users::ensure_group(GROUP_PODMAN_DEV, true)?;
+    match new_hosts {
+        Some(text) => {
+            println!("Adding a binding of domains registry.local sigstore.local trivy.local to IP address {address}");
+            write_atomic(Path::new("/etc/hosts"), text.as_bytes(), 0o644, Owner::default())?;
+        }
+        None => println!("Domains registry.local sigstore.local trivy.local are already bound to {address}"),
+    }
+    let signature_group = users::group_gid(GROUP_PODMAN_DEV)?.expect("group just ensured");
+    create_sigstore_layout(is_server, signature_group)?;
+
+    let policy = match downloaded {
+        Some(bundle) => {
+            install_keys(&bundle.keys)?;
+            bundle.policy_text
+        }
+        None => server_policy(),
+    };
+    report("/etc/containers/policy.json", layout::policy_file().install(policy.as_bytes(), 0o644)?);
+    std::fs::create_dir_all(layout::REGISTRIES_D_DIR).map_err(|e| FileError::Io { path: layout::REGISTRIES_D_DIR.into(), source: e })?;
+    report(
+        "/etc/containers/registries.d/default.yaml",
+        layout::registries_d_file().install(layout::system_registries_d().to_yaml().as_bytes(), 0o644)?,
+    );
+    let conf = layout::registries_conf_file();
+    let current = conf.current().map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+    let edited = registries_conf::allow_insecure_registry_local(&current)?;
+    report("/etc/containers/registries.conf", conf.install(edited.as_bytes(), 0o644)?);
+    alt_only_steps();
+    Ok(ExitCode::SUCCESS)
+}
+
+fn report(what: &str, outcome: Outcome) {
+    match outcome {
+        Outcome::Unchanged => println!("{what}: unchanged"),
+        Outcome::Switched { version, .. } => println!("{what} -> {}", version.display()),
+    }
+}
+
+/// The server keeps a policy that already rejects by default (it holds the image makers' rules);
+/// anything else is replaced by reject-all.
+fn server_policy() -> String {
+    let current = layout::policy_file()
+        .current()
+        .and_then(|bytes| Policy::from_json(&String::from_utf8_lossy(&bytes)).ok());
+    match current {
+        Some(policy) if matches!(policy.default.as_slice(), [Requirement::Reject(_)]) => policy.to_json(),
+        _ => Policy::reject_all().to_json(),
+    }
+}
+
+/// /var/sigstore: root-owned and read-only for others, except the signature store on the
+/// server, which image makers write into: group podman_dev, sticky, so no maker can remove or
+/// rename another's entries.
+fn create_sigstore_layout(is_server: bool, signature_group: u32) -> Result<(), FileError> {
+    let var = SafeDir::open(Path::new("/var"))?;
+    let root_owned = Owner::new(0, 0);
+    let sigstore = var.create_dir_all(Path::new("sigstore"), 0o755, root_owned)?;
+    sigstore.set_mode_owner(0o755, root_owned)?;
+    let keys = sigstore.create_dir_all(Path::new("keys"), 0o755, root_owned)?;
+    keys.set_mode_owner(0o755, root_owned)?;
+    if is_server {
+        let store_owner = Owner::new(0, signature_group);
+        let store = sigstore.create_dir_all(Path::new("sigstore"), 0o1775, store_owner)?;
+        store.set_mode_owner(0o1775, store_owner)?;
+        sigstore.write_file("index.html", b"<html><body><h1>SigStore works!</h1></body></html>\n", 0o644, root_owned)?;
+    }
+    Ok(())
+}
+
+fn install_keys(keys: &BTreeMap<String, Vec<u8>>) -> Result<(), FileError> {
+    let dir = SafeDir::open(Path::new(KEYS_DIR))?;
+    for (name, bytes) in keys {
+        dir.write_file(name, bytes, 0o644, Owner::new(0, 0))?;
+        println!("Installed key {KEYS_DIR}/{name}");
+    }
+    Ok(())
+}
+
+/// ALT only: newuidmap/newgidmap restricted to group podman, and the userns sysctl where the
+/// kernel has that knob. Elsewhere these are skipped with a note.
+fn alt_only_steps() {
+    let profile = Profile::detect();
+    match profile.control_program.filter(|p| Path::new(p).exists()) {
+        Some(control) => {
+            for tool in ["newgidmap", "newuidmap"] {
+                if let Err(e) = podsec_common::host::services::run(control, &[tool, "podmanonly"]) {
+                    eprintln!("{NAME}: warning: {e}");
+                }
+            }
+        }
+        None => println!("Note: control(8) is not available here; newuidmap/newgidmap are not restricted to group podman"),
+    }
+    match profile.userns_sysctl {
+        Some(knob) if Path::new("/proc/sys").join(knob.replace('.', "/")).exists() => {
+            let _ = std::fs::write("/etc/sysctl.d/99-podman.conf", format!("{knob}=1\n"));
+            let _ = std::fs::write(Path::new("/proc/sys").join(knob.replace('.', "/")), "1\n");
+        }
+        _ => println!("Note: this kernel has no unprivileged_userns_clone switch; nothing to enable"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_validated_strictly() {
+        for bad in ["a.b.c.d", "999.1.1.1", "1..2.3", "1.2.3.4 5", "1.2.3", "", "localhost"] {
+            assert!(matches!(parse_address(bad), Err(Error::InvalidAddress(_))), "{bad}");
+        }
+        for unusable in ["127.0.0.1", "127.1.2.3", "0.0.0.0", "::1", "224.0.0.1"] {
+            assert!(matches!(parse_address(unusable), Err(Error::NotUsable(_))), "{unusable}");
+        }
+        assert!(parse_address("192.0.2.10").is_ok());
+        assert_eq!(Error::InvalidAddress("x".into()).exit_code(), 2);
+    }
 }

@@ -8,8 +8,11 @@ pub mod create_imagemakeruser;
 pub mod create_podmanusers;
 pub mod create_policy;
 pub mod create_services;
+pub mod fetch;
 pub mod get_platform;
+pub mod layout;
 pub mod load_sign_oci;
+pub mod registries_conf;
 pub mod save_oci;
 
 pub const PACKAGE: Package = Package {

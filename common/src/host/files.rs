@@ -254,6 +254,12 @@ impl SafeDir {
         Err(io_error(&self.path.join(name), Errno::EEXIST))
     }
 
+    /// Sets the mode and owner of this directory itself (through its descriptor).
+    pub fn set_mode_owner(&self, mode: u32, owner: Owner) -> Result<(), FileError> {
+        fchmod(&self.fd, Mode::from_bits_truncate(mode)).map_err(|e| io_error(&self.path, e))?;
+        owner.apply(&self.fd).map_err(|e| io_error(&self.path, e))
+    }
+
     /// Changes the owner of an entry without following it if it is a symlink.
     pub fn chown_entry(&self, name: &str, owner: Owner) -> Result<(), FileError> {
         let name = self.check_name(OsStr::new(name))?;

@@ -2,4 +2,8 @@
 //! symlink safety, atomic replacement, modes and exact group membership live in one place.
 
 pub mod files;
+pub mod hosts;
+pub mod net;
+pub mod services;
 pub mod users;
+pub mod versioned;

@@ -1,0 +1,241 @@
+//! A client node's trust bundle: the image makers' keys and the policy.json published by the
+//! signature server at http://sigstore.local:81/keys/ (nginx JSON autoindex).
+//!
+//! The channel is plain HTTP (upstream's interface), so everything is validated before use:
+//! file names, key material, and a policy that rejects by default and names only keys it came
+//! with. Optional pins (policy SHA-256, key fingerprints) turn trust-on-first-use into a check.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use podsec_common::policy::{Policy, Requirement};
+
+use crate::layout::{KEYS_DIR, SIGSTORE_PORT};
+
+/// Largest file accepted from the server (keys and policies are a few KiB).
+const MAX_FILE: u64 = 1 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("cannot download {url}: {detail}")]
+    Http { url: String, detail: String },
+    #[error("the key listing of {url} is not nginx JSON autoindex output: {detail}")]
+    Listing { url: String, detail: String },
+    #[error("the server offers a file with an unacceptable name: '{0}'")]
+    BadName(String),
+    #[error("the server publishes no policy.json")]
+    NoPolicy,
+    #[error("the published policy.json is not acceptable: {0}")]
+    BadPolicy(String),
+    #[error("the published policy names key {0}, which the server does not publish")]
+    MissingKey(String),
+    #[error("{name} is not an OpenPGP public key: {detail}")]
+    BadKey { name: String, detail: String },
+    #[error("the published policy.json has SHA-256 {actual}, expected {expected}")]
+    PolicyDigest { expected: String, actual: String },
+    #[error("key {name} has fingerprint {fingerprint}, which is not among the expected ones")]
+    KeyNotPinned { name: String, fingerprint: String },
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Pins {
+    pub policy_sha256: Option<String>,
+    pub key_fingerprints: Vec<String>,
+}
+
+#[derive(Debug)]
+pub struct TrustBundle {
+    pub keys: BTreeMap<String, Vec<u8>>,
+    pub policy_text: String,
+}
+
+#[derive(serde::Deserialize)]
+struct Entry {
+    name: String,
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+fn base_url(address: IpAddr) -> String {
+    match address {
+        IpAddr::V4(v4) => format!("http://{v4}:{SIGSTORE_PORT}/keys/"),
+        IpAddr::V6(v6) => format!("http://[{v6}]:{SIGSTORE_PORT}/keys/"),
+    }
+}
+
+fn get(agent: &ureq::Agent, url: &str) -> Result<Vec<u8>, FetchError> {
+    let http = |detail: String| FetchError::Http { url: url.to_string(), detail };
+    // The server is addressed by IP (the /etc/hosts binding may not exist yet), by name for nginx.
+    let mut response = agent
+        .get(url)
+        .header("Host", "sigstore.local")
+        .call()
+        .map_err(|e| http(e.to_string()))?;
+    response
+        .body_mut()
+        .with_config()
+        .limit(MAX_FILE)
+        .read_to_vec()
+        .map_err(|e| http(e.to_string()))
+}
+
+/// A key or policy name as podsec publishes them: `<name>.pgp` or `policy.json`, no paths.
+pub fn acceptable_name(name: &str) -> bool {
+    let stem_ok = |stem: &str| {
+        !stem.is_empty()
+            && stem.chars().next().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+            && stem.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+    };
+    name == "policy.json" || name.strip_suffix(".pgp").is_some_and(stem_ok)
+}
+
+/// Downloads and validates the bundle; nothing is written.
+pub fn trust_bundle(address: IpAddr, pins: &Pins) -> Result<TrustBundle, FetchError> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(20)))
+        .build()
+        .into();
+    let url = base_url(address);
+    let listing = get(&agent, &url)?;
+    let entries: Vec<Entry> = serde_json::from_slice(&listing).map_err(|e| FetchError::Listing {
+        url: url.clone(),
+        detail: e.to_string(),
+    })?;
+    let mut keys = BTreeMap::new();
+    let mut policy_bytes = None;
+    for entry in entries.iter().filter(|e| e.kind == "file") {
+        if !acceptable_name(&entry.name) {
+            return Err(FetchError::BadName(entry.name.clone()));
+        }
+        let bytes = get(&agent, &format!("{url}{}", entry.name))?;
+        if entry.name == "policy.json" {
+            policy_bytes = Some(bytes);
+        } else {
+            keys.insert(entry.name.clone(), bytes);
+        }
+    }
+    let policy_bytes = policy_bytes.ok_or(FetchError::NoPolicy)?;
+    if let Some(expected) = &pins.policy_sha256 {
+        let actual = hex(&Sha256::digest(&policy_bytes));
+        if !actual.eq_ignore_ascii_case(expected) {
+            return Err(FetchError::PolicyDigest { expected: expected.clone(), actual });
+        }
+    }
+    let policy_text = String::from_utf8(policy_bytes).map_err(|e| FetchError::BadPolicy(e.to_string()))?;
+    check_policy(&policy_text, &keys)?;
+    for (name, bytes) in &keys {
+        let fingerprints = key_fingerprints(name, bytes)?;
+        if !pins.key_fingerprints.is_empty() {
+            for fingerprint in fingerprints {
+                let pinned = pins
+                    .key_fingerprints
+                    .iter()
+                    .any(|p| p.replace(' ', "").eq_ignore_ascii_case(&fingerprint));
+                if !pinned {
+                    return Err(FetchError::KeyNotPinned { name: name.clone(), fingerprint });
+                }
+            }
+        }
+    }
+    Ok(TrustBundle { keys, policy_text })
+}
+
+/// Rejects by default; every signedBy key is one of the published keys, under /var/sigstore/keys.
+fn check_policy(text: &str, keys: &BTreeMap<String, Vec<u8>>) -> Result<(), FetchError> {
+    let policy = Policy::from_json(text).map_err(|e| FetchError::BadPolicy(e.to_string()))?;
+    if !matches!(policy.default.as_slice(), [Requirement::Reject(_)]) {
+        return Err(FetchError::BadPolicy("its default is not [{\"type\":\"reject\"}]".into()));
+    }
+    for requirement in policy.transports.values().flat_map(|s| s.values()).flatten() {
+        if let Requirement::SignedBy(rule) = requirement {
+            let paths = rule.key_path.iter().chain(rule.key_paths.iter().flatten());
+            for path in paths {
+                let name = path
+                    .strip_prefix(KEYS_DIR)
+                    .and_then(|rest| rest.strip_prefix('/'))
+                    .filter(|name| acceptable_name(name))
+                    .ok_or_else(|| FetchError::BadPolicy(format!("key path {path} is not in {KEYS_DIR}")))?;
+                if !keys.contains_key(name) {
+                    return Err(FetchError::MissingKey(path.clone()));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The primary fingerprints of the certificates in `bytes`, read by gpg in a private home.
+pub fn key_fingerprints(name: &str, bytes: &[u8]) -> Result<Vec<String>, FetchError> {
+    let bad = |detail: String| FetchError::BadKey { name: name.to_string(), detail };
+    let home = tempfile::Builder::new().prefix("podsec-gpg.").tempdir().map_err(|e| bad(e.to_string()))?;
+    let mut child = Command::new("gpg")
+        .arg("--homedir")
+        .arg(home.path())
+        .args(["--batch", "--no-options", "--with-colons", "--show-keys"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| bad(format!("cannot run gpg: {e}")))?;
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(bytes).map_err(|e| bad(e.to_string()))?;
+    }
+    let output = child.wait_with_output().map_err(|e| bad(e.to_string()))?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let mut fingerprints = Vec::new();
+    let mut after_primary = false;
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split(':').collect();
+        match fields.first() {
+            Some(&"pub") => after_primary = true,
+            Some(&"fpr") if after_primary => {
+                fingerprints.push(fields.get(9).unwrap_or(&"").to_string());
+                after_primary = false;
+            }
+            Some(&"sec") => return Err(bad("it contains secret key material".into())),
+            _ => {}
+        }
+    }
+    if !output.status.success() || fingerprints.is_empty() {
+        return Err(bad(String::from_utf8_lossy(&output.stderr).trim().replace('\n', " ")));
+    }
+    Ok(fingerprints)
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_from_the_server_are_checked() {
+        for good in ["policy.json", "imagemaker.pgp", "a-b_c.1.pgp"] {
+            assert!(acceptable_name(good), "{good}");
+        }
+        for bad in ["../x.pgp", "x/y.pgp", ".pgp", "..pgp", "a.json", "policy.json.bak", "-x.pgp", "a b.pgp"] {
+            assert!(!acceptable_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn policy_must_reject_by_default_and_name_only_published_keys() {
+        let keys: BTreeMap<String, Vec<u8>> = [("im.pgp".to_string(), Vec::new())].into();
+        let good = r#"{"default":[{"type":"reject"}],"transports":{"docker":{"registry.local":[{"type":"signedBy","keyType":"GPGKeys","keyPath":"/var/sigstore/keys/im.pgp"}]}}}"#;
+        assert!(check_policy(good, &keys).is_ok());
+        let open = r#"{"default":[{"type":"insecureAcceptAnything"}]}"#;
+        assert!(matches!(check_policy(open, &keys), Err(FetchError::BadPolicy(_))));
+        let missing = good.replace("im.pgp", "other.pgp");
+        assert!(matches!(check_policy(&missing, &keys), Err(FetchError::MissingKey(_))));
+        let outside = good.replace("/var/sigstore/keys/im.pgp", "/etc/shadow");
+        assert!(matches!(check_policy(&outside, &keys), Err(FetchError::BadPolicy(_))));
+    }
+}
