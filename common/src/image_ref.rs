@@ -171,6 +171,26 @@ impl fmt::Display for ImageRef {
     }
 }
 
+/// A policy scope of the docker transport as podsec writes them: a registry host
+/// (`registry.local`, `host:port`) optionally followed by a repository namespace
+/// (`registry.local/c10f`). Returns the host and the namespace path.
+pub fn parse_scope(text: &str) -> Result<(String, Option<String>), RefError> {
+    let bad = |why| RefError::Invalid(text.to_string(), why);
+    let (host, path) = match text.split_once('/') {
+        Some((host, path)) => (host, Some(path)),
+        None => (text, None),
+    };
+    if !valid_domain(host) || !(host.contains('.') || host.contains(':') || host == "localhost") {
+        return Err(bad("a scope starts with a registry host such as registry.local"));
+    }
+    if let Some(path) = path {
+        if !path.split('/').all(valid_path_component) {
+            return Err(bad("bad repository path (lower-case letters, digits, '.', '_', '-')"));
+        }
+    }
+    Ok((host.to_string(), path.map(str::to_string)))
+}
+
 fn valid_domain(domain: &str) -> bool {
     let (host, port) = match domain.rsplit_once(':') {
         Some((host, port)) => (host, Some(port)),
@@ -255,6 +275,18 @@ mod tests {
             "reg_istry.local/a",
         ] {
             assert!(ImageRef::parse(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn scopes_are_host_and_optional_namespace() {
+        assert_eq!(parse_scope("registry.local").unwrap(), ("registry.local".into(), None));
+        assert_eq!(
+            parse_scope("registry.local/c10f/k8s").unwrap(),
+            ("registry.local".into(), Some("c10f/k8s".into()))
+        );
+        for bad in ["imagemaker", "registry.local/", "registry.local/A", "registry.local/../x", "reg istry.local", "\"x\""] {
+            assert!(parse_scope(bad).is_err(), "{bad}");
         }
     }
 

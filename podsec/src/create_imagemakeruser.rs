@@ -1,15 +1,32 @@
 //! podsec-create-imagemakeruser: accounts of image makers, their signing keys and policy scopes.
+//!
+//! All arguments are validated and the policy change is computed before anything changes. A
+//! scope already trusted with another maker's key is an error (never a silent replacement, never
+//! two required signatures). Re-running for an existing maker reuses the account and the key.
 
+use std::collections::BTreeSet;
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
-use podsec_common::cli::{self, NotRoot};
+use podsec_common::cli::{self, Failure, NotRoot};
+use podsec_common::host::files::{FileError, Owner, SafeDir, write_atomic};
+use podsec_common::host::users::{self, Account, NewAccount};
+use podsec_common::image_ref::{self, RefError};
+use podsec_common::policy::{Policy, PolicyError, Requirement, SignedBy};
+
+use crate::as_user;
+use crate::create_services::{self, check_is_server};
+use crate::layout::{self, GROUP_PODMAN, GROUP_PODMAN_DEV, KEYS_DIR, SIGNATURES_DIR};
 
 pub const NAME: &str = "podsec-create-imagemakeruser";
 /// Whether the command does its job yet (see `--status`).
-pub const IMPLEMENTED: bool = false;
+pub const IMPLEMENTED: bool = true;
+
+pub const DEFAULT_USER: &str = "imagemaker";
+pub const DEFAULT_SCOPE: &str = "registry.local";
 
 /// Create image-maker accounts: each gets an OpenPGP signing key, its public key in
 /// /var/sigstore/keys, and a signedBy rule for its registry scope in the system policy.
@@ -25,9 +42,9 @@ pub struct Args {
     /// Ask nothing: no password prompt, no key passphrase prompt (needs --email)
     #[arg(long)]
     pub batch: bool,
-    /// E-mail of the signing key's user ID (with --batch)
+    /// E-mail of the signing key's user ID, one per image maker in order (with --batch)
     #[arg(long, value_name = "address")]
-    pub email: Option<String>,
+    pub email: Vec<String>,
     /// Protect the signing key with the passphrase read from this file
     #[arg(long, value_name = "file")]
     pub passphrase_file: Option<PathBuf>,
@@ -36,11 +53,342 @@ pub struct Args {
     pub password_stdin: bool,
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    NotRoot(#[from] NotRoot),
+    #[error(transparent)]
+    NotServer(#[from] create_services::Error),
+    #[error("invalid repository path description for '{0}': the format is <user>@<registry>[/<path>] when several users are given")]
+    Format(String),
+    #[error("'{0}': {1}")]
+    Scope(String, RefError),
+    #[error("two image makers for the same repository path {0}")]
+    DuplicateScope(String),
+    #[error("--batch needs one --email per image maker ({users} given, {emails} e-mails)")]
+    Emails { users: usize, emails: usize },
+    #[error("invalid e-mail address '{0}'")]
+    BadEmail(String),
+    #[error("scope {scope} already trusts {existing}; remove that rule from the policy first (an image maker never silently replaces another's key)")]
+    ScopeTaken { scope: String, existing: String },
+    #[error("/etc/containers/policy.json: {0}")]
+    Policy(#[from] PolicyError),
+    #[error("{SIGNATURES_DIR} does not exist: run podsec-create-policy first")]
+    NoSigstore,
+    #[error("{path} belongs to another account; refusing to hand it to {user}")]
+    StoreTaken { path: String, user: String },
+    #[error(transparent)]
+    Account(#[from] users::AccountError),
+    #[error(transparent)]
+    File(#[from] FileError),
+    #[error("gpg for {user}: {detail}")]
+    Gpg { user: String, detail: String },
+    #[error("setting the password of {user}: {detail}")]
+    Password { user: String, detail: String },
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+}
+
+impl Failure for Error {}
+
 pub fn main(argv: Vec<OsString>) -> ExitCode {
     cli::run_command(NAME, argv, run)
 }
 
-pub fn run(_args: Args) -> Result<ExitCode, NotRoot> {
+/// One image maker to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Maker {
+    pub user: String,
+    pub scope: String,
+    /// The scope's namespace below the registry host (`c10f` for registry.local/c10f).
+    pub namespace: Option<String>,
+}
+
+/// Upstream's argument forms, validated.
+pub fn parse_makers(arguments: &[String]) -> Result<Vec<Maker>, Error> {
+    let specs: Vec<(String, String)> = match arguments {
+        [] => vec![(DEFAULT_USER.into(), DEFAULT_SCOPE.into())],
+        [one] if !one.contains('@') => vec![(one.clone(), DEFAULT_SCOPE.into())],
+        many => many
+            .iter()
+            .map(|a| a.split_once('@').map(|(u, s)| (u.to_string(), s.to_string())).ok_or_else(|| Error::Format(a.clone())))
+            .collect::<Result<_, _>>()?,
+    };
+    let mut scopes = BTreeSet::new();
+    let mut makers = Vec::new();
+    for (user, scope) in specs {
+        users::check_account_name(&user)?;
+        let (_, namespace) = image_ref::parse_scope(&scope).map_err(|e| Error::Scope(scope.clone(), e))?;
+        if !scopes.insert(scope.clone()) {
+            return Err(Error::DuplicateScope(scope));
+        }
+        makers.push(Maker { user, scope, namespace });
+    }
+    Ok(makers)
+}
+
+/// The system policy with a signedBy rule for each maker's scope; a scope that already trusts
+/// something else is refused.
+pub fn add_rules(mut policy: Policy, makers: &[Maker]) -> Result<Policy, Error> {
+    for maker in makers {
+        let key = layout::key_path(&maker.user);
+        let rules = policy.docker_scope_mut(&maker.scope);
+        let ours = |r: &Requirement| matches!(r, Requirement::SignedBy(s) if s.key_path.as_deref() == Some(key.as_str()));
+        if let Some(other) = rules.iter().find(|r| !ours(r)) {
+            return Err(Error::ScopeTaken {
+                scope: maker.scope.clone(),
+                existing: serde_json::to_string(other).unwrap_or_default(),
+            });
+        }
+        if rules.is_empty() {
+            rules.push(Requirement::SignedBy(SignedBy::gpg_key_path(&key)));
+        }
+    }
+    Ok(policy)
+}
+
+fn valid_email(email: &str) -> bool {
+    let Some((local, domain)) = email.split_once('@') else { return false };
+    !local.is_empty()
+        && !domain.is_empty()
+        && email.chars().all(|c| c.is_ascii_graphic() && !"<>()\"'`\\;,".contains(c))
+}
+
+pub fn run(args: Args) -> Result<ExitCode, Error> {
     cli::require_root()?;
-    Ok(cli::not_implemented(NAME, 2))
+    check_is_server()?;
+    let makers = parse_makers(&args.users)?;
+    if args.batch && args.email.len() != makers.len() {
+        return Err(Error::Emails { users: makers.len(), emails: args.email.len() });
+    }
+    if let Some(bad) = args.email.iter().find(|e| !valid_email(e)) {
+        return Err(Error::BadEmail(bad.clone()));
+    }
+    if !Path::new(SIGNATURES_DIR).is_dir() {
+        return Err(Error::NoSigstore);
+    }
+    let passphrase = match &args.passphrase_file {
+        Some(path) => Some(read_trimmed(path)?),
+        None => None,
+    };
+    let password = if args.password_stdin {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|source| Error::Read { path: "<stdin>".into(), source })?;
+        Some(text.lines().next().unwrap_or_default().to_string())
+    } else {
+        None
+    };
+    let current = layout::policy_file()
+        .current()
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_else(|| Policy::reject_all().to_json());
+    let policy = add_rules(Policy::from_json(&current)?, &makers)?;
+
+    for (index, maker) in makers.iter().enumerate() {
+        let email = args.email.get(index).cloned().unwrap_or_else(|| format!("{}@{}", maker.user, DEFAULT_SCOPE));
+        let account = create_account(maker)?;
+        if let Some(password) = &password {
+            set_password(&account, password)?;
+        } else if !args.batch {
+            println!("Enter the password for user {} - the container image developer", account.name);
+            let status = std::process::Command::new("passwd").arg("--").arg(&account.name).status();
+            if !status.is_ok_and(|s| s.success()) {
+                return Err(Error::Password { user: account.name.clone(), detail: "passwd failed".into() });
+            }
+        }
+        prepare_store(maker, &account)?;
+        let fingerprint = ensure_key(&account, &email, args.batch, passphrase.as_deref())?;
+        let public = export_key(&account, &fingerprint)?;
+        write_atomic(Path::new(&layout::key_path(&maker.user)), &public, 0o644, Owner::new(0, 0))?;
+        write_user_config(&account, &policy)?;
+        println!("Image maker {} signs {} with key {fingerprint} ({email}); public key {}", maker.user, maker.scope, layout::key_path(&maker.user));
+    }
+    let text = policy.to_json();
+    match layout::policy_file().install(text.as_bytes(), 0o644)? {
+        podsec_common::host::versioned::Outcome::Unchanged => println!("/etc/containers/policy.json: unchanged"),
+        podsec_common::host::versioned::Outcome::Switched { version, .. } => {
+            println!("/etc/containers/policy.json -> {}", version.display())
+        }
+    }
+    write_atomic(&Path::new(KEYS_DIR).join("policy.json"), text.as_bytes(), 0o644, Owner::new(0, 0))?;
+    println!("Published {KEYS_DIR}/policy.json: run podsec-create-policy <server address> on the other nodes to fetch it");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn read_trimmed(path: &Path) -> Result<String, Error> {
+    std::fs::read_to_string(path)
+        .map(|t| t.lines().next().unwrap_or_default().to_string())
+        .map_err(|source| Error::Read { path: path.into(), source })
+}
+
+fn create_account(maker: &Maker) -> Result<Account, Error> {
+    let (account, created) = users::ensure_user(
+        &maker.user,
+        &NewAccount {
+            primary_group: Some(GROUP_PODMAN),
+            groups: &[GROUP_PODMAN_DEV],
+            create_home: true,
+            comment: Some("podsec image maker"),
+            ..NewAccount::default()
+        },
+    )?;
+    if !created {
+        users::add_to_groups(&maker.user, &[GROUP_PODMAN, GROUP_PODMAN_DEV])?;
+        println!("User {} exists; added to groups {GROUP_PODMAN}, {GROUP_PODMAN_DEV}", maker.user);
+    }
+    Ok(account)
+}
+
+fn set_password(account: &Account, password: &str) -> Result<(), Error> {
+    let failed = |detail: String| Error::Password { user: account.name.clone(), detail };
+    if password.contains(':') || password.is_empty() {
+        return Err(failed("the password is empty or contains ':'".into()));
+    }
+    let output = std::process::Command::new("chpasswd")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().expect("stdin").write_all(format!("{}:{password}\n", account.name).as_bytes())?;
+            child.wait_with_output()
+        })
+        .map_err(|e| failed(e.to_string()))?;
+    if !output.status.success() {
+        return Err(failed(String::from_utf8_lossy(&output.stderr).trim().to_string()));
+    }
+    Ok(())
+}
+
+/// The maker's own directory in the signature store (for a scope with a namespace): created by
+/// root for this maker only, so no other maker can pre-create or replace its signatures.
+fn prepare_store(maker: &Maker, account: &Account) -> Result<(), Error> {
+    let Some(namespace) = &maker.namespace else { return Ok(()) };
+    let store = SafeDir::open(Path::new(SIGNATURES_DIR))?;
+    let first = namespace.split('/').next().unwrap_or_default();
+    let path = format!("{SIGNATURES_DIR}/{first}");
+    if let Ok(meta) = std::fs::symlink_metadata(&path) {
+        use std::os::unix::fs::MetadataExt;
+        if !meta.is_dir() || (meta.uid() != account.uid && meta.uid() != 0) {
+            return Err(Error::StoreTaken { path, user: account.name.clone() });
+        }
+    }
+    let podman_dev = users::group_gid(GROUP_PODMAN_DEV)?.unwrap_or(account.gid);
+    let owner = Owner::new(account.uid, podman_dev);
+    let dir = store.create_dir_all(Path::new(namespace), 0o755, owner)?;
+    dir.set_mode_owner(0o755, owner)?;
+    Ok(())
+}
+
+fn gpg_error(account: &Account, output: &std::process::Output) -> Error {
+    Error::Gpg {
+        user: account.name.clone(),
+        detail: String::from_utf8_lossy(&output.stderr).trim().replace('\n', " "),
+    }
+}
+
+/// The fingerprint of the maker's signing key for `email`, generating the key when missing.
+fn ensure_key(account: &Account, email: &str, batch: bool, passphrase: Option<&str>) -> Result<String, Error> {
+    if let Some(fingerprint) = secret_key_fingerprint(account, email)? {
+        println!("User {} already has a signing key for {email}", account.name);
+        return Ok(fingerprint);
+    }
+    let uid = format!("{} <{email}>", account.name);
+    let output = if batch || passphrase.is_some() {
+        let passphrase = passphrase.unwrap_or_default();
+        let input = format!("{passphrase}\n");
+        as_user::run(
+            account,
+            "gpg",
+            &["--batch", "--pinentry-mode", "loopback", "--passphrase-fd", "0", "--quick-gen-key", &uid, "ed25519", "sign", "never"],
+            Some(input.as_bytes()),
+        )
+    } else {
+        println!("Creating the signing key of {}: answer gpg's questions (use e-mail {email})", account.name);
+        as_user::run(account, "gpg", &["--quick-gen-key", &uid, "ed25519", "sign", "never"], None)
+    }
+    .map_err(|e| Error::Gpg { user: account.name.clone(), detail: e.to_string() })?;
+    if !output.status.success() {
+        return Err(gpg_error(account, &output));
+    }
+    secret_key_fingerprint(account, email)?.ok_or_else(|| Error::Gpg {
+        user: account.name.clone(),
+        detail: format!("no secret key for {email} after generation"),
+    })
+}
+
+fn secret_key_fingerprint(account: &Account, email: &str) -> Result<Option<String>, Error> {
+    let output = as_user::run(account, "gpg", &["--batch", "--with-colons", "--list-secret-keys", &format!("<{email}>")], None)
+        .map_err(|e| Error::Gpg { user: account.name.clone(), detail: e.to_string() })?;
+    if !output.status.success() {
+        return Ok(None);
+    }
+    let text = String::from_utf8_lossy(&output.stdout);
+    let mut after_primary = false;
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split(':').collect();
+        match fields.first() {
+            Some(&"sec") => after_primary = true,
+            Some(&"fpr") if after_primary => return Ok(fields.get(9).map(|f| f.to_string())),
+            _ => {}
+        }
+    }
+    Ok(None)
+}
+
+fn export_key(account: &Account, fingerprint: &str) -> Result<Vec<u8>, Error> {
+    let output = as_user::run(account, "gpg", &["--batch", "--armor", "--export", fingerprint], None)
+        .map_err(|e| Error::Gpg { user: account.name.clone(), detail: e.to_string() })?;
+    if !output.status.success() || output.stdout.is_empty() {
+        return Err(gpg_error(account, &output));
+    }
+    Ok(output.stdout)
+}
+
+/// ~maker/.config/containers/{policy.json, registries.d/default.yaml}: the system rules with
+/// default accept (to pull base images), and the local store as lookaside-staging. Written
+/// through descriptors opened without following symlinks, owned by the maker.
+fn write_user_config(account: &Account, policy: &Policy) -> Result<(), Error> {
+    let owner = Owner::new(account.uid, account.gid);
+    let home = SafeDir::open(&account.home)?;
+    let containers = home.create_dir_all(Path::new(".config/containers"), 0o755, owner)?;
+    let mut own = policy.clone();
+    own.default = vec![Requirement::insecure_accept_anything()];
+    containers.write_file("policy.json", own.to_json().as_bytes(), 0o644, owner)?;
+    let registries_d = containers.create_dir_all(Path::new("registries.d"), 0o755, owner)?;
+    registries_d.write_file("default.yaml", layout::maker_registries_d().to_yaml().as_bytes(), 0o644, owner)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argument_forms_of_upstream() {
+        assert_eq!(parse_makers(&[]).unwrap()[0].scope, "registry.local");
+        assert_eq!(parse_makers(&["im".into()]).unwrap()[0].user, "im");
+        let two = parse_makers(&["a@registry.local/c10f".into(), "b@registry.local".into()]).unwrap();
+        assert_eq!(two[0].namespace.as_deref(), Some("c10f"));
+        assert!(matches!(parse_makers(&["a".into(), "b@registry.local".into()]), Err(Error::Format(_))));
+        assert!(matches!(
+            parse_makers(&["a@registry.local".into(), "b@registry.local".into()]),
+            Err(Error::DuplicateScope(_))
+        ));
+        assert!(parse_makers(&["a\"; rm -rf /@registry.local".into(), "b@registry.local".into()]).is_err());
+        assert!(matches!(parse_makers(&["a@registry.local/\"x\"".into(), "b@r.local".into()]), Err(Error::Scope(..))));
+    }
+
+    #[test]
+    fn another_makers_scope_is_never_replaced() {
+        let makers = parse_makers(&["a@registry.local/c10f".into(), "b@registry.local".into()]).unwrap();
+        let policy = add_rules(Policy::reject_all(), &makers).unwrap();
+        // Same run again: idempotent.
+        assert_eq!(add_rules(policy.clone(), &makers).unwrap(), policy);
+        let intruder = parse_makers(&["c@registry.local/c10f".into(), "d@registry.local/x".into()]).unwrap();
+        assert!(matches!(add_rules(policy, &intruder), Err(Error::ScopeTaken { .. })));
+    }
 }

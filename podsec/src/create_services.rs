@@ -1,14 +1,34 @@
 //! podsec-create-services: the local registry, the signature web server and trivy.
+//!
+//! Dedicated configuration files (never sed edits of the distribution's): the registry
+//! (distribution v2, `docker-registry`) listens on 127.0.0.1:5000 with storage in
+//! /var/lib/podsec/registry; nginx serves it as registry.local on port 80 and /var/sigstore as
+//! sigstore.local on port 81 with a JSON autoindex. With systemd the units are enabled and
+//! reloaded; without it (containers, CI) the daemons are started directly and their PIDs kept in
+//! /run/podsec.
 
 use std::ffi::OsString;
+use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser;
-use podsec_common::cli::{self, NotRoot};
+use podsec_common::cli::{self, Failure, NotRoot};
+use podsec_common::host::files::{FileError, Owner, write_atomic};
+use podsec_common::host::services::{self, ServiceError};
+use podsec_common::host::{hosts, net, users};
+use podsec_common::profile::Profile;
+
+use crate::layout::SIGSTORE_ROOT;
 
 pub const NAME: &str = "podsec-create-services";
 /// Whether the command does its job yet (see `--status`).
-pub const IMPLEMENTED: bool = false;
+pub const IMPLEMENTED: bool = true;
+
+pub const REGISTRY_CONFIG: &str = "/etc/podsec/registry/config.yml";
+pub const REGISTRY_STORAGE: &str = "/var/lib/podsec/registry";
+pub const REGISTRY_LISTEN: &str = "127.0.0.1:5000";
+pub const NGINX_SITE_NAME: &str = "podsec.conf";
+pub const TRIVY_PORT: u16 = 4954;
 
 /// Start the services of the signature server: the image registry registry.local on port 80,
 /// the signature web server sigstore.local on port 81 and, when installed, the trivy server on
@@ -17,11 +37,193 @@ pub const IMPLEMENTED: bool = false;
 #[command(name = NAME, version, after_help = "Environment: none read. Must be run as root.")]
 pub struct Args {}
 
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    NotRoot(#[from] NotRoot),
+    #[error("this host is not the registry and signature server: {0}; run podsec-create-policy <this host's address> first")]
+    NotServer(String),
+    #[error(transparent)]
+    File(#[from] FileError),
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+    #[error(transparent)]
+    Account(#[from] users::AccountError),
+    #[error("the nginx configuration with {path} is invalid, the previous one was restored: {detail}")]
+    NginxConfig { path: String, detail: String },
+}
+
+impl Failure for Error {}
+
 pub fn main(argv: Vec<OsString>) -> ExitCode {
     cli::run_command(NAME, argv, run)
 }
 
-pub fn run(_args: Args) -> Result<ExitCode, NotRoot> {
+pub fn registry_config() -> String {
+    format!(
+        "# Written by {NAME}: the podsec local registry, served as registry.local:80 through nginx.\n\
+         version: 0.1\n\
+         log:\n  fields:\n    service: registry\n\
+         storage:\n  filesystem:\n    rootdirectory: {REGISTRY_STORAGE}\n  delete:\n    enabled: true\n\
+         http:\n  addr: {REGISTRY_LISTEN}\n  headers:\n    X-Content-Type-Options: [nosniff]\n"
+    )
+}
+
+pub fn nginx_site() -> String {
+    format!(
+        "# Written by {NAME}.\n\
+         # registry.local: the local registry (anonymous pushes: see the podsec README).\n\
+         server {{\n    listen 80;\n    server_name registry.local;\n    client_max_body_size 0;\n    chunked_transfer_encoding on;\n\
+         \x20   location /v2/ {{\n        proxy_pass http://{REGISTRY_LISTEN};\n        proxy_set_header Host $http_host;\n\
+         \x20       proxy_set_header X-Forwarded-Proto $scheme;\n        proxy_request_buffering off;\n        proxy_buffering off;\n\
+         \x20       proxy_read_timeout 900;\n    }}\n}}\n\
+         # sigstore.local: public keys, the published policy and image signatures.\n\
+         server {{\n    listen 81;\n    server_name sigstore.local;\n    root {SIGSTORE_ROOT};\n\
+         \x20   location / {{\n        autoindex on;\n        autoindex_format json;\n    }}\n}}\n"
+    )
+}
+
+/// The server check that upstream's isSigstoreServer meant to do: registry.local is bound in
+/// /etc/hosts to one of this host's own addresses.
+pub fn check_is_server() -> Result<(), Error> {
+    let text = std::fs::read_to_string("/etc/hosts").map_err(|e| Error::NotServer(format!("cannot read /etc/hosts: {e}")))?;
+    let bound = hosts::address_of(&text, "registry.local")
+        .ok_or_else(|| Error::NotServer("registry.local is not bound in /etc/hosts".into()))?;
+    let local = bound
+        .parse()
+        .ok()
+        .and_then(|address| net::is_local_address(address).ok())
+        .unwrap_or(false);
+    if !local {
+        return Err(Error::NotServer(format!("registry.local is bound to {bound}, which is not an address of this host")));
+    }
+    if !Path::new(SIGSTORE_ROOT).is_dir() {
+        return Err(Error::NotServer(format!("{SIGSTORE_ROOT} does not exist")));
+    }
+    Ok(())
+}
+
+/// Writes `contents` to `path` (creating its directory); returns whether it changed.
+fn install(path: &str, contents: &str) -> Result<bool, FileError> {
+    if std::fs::read_to_string(path).ok().as_deref() == Some(contents) {
+        return Ok(false);
+    }
+    let path = Path::new(path);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|source| FileError::Io { path: dir.into(), source })?;
+    }
+    write_atomic(path, contents.as_bytes(), 0o644, Owner::default())?;
+    Ok(true)
+}
+
+pub fn run(_args: Args) -> Result<ExitCode, Error> {
     cli::require_root()?;
-    Ok(cli::not_implemented(NAME, 2))
+    check_is_server()?;
+    let profile = Profile::detect();
+
+    // The registry: runs as its own account where the distribution made one.
+    let registry_user = users::find_user("docker-registry")?;
+    std::fs::create_dir_all(REGISTRY_STORAGE).map_err(|source| FileError::Io { path: REGISTRY_STORAGE.into(), source })?;
+    if let Some(account) = &registry_user {
+        nix::unistd::chown(REGISTRY_STORAGE, Some(account.uid.into()), Some(account.gid.into()))
+            .map_err(|e| FileError::Io { path: REGISTRY_STORAGE.into(), source: e.into() })?;
+    }
+    let registry_changed = install(REGISTRY_CONFIG, &registry_config())?;
+
+    let site = format!("{}/{NGINX_SITE_NAME}", profile.nginx_conf_dir);
+    let previous_site = std::fs::read_to_string(&site).ok();
+    let site_changed = install(&site, &nginx_site())?;
+    if let Err(e) = services::run("nginx", &["-t", "-q"]) {
+        match previous_site {
+            Some(old) => install(&site, &old)?,
+            None => {
+                let _ = std::fs::remove_file(&site);
+                true
+            }
+        };
+        return Err(Error::NginxConfig { path: site, detail: e.to_string() });
+    }
+
+    if services::systemd_running() {
+        let drop_in = format!("/etc/systemd/system/{}.d/podsec.conf", profile.registry_unit);
+        install(
+            &drop_in,
+            &format!(
+                "# Written by {NAME}: serve the podsec registry configuration.\n[Service]\nExecStart=\nExecStart={} serve {REGISTRY_CONFIG}\n",
+                profile.registry_program
+            ),
+        )?;
+        services::systemd_enable_and_reload(profile.registry_unit)?;
+        services::systemd_enable_and_reload(profile.nginx_unit)?;
+        println!("Enabled and (re)started {} and {} (systemd)", profile.registry_unit, profile.nginx_unit);
+    } else {
+        println!("systemd is not running: starting the daemons directly (PIDs in {})", services::PID_DIR);
+        start_registry(profile, registry_user.as_ref(), registry_changed)?;
+        start_nginx(site_changed)?;
+    }
+    start_trivy(profile)?;
+    println!("registry.local:80 (registry), sigstore.local:81 (signatures) are served");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn start_registry(profile: &Profile, account: Option<&users::Account>, changed: bool) -> Result<(), Error> {
+    if services::running_pid("registry").is_some() {
+        if !changed {
+            println!("registry: already running");
+            return Ok(());
+        }
+        services::stop_direct("registry");
+    }
+    let pid = match account {
+        // Drop root for the registry daemon (setpriv from util-linux, arguments as arguments).
+        Some(account) => services::start_direct(
+            "registry",
+            "setpriv",
+            &[
+                &format!("--reuid={}", account.uid),
+                &format!("--regid={}", account.gid),
+                "--init-groups",
+                "--",
+                profile.registry_program,
+                "serve",
+                REGISTRY_CONFIG,
+            ],
+        )?,
+        None => services::start_direct("registry", profile.registry_program, &["serve", REGISTRY_CONFIG])?,
+    };
+    println!("registry: started, pid {pid}");
+    Ok(())
+}
+
+fn start_nginx(changed: bool) -> Result<(), Error> {
+    if services::running_pid("nginx").is_some() {
+        if changed {
+            services::run("nginx", &["-s", "reload"])?;
+            println!("nginx: configuration reloaded");
+        } else {
+            println!("nginx: already running");
+        }
+        return Ok(());
+    }
+    let pid = services::start_direct("nginx", "nginx", &["-g", "daemon off;"])?;
+    println!("nginx: started, pid {pid}");
+    Ok(())
+}
+
+fn start_trivy(profile: &Profile) -> Result<(), Error> {
+    let installed = std::env::var_os("PATH")
+        .map(|path| std::env::split_paths(&path).any(|dir| dir.join("trivy").is_file()))
+        .unwrap_or(false);
+    if !installed {
+        println!("Note: trivy is not installed; no vulnerability server on port {TRIVY_PORT}");
+        return Ok(());
+    }
+    if services::systemd_running() {
+        services::systemd_enable_and_reload(profile.trivy_unit)?;
+    } else if services::running_pid("trivy").is_none() {
+        let listen = format!("0.0.0.0:{TRIVY_PORT}");
+        let pid = services::start_direct("trivy", "trivy", &["server", "--listen", &listen])?;
+        println!("trivy: started, pid {pid}");
+    }
+    Ok(())
 }
