@@ -181,11 +181,15 @@ pub fn parse_scope(text: &str) -> Result<(String, Option<String>), RefError> {
         None => (text, None),
     };
     if !valid_domain(host) || !(host.contains('.') || host.contains(':') || host == "localhost") {
-        return Err(bad("a scope starts with a registry host such as registry.local"));
+        return Err(bad(
+            "a scope starts with a registry host such as registry.local",
+        ));
     }
     if let Some(path) = path {
         if !path.split('/').all(valid_path_component) {
-            return Err(bad("bad repository path (lower-case letters, digits, '.', '_', '-')"));
+            return Err(bad(
+                "bad repository path (lower-case letters, digits, '.', '_', '-')",
+            ));
         }
     }
     Ok((host.to_string(), path.map(str::to_string)))
@@ -280,12 +284,22 @@ mod tests {
 
     #[test]
     fn scopes_are_host_and_optional_namespace() {
-        assert_eq!(parse_scope("registry.local").unwrap(), ("registry.local".into(), None));
+        assert_eq!(
+            parse_scope("registry.local").unwrap(),
+            ("registry.local".into(), None)
+        );
         assert_eq!(
             parse_scope("registry.local/c10f/k8s").unwrap(),
             ("registry.local".into(), Some("c10f/k8s".into()))
         );
-        for bad in ["imagemaker", "registry.local/", "registry.local/A", "registry.local/../x", "reg istry.local", "\"x\""] {
+        for bad in [
+            "imagemaker",
+            "registry.local/",
+            "registry.local/A",
+            "registry.local/../x",
+            "reg istry.local",
+            "\"x\"",
+        ] {
             assert!(parse_scope(bad).is_err(), "{bad}");
         }
     }

@@ -37,6 +37,9 @@ mod tests {
         let text = stamp(SystemTime::now());
         assert_eq!(text.len(), 19, "{text}");
         let bytes = text.as_bytes();
-        assert_eq!((bytes[4], bytes[7], bytes[10], bytes[13], bytes[16]), (b'-', b'-', b'_', b':', b':'));
+        assert_eq!(
+            (bytes[4], bytes[7], bytes[10], bytes[13], bytes[16]),
+            (b'-', b'-', b'_', b':', b':')
+        );
     }
 }

@@ -7,7 +7,12 @@ use std::process::{Command, Output, Stdio};
 use podsec_common::host::users::Account;
 
 /// Runs `program args` as `account` with `stdin` fed in; returns the output.
-pub fn run(account: &Account, program: &str, args: &[&str], stdin: Option<&[u8]>) -> std::io::Result<Output> {
+pub fn run(
+    account: &Account,
+    program: &str,
+    args: &[&str],
+    stdin: Option<&[u8]>,
+) -> std::io::Result<Output> {
     let mut child = Command::new("setpriv")
         .arg(format!("--reuid={}", account.uid))
         .arg(format!("--regid={}", account.gid))
@@ -18,7 +23,11 @@ pub fn run(account: &Account, program: &str, args: &[&str], stdin: Option<&[u8]>
         .env("USER", &account.name)
         .env("LOGNAME", &account.name)
         .current_dir(&account.home)
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()?;

@@ -59,7 +59,9 @@ pub enum Error {
     NotRoot(#[from] NotRoot),
     #[error(transparent)]
     NotServer(#[from] create_services::Error),
-    #[error("invalid repository path description for '{0}': the format is <user>@<registry>[/<path>] when several users are given")]
+    #[error(
+        "invalid repository path description for '{0}': the format is <user>@<registry>[/<path>] when several users are given"
+    )]
     Format(String),
     #[error("'{0}': {1}")]
     Scope(String, RefError),
@@ -69,7 +71,9 @@ pub enum Error {
     Emails { users: usize, emails: usize },
     #[error("invalid e-mail address '{0}'")]
     BadEmail(String),
-    #[error("scope {scope} already trusts {existing}; remove that rule from the policy first (an image maker never silently replaces another's key)")]
+    #[error(
+        "scope {scope} already trusts {existing}; remove that rule from the policy first (an image maker never silently replaces another's key)"
+    )]
     ScopeTaken { scope: String, existing: String },
     #[error("/etc/containers/policy.json: {0}")]
     Policy(#[from] PolicyError),
@@ -86,7 +90,10 @@ pub enum Error {
     #[error("setting the password of {user}: {detail}")]
     Password { user: String, detail: String },
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 impl Failure for Error {}
@@ -111,18 +118,27 @@ pub fn parse_makers(arguments: &[String]) -> Result<Vec<Maker>, Error> {
         [one] if !one.contains('@') => vec![(one.clone(), DEFAULT_SCOPE.into())],
         many => many
             .iter()
-            .map(|a| a.split_once('@').map(|(u, s)| (u.to_string(), s.to_string())).ok_or_else(|| Error::Format(a.clone())))
+            .map(|a| {
+                a.split_once('@')
+                    .map(|(u, s)| (u.to_string(), s.to_string()))
+                    .ok_or_else(|| Error::Format(a.clone()))
+            })
             .collect::<Result<_, _>>()?,
     };
     let mut scopes = BTreeSet::new();
     let mut makers = Vec::new();
     for (user, scope) in specs {
         users::check_account_name(&user)?;
-        let (_, namespace) = image_ref::parse_scope(&scope).map_err(|e| Error::Scope(scope.clone(), e))?;
+        let (_, namespace) =
+            image_ref::parse_scope(&scope).map_err(|e| Error::Scope(scope.clone(), e))?;
         if !scopes.insert(scope.clone()) {
             return Err(Error::DuplicateScope(scope));
         }
-        makers.push(Maker { user, scope, namespace });
+        makers.push(Maker {
+            user,
+            scope,
+            namespace,
+        });
     }
     Ok(makers)
 }
@@ -148,10 +164,14 @@ pub fn add_rules(mut policy: Policy, makers: &[Maker]) -> Result<Policy, Error> 
 }
 
 fn valid_email(email: &str) -> bool {
-    let Some((local, domain)) = email.split_once('@') else { return false };
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
     !local.is_empty()
         && !domain.is_empty()
-        && email.chars().all(|c| c.is_ascii_graphic() && !"<>()\"'`\\;,".contains(c))
+        && email
+            .chars()
+            .all(|c| c.is_ascii_graphic() && !"<>()\"'`\\;,".contains(c))
 }
 
 pub fn run(args: Args) -> Result<ExitCode, Error> {
@@ -159,7 +179,10 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
     check_is_server()?;
     let makers = parse_makers(&args.users)?;
     if args.batch && args.email.len() != makers.len() {
-        return Err(Error::Emails { users: makers.len(), emails: args.email.len() });
+        return Err(Error::Emails {
+            users: makers.len(),
+            emails: args.email.len(),
+        });
     }
     if let Some(bad) = args.email.iter().find(|e| !valid_email(e)) {
         return Err(Error::BadEmail(bad.clone()));
@@ -175,7 +198,10 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
         let mut text = String::new();
         std::io::stdin()
             .read_to_string(&mut text)
-            .map_err(|source| Error::Read { path: "<stdin>".into(), source })?;
+            .map_err(|source| Error::Read {
+                path: "<stdin>".into(),
+                source,
+            })?;
         Some(text.lines().next().unwrap_or_default().to_string())
     } else {
         None
@@ -187,40 +213,75 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
     let policy = add_rules(Policy::from_json(&current)?, &makers)?;
 
     for (index, maker) in makers.iter().enumerate() {
-        let email = args.email.get(index).cloned().unwrap_or_else(|| format!("{}@{}", maker.user, DEFAULT_SCOPE));
+        let email = args
+            .email
+            .get(index)
+            .cloned()
+            .unwrap_or_else(|| format!("{}@{}", maker.user, DEFAULT_SCOPE));
         let account = create_account(maker)?;
         if let Some(password) = &password {
             set_password(&account, password)?;
         } else if !args.batch {
-            println!("Enter the password for user {} - the container image developer", account.name);
-            let status = std::process::Command::new("passwd").arg("--").arg(&account.name).status();
+            println!(
+                "Enter the password for user {} - the container image developer",
+                account.name
+            );
+            let status = std::process::Command::new("passwd")
+                .arg("--")
+                .arg(&account.name)
+                .status();
             if !status.is_ok_and(|s| s.success()) {
-                return Err(Error::Password { user: account.name.clone(), detail: "passwd failed".into() });
+                return Err(Error::Password {
+                    user: account.name.clone(),
+                    detail: "passwd failed".into(),
+                });
             }
         }
         prepare_store(maker, &account)?;
         let fingerprint = ensure_key(&account, &email, args.batch, passphrase.as_deref())?;
         let public = export_key(&account, &fingerprint)?;
-        write_atomic(Path::new(&layout::key_path(&maker.user)), &public, 0o644, Owner::new(0, 0))?;
+        write_atomic(
+            Path::new(&layout::key_path(&maker.user)),
+            &public,
+            0o644,
+            Owner::new(0, 0),
+        )?;
         write_user_config(&account, &policy)?;
-        println!("Image maker {} signs {} with key {fingerprint} ({email}); public key {}", maker.user, maker.scope, layout::key_path(&maker.user));
+        println!(
+            "Image maker {} signs {} with key {fingerprint} ({email}); public key {}",
+            maker.user,
+            maker.scope,
+            layout::key_path(&maker.user)
+        );
     }
     let text = policy.to_json();
     match layout::policy_file().install(text.as_bytes(), 0o644)? {
-        podsec_common::host::versioned::Outcome::Unchanged => println!("/etc/containers/policy.json: unchanged"),
+        podsec_common::host::versioned::Outcome::Unchanged => {
+            println!("/etc/containers/policy.json: unchanged")
+        }
         podsec_common::host::versioned::Outcome::Switched { version, .. } => {
             println!("/etc/containers/policy.json -> {}", version.display())
         }
     }
-    write_atomic(&Path::new(KEYS_DIR).join("policy.json"), text.as_bytes(), 0o644, Owner::new(0, 0))?;
-    println!("Published {KEYS_DIR}/policy.json: run podsec-create-policy <server address> on the other nodes to fetch it");
+    write_atomic(
+        &Path::new(KEYS_DIR).join("policy.json"),
+        text.as_bytes(),
+        0o644,
+        Owner::new(0, 0),
+    )?;
+    println!(
+        "Published {KEYS_DIR}/policy.json: run podsec-create-policy <server address> on the other nodes to fetch it"
+    );
     Ok(ExitCode::SUCCESS)
 }
 
 fn read_trimmed(path: &Path) -> Result<String, Error> {
     std::fs::read_to_string(path)
         .map(|t| t.lines().next().unwrap_or_default().to_string())
-        .map_err(|source| Error::Read { path: path.into(), source })
+        .map_err(|source| Error::Read {
+            path: path.into(),
+            source,
+        })
 }
 
 fn create_account(maker: &Maker) -> Result<Account, Error> {
@@ -236,13 +297,19 @@ fn create_account(maker: &Maker) -> Result<Account, Error> {
     )?;
     if !created {
         users::add_to_groups(&maker.user, &[GROUP_PODMAN, GROUP_PODMAN_DEV])?;
-        println!("User {} exists; added to groups {GROUP_PODMAN}, {GROUP_PODMAN_DEV}", maker.user);
+        println!(
+            "User {} exists; added to groups {GROUP_PODMAN}, {GROUP_PODMAN_DEV}",
+            maker.user
+        );
     }
     Ok(account)
 }
 
 fn set_password(account: &Account, password: &str) -> Result<(), Error> {
-    let failed = |detail: String| Error::Password { user: account.name.clone(), detail };
+    let failed = |detail: String| Error::Password {
+        user: account.name.clone(),
+        detail,
+    };
     if password.contains(':') || password.is_empty() {
         return Err(failed("the password is empty or contains ':'".into()));
     }
@@ -253,12 +320,18 @@ fn set_password(account: &Account, password: &str) -> Result<(), Error> {
         .spawn()
         .and_then(|mut child| {
             use std::io::Write;
-            child.stdin.take().expect("stdin").write_all(format!("{}:{password}\n", account.name).as_bytes())?;
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(format!("{}:{password}\n", account.name).as_bytes())?;
             child.wait_with_output()
         })
         .map_err(|e| failed(e.to_string()))?;
     if !output.status.success() {
-        return Err(failed(String::from_utf8_lossy(&output.stderr).trim().to_string()));
+        return Err(failed(
+            String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        ));
     }
     Ok(())
 }
@@ -266,14 +339,19 @@ fn set_password(account: &Account, password: &str) -> Result<(), Error> {
 /// The maker's own directory in the signature store (for a scope with a namespace): created by
 /// root for this maker only, so no other maker can pre-create or replace its signatures.
 fn prepare_store(maker: &Maker, account: &Account) -> Result<(), Error> {
-    let Some(namespace) = &maker.namespace else { return Ok(()) };
+    let Some(namespace) = &maker.namespace else {
+        return Ok(());
+    };
     let store = SafeDir::open(Path::new(SIGNATURES_DIR))?;
     let first = namespace.split('/').next().unwrap_or_default();
     let path = format!("{SIGNATURES_DIR}/{first}");
     if let Ok(meta) = std::fs::symlink_metadata(&path) {
         use std::os::unix::fs::MetadataExt;
         if !meta.is_dir() || (meta.uid() != account.uid && meta.uid() != 0) {
-            return Err(Error::StoreTaken { path, user: account.name.clone() });
+            return Err(Error::StoreTaken {
+                path,
+                user: account.name.clone(),
+            });
         }
     }
     let podman_dev = users::group_gid(GROUP_PODMAN_DEV)?.unwrap_or(account.gid);
@@ -286,14 +364,24 @@ fn prepare_store(maker: &Maker, account: &Account) -> Result<(), Error> {
 fn gpg_error(account: &Account, output: &std::process::Output) -> Error {
     Error::Gpg {
         user: account.name.clone(),
-        detail: String::from_utf8_lossy(&output.stderr).trim().replace('\n', " "),
+        detail: String::from_utf8_lossy(&output.stderr)
+            .trim()
+            .replace('\n', " "),
     }
 }
 
 /// The fingerprint of the maker's signing key for `email`, generating the key when missing.
-fn ensure_key(account: &Account, email: &str, batch: bool, passphrase: Option<&str>) -> Result<String, Error> {
+fn ensure_key(
+    account: &Account,
+    email: &str,
+    batch: bool,
+    passphrase: Option<&str>,
+) -> Result<String, Error> {
     if let Some(fingerprint) = secret_key_fingerprint(account, email)? {
-        println!("User {} already has a signing key for {email}", account.name);
+        println!(
+            "User {} already has a signing key for {email}",
+            account.name
+        );
         return Ok(fingerprint);
     }
     let uid = format!("{} <{email}>", account.name);
@@ -303,14 +391,36 @@ fn ensure_key(account: &Account, email: &str, batch: bool, passphrase: Option<&s
         as_user::run(
             account,
             "gpg",
-            &["--batch", "--pinentry-mode", "loopback", "--passphrase-fd", "0", "--quick-gen-key", &uid, "ed25519", "sign", "never"],
+            &[
+                "--batch",
+                "--pinentry-mode",
+                "loopback",
+                "--passphrase-fd",
+                "0",
+                "--quick-gen-key",
+                &uid,
+                "ed25519",
+                "sign",
+                "never",
+            ],
             Some(input.as_bytes()),
         )
     } else {
-        println!("Creating the signing key of {}: answer gpg's questions (use e-mail {email})", account.name);
-        as_user::run(account, "gpg", &["--quick-gen-key", &uid, "ed25519", "sign", "never"], None)
+        println!(
+            "Creating the signing key of {}: answer gpg's questions (use e-mail {email})",
+            account.name
+        );
+        as_user::run(
+            account,
+            "gpg",
+            &["--quick-gen-key", &uid, "ed25519", "sign", "never"],
+            None,
+        )
     }
-    .map_err(|e| Error::Gpg { user: account.name.clone(), detail: e.to_string() })?;
+    .map_err(|e| Error::Gpg {
+        user: account.name.clone(),
+        detail: e.to_string(),
+    })?;
     if !output.status.success() {
         return Err(gpg_error(account, &output));
     }
@@ -321,8 +431,21 @@ fn ensure_key(account: &Account, email: &str, batch: bool, passphrase: Option<&s
 }
 
 fn secret_key_fingerprint(account: &Account, email: &str) -> Result<Option<String>, Error> {
-    let output = as_user::run(account, "gpg", &["--batch", "--with-colons", "--list-secret-keys", &format!("<{email}>")], None)
-        .map_err(|e| Error::Gpg { user: account.name.clone(), detail: e.to_string() })?;
+    let output = as_user::run(
+        account,
+        "gpg",
+        &[
+            "--batch",
+            "--with-colons",
+            "--list-secret-keys",
+            &format!("<{email}>"),
+        ],
+        None,
+    )
+    .map_err(|e| Error::Gpg {
+        user: account.name.clone(),
+        detail: e.to_string(),
+    })?;
     if !output.status.success() {
         return Ok(None);
     }
@@ -340,8 +463,16 @@ fn secret_key_fingerprint(account: &Account, email: &str) -> Result<Option<Strin
 }
 
 fn export_key(account: &Account, fingerprint: &str) -> Result<Vec<u8>, Error> {
-    let output = as_user::run(account, "gpg", &["--batch", "--armor", "--export", fingerprint], None)
-        .map_err(|e| Error::Gpg { user: account.name.clone(), detail: e.to_string() })?;
+    let output = as_user::run(
+        account,
+        "gpg",
+        &["--batch", "--armor", "--export", fingerprint],
+        None,
+    )
+    .map_err(|e| Error::Gpg {
+        user: account.name.clone(),
+        detail: e.to_string(),
+    })?;
     if !output.status.success() || output.stdout.is_empty() {
         return Err(gpg_error(account, &output));
     }
@@ -359,7 +490,12 @@ fn write_user_config(account: &Account, policy: &Policy) -> Result<(), Error> {
     own.default = vec![Requirement::insecure_accept_anything()];
     containers.write_file("policy.json", own.to_json().as_bytes(), 0o644, owner)?;
     let registries_d = containers.create_dir_all(Path::new("registries.d"), 0o755, owner)?;
-    registries_d.write_file("default.yaml", layout::maker_registries_d().to_yaml().as_bytes(), 0o644, owner)?;
+    registries_d.write_file(
+        "default.yaml",
+        layout::maker_registries_d().to_yaml().as_bytes(),
+        0o644,
+        owner,
+    )?;
     Ok(())
 }
 
@@ -371,24 +507,42 @@ mod tests {
     fn argument_forms_of_upstream() {
         assert_eq!(parse_makers(&[]).unwrap()[0].scope, "registry.local");
         assert_eq!(parse_makers(&["im".into()]).unwrap()[0].user, "im");
-        let two = parse_makers(&["a@registry.local/c10f".into(), "b@registry.local".into()]).unwrap();
+        let two =
+            parse_makers(&["a@registry.local/c10f".into(), "b@registry.local".into()]).unwrap();
         assert_eq!(two[0].namespace.as_deref(), Some("c10f"));
-        assert!(matches!(parse_makers(&["a".into(), "b@registry.local".into()]), Err(Error::Format(_))));
+        assert!(matches!(
+            parse_makers(&["a".into(), "b@registry.local".into()]),
+            Err(Error::Format(_))
+        ));
         assert!(matches!(
             parse_makers(&["a@registry.local".into(), "b@registry.local".into()]),
             Err(Error::DuplicateScope(_))
         ));
-        assert!(parse_makers(&["a\"; rm -rf /@registry.local".into(), "b@registry.local".into()]).is_err());
-        assert!(matches!(parse_makers(&["a@registry.local/\"x\"".into(), "b@r.local".into()]), Err(Error::Scope(..))));
+        assert!(
+            parse_makers(&[
+                "a\"; rm -rf /@registry.local".into(),
+                "b@registry.local".into()
+            ])
+            .is_err()
+        );
+        assert!(matches!(
+            parse_makers(&["a@registry.local/\"x\"".into(), "b@r.local".into()]),
+            Err(Error::Scope(..))
+        ));
     }
 
     #[test]
     fn another_makers_scope_is_never_replaced() {
-        let makers = parse_makers(&["a@registry.local/c10f".into(), "b@registry.local".into()]).unwrap();
+        let makers =
+            parse_makers(&["a@registry.local/c10f".into(), "b@registry.local".into()]).unwrap();
         let policy = add_rules(Policy::reject_all(), &makers).unwrap();
         // Same run again: idempotent.
         assert_eq!(add_rules(policy.clone(), &makers).unwrap(), policy);
-        let intruder = parse_makers(&["c@registry.local/c10f".into(), "d@registry.local/x".into()]).unwrap();
-        assert!(matches!(add_rules(policy, &intruder), Err(Error::ScopeTaken { .. })));
+        let intruder =
+            parse_makers(&["c@registry.local/c10f".into(), "d@registry.local/x".into()]).unwrap();
+        assert!(matches!(
+            add_rules(policy, &intruder),
+            Err(Error::ScopeTaken { .. })
+        ));
     }
 }

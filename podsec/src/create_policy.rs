@@ -88,7 +88,9 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
 
 /// A usable server address: one IPv4 or IPv6 address, nothing else in the word.
 pub fn parse_address(text: &str) -> Result<IpAddr, Error> {
-    let address: IpAddr = text.parse().map_err(|_| Error::InvalidAddress(text.to_string()))?;
+    let address: IpAddr = text
+        .parse()
+        .map_err(|_| Error::InvalidAddress(text.to_string()))?;
     if address.is_loopback() || address.is_unspecified() || address.is_multicast() {
         return Err(Error::NotUsable(address));
     }
@@ -113,7 +115,10 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
             policy_sha256: args.expect_policy_sha256.clone(),
             key_fingerprints: args.expect_key_fingerprints.clone(),
         };
-        println!("Downloading keys and policy from http://sigstore.local:{}/keys/ ({address})", layout::SIGSTORE_PORT);
+        println!(
+            "Downloading keys and policy from http://sigstore.local:{}/keys/ ({address})",
+            layout::SIGSTORE_PORT
+        );
         Some(fetch::trust_bundle(address, &pins)?)
     };
 
@@ -121,10 +126,19 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
     users::ensure_group(GROUP_PODMAN_DEV, true)?;
     match new_hosts {
         Some(text) => {
-            println!("Adding a binding of domains registry.local sigstore.local trivy.local to IP address {address}");
-            write_atomic(Path::new("/etc/hosts"), text.as_bytes(), 0o644, Owner::default())?;
+            println!(
+                "Adding a binding of domains registry.local sigstore.local trivy.local to IP address {address}"
+            );
+            write_atomic(
+                Path::new("/etc/hosts"),
+                text.as_bytes(),
+                0o644,
+                Owner::default(),
+            )?;
         }
-        None => println!("Domains registry.local sigstore.local trivy.local are already bound to {address}"),
+        None => println!(
+            "Domains registry.local sigstore.local trivy.local are already bound to {address}"
+        ),
     }
     let signature_group = users::group_gid(GROUP_PODMAN_DEV)?.expect("group just ensured");
     create_sigstore_layout(is_server, signature_group)?;
@@ -136,16 +150,29 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
         }
         None => server_policy(),
     };
-    report("/etc/containers/policy.json", layout::policy_file().install(policy.as_bytes(), 0o644)?);
-    std::fs::create_dir_all(layout::REGISTRIES_D_DIR).map_err(|e| FileError::Io { path: layout::REGISTRIES_D_DIR.into(), source: e })?;
+    report(
+        "/etc/containers/policy.json",
+        layout::policy_file().install(policy.as_bytes(), 0o644)?,
+    );
+    std::fs::create_dir_all(layout::REGISTRIES_D_DIR).map_err(|e| FileError::Io {
+        path: layout::REGISTRIES_D_DIR.into(),
+        source: e,
+    })?;
     report(
         "/etc/containers/registries.d/default.yaml",
-        layout::registries_d_file().install(layout::system_registries_d().to_yaml().as_bytes(), 0o644)?,
+        layout::registries_d_file()
+            .install(layout::system_registries_d().to_yaml().as_bytes(), 0o644)?,
     );
     let conf = layout::registries_conf_file();
-    let current = conf.current().map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+    let current = conf
+        .current()
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
     let edited = registries_conf::allow_insecure_registry_local(&current)?;
-    report("/etc/containers/registries.conf", conf.install(edited.as_bytes(), 0o644)?);
+    report(
+        "/etc/containers/registries.conf",
+        conf.install(edited.as_bytes(), 0o644)?,
+    );
     alt_only_steps();
     Ok(ExitCode::SUCCESS)
 }
@@ -164,7 +191,9 @@ fn server_policy() -> String {
         .current()
         .and_then(|bytes| Policy::from_json(&String::from_utf8_lossy(&bytes)).ok());
     match current {
-        Some(policy) if matches!(policy.default.as_slice(), [Requirement::Reject(_)]) => policy.to_json(),
+        Some(policy) if matches!(policy.default.as_slice(), [Requirement::Reject(_)]) => {
+            policy.to_json()
+        }
         _ => Policy::reject_all().to_json(),
     }
 }
@@ -183,7 +212,12 @@ fn create_sigstore_layout(is_server: bool, signature_group: u32) -> Result<(), F
         let store_owner = Owner::new(0, signature_group);
         let store = sigstore.create_dir_all(Path::new("sigstore"), 0o1775, store_owner)?;
         store.set_mode_owner(0o1775, store_owner)?;
-        sigstore.write_file("index.html", b"<html><body><h1>SigStore works!</h1></body></html>\n", 0o644, root_owned)?;
+        sigstore.write_file(
+            "index.html",
+            b"<html><body><h1>SigStore works!</h1></body></html>\n",
+            0o644,
+            root_owned,
+        )?;
     }
     Ok(())
 }
@@ -209,14 +243,18 @@ fn alt_only_steps() {
                 }
             }
         }
-        None => println!("Note: control(8) is not available here; newuidmap/newgidmap are not restricted to group podman"),
+        None => println!(
+            "Note: control(8) is not available here; newuidmap/newgidmap are not restricted to group podman"
+        ),
     }
     match profile.userns_sysctl {
         Some(knob) if Path::new("/proc/sys").join(knob.replace('.', "/")).exists() => {
             let _ = std::fs::write("/etc/sysctl.d/99-podman.conf", format!("{knob}=1\n"));
             let _ = std::fs::write(Path::new("/proc/sys").join(knob.replace('.', "/")), "1\n");
         }
-        _ => println!("Note: this kernel has no unprivileged_userns_clone switch; nothing to enable"),
+        _ => {
+            println!("Note: this kernel has no unprivileged_userns_clone switch; nothing to enable")
+        }
     }
 }
 
@@ -226,11 +264,25 @@ mod tests {
 
     #[test]
     fn addresses_are_validated_strictly() {
-        for bad in ["a.b.c.d", "999.1.1.1", "1..2.3", "1.2.3.4 5", "1.2.3", "", "localhost"] {
-            assert!(matches!(parse_address(bad), Err(Error::InvalidAddress(_))), "{bad}");
+        for bad in [
+            "a.b.c.d",
+            "999.1.1.1",
+            "1..2.3",
+            "1.2.3.4 5",
+            "1.2.3",
+            "",
+            "localhost",
+        ] {
+            assert!(
+                matches!(parse_address(bad), Err(Error::InvalidAddress(_))),
+                "{bad}"
+            );
         }
         for unusable in ["127.0.0.1", "127.1.2.3", "0.0.0.0", "::1", "224.0.0.1"] {
-            assert!(matches!(parse_address(unusable), Err(Error::NotUsable(_))), "{unusable}");
+            assert!(
+                matches!(parse_address(unusable), Err(Error::NotUsable(_))),
+                "{unusable}"
+            );
         }
         assert!(parse_address("192.0.2.10").is_ok());
         assert_eq!(Error::InvalidAddress("x".into()).exit_code(), 2);

@@ -41,7 +41,9 @@ pub struct Args {}
 pub enum Error {
     #[error(transparent)]
     NotRoot(#[from] NotRoot),
-    #[error("this host is not the registry and signature server: {0}; run podsec-create-policy <this host's address> first")]
+    #[error(
+        "this host is not the registry and signature server: {0}; run podsec-create-policy <this host's address> first"
+    )]
     NotServer(String),
     #[error(transparent)]
     File(#[from] FileError),
@@ -49,7 +51,9 @@ pub enum Error {
     Service(#[from] ServiceError),
     #[error(transparent)]
     Account(#[from] users::AccountError),
-    #[error("the nginx configuration with {path} is invalid, the previous one was restored: {detail}")]
+    #[error(
+        "the nginx configuration with {path} is invalid, the previous one was restored: {detail}"
+    )]
     NginxConfig { path: String, detail: String },
 }
 
@@ -86,7 +90,8 @@ pub fn nginx_site() -> String {
 /// The server check that upstream's isSigstoreServer meant to do: registry.local is bound in
 /// /etc/hosts to one of this host's own addresses.
 pub fn check_is_server() -> Result<(), Error> {
-    let text = std::fs::read_to_string("/etc/hosts").map_err(|e| Error::NotServer(format!("cannot read /etc/hosts: {e}")))?;
+    let text = std::fs::read_to_string("/etc/hosts")
+        .map_err(|e| Error::NotServer(format!("cannot read /etc/hosts: {e}")))?;
     let bound = hosts::address_of(&text, "registry.local")
         .ok_or_else(|| Error::NotServer("registry.local is not bound in /etc/hosts".into()))?;
     let local = bound
@@ -95,7 +100,9 @@ pub fn check_is_server() -> Result<(), Error> {
         .and_then(|address| net::is_local_address(address).ok())
         .unwrap_or(false);
     if !local {
-        return Err(Error::NotServer(format!("registry.local is bound to {bound}, which is not an address of this host")));
+        return Err(Error::NotServer(format!(
+            "registry.local is bound to {bound}, which is not an address of this host"
+        )));
     }
     if !Path::new(SIGSTORE_ROOT).is_dir() {
         return Err(Error::NotServer(format!("{SIGSTORE_ROOT} does not exist")));
@@ -110,7 +117,10 @@ fn install(path: &str, contents: &str) -> Result<bool, FileError> {
     }
     let path = Path::new(path);
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|source| FileError::Io { path: dir.into(), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| FileError::Io {
+            path: dir.into(),
+            source,
+        })?;
     }
     write_atomic(path, contents.as_bytes(), 0o644, Owner::default())?;
     Ok(true)
@@ -123,10 +133,20 @@ pub fn run(_args: Args) -> Result<ExitCode, Error> {
 
     // The registry: runs as its own account where the distribution made one.
     let registry_user = users::find_user("docker-registry")?;
-    std::fs::create_dir_all(REGISTRY_STORAGE).map_err(|source| FileError::Io { path: REGISTRY_STORAGE.into(), source })?;
+    std::fs::create_dir_all(REGISTRY_STORAGE).map_err(|source| FileError::Io {
+        path: REGISTRY_STORAGE.into(),
+        source,
+    })?;
     if let Some(account) = &registry_user {
-        nix::unistd::chown(REGISTRY_STORAGE, Some(account.uid.into()), Some(account.gid.into()))
-            .map_err(|e| FileError::Io { path: REGISTRY_STORAGE.into(), source: e.into() })?;
+        nix::unistd::chown(
+            REGISTRY_STORAGE,
+            Some(account.uid.into()),
+            Some(account.gid.into()),
+        )
+        .map_err(|e| FileError::Io {
+            path: REGISTRY_STORAGE.into(),
+            source: e.into(),
+        })?;
     }
     let registry_changed = install(REGISTRY_CONFIG, &registry_config())?;
 
@@ -141,11 +161,17 @@ pub fn run(_args: Args) -> Result<ExitCode, Error> {
                 true
             }
         };
-        return Err(Error::NginxConfig { path: site, detail: e.to_string() });
+        return Err(Error::NginxConfig {
+            path: site,
+            detail: e.to_string(),
+        });
     }
 
     if services::systemd_running() {
-        let drop_in = format!("/etc/systemd/system/{}.d/podsec.conf", profile.registry_unit);
+        let drop_in = format!(
+            "/etc/systemd/system/{}.d/podsec.conf",
+            profile.registry_unit
+        );
         install(
             &drop_in,
             &format!(
@@ -155,9 +181,15 @@ pub fn run(_args: Args) -> Result<ExitCode, Error> {
         )?;
         services::systemd_enable_and_reload(profile.registry_unit)?;
         services::systemd_enable_and_reload(profile.nginx_unit)?;
-        println!("Enabled and (re)started {} and {} (systemd)", profile.registry_unit, profile.nginx_unit);
+        println!(
+            "Enabled and (re)started {} and {} (systemd)",
+            profile.registry_unit, profile.nginx_unit
+        );
     } else {
-        println!("systemd is not running: starting the daemons directly (PIDs in {})", services::PID_DIR);
+        println!(
+            "systemd is not running: starting the daemons directly (PIDs in {})",
+            services::PID_DIR
+        );
         start_registry(profile, registry_user.as_ref(), registry_changed)?;
         start_nginx(site_changed)?;
     }
@@ -166,7 +198,11 @@ pub fn run(_args: Args) -> Result<ExitCode, Error> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn start_registry(profile: &Profile, account: Option<&users::Account>, changed: bool) -> Result<(), Error> {
+fn start_registry(
+    profile: &Profile,
+    account: Option<&users::Account>,
+    changed: bool,
+) -> Result<(), Error> {
     if services::running_pid("registry").is_some() {
         if !changed {
             println!("registry: already running");
@@ -189,7 +225,11 @@ fn start_registry(profile: &Profile, account: Option<&users::Account>, changed: 
                 REGISTRY_CONFIG,
             ],
         )?,
-        None => services::start_direct("registry", profile.registry_program, &["serve", REGISTRY_CONFIG])?,
+        None => services::start_direct(
+            "registry",
+            profile.registry_program,
+            &["serve", REGISTRY_CONFIG],
+        )?,
     };
     println!("registry: started, pid {pid}");
     Ok(())

@@ -68,7 +68,10 @@ fn base_url(address: IpAddr) -> String {
 }
 
 fn get(agent: &ureq::Agent, url: &str) -> Result<Vec<u8>, FetchError> {
-    let http = |detail: String| FetchError::Http { url: url.to_string(), detail };
+    let http = |detail: String| FetchError::Http {
+        url: url.to_string(),
+        detail,
+    };
     // The server is addressed by IP (the /etc/hosts binding may not exist yet), by name for nginx.
     let mut response = agent
         .get(url)
@@ -87,8 +90,13 @@ fn get(agent: &ureq::Agent, url: &str) -> Result<Vec<u8>, FetchError> {
 pub fn acceptable_name(name: &str) -> bool {
     let stem_ok = |stem: &str| {
         !stem.is_empty()
-            && stem.chars().next().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
-            && stem.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+            && stem
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+            && stem
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
     };
     name == "policy.json" || name.strip_suffix(".pgp").is_some_and(stem_ok)
 }
@@ -101,10 +109,11 @@ pub fn trust_bundle(address: IpAddr, pins: &Pins) -> Result<TrustBundle, FetchEr
         .into();
     let url = base_url(address);
     let listing = get(&agent, &url)?;
-    let entries: Vec<Entry> = serde_json::from_slice(&listing).map_err(|e| FetchError::Listing {
-        url: url.clone(),
-        detail: e.to_string(),
-    })?;
+    let entries: Vec<Entry> =
+        serde_json::from_slice(&listing).map_err(|e| FetchError::Listing {
+            url: url.clone(),
+            detail: e.to_string(),
+        })?;
     let mut keys = BTreeMap::new();
     let mut policy_bytes = None;
     for entry in entries.iter().filter(|e| e.kind == "file") {
@@ -122,10 +131,14 @@ pub fn trust_bundle(address: IpAddr, pins: &Pins) -> Result<TrustBundle, FetchEr
     if let Some(expected) = &pins.policy_sha256 {
         let actual = hex(&Sha256::digest(&policy_bytes));
         if !actual.eq_ignore_ascii_case(expected) {
-            return Err(FetchError::PolicyDigest { expected: expected.clone(), actual });
+            return Err(FetchError::PolicyDigest {
+                expected: expected.clone(),
+                actual,
+            });
         }
     }
-    let policy_text = String::from_utf8(policy_bytes).map_err(|e| FetchError::BadPolicy(e.to_string()))?;
+    let policy_text =
+        String::from_utf8(policy_bytes).map_err(|e| FetchError::BadPolicy(e.to_string()))?;
     check_policy(&policy_text, &keys)?;
     for (name, bytes) in &keys {
         let fingerprints = key_fingerprints(name, bytes)?;
@@ -136,7 +149,10 @@ pub fn trust_bundle(address: IpAddr, pins: &Pins) -> Result<TrustBundle, FetchEr
                     .iter()
                     .any(|p| p.replace(' ', "").eq_ignore_ascii_case(&fingerprint));
                 if !pinned {
-                    return Err(FetchError::KeyNotPinned { name: name.clone(), fingerprint });
+                    return Err(FetchError::KeyNotPinned {
+                        name: name.clone(),
+                        fingerprint,
+                    });
                 }
             }
         }
@@ -148,9 +164,16 @@ pub fn trust_bundle(address: IpAddr, pins: &Pins) -> Result<TrustBundle, FetchEr
 fn check_policy(text: &str, keys: &BTreeMap<String, Vec<u8>>) -> Result<(), FetchError> {
     let policy = Policy::from_json(text).map_err(|e| FetchError::BadPolicy(e.to_string()))?;
     if !matches!(policy.default.as_slice(), [Requirement::Reject(_)]) {
-        return Err(FetchError::BadPolicy("its default is not [{\"type\":\"reject\"}]".into()));
+        return Err(FetchError::BadPolicy(
+            "its default is not [{\"type\":\"reject\"}]".into(),
+        ));
     }
-    for requirement in policy.transports.values().flat_map(|s| s.values()).flatten() {
+    for requirement in policy
+        .transports
+        .values()
+        .flat_map(|s| s.values())
+        .flatten()
+    {
         if let Requirement::SignedBy(rule) = requirement {
             let paths = rule.key_path.iter().chain(rule.key_paths.iter().flatten());
             for path in paths {
@@ -158,7 +181,9 @@ fn check_policy(text: &str, keys: &BTreeMap<String, Vec<u8>>) -> Result<(), Fetc
                     .strip_prefix(KEYS_DIR)
                     .and_then(|rest| rest.strip_prefix('/'))
                     .filter(|name| acceptable_name(name))
-                    .ok_or_else(|| FetchError::BadPolicy(format!("key path {path} is not in {KEYS_DIR}")))?;
+                    .ok_or_else(|| {
+                        FetchError::BadPolicy(format!("key path {path} is not in {KEYS_DIR}"))
+                    })?;
                 if !keys.contains_key(name) {
                     return Err(FetchError::MissingKey(path.clone()));
                 }
@@ -170,8 +195,14 @@ fn check_policy(text: &str, keys: &BTreeMap<String, Vec<u8>>) -> Result<(), Fetc
 
 /// The primary fingerprints of the certificates in `bytes`, read by gpg in a private home.
 pub fn key_fingerprints(name: &str, bytes: &[u8]) -> Result<Vec<String>, FetchError> {
-    let bad = |detail: String| FetchError::BadKey { name: name.to_string(), detail };
-    let home = tempfile::Builder::new().prefix("podsec-gpg.").tempdir().map_err(|e| bad(e.to_string()))?;
+    let bad = |detail: String| FetchError::BadKey {
+        name: name.to_string(),
+        detail,
+    };
+    let home = tempfile::Builder::new()
+        .prefix("podsec-gpg.")
+        .tempdir()
+        .map_err(|e| bad(e.to_string()))?;
     let mut child = Command::new("gpg")
         .arg("--homedir")
         .arg(home.path())
@@ -203,7 +234,9 @@ pub fn key_fingerprints(name: &str, bytes: &[u8]) -> Result<Vec<String>, FetchEr
         }
     }
     if !output.status.success() || fingerprints.is_empty() {
-        return Err(bad(String::from_utf8_lossy(&output.stderr).trim().replace('\n', " ")));
+        return Err(bad(String::from_utf8_lossy(&output.stderr)
+            .trim()
+            .replace('\n', " ")));
     }
     Ok(fingerprints)
 }
@@ -221,7 +254,16 @@ mod tests {
         for good in ["policy.json", "imagemaker.pgp", "a-b_c.1.pgp"] {
             assert!(acceptable_name(good), "{good}");
         }
-        for bad in ["../x.pgp", "x/y.pgp", ".pgp", "..pgp", "a.json", "policy.json.bak", "-x.pgp", "a b.pgp"] {
+        for bad in [
+            "../x.pgp",
+            "x/y.pgp",
+            ".pgp",
+            "..pgp",
+            "a.json",
+            "policy.json.bak",
+            "-x.pgp",
+            "a b.pgp",
+        ] {
             assert!(!acceptable_name(bad), "{bad}");
         }
     }
@@ -232,10 +274,19 @@ mod tests {
         let good = r#"{"default":[{"type":"reject"}],"transports":{"docker":{"registry.local":[{"type":"signedBy","keyType":"GPGKeys","keyPath":"/var/sigstore/keys/im.pgp"}]}}}"#;
         assert!(check_policy(good, &keys).is_ok());
         let open = r#"{"default":[{"type":"insecureAcceptAnything"}]}"#;
-        assert!(matches!(check_policy(open, &keys), Err(FetchError::BadPolicy(_))));
+        assert!(matches!(
+            check_policy(open, &keys),
+            Err(FetchError::BadPolicy(_))
+        ));
         let missing = good.replace("im.pgp", "other.pgp");
-        assert!(matches!(check_policy(&missing, &keys), Err(FetchError::MissingKey(_))));
+        assert!(matches!(
+            check_policy(&missing, &keys),
+            Err(FetchError::MissingKey(_))
+        ));
         let outside = good.replace("/var/sigstore/keys/im.pgp", "/etc/shadow");
-        assert!(matches!(check_policy(&outside, &keys), Err(FetchError::BadPolicy(_))));
+        assert!(matches!(
+            check_policy(&outside, &keys),
+            Err(FetchError::BadPolicy(_))
+        ));
     }
 }

@@ -21,15 +21,27 @@ pub const GROUP_PODMAN_DEV: &str = "podman_dev";
 pub const SIGSTORE_PORT: u16 = 81;
 
 pub fn policy_file() -> Versioned<'static> {
-    Versioned { dir: Path::new(CONTAINERS_DIR), live_name: "policy.json", prefix: "policy_" }
+    Versioned {
+        dir: Path::new(CONTAINERS_DIR),
+        live_name: "policy.json",
+        prefix: "policy_",
+    }
 }
 
 pub fn registries_d_file() -> Versioned<'static> {
-    Versioned { dir: Path::new(REGISTRIES_D_DIR), live_name: "default.yaml", prefix: "default_" }
+    Versioned {
+        dir: Path::new(REGISTRIES_D_DIR),
+        live_name: "default.yaml",
+        prefix: "default_",
+    }
 }
 
 pub fn registries_conf_file() -> Versioned<'static> {
-    Versioned { dir: Path::new(CONTAINERS_DIR), live_name: "registries.conf", prefix: "registries_" }
+    Versioned {
+        dir: Path::new(CONTAINERS_DIR),
+        live_name: "registries.conf",
+        prefix: "registries_",
+    }
 }
 
 /// The system registries.d: read signatures from the signature server.

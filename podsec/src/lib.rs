@@ -13,7 +13,9 @@ pub mod fetch;
 pub mod get_platform;
 pub mod layout;
 pub mod load_sign_oci;
+pub mod oci_archive;
 pub mod registries_conf;
+pub mod registry;
 pub mod save_oci;
 
 pub const PACKAGE: Package = Package {

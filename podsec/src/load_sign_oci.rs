@@ -1,16 +1,37 @@
 //! podsec-load-sign-oci: push the images of an OCI archive to the registry and sign them.
+//!
+//! Decided before the first push: the caller's exact membership in podman_dev, the arguments,
+//! the archive (unpacked safely, every blob checked against its digest), the target names and
+//! the signature store. Then blobs are uploaded in parallel (skipping those the registry has),
+//! each manifest pushed and its simple-signing signature written into the lookaside staging
+//! store. Any failed push or signature makes the exit status non-zero, with a per-image summary.
 
-use std::convert::Infallible;
+use std::collections::BTreeSet;
 use std::ffi::OsString;
-use std::path::PathBuf;
-use std::process::ExitCode;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
-use podsec_common::cli;
+use podsec_common::cli::{self, Failure};
+use podsec_common::host::users;
+use podsec_common::image_ref::{Digest, ImageRef};
+use podsec_common::lookaside;
+use podsec_common::profile::OsRelease;
+use podsec_common::registries_d::{Access, RegistriesD};
+use podsec_common::signature::SimpleSigning;
+
+use crate::layout::GROUP_PODMAN_DEV;
+use crate::oci_archive::{self, ARCHITECTURES, ArchiveError, Image, Layout};
+use crate::registry::{Registry, RegistryError};
 
 pub const NAME: &str = "podsec-load-sign-oci";
 /// Whether the command does its job yet (see `--status`).
-pub const IMPLEMENTED: bool = false;
+pub const IMPLEMENTED: bool = true;
+/// Parallel blob uploads.
+const UPLOADERS: usize = 4;
 
 /// Push every image of an OCI archive (<arch>/index.json inside tar.xz) for one architecture to
 /// the registry and write a simple-signing signature for each into the signature store.
@@ -20,7 +41,8 @@ pub const IMPLEMENTED: bool = false;
 #[command(
     name = NAME,
     version,
-    after_help = "Environment:\n  U7S_PLATFORM    platform of this host (c10f, p10, ...); default from /etc/os-release"
+    after_help = "Environment:\n  U7S_PLATFORM    platform of this host (c10f, p10, ...); default from /etc/os-release\n\
+Exit status: 0 all images pushed and signed, 1 usage or a failed image, 3 unknown architecture,\n5 registry name without a dot, 6 archive cannot be unpacked, 7/8 archive layout missing."
 )]
 pub struct Args {
     /// The archive made by podsec-save-oci or podsec-k8s-save-oci
@@ -43,10 +65,453 @@ pub struct Args {
     pub yes: bool,
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("the caller is not a member of group {GROUP_PODMAN_DEV}")]
+    NotImageMaker,
+    #[error(transparent)]
+    Account(#[from] users::AccountError),
+    #[error("unknown architecture {0}; allowed: amd64 arm64 arm ppc64le 386")]
+    Arch(String),
+    #[error("missing path after the registry name in '{0}'")]
+    NoPath(String),
+    #[error("the registry name in '{0}' must contain a period (.)")]
+    RegistryName(String),
+    #[error("the platform is unknown: set U7S_PLATFORM or give <registry>/<path>")]
+    NoPlatform,
+    #[error(
+        "the archive's platform {archive} does not match this host's {host}; run with --yes to load it anyway"
+    )]
+    PlatformMismatch { archive: String, host: String },
+    #[error(
+        "the k8s- prefix of platform {0} is no longer supported (images are under <registry>/<platform>/)"
+    )]
+    K8sPrefix(String),
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+    #[error("the archive has no image named by org.opencontainers.image.ref.name")]
+    NoImages,
+    #[error("image name '{name}' gives an invalid reference {reference}: {detail}")]
+    BadName {
+        name: String,
+        reference: String,
+        detail: String,
+    },
+    #[error(
+        "signatures for {image} would be written to {url}, which is not a local file:// store (configure lookaside-staging in registries.d)"
+    )]
+    NoStagingStore { image: String, url: String },
+    #[error("--sign-key is not implemented yet; sign with your GnuPG keyring (by e-mail)")]
+    SignKeyNotYet,
+    #[error("{failed} of {total} images failed")]
+    Failed { failed: usize, total: usize },
+}
+
+impl Failure for Error {
+    fn exit_code(&self) -> u8 {
+        match self {
+            Error::Arch(_) => 3,
+            Error::RegistryName(_) => 5,
+            Error::Archive(ArchiveError::Missing(_)) => 1,
+            Error::Archive(ArchiveError::NoArch(_)) => 7,
+            Error::Archive(ArchiveError::NoIndex(..)) => 8,
+            Error::Archive(
+                ArchiveError::Unpack { .. }
+                | ArchiveError::BadEntry { .. }
+                | ArchiveError::TooLarge,
+            ) => 6,
+            _ => 1,
+        }
+    }
+}
+
 pub fn main(argv: Vec<OsString>) -> ExitCode {
     cli::run_command(NAME, argv, run)
 }
 
-pub fn run(_args: Args) -> Result<ExitCode, Infallible> {
-    Ok(cli::not_implemented(NAME, 2))
+/// Where images go: `registry.local/<platform>` (base `<platform>/`) or the given
+/// `<registry>/<path>` (base `<last path element>/`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub prefix: String,
+    pub base: String,
+}
+
+pub fn target(argument: Option<&str>, platform: Option<&str>) -> Result<Target, Error> {
+    match argument {
+        None => {
+            let platform = platform.ok_or(Error::NoPlatform)?;
+            Ok(Target {
+                prefix: format!("registry.local/{platform}"),
+                base: format!("{platform}/"),
+            })
+        }
+        Some(text) => {
+            let text = text.trim_end_matches('/');
+            let (registry, path) = text
+                .split_once('/')
+                .ok_or_else(|| Error::NoPath(text.into()))?;
+            if !registry.contains('.') {
+                return Err(Error::RegistryName(text.into()));
+            }
+            let last = path.rsplit('/').next().unwrap_or(path);
+            Ok(Target {
+                prefix: format!("{registry}/{path}"),
+                base: format!("{last}/"),
+            })
+        }
+    }
+}
+
+/// The reference an archive image is pushed as (upstream's mapping).
+pub fn reference_for(target: &Target, ref_name: &str) -> Result<ImageRef, Error> {
+    let reference = match ref_name.strip_prefix(&target.base) {
+        Some(rest) => format!("{}/{rest}", target.prefix),
+        None => format!("registry.local/{ref_name}"),
+    };
+    let image = ImageRef::parse(&reference).map_err(|e| Error::BadName {
+        name: ref_name.into(),
+        reference: reference.clone(),
+        detail: e.to_string(),
+    })?;
+    if image.tag.is_none() || image.digest.is_some() {
+        return Err(Error::BadName {
+            name: ref_name.into(),
+            reference,
+            detail: "a tag is needed".into(),
+        });
+    }
+    Ok(image)
+}
+
+struct Planned {
+    image: Image,
+    reference: ImageRef,
+    store: PathBuf,
+}
+
+pub fn run(args: Args) -> Result<ExitCode, Error> {
+    let caller = users::find_user_by_uid(nix::unistd::getuid().as_raw())?;
+    if !caller
+        .as_ref()
+        .is_some_and(|account| users::is_member(account, GROUP_PODMAN_DEV).unwrap_or(false))
+    {
+        return Err(Error::NotImageMaker);
+    }
+    if !ARCHITECTURES.contains(&args.arch.as_str()) {
+        return Err(Error::Arch(args.arch));
+    }
+    if args.sign_key.is_some() {
+        return Err(Error::SignKeyNotYet);
+    }
+    let host_platform = std::env::var("U7S_PLATFORM")
+        .ok()
+        .filter(|p| !p.is_empty())
+        .or_else(|| OsRelease::load(Path::new("/")).alt_platform());
+    let mut target = target(args.target.as_deref(), host_platform.as_deref())?;
+
+    let layout = oci_archive::unpack(&args.archive, &args.arch)?;
+    let images = layout.images(&args.arch)?;
+    let first = images.first().ok_or(Error::NoImages)?;
+    let archive_platform = first
+        .ref_name
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    if args.target.is_none() && Some(archive_platform.as_str()) != host_platform.as_deref() {
+        if archive_platform.starts_with("k8s-") {
+            return Err(Error::K8sPrefix(archive_platform));
+        }
+        if !args.yes {
+            return Err(Error::PlatformMismatch {
+                archive: archive_platform,
+                host: host_platform.unwrap_or_default(),
+            });
+        }
+        target = Target {
+            prefix: format!("registry.local/{archive_platform}"),
+            base: format!("{archive_platform}/"),
+        };
+    }
+
+    let registries_d = load_registries_d()?;
+    let mut planned = Vec::new();
+    for image in images {
+        let reference = reference_for(&target, &image.ref_name)?;
+        let url = registries_d
+            .storage_url(&reference, Access::Write)
+            .unwrap_or("file:///var/lib/containers/sigstore")
+            .to_string();
+        let store = url
+            .strip_prefix("file://")
+            .map(PathBuf::from)
+            .ok_or_else(|| Error::NoStagingStore {
+                image: reference.to_string(),
+                url: url.clone(),
+            })?;
+        planned.push(Planned {
+            image,
+            reference,
+            store,
+        });
+    }
+
+    upload_blobs(&layout, &planned);
+    let mut failed = 0;
+    for plan in &planned {
+        print!(
+            "Signing and transferring the {} to the registry: ",
+            plan.reference
+        );
+        match push_and_sign(plan, &args.signer) {
+            Ok(path) => println!("pushed, signed ({})", path.display()),
+            Err(e) => {
+                failed += 1;
+                println!("FAILED: {e}");
+            }
+        }
+    }
+    let total = planned.len();
+    println!("{} of {total} images pushed and signed", total - failed);
+    if failed > 0 {
+        return Err(Error::Failed { failed, total });
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The caller's registries.d (as podman reads it): the user's own, else the system's.
+fn load_registries_d() -> Result<RegistriesD, Error> {
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let user_dir = home
+        .map(|h| h.join(".config/containers/registries.d"))
+        .filter(|d| d.is_dir());
+    let dir = user_dir.unwrap_or_else(|| PathBuf::from("/etc/containers/registries.d"));
+    RegistriesD::load_dir(&dir).map_err(|e| Error::NoStagingStore {
+        image: String::new(),
+        url: e.to_string(),
+    })
+}
+
+/// Uploads every blob every image needs, in parallel; failures show up when the manifest push
+/// finds the blob missing.
+fn upload_blobs(layout: &Layout, planned: &[Planned]) {
+    let mut jobs = BTreeSet::new();
+    for plan in planned {
+        for blob in &plan.image.blobs {
+            jobs.insert((
+                plan.reference.domain.clone(),
+                plan.reference.path.clone(),
+                blob.digest().to_string(),
+            ));
+        }
+    }
+    let queue = Mutex::new(jobs.into_iter().collect::<Vec<_>>());
+    std::thread::scope(|scope| {
+        for _ in 0..UPLOADERS {
+            scope.spawn(|| {
+                loop {
+                    let Some((host, repository, digest)) = queue.lock().expect("queue").pop()
+                    else {
+                        break;
+                    };
+                    let registry = Registry::new(&host);
+                    let result = match registry.has_blob(&repository, &digest) {
+                        Ok(true) => Ok(()),
+                        Ok(false) => {
+                            registry.push_blob(&repository, &digest, &layout.blob_path(&digest))
+                        }
+                        Err(e) => Err(e),
+                    };
+                    if let Err(e) = result {
+                        eprintln!("{NAME}: {e}");
+                    }
+                }
+            });
+        }
+    });
+}
+
+#[derive(Debug, thiserror::Error)]
+enum ImageError {
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error("blob {0} did not reach the registry")]
+    MissingBlob(String),
+    #[error("the registry stored manifest {stored}, expected {expected}")]
+    DigestMismatch { stored: String, expected: String },
+    #[error("gpg: {0}")]
+    Gpg(String),
+    #[error("writing the signature {path}: {source}")]
+    Store {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+fn push_and_sign(plan: &Planned, signer: &str) -> Result<PathBuf, ImageError> {
+    let registry = Registry::new(&plan.reference.domain);
+    for blob in &plan.image.blobs {
+        let digest = blob.digest().to_string();
+        if !registry.has_blob(&plan.reference.path, &digest)? {
+            return Err(ImageError::MissingBlob(digest));
+        }
+    }
+    let tag = plan.reference.tag.as_deref().expect("references have tags");
+    let stored = registry.push_manifest(
+        &plan.reference.path,
+        tag,
+        &plan.image.manifest_media_type,
+        &plan.image.manifest_bytes,
+    )?;
+    if let Some(stored) = stored.filter(|s| *s != plan.image.manifest_digest) {
+        return Err(ImageError::DigestMismatch {
+            stored,
+            expected: plan.image.manifest_digest.clone(),
+        });
+    }
+    let timestamp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let payload = SimpleSigning::new(
+        &plan.reference.to_string(),
+        &plan.image.manifest_digest,
+        timestamp,
+    );
+    let signature = gpg_sign(signer, &payload.to_bytes())?;
+    store_signature(plan, &signature)
+}
+
+/// An OpenPGP signed message (what containers/image verifies) made by the caller's gpg, so the
+/// agent asks for a passphrase as it does for podman.
+fn gpg_sign(signer: &str, payload: &[u8]) -> Result<Vec<u8>, ImageError> {
+    let mut child = Command::new("gpg")
+        .args([
+            "--batch",
+            "--no-tty",
+            "--sign",
+            "--local-user",
+            signer,
+            "--output",
+            "-",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| ImageError::Gpg(format!("cannot run gpg: {e}")))?;
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(payload)
+        .map_err(|e| ImageError::Gpg(e.to_string()))?;
+    let output = child
+        .wait_with_output()
+        .map_err(|e| ImageError::Gpg(e.to_string()))?;
+    if !output.status.success() || output.stdout.is_empty() {
+        return Err(ImageError::Gpg(
+            String::from_utf8_lossy(&output.stderr)
+                .trim()
+                .replace('\n', " "),
+        ));
+    }
+    Ok(output.stdout)
+}
+
+/// `<store>/<path>@sha256=<hex>/signature-<first free N>`, written completely before it appears.
+fn store_signature(plan: &Planned, signature: &[u8]) -> Result<PathBuf, ImageError> {
+    let digest =
+        Digest::parse(&plan.image.manifest_digest).map_err(|e| ImageError::Gpg(e.to_string()))?;
+    let dir = plan
+        .store
+        .join(lookaside::signature_dir(&plan.reference, &digest));
+    std::fs::create_dir_all(&dir).map_err(|source| ImageError::Store {
+        path: dir.clone(),
+        source,
+    })?;
+    let mut temp = tempfile::Builder::new()
+        .prefix(".signature.")
+        .tempfile_in(&dir)
+        .map_err(|source| ImageError::Store {
+            path: dir.clone(),
+            source,
+        })?;
+    temp.write_all(signature)
+        .map_err(|source| ImageError::Store {
+            path: dir.clone(),
+            source,
+        })?;
+    let permissions = std::os::unix::fs::PermissionsExt::from_mode(0o644);
+    temp.as_file()
+        .set_permissions(permissions)
+        .map_err(|source| ImageError::Store {
+            path: dir.clone(),
+            source,
+        })?;
+    for index in 1.. {
+        let path = dir.join(format!("signature-{index}"));
+        // persist_noclobber: never replace a signature somebody else wrote meanwhile.
+        match temp.persist_noclobber(&path) {
+            Ok(_) => return Ok(path),
+            Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => temp = e.file,
+            Err(e) => {
+                return Err(ImageError::Store {
+                    path,
+                    source: e.error,
+                });
+            }
+        }
+    }
+    unreachable!("an unbounded range always yields")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_as_upstream_maps_them() {
+        let default = target(None, Some("c10f")).unwrap();
+        assert_eq!(
+            default,
+            Target {
+                prefix: "registry.local/c10f".into(),
+                base: "c10f/".into()
+            }
+        );
+        assert_eq!(
+            reference_for(&default, "c10f/pause:3.9")
+                .unwrap()
+                .to_string(),
+            "registry.local/c10f/pause:3.9"
+        );
+        assert_eq!(
+            reference_for(&default, "other/x:1").unwrap().to_string(),
+            "registry.local/other/x:1"
+        );
+        let given = target(Some("registry.local/demo"), None).unwrap();
+        assert_eq!(
+            reference_for(&given, "demo/app:1").unwrap().to_string(),
+            "registry.local/demo/app:1"
+        );
+        assert!(matches!(
+            target(Some("registry.local"), None),
+            Err(Error::NoPath(_))
+        ));
+        assert!(matches!(
+            target(Some("registry/x"), None),
+            Err(Error::RegistryName(_))
+        ));
+        assert!(matches!(target(None, None), Err(Error::NoPlatform)));
+        assert!(matches!(
+            reference_for(&given, "demo/app"),
+            Err(Error::BadName { .. })
+        ));
+        assert!(matches!(
+            reference_for(&given, "demo/APP:1"),
+            Err(Error::BadName { .. })
+        ));
+    }
 }

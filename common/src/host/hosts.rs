@@ -8,8 +8,15 @@ pub const SERVICE_NAMES: [&str; 3] = ["registry.local", "sigstore.local", "trivy
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum HostsError {
-    #[error("{name} is already bound to {bound} in /etc/hosts (line {line}), not to {wanted}; remove that binding and run again")]
-    Conflict { name: String, bound: String, wanted: IpAddr, line: usize },
+    #[error(
+        "{name} is already bound to {bound} in /etc/hosts (line {line}), not to {wanted}; remove that binding and run again"
+    )]
+    Conflict {
+        name: String,
+        bound: String,
+        wanted: IpAddr,
+        line: usize,
+    },
 }
 
 /// The address each of `names` is bound to (first binding wins, as the resolver does),
@@ -19,7 +26,9 @@ pub fn bindings<'a>(text: &str, names: &[&'a str]) -> Vec<(&'a str, String, usiz
     for (number, line) in text.lines().enumerate() {
         let content = line.split('#').next().unwrap_or_default();
         let mut fields = content.split_whitespace();
-        let Some(address) = fields.next() else { continue };
+        let Some(address) = fields.next() else {
+            continue;
+        };
         for field in fields {
             if let Some(name) = names.iter().find(|n| n.eq_ignore_ascii_case(field)) {
                 if !found.iter().any(|(n, _, _)| n == name) {
@@ -38,7 +47,12 @@ pub fn bind_services(text: &str, address: IpAddr) -> Result<Option<String>, Host
     for (name, bound, line) in &existing {
         let same = bound.parse::<IpAddr>().is_ok_and(|b| b == address);
         if !same {
-            return Err(HostsError::Conflict { name: name.to_string(), bound: bound.clone(), wanted: address, line: *line });
+            return Err(HostsError::Conflict {
+                name: name.to_string(),
+                bound: bound.clone(),
+                wanted: address,
+                line: *line,
+            });
         }
     }
     let missing: Vec<&str> = SERVICE_NAMES
@@ -59,7 +73,10 @@ pub fn bind_services(text: &str, address: IpAddr) -> Result<Option<String>, Host
 
 /// The address `name` is bound to in `text`, if any.
 pub fn address_of(text: &str, name: &str) -> Option<String> {
-    bindings(text, &[name]).into_iter().next().map(|(_, address, _)| address)
+    bindings(text, &[name])
+        .into_iter()
+        .next()
+        .map(|(_, address, _)| address)
 }
 
 #[cfg(test)]
@@ -72,7 +89,10 @@ mod tests {
     fn binds_once_then_is_idempotent() {
         let ip: IpAddr = "192.0.2.10".parse().unwrap();
         let text = bind_services(BASE, ip).unwrap().unwrap();
-        assert!(text.ends_with("192.0.2.10 registry.local sigstore.local trivy.local\n"), "{text}");
+        assert!(
+            text.ends_with("192.0.2.10 registry.local sigstore.local trivy.local\n"),
+            "{text}"
+        );
         assert_eq!(bind_services(&text, ip).unwrap(), None);
     }
 
@@ -80,7 +100,9 @@ mod tests {
     fn a_binding_to_another_address_is_a_conflict() {
         let text = format!("{BASE}10.0.0.1 sigstore.local\n");
         let err = bind_services(&text, "192.0.2.10".parse().unwrap()).unwrap_err();
-        assert!(matches!(err, HostsError::Conflict { ref name, ref bound, line: 3, .. } if name == "sigstore.local" && bound == "10.0.0.1"));
+        assert!(
+            matches!(err, HostsError::Conflict { ref name, ref bound, line: 3, .. } if name == "sigstore.local" && bound == "10.0.0.1")
+        );
     }
 
     #[test]
@@ -89,6 +111,9 @@ mod tests {
         let text = format!("{BASE}192.0.2.10 registry.local\n");
         let updated = bind_services(&text, ip).unwrap().unwrap();
         assert!(updated.ends_with("192.0.2.10 sigstore.local trivy.local\n"));
-        assert_eq!(address_of(&updated, "trivy.local").as_deref(), Some("192.0.2.10"));
+        assert_eq!(
+            address_of(&updated, "trivy.local").as_deref(),
+            Some("192.0.2.10")
+        );
     }
 }

@@ -6,8 +6,12 @@ use std::net::IpAddr;
 pub fn is_local_address(address: IpAddr) -> std::io::Result<bool> {
     let addresses = nix::ifaddrs::getifaddrs()?;
     Ok(addresses.filter_map(|a| a.address).any(|socket| {
-        socket.as_sockaddr_in().is_some_and(|v4| IpAddr::V4(v4.ip()) == address)
-            || socket.as_sockaddr_in6().is_some_and(|v6| IpAddr::V6(v6.ip()) == address)
+        socket
+            .as_sockaddr_in()
+            .is_some_and(|v4| IpAddr::V4(v4.ip()) == address)
+            || socket
+                .as_sockaddr_in6()
+                .is_some_and(|v6| IpAddr::V6(v6.ip()) == address)
     }))
 }
 

@@ -9,11 +9,17 @@ use std::process::{Command, Stdio};
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
     #[error("cannot run {program}: {source}")]
-    Spawn { program: String, source: std::io::Error },
+    Spawn {
+        program: String,
+        source: std::io::Error,
+    },
     #[error("{command} failed: {detail}")]
     Failed { command: String, detail: String },
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Where PIDs and logs of directly started daemons go.
@@ -30,13 +36,18 @@ pub fn run(program: &str, args: &[&str]) -> Result<String, ServiceError> {
     let output = Command::new(program)
         .args(args)
         .output()
-        .map_err(|source| ServiceError::Spawn { program: program.into(), source })?;
+        .map_err(|source| ServiceError::Spawn {
+            program: program.into(),
+            source,
+        })?;
     if output.status.success() {
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     } else {
         Err(ServiceError::Failed {
             command: format!("{program} {}", args.join(" ")),
-            detail: String::from_utf8_lossy(&output.stderr).trim().replace('\n', " "),
+            detail: String::from_utf8_lossy(&output.stderr)
+                .trim()
+                .replace('\n', " "),
         })
     }
 }
@@ -54,7 +65,11 @@ fn pid_file(name: &str) -> PathBuf {
 
 /// The PID of a directly started daemon, if it still runs.
 pub fn running_pid(name: &str) -> Option<i32> {
-    let pid: i32 = std::fs::read_to_string(pid_file(name)).ok()?.trim().parse().ok()?;
+    let pid: i32 = std::fs::read_to_string(pid_file(name))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
     let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
     alive.then_some(pid)
 }
@@ -63,17 +78,30 @@ pub fn running_pid(name: &str) -> Option<i32> {
 /// and records its PID. Returns the PID.
 pub fn start_direct(name: &str, program: &str, args: &[&str]) -> Result<i32, ServiceError> {
     for dir in [PID_DIR, LOG_DIR] {
-        std::fs::create_dir_all(dir).map_err(|source| ServiceError::Io { path: dir.into(), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| ServiceError::Io {
+            path: dir.into(),
+            source,
+        })?;
     }
     let log_path = Path::new(LOG_DIR).join(format!("{name}.log"));
     let log = OpenOptions::new()
         .create(true)
         .append(true)
         .open(&log_path)
-        .map_err(|source| ServiceError::Io { path: log_path.clone(), source })?;
-    let err_log = log.try_clone().map_err(|source| ServiceError::Io { path: log_path, source })?;
+        .map_err(|source| ServiceError::Io {
+            path: log_path.clone(),
+            source,
+        })?;
+    let err_log = log.try_clone().map_err(|source| ServiceError::Io {
+        path: log_path,
+        source,
+    })?;
     let mut command = Command::new(program);
-    command.args(args).stdin(Stdio::null()).stdout(log).stderr(err_log);
+    command
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(err_log);
     // SAFETY: setsid is async-signal-safe.
     unsafe {
         command.pre_exec(|| {
@@ -81,19 +109,31 @@ pub fn start_direct(name: &str, program: &str, args: &[&str]) -> Result<i32, Ser
             Ok(())
         });
     }
-    let child = command
-        .spawn()
-        .map_err(|source| ServiceError::Spawn { program: program.into(), source })?;
+    let child = command.spawn().map_err(|source| ServiceError::Spawn {
+        program: program.into(),
+        source,
+    })?;
     let pid = child.id() as i32;
-    super::files::write_atomic(&pid_file(name), format!("{pid}\n").as_bytes(), 0o644, Default::default())
-        .map_err(|e| ServiceError::Io { path: pid_file(name), source: std::io::Error::other(e.to_string()) })?;
+    super::files::write_atomic(
+        &pid_file(name),
+        format!("{pid}\n").as_bytes(),
+        0o644,
+        Default::default(),
+    )
+    .map_err(|e| ServiceError::Io {
+        path: pid_file(name),
+        source: std::io::Error::other(e.to_string()),
+    })?;
     Ok(pid)
 }
 
 /// Stops a directly started daemon (SIGTERM) and forgets its PID.
 pub fn stop_direct(name: &str) {
     if let Some(pid) = running_pid(name) {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGTERM,
+        );
         for _ in 0..100 {
             if nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_err() {
                 break;

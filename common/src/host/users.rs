@@ -73,6 +73,22 @@ pub fn find_user(name: &str) -> Result<Option<Account>, AccountError> {
     }))
 }
 
+pub fn find_user_by_uid(uid: u32) -> Result<Option<Account>, AccountError> {
+    let user = NixUser::from_uid(nix::unistd::Uid::from_raw(uid)).map_err(|source| {
+        AccountError::Lookup {
+            name: uid.to_string(),
+            source,
+        }
+    })?;
+    Ok(user.map(|u| Account {
+        name: u.name,
+        uid: u.uid.as_raw(),
+        gid: u.gid.as_raw(),
+        home: u.dir,
+        shell: u.shell,
+    }))
+}
+
 pub fn user(name: &str) -> Result<Account, AccountError> {
     find_user(name)?.ok_or_else(|| AccountError::NoSuchUser(name.into()))
 }

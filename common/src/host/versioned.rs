@@ -15,7 +15,10 @@ pub enum Outcome {
     Unchanged,
     /// A new version was written and linked; `previous` is what the live name pointed to or the
     /// regular file it was, kept under a timestamped name.
-    Switched { version: PathBuf, previous: Option<PathBuf> },
+    Switched {
+        version: PathBuf,
+        previous: Option<PathBuf>,
+    },
 }
 
 /// One versioned file: `dir/live_name -> dir/<prefix><stamp>`.
@@ -27,7 +30,10 @@ pub struct Versioned<'a> {
 }
 
 fn io(path: &Path, source: std::io::Error) -> FileError {
-    FileError::Io { path: path.to_path_buf(), source }
+    FileError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 impl Versioned<'_> {
@@ -47,7 +53,9 @@ impl Versioned<'_> {
         }
         let live = self.live();
         let previous = match std::fs::symlink_metadata(&live) {
-            Ok(meta) if meta.file_type().is_symlink() => std::fs::read_link(&live).ok().map(|t| self.dir.join(t)),
+            Ok(meta) if meta.file_type().is_symlink() => {
+                std::fs::read_link(&live).ok().map(|t| self.dir.join(t))
+            }
             Ok(meta) if meta.is_file() => {
                 // A plain file from before podsec: keep it in the series, named by its mtime.
                 let stamp = timestamp::stamp(meta.modified().unwrap_or_else(|_| SystemTime::now()));
@@ -61,7 +69,9 @@ impl Versioned<'_> {
         let version = self.free_name(&timestamp::stamp(SystemTime::now()));
         write_atomic(&version, contents, mode, Owner::default())?;
         let target = version.file_name().expect("versioned name").to_owned();
-        let temp_link = self.dir.join(format!(".{}.{}.link", self.live_name, std::process::id()));
+        let temp_link = self
+            .dir
+            .join(format!(".{}.{}.link", self.live_name, std::process::id()));
         let _ = std::fs::remove_file(&temp_link);
         std::os::unix::fs::symlink(&target, &temp_link).map_err(|e| io(&temp_link, e))?;
         std::fs::rename(&temp_link, &live).map_err(|e| io(&live, e))?;
@@ -92,7 +102,11 @@ mod tests {
     fn plain_file_is_kept_and_link_switched_then_idempotent() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("policy.json"), "old").unwrap();
-        let file = Versioned { dir: dir.path(), live_name: "policy.json", prefix: "policy_" };
+        let file = Versioned {
+            dir: dir.path(),
+            live_name: "policy.json",
+            prefix: "policy_",
+        };
         let Outcome::Switched { version, previous } = file.install(b"new", 0o644).unwrap() else {
             panic!("not switched")
         };
@@ -102,11 +116,18 @@ mod tests {
         assert_eq!(dir.path().join(link), version);
         assert_eq!(file.install(b"new", 0o644).unwrap(), Outcome::Unchanged);
         // A second change in the same second gets its own name.
-        let Outcome::Switched { version: second, previous } = file.install(b"newer", 0o644).unwrap() else {
+        let Outcome::Switched {
+            version: second,
+            previous,
+        } = file.install(b"newer", 0o644).unwrap()
+        else {
             panic!("not switched")
         };
         assert_ne!(second, version);
         assert_eq!(previous.unwrap(), version);
-        assert_eq!(std::fs::read_to_string(dir.path().join("policy.json")).unwrap(), "newer");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("policy.json")).unwrap(),
+            "newer"
+        );
     }
 }

@@ -1,0 +1,238 @@
+//! The upstream archive format: `<arch>/` OCI image layouts inside a tar.xz. Unpacked safely into
+//! a private temporary directory that is removed whatever happens (no absolute or `..` paths, no
+//! links, no devices, bounded sizes), then every blob is checked against its digest before
+//! anything is pushed.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Component, Path, PathBuf};
+
+use oci_spec::image::{Descriptor, ImageIndex, ImageManifest};
+use sha2::{Digest, Sha256};
+
+/// Bounds of what an archive may unpack to.
+pub const MAX_TOTAL_BYTES: u64 = 64 << 30;
+pub const MAX_ENTRIES: usize = 200_000;
+pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+pub const ARCHITECTURES: [&str; 5] = ["amd64", "arm64", "arm", "ppc64le", "386"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    #[error("archive {0} is missing or not a regular file")]
+    Missing(PathBuf),
+    #[error("unsuccessful archive unfolding of {archive}: {detail}")]
+    Unpack { archive: PathBuf, detail: String },
+    #[error("archive entry '{entry}' is not allowed: {why}")]
+    BadEntry { entry: String, why: &'static str },
+    #[error("archive is larger than the allowed {MAX_TOTAL_BYTES} bytes or {MAX_ENTRIES} entries")]
+    TooLarge,
+    #[error("invalid archive format: architecture directory {0}/ is missing")]
+    NoArch(String),
+    #[error("invalid archive format: {0}/index.json is missing or invalid: {1}")]
+    NoIndex(String, String),
+    #[error("blob {digest} is missing or damaged: {detail}")]
+    Blob { digest: String, detail: String },
+    #[error("manifest {digest} is not an OCI image manifest: {detail}")]
+    Manifest { digest: String, detail: String },
+    #[error("cannot create a temporary directory: {0}")]
+    Temp(std::io::Error),
+}
+
+/// An unpacked layout of one architecture; the directory goes away with this value.
+pub struct Layout {
+    _temp: tempfile::TempDir,
+    pub root: PathBuf,
+}
+
+/// One image of the layout.
+pub struct Image {
+    pub ref_name: String,
+    pub manifest_digest: String,
+    pub manifest_bytes: Vec<u8>,
+    pub manifest_media_type: String,
+    /// Config and layers.
+    pub blobs: Vec<Descriptor>,
+}
+
+fn bad(entry: &Path, why: &'static str) -> ArchiveError {
+    ArchiveError::BadEntry {
+        entry: entry.display().to_string(),
+        why,
+    }
+}
+
+/// Unpacks the `<arch>/` part of `archive` into a fresh private directory.
+pub fn unpack(archive: &Path, arch: &str) -> Result<Layout, ArchiveError> {
+    let meta = std::fs::metadata(archive).map_err(|_| ArchiveError::Missing(archive.into()))?;
+    if !meta.is_file() {
+        return Err(ArchiveError::Missing(archive.into()));
+    }
+    let temp = tempfile::Builder::new()
+        .prefix("podsec-oci.")
+        .tempdir()
+        .map_err(ArchiveError::Temp)?;
+    let unpack_error = |detail: String| ArchiveError::Unpack {
+        archive: archive.into(),
+        detail,
+    };
+    let file = File::open(archive).map_err(|e| unpack_error(e.to_string()))?;
+    let mut tar = tar::Archive::new(xz2::read::XzDecoder::new(std::io::BufReader::new(file)));
+    let mut total = 0u64;
+    let mut count = 0usize;
+    for entry in tar.entries().map_err(|e| unpack_error(e.to_string()))? {
+        let mut entry = entry.map_err(|e| unpack_error(e.to_string()))?;
+        count += 1;
+        let path = entry
+            .path()
+            .map_err(|e| unpack_error(e.to_string()))?
+            .into_owned();
+        let mut parts = Vec::new();
+        for component in path.components() {
+            match component {
+                Component::Normal(part) => parts.push(part.to_owned()),
+                Component::CurDir => {}
+                _ => return Err(bad(&path, "absolute or '..' path")),
+            }
+        }
+        let kind = entry.header().entry_type();
+        if !(kind.is_file() || kind.is_dir()) {
+            return Err(bad(
+                &path,
+                "only regular files and directories may be archived",
+            ));
+        }
+        let size = entry
+            .header()
+            .size()
+            .map_err(|e| unpack_error(e.to_string()))?;
+        total = total.saturating_add(size);
+        if total > MAX_TOTAL_BYTES || count > MAX_ENTRIES {
+            return Err(ArchiveError::TooLarge);
+        }
+        if parts.first().is_none_or(|p| p != arch) {
+            continue;
+        }
+        let target = parts
+            .iter()
+            .fold(temp.path().to_path_buf(), |p, part| p.join(part));
+        if kind.is_dir() {
+            std::fs::create_dir_all(&target).map_err(|e| unpack_error(e.to_string()))?;
+            continue;
+        }
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| unpack_error(e.to_string()))?;
+        }
+        // create_new: a second entry of the same name is refused rather than overwriting.
+        let mut out = File::options()
+            .write(true)
+            .create_new(true)
+            .open(&target)
+            .map_err(|e| unpack_error(format!("{}: {e}", path.display())))?;
+        let copied = std::io::copy(&mut (&mut entry).take(size), &mut out)
+            .map_err(|e| unpack_error(e.to_string()))?;
+        if copied != size {
+            return Err(unpack_error(format!("{} is truncated", path.display())));
+        }
+        out.flush().map_err(|e| unpack_error(e.to_string()))?;
+    }
+    let root = temp.path().join(arch);
+    if !root.is_dir() {
+        return Err(ArchiveError::NoArch(arch.into()));
+    }
+    Ok(Layout { _temp: temp, root })
+}
+
+impl Layout {
+    pub fn blob_path(&self, digest: &str) -> PathBuf {
+        let (algorithm, hex) = digest.split_once(':').unwrap_or(("sha256", digest));
+        self.root.join("blobs").join(algorithm).join(hex)
+    }
+
+    /// Checks size and SHA-256 of a blob.
+    pub fn verify_blob(&self, descriptor: &Descriptor) -> Result<(), ArchiveError> {
+        let digest = descriptor.digest().to_string();
+        let damaged = |detail: String| ArchiveError::Blob {
+            digest: digest.clone(),
+            detail,
+        };
+        let mut file = File::open(self.blob_path(&digest)).map_err(|e| damaged(e.to_string()))?;
+        let mut hasher = Sha256::new();
+        let size = std::io::copy(&mut file, &mut hasher).map_err(|e| damaged(e.to_string()))?;
+        if size != descriptor.size() {
+            return Err(damaged(format!(
+                "{size} bytes, the manifest says {}",
+                descriptor.size()
+            )));
+        }
+        let actual = format!("sha256:{}", crate::fetch::hex(&hasher.finalize()));
+        if actual != digest {
+            return Err(damaged(format!("content hashes to {actual}")));
+        }
+        Ok(())
+    }
+
+    /// Every image of `index.json` named by `org.opencontainers.image.ref.name` (other
+    /// annotations are not image names), with all its blobs verified.
+    pub fn images(&self, arch: &str) -> Result<Vec<Image>, ArchiveError> {
+        let index = ImageIndex::from_file(self.root.join("index.json"))
+            .map_err(|e| ArchiveError::NoIndex(arch.into(), e.to_string()))?;
+        let mut images = Vec::new();
+        for descriptor in index.manifests() {
+            let Some(ref_name) = descriptor
+                .annotations()
+                .as_ref()
+                .and_then(|a| a.get(REF_NAME))
+            else {
+                continue;
+            };
+            self.verify_blob(descriptor)?;
+            let digest = descriptor.digest().to_string();
+            let bytes = std::fs::read(self.blob_path(&digest)).map_err(|e| ArchiveError::Blob {
+                digest: digest.clone(),
+                detail: e.to_string(),
+            })?;
+            let manifest = ImageManifest::from_reader(bytes.as_slice()).map_err(|e| {
+                ArchiveError::Manifest {
+                    digest: digest.clone(),
+                    detail: e.to_string(),
+                }
+            })?;
+            let mut blobs = vec![manifest.config().clone()];
+            blobs.extend(manifest.layers().iter().cloned());
+            for blob in &blobs {
+                self.verify_blob(blob)?;
+            }
+            images.push(Image {
+                ref_name: ref_name.clone(),
+                manifest_digest: digest,
+                manifest_media_type: descriptor.media_type().to_string(),
+                manifest_bytes: bytes,
+                blobs,
+            });
+        }
+        Ok(images)
+    }
+}
+
+/// Copies `reader` into `writer`, feeding a SHA-256 on the way (for streaming checks).
+pub fn copy_hashed(
+    reader: &mut impl Read,
+    writer: &mut impl Write,
+) -> std::io::Result<(u64, String)> {
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 1 << 16];
+    let mut total = 0u64;
+    loop {
+        let n = reader.read(&mut buffer)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+        writer.write_all(&buffer[..n])?;
+        total += n as u64;
+    }
+    Ok((
+        total,
+        format!("sha256:{}", crate::fetch::hex(&hasher.finalize())),
+    ))
+}
