@@ -68,7 +68,10 @@ buildah copy "$ctr" "$root/" / >/dev/null
 buildah config --cmd /bin/sh "$ctr"
 buildah commit -q "$ctr" localhost/{name} >/dev/null
 buildah rm "$ctr" >/dev/null
-podman save -q -o {archive} localhost/{name}
+# The host policy may reject everything (podsec's does): this copy is test plumbing.
+echo '{{"default":[{{"type":"insecureAcceptAnything"}}]}}' > "$root/policy.json"
+rm -f {archive}
+skopeo --policy "$root/policy.json" copy -q containers-storage:localhost/{name} docker-archive:{archive}:localhost/{name}:latest
 chmod 0644 {archive}
 rm -rf "$root""#,
         archive = archive.display()

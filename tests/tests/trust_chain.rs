@@ -1,0 +1,221 @@
+//! The podsec trust chain end to end with the real consumers of our files: docker-registry and
+//! nginx serve, skopeo and podman read our policy.json, registries.d and signatures.
+
+use std::path::{Path, PathBuf};
+
+use podsec_tests::fixtures::{busybox_image, path_with_commands};
+use podsec_tests::sandbox::{Options, Sandbox};
+
+const SERVER_IP: &str = "192.0.2.10";
+const MAKER: &str = "imagemaker";
+const EMAIL: &str = "imagemaker@registry.local";
+
+struct Server {
+    sandbox: Sandbox,
+    path: String,
+}
+
+impl Server {
+    /// create-policy, create-services, create-imagemakeruser on a fresh sandbox.
+    fn start() -> Server {
+        let sandbox = Sandbox::start(&Options { name: None, addresses: vec![format!("{SERVER_IP}/32")] }).unwrap();
+        let server = Server { sandbox, path: path_with_commands() };
+        server.root_ok(&format!("podsec-create-policy {SERVER_IP}"));
+        server.root_ok("podsec-create-services");
+        server.root_ok(&format!("podsec-create-imagemakeruser --batch --email {EMAIL} {MAKER}@registry.local/demo"));
+        server
+    }
+
+    fn root(&self, script: &str) -> std::process::Output {
+        self.sandbox.command("sh").args(["-c", script]).env("PATH", &self.path).output()
+    }
+
+    fn root_ok(&self, script: &str) -> String {
+        let out = self.root(script);
+        assert!(out.status.success(), "{script}\n{}\n{}", text(&out.stdout), text(&out.stderr));
+        text(&out.stdout)
+    }
+
+    fn maker(&self, script: &str) -> std::process::Output {
+        self.sandbox.command("sh").args(["-c", script]).env("PATH", &self.path).user(MAKER).output()
+    }
+
+    /// An upstream-format archive: `amd64/` OCI layout with `demo/<name>:<tag>` images, tar.xz.
+    fn archive(&self, file: &str, refs: &[&str]) -> PathBuf {
+        busybox_image(&self.sandbox, "bb");
+        let layout = self.sandbox.share().join(format!("{file}.layout"));
+        let mut script = format!("set -e; rm -rf {0}; mkdir -p {0}; ", layout.display());
+        for reference in refs {
+            script.push_str(&format!(
+                "skopeo --policy {policy} copy -q containers-storage:localhost/bb oci:{layout}/amd64:{reference}; ",
+                policy = self.accept_anything().display(),
+                layout = layout.display()
+            ));
+        }
+        let archive = self.sandbox.share().join(file);
+        script.push_str(&format!("tar -C {} -cJf {1} amd64; chmod 0644 {1}", layout.display(), archive.display()));
+        self.root_ok(&script);
+        archive
+    }
+
+    /// A permissive policy for test-side copies that are not under test.
+    fn accept_anything(&self) -> PathBuf {
+        let path = self.sandbox.share().join("accept-anything.json");
+        std::fs::write(&path, r#"{"default":[{"type":"insecureAcceptAnything"}]}"#).unwrap();
+        path
+    }
+
+    /// `skopeo copy docker://<image> dir:` with the system policy: Ok or the error text.
+    fn pull(&self, image: &str) -> Result<(), String> {
+        let out = self.root(&format!("skopeo copy -q docker://{image} dir:$(mktemp -d)"));
+        if out.status.success() { Ok(()) } else { Err(text(&out.stderr)) }
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn signature_files(server: &Server, repository: &str) -> Vec<String> {
+    server
+        .root_ok(&format!("find /var/sigstore/sigstore/{repository}@sha256=* -name 'signature-*' | sort"))
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn signed_images_pass_and_unsigned_tampered_or_foreign_ones_are_rejected() {
+    let server = Server::start();
+    let archive = server.archive("app.tar.xz", &["demo/app:1", "demo/tool:2"]);
+    let out = server.maker(&format!("podsec-load-sign-oci {} amd64 {EMAIL} registry.local/demo", archive.display()));
+    assert!(out.status.success(), "{}\n{}", text(&out.stdout), text(&out.stderr));
+    assert!(text(&out.stdout).contains("2 of 2 images pushed and signed"), "{}", text(&out.stdout));
+
+    // The real consumers accept the signed images with the system policy.
+    server.pull("registry.local/demo/app:1").unwrap();
+    server.pull("registry.local/demo/tool:2").unwrap();
+    server.root_ok("podman pull -q registry.local/demo/app:1");
+
+    // An image pushed without a signature into the same scope is rejected.
+    server.root_ok(&format!(
+        "skopeo --policy {} copy -q --remove-signatures --dest-tls-verify=false containers-storage:localhost/bb docker://registry.local/demo/unsigned:1",
+        server.accept_anything().display()
+    ));
+    let err = server.pull("registry.local/demo/unsigned:1").unwrap_err();
+    assert!(err.contains("A signature was required, but no signature exists"), "{err}");
+    assert!(server.root("podman pull -q registry.local/demo/unsigned:1").status.code() != Some(0));
+
+    // A signature with flipped bytes is rejected.
+    let signature = signature_files(&server, "demo/app").pop().expect("signature of app");
+    let saved = server.root_ok(&format!("base64 -w0 {signature}"));
+    server.root_ok(&format!(
+        "python3 -c \"import sys; p=sys.argv[1]; b=bytearray(open(p,'rb').read()); b[len(b)//2]^=0xff; open(p,'wb').write(b)\" {signature}"
+    ));
+    assert!(server.pull("registry.local/demo/app:1").is_err(), "tampered signature accepted");
+    server.root_ok(&format!("echo {saved} | base64 -d > {signature}"));
+    server.pull("registry.local/demo/app:1").unwrap();
+
+    // A valid signature by a key the policy does not trust is rejected.
+    server.root_ok(&format!(
+        "set -e; export GNUPGHOME=$(mktemp -d); \
+         gpg --batch --passphrase '' --quick-gen-key 'Intruder <intruder@example.com>' ed25519 sign never 2>/dev/null; \
+         m=$(mktemp -d); skopeo copy -q --src-tls-verify=false --policy {} docker://registry.local/demo/app:1 dir:$m; \
+         skopeo standalone-sign $m/manifest.json registry.local/demo/app:1 intruder@example.com -o {signature}",
+        server.accept_anything().display()
+    ));
+    let err = server.pull("registry.local/demo/app:1").unwrap_err();
+    assert!(err.contains("signature") || err.contains("Signature"), "{err}");
+}
+
+#[test]
+fn rerunning_the_setup_changes_nothing_and_bad_input_changes_nothing() {
+    let server = Server::start();
+    let snapshot = "sha256sum /etc/hosts /etc/containers/policy.json /etc/containers/registries.conf /etc/containers/registries.d/default.yaml /var/sigstore/keys/*; ls /etc/containers | wc -l";
+    let before = server.root_ok(snapshot);
+    server.root_ok(&format!("podsec-create-policy {SERVER_IP}"));
+    server.root_ok("podsec-create-services");
+    server.root_ok(&format!("podsec-create-imagemakeruser --batch --email {EMAIL} {MAKER}@registry.local/demo"));
+    assert_eq!(server.root_ok(snapshot), before, "a re-run changed the host");
+
+    // Invalid addresses and conflicting bindings: clear error, nothing changed.
+    for (argument, code) in [("1.2.3", 2), ("'1.2.3.4 5'", 2), ("999.1.1.1", 2), ("127.0.0.1", 1), ("198.51.100.7", 1), ("192.0.2.10 192.0.2.11", 1)] {
+        let out = server.root(&format!("podsec-create-policy {argument}"));
+        assert_eq!(out.status.code(), Some(code), "{argument}: {}", text(&out.stderr));
+        assert_eq!(text(&out.stderr).lines().count(), 1, "{argument}: not one line: {}", text(&out.stderr));
+        assert!(!text(&out.stderr).contains("panicked"));
+    }
+    let conflict = server.root("podsec-create-policy 198.51.100.7");
+    assert!(text(&conflict.stderr).contains("already bound to 192.0.2.10"), "{}", text(&conflict.stderr));
+    // Another maker cannot take over the scope of the first.
+    let out = server.root(&format!("podsec-create-imagemakeruser --batch --email x@registry.local intruder@registry.local/demo"));
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("already trusts"), "{}", text(&out.stderr));
+    assert!(!server.root_ok("getent passwd intruder || true").contains("intruder"), "user created despite the refusal");
+    assert_eq!(server.root_ok(snapshot), before, "bad input changed the host");
+}
+
+#[test]
+fn a_symlink_planted_in_a_makers_config_does_not_redirect_roots_write() {
+    let server = Server::start();
+    // The maker replaces its policy.json by a link to a root-owned file, then root re-runs.
+    server.root_ok("echo precious > /etc/podsec-victim");
+    let out = server.maker("rm -f ~/.config/containers/policy.json && ln -s /etc/podsec-victim ~/.config/containers/policy.json");
+    assert!(out.status.success());
+    server.root_ok(&format!("podsec-create-imagemakeruser --batch --email {EMAIL} {MAKER}@registry.local/demo"));
+    assert_eq!(server.root_ok("cat /etc/podsec-victim"), "precious\n");
+    let kind = server.root_ok(&format!("stat -c %F ~{MAKER}/.config/containers/policy.json"));
+    assert_eq!(kind.trim(), "regular file");
+    // A link in place of the directory itself makes the command fail rather than follow it.
+    server.maker("rm -rf ~/.config/containers && ln -s /etc ~/.config/containers");
+    let out = server.root(&format!("podsec-create-imagemakeruser --batch --email {EMAIL} {MAKER}@registry.local/demo"));
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("refusing to follow"), "{}", text(&out.stderr));
+    assert!(server.root_ok("ls /etc/policy.json 2>/dev/null || echo absent").contains("absent"));
+}
+
+#[test]
+fn bad_archives_push_nothing_and_leave_no_temporary_directory() {
+    let server = Server::start();
+    let good = server.archive("good.tar.xz", &["demo/app:1"]);
+    let share = server.sandbox.share();
+    let make = |name: &str, script: &str| -> PathBuf {
+        let path = share.join(name);
+        server.root_ok(&format!("set -e; cd $(mktemp -d); {script}; chmod 0644 {}", path.display()));
+        path
+    };
+    let cases: Vec<(PathBuf, i32, &str)> = vec![
+        (make("plain.tar", &format!("cp {} x.tar.xz; xz -dc x.tar.xz > {}", good.display(), share.join("plain.tar").display())), 6, "unfolding"),
+        (make("traversal.tar.xz", &format!("mkdir -p a/amd64; echo x > a/evil; tar -C a -cf t.tar amd64 --transform 's,^amd64,amd64/../../evil,' ; tar -C a -rf t.tar evil --transform 's,^,../,'; xz -c t.tar > {}", share.join("traversal.tar.xz").display())), 6, "not allowed"),
+        (make("symlink.tar.xz", &format!("mkdir amd64; ln -s /etc/shadow amd64/index.json; tar -cJf {} amd64", share.join("symlink.tar.xz").display())), 6, "not allowed"),
+        (make("noindex.tar.xz", &format!("mkdir -p amd64/blobs; echo '{{}}' > amd64/oci-layout; tar -cJf {} amd64", share.join("noindex.tar.xz").display())), 8, "index.json"),
+        (good.clone(), 7, "arm64"),
+        (make("truncated.tar.xz", &format!("set -e; mkdir x; tar -C x -xJf {}; f=$(ls -S x/amd64/blobs/sha256/* | head -1); truncate -s 100 $f; tar -C x -cJf {} amd64", good.display(), share.join("truncated.tar.xz").display())), 1, "damaged"),
+    ];
+    let before = server.root_ok("find /var/lib/podsec/registry /var/sigstore/sigstore | sort");
+    for (archive, code, message) in cases {
+        let arch = if message == "arm64" { "arm64" } else { "amd64" };
+        let out = server.maker(&format!(
+            "export TMPDIR=$(mktemp -d); podsec-load-sign-oci {} {arch} {EMAIL} registry.local/demo; rc=$?; ls -A $TMPDIR; exit $rc",
+            archive.display()
+        ));
+        assert_eq!(out.status.code(), Some(code), "{}: {}", archive.display(), text(&out.stderr));
+        assert!(text(&out.stderr).contains(message), "{}: {}", archive.display(), text(&out.stderr));
+        assert!(text(&out.stdout).trim().is_empty(), "{}: temporary files left: {}", archive.display(), text(&out.stdout));
+    }
+    assert_eq!(server.root_ok("find /var/lib/podsec/registry /var/sigstore/sigstore | sort"), before, "something was pushed");
+    // Unknown architecture, not an image maker.
+    let out = server.maker(&format!("podsec-load-sign-oci {} sparc {EMAIL} registry.local/demo", good.display()));
+    assert_eq!(out.status.code(), Some(3));
+    server.root_ok("useradd -m outsider");
+    let out = server
+        .sandbox
+        .command("podsec-load-sign-oci")
+        .args([good.to_str().unwrap(), "amd64", EMAIL, "registry.local/demo"])
+        .env("PATH", &server.path)
+        .user("outsider")
+        .output();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("not a member of group podman_dev"), "{}", text(&out.stderr));
+    let _ = Path::new("unused");
+}
