@@ -19,8 +19,12 @@ impl Server {
     /// create-policy, create-services, create-imagemakeruser on a fresh sandbox.
     fn start() -> Server {
         let sandbox = Sandbox::start(&Options { name: None, addresses: vec![format!("{SERVER_IP}/32")] }).unwrap();
+        Server::set_up(sandbox, SERVER_IP)
+    }
+
+    fn set_up(sandbox: Sandbox, address: &str) -> Server {
         let server = Server { sandbox, path: path_with_commands() };
-        server.root_ok(&format!("podsec-create-policy {SERVER_IP}"));
+        server.root_ok(&format!("podsec-create-policy {address}"));
         server.root_ok("podsec-create-services");
         server.root_ok(&format!("podsec-create-imagemakeruser --batch --email {EMAIL} {MAKER}@registry.local/demo"));
         server
@@ -218,4 +222,53 @@ fn bad_archives_push_nothing_and_leave_no_temporary_directory() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("not a member of group podman_dev"), "{}", text(&out.stderr));
     let _ = Path::new("unused");
+}
+
+#[test]
+fn a_second_node_fetches_keys_and_policy_and_enforces_them() {
+    let server_box = Sandbox::start(&Options::default()).unwrap();
+    let client_box = Sandbox::start(&Options::default()).unwrap();
+    Sandbox::link(&server_box, &client_box, "192.0.2.1/24", "192.0.2.2/24").unwrap();
+    let server = Server::set_up(server_box, "192.0.2.1");
+    let archive = server.archive("app.tar.xz", &["demo/app:1"]);
+    let out = server.maker(&format!("podsec-load-sign-oci {} amd64 {EMAIL} registry.local/demo", archive.display()));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    server.root_ok(&format!(
+        "skopeo --policy {} copy -q --remove-signatures --dest-tls-verify=false containers-storage:localhost/bb docker://registry.local/demo/unsigned:1",
+        server.accept_anything().display()
+    ));
+    let client = Server { sandbox: client_box, path: path_with_commands() };
+
+    // Pinning: a wrong policy digest is refused and nothing changes.
+    let before = client.root_ok("readlink /etc/containers/policy.json || cat /etc/containers/policy.json; cat /etc/hosts");
+    let out = client.root(&format!("podsec-create-policy --expect-policy-sha256 {} 192.0.2.1", "0".repeat(64)));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("expected 0000"), "{}", text(&out.stderr));
+    assert_eq!(client.root_ok("readlink /etc/containers/policy.json || cat /etc/containers/policy.json; cat /etc/hosts"), before);
+
+    let published = server.root_ok("sha256sum /var/sigstore/keys/policy.json | cut -d' ' -f1");
+    let fingerprint = server.root_ok(&format!("gpg --show-keys --with-colons /var/sigstore/keys/{MAKER}.pgp | awk -F: '/^fpr/{{print $10; exit}}'"));
+    client.root_ok(&format!(
+        "podsec-create-policy --expect-policy-sha256 {} --expect-key-fingerprint {} 192.0.2.1",
+        published.trim(),
+        fingerprint.trim()
+    ));
+    assert_eq!(
+        client.root_ok("cat /etc/containers/policy.json"),
+        server.root_ok("cat /var/sigstore/keys/policy.json"),
+        "the client does not enforce the published policy"
+    );
+    assert_eq!(client.root_ok(&format!("stat -c '%U %a' /var/sigstore/keys /var/sigstore/keys/{MAKER}.pgp")), "root 755\nroot 644\n");
+    client.pull("registry.local/demo/app:1").unwrap();
+    client.root_ok("podman pull -q registry.local/demo/app:1");
+    let err = client.pull("registry.local/demo/unsigned:1").unwrap_err();
+    assert!(err.contains("A signature was required"), "{err}");
+
+    // The server goes away: a new run fails and the policy in force stays (no dangling link).
+    server.root_ok("kill $(cat /run/podsec/nginx.pid)");
+    let in_force = client.root_ok("cat /etc/containers/policy.json");
+    let out = client.root("podsec-create-policy 192.0.2.1");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("cannot download"), "{}", text(&out.stderr));
+    assert_eq!(client.root_ok("cat /etc/containers/policy.json"), in_force);
 }
