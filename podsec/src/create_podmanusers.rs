@@ -1,14 +1,46 @@
 //! podsec-create-podmanusers: locked-down accounts that run signed images with podman.
+//!
+//! The account's ~/.config/containers belongs to root (the user can add nothing there, so the
+//! system policy.json and registries.d apply) and holds the storage.conf that
+//! podsec-inotify-check-policy expects; it is made immutable where the file system allows, so
+//! the user cannot rename it away either. What this does not prevent is documented in the README
+//! (XDG_CONFIG_HOME, --signature-policy).
 
 use std::ffi::OsString;
-use std::process::ExitCode;
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, ExitCode};
 
 use clap::Parser;
-use podsec_common::cli::{self, NotRoot};
+use podsec_common::cli::{self, Failure, NotRoot};
+use podsec_common::host::files::{FileError, Owner, SafeDir};
+use podsec_common::host::users::{self, Account, NewAccount};
+
+use crate::layout::GROUP_PODMAN;
 
 pub const NAME: &str = "podsec-create-podmanusers";
 /// Whether the command does its job yet (see `--status`).
-pub const IMPLEMENTED: bool = false;
+pub const IMPLEMENTED: bool = true;
+
+/// The storage.conf of a podman user. podman insists on an explicit driver once the file
+/// exists: overlay (native rootless overlay), or vfs where the home directory itself lies on
+/// overlayfs (containers, test sandboxes), which rootless overlay cannot stack on.
+pub fn storage_conf(driver: &str) -> String {
+    format!(
+        "# Written by {NAME}: this account's container configuration is fixed by root.\n\
+         [storage]\n\
+         driver = \"{driver}\"\n"
+    )
+}
+
+/// The driver for a home directory on the file system of `home`.
+pub fn storage_driver(home: &Path) -> &'static str {
+    const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
+    match nix::sys::statfs::statfs(home) {
+        Ok(fs) if fs.filesystem_type().0 as i64 == OVERLAYFS_SUPER_MAGIC => "vfs",
+        _ => "overlay",
+    }
+}
 
 /// Create podman users: members of group podman whose container configuration is fixed by root,
 /// so they run only images the system policy trusts.
@@ -18,13 +50,141 @@ pub struct Args {
     /// Accounts to create
     #[arg(value_name = "username", required = true)]
     pub users: Vec<String>,
+    /// Ask nothing: the accounts stay locked unless --password-stdin is given
+    #[arg(long)]
+    pub batch: bool,
+    /// Set the password of every account from the first line of standard input
+    #[arg(long)]
+    pub password_stdin: bool,
 }
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    NotRoot(#[from] NotRoot),
+    #[error(transparent)]
+    Account(#[from] users::AccountError),
+    #[error(transparent)]
+    File(#[from] FileError),
+    #[error("setting the password of {user}: {detail}")]
+    Password { user: String, detail: String },
+    #[error("{0} is given twice")]
+    Duplicate(String),
+}
+
+impl Failure for Error {}
 
 pub fn main(argv: Vec<OsString>) -> ExitCode {
     cli::run_command(NAME, argv, run)
 }
 
-pub fn run(_args: Args) -> Result<ExitCode, NotRoot> {
+pub fn run(args: Args) -> Result<ExitCode, Error> {
     cli::require_root()?;
-    Ok(cli::not_implemented(NAME, 2))
+    // Every name is checked before any account is touched.
+    for (index, name) in args.users.iter().enumerate() {
+        users::check_account_name(name)?;
+        if args.users[..index].contains(name) {
+            return Err(Error::Duplicate(name.clone()));
+        }
+    }
+    let password = if args.password_stdin {
+        let mut text = String::new();
+        let _ = std::io::stdin().read_to_string(&mut text);
+        Some(text.lines().next().unwrap_or_default().to_string())
+    } else {
+        None
+    };
+    users::ensure_group(GROUP_PODMAN, true)?;
+    for name in &args.users {
+        let (account, created) = users::ensure_user(
+            name,
+            &NewAccount {
+                primary_group: Some(GROUP_PODMAN),
+                create_home: true,
+                comment: Some("podsec podman user"),
+                ..NewAccount::default()
+            },
+        )?;
+        if !created {
+            users::add_to_groups(name, &[GROUP_PODMAN])?;
+        }
+        match &password {
+            Some(password) => set_password(name, password)?,
+            None if !args.batch && created => {
+                println!("Enter the password for user '{name}':");
+                let ok = Command::new("passwd")
+                    .arg("--")
+                    .arg(name)
+                    .status()
+                    .is_ok_and(|s| s.success());
+                if !ok {
+                    return Err(Error::Password {
+                        user: name.clone(),
+                        detail: "passwd failed".into(),
+                    });
+                }
+            }
+            None => {}
+        }
+        lock_configuration(&account)?;
+        println!("Podman user {name}: ~/.config/containers is fixed by root");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn set_password(user: &str, password: &str) -> Result<(), Error> {
+    let failed = |detail: String| Error::Password {
+        user: user.into(),
+        detail,
+    };
+    if password.is_empty() || password.contains(':') {
+        return Err(failed("the password is empty or contains ':'".into()));
+    }
+    let mut child = Command::new("chpasswd")
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| failed(e.to_string()))?;
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin
+            .write_all(format!("{user}:{password}\n").as_bytes())
+            .map_err(|e| failed(e.to_string()))?;
+    }
+    let output = child
+        .wait_with_output()
+        .map_err(|e| failed(e.to_string()))?;
+    if !output.status.success() {
+        return Err(failed(
+            String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        ));
+    }
+    Ok(())
+}
+
+/// ~/.config (the user's) / containers (root's, 0755) / storage.conf (root's, 0644); then the
+/// immutable attribute on the directory so it cannot be renamed or replaced.
+fn lock_configuration(account: &Account) -> Result<(), Error> {
+    let home = SafeDir::open(&account.home)?;
+    let config = home.create_dir_all(
+        Path::new(".config"),
+        0o755,
+        Owner::new(account.uid, account.gid),
+    )?;
+    let root = Owner::new(0, 0);
+    let containers = config.create_dir_all(Path::new("containers"), 0o755, root)?;
+    // Lift an earlier run's immutability (through the descriptor, never a path a user could
+    // redirect), rewrite, and set it again.
+    containers.set_immutable(false)?;
+    containers.set_mode_owner(0o755, root)?;
+    let conf = storage_conf(storage_driver(&account.home));
+    containers.write_file("storage.conf", conf.as_bytes(), 0o644, root)?;
+    if !containers.set_immutable(true)? {
+        eprintln!(
+            "{NAME}: note: {} could not be made immutable (file system without attributes); it stays root-owned",
+            containers.path().display()
+        );
+    }
+    Ok(())
 }

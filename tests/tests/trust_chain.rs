@@ -18,30 +18,53 @@ struct Server {
 impl Server {
     /// create-policy, create-services, create-imagemakeruser on a fresh sandbox.
     fn start() -> Server {
-        let sandbox = Sandbox::start(&Options { name: None, addresses: vec![format!("{SERVER_IP}/32")] }).unwrap();
+        let sandbox = Sandbox::start(&Options {
+            name: None,
+            addresses: vec![format!("{SERVER_IP}/32")],
+        })
+        .unwrap();
         Server::set_up(sandbox, SERVER_IP)
     }
 
     fn set_up(sandbox: Sandbox, address: &str) -> Server {
-        let server = Server { sandbox, path: path_with_commands() };
+        let server = Server {
+            sandbox,
+            path: path_with_commands(),
+        };
         server.root_ok(&format!("podsec-create-policy {address}"));
         server.root_ok("podsec-create-services");
-        server.root_ok(&format!("podsec-create-imagemakeruser --batch --email {EMAIL} {MAKER}@registry.local/demo"));
+        server.root_ok(&format!(
+            "podsec-create-imagemakeruser --batch --email {EMAIL} {MAKER}@registry.local/demo"
+        ));
         server
     }
 
     fn root(&self, script: &str) -> std::process::Output {
-        self.sandbox.command("sh").args(["-c", script]).env("PATH", &self.path).output()
+        self.sandbox
+            .command("sh")
+            .args(["-c", script])
+            .env("PATH", &self.path)
+            .output()
     }
 
     fn root_ok(&self, script: &str) -> String {
         let out = self.root(script);
-        assert!(out.status.success(), "{script}\n{}\n{}", text(&out.stdout), text(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{script}\n{}\n{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
         text(&out.stdout)
     }
 
     fn maker(&self, script: &str) -> std::process::Output {
-        self.sandbox.command("sh").args(["-c", script]).env("PATH", &self.path).user(MAKER).output()
+        self.sandbox
+            .command("sh")
+            .args(["-c", script])
+            .env("PATH", &self.path)
+            .user(MAKER)
+            .output()
     }
 
     /// An upstream-format archive: `amd64/` OCI layout with `demo/<name>:<tag>` images, tar.xz.
@@ -57,7 +80,11 @@ impl Server {
             ));
         }
         let archive = self.sandbox.share().join(file);
-        script.push_str(&format!("tar -C {} -cJf {1} amd64; chmod 0644 {1}", layout.display(), archive.display()));
+        script.push_str(&format!(
+            "tar -C {} -cJf {1} amd64; chmod 0644 {1}",
+            layout.display(),
+            archive.display()
+        ));
         self.root_ok(&script);
         archive
     }
@@ -72,7 +99,11 @@ impl Server {
     /// `skopeo copy docker://<image> dir:` with the system policy: Ok or the error text.
     fn pull(&self, image: &str) -> Result<(), String> {
         let out = self.root(&format!("skopeo copy -q docker://{image} dir:$(mktemp -d)"));
-        if out.status.success() { Ok(()) } else { Err(text(&out.stderr)) }
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(text(&out.stderr))
+        }
     }
 }
 
@@ -82,7 +113,9 @@ fn text(bytes: &[u8]) -> String {
 
 fn signature_files(server: &Server, repository: &str) -> Vec<String> {
     server
-        .root_ok(&format!("find /var/sigstore/sigstore/{repository}@sha256=* -name 'signature-*' | sort"))
+        .root_ok(&format!(
+            "find /var/sigstore/sigstore/{repository}@sha256=* -name 'signature-*' | sort"
+        ))
         .lines()
         .map(str::to_string)
         .collect()
@@ -92,9 +125,21 @@ fn signature_files(server: &Server, repository: &str) -> Vec<String> {
 fn signed_images_pass_and_unsigned_tampered_or_foreign_ones_are_rejected() {
     let server = Server::start();
     let archive = server.archive("app.tar.xz", &["demo/app:1", "demo/tool:2"]);
-    let out = server.maker(&format!("podsec-load-sign-oci {} amd64 {EMAIL} registry.local/demo", archive.display()));
-    assert!(out.status.success(), "{}\n{}", text(&out.stdout), text(&out.stderr));
-    assert!(text(&out.stdout).contains("2 of 2 images pushed and signed"), "{}", text(&out.stdout));
+    let out = server.maker(&format!(
+        "podsec-load-sign-oci {} amd64 {EMAIL} registry.local/demo",
+        archive.display()
+    ));
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stdout).contains("2 of 2 images pushed and signed"),
+        "{}",
+        text(&out.stdout)
+    );
 
     // The real consumers accept the signed images with the system policy.
     server.pull("registry.local/demo/app:1").unwrap();
@@ -107,16 +152,30 @@ fn signed_images_pass_and_unsigned_tampered_or_foreign_ones_are_rejected() {
         server.accept_anything().display()
     ));
     let err = server.pull("registry.local/demo/unsigned:1").unwrap_err();
-    assert!(err.contains("A signature was required, but no signature exists"), "{err}");
-    assert!(server.root("podman pull -q registry.local/demo/unsigned:1").status.code() != Some(0));
+    assert!(
+        err.contains("A signature was required, but no signature exists"),
+        "{err}"
+    );
+    assert!(
+        server
+            .root("podman pull -q registry.local/demo/unsigned:1")
+            .status
+            .code()
+            != Some(0)
+    );
 
     // A signature with flipped bytes is rejected.
-    let signature = signature_files(&server, "demo/app").pop().expect("signature of app");
+    let signature = signature_files(&server, "demo/app")
+        .pop()
+        .expect("signature of app");
     let saved = server.root_ok(&format!("base64 -w0 {signature}"));
     server.root_ok(&format!(
         "python3 -c \"import sys; p=sys.argv[1]; b=bytearray(open(p,'rb').read()); b[len(b)//2]^=0xff; open(p,'wb').write(b)\" {signature}"
     ));
-    assert!(server.pull("registry.local/demo/app:1").is_err(), "tampered signature accepted");
+    assert!(
+        server.pull("registry.local/demo/app:1").is_err(),
+        "tampered signature accepted"
+    );
     server.root_ok(&format!("echo {saved} | base64 -d > {signature}"));
     server.pull("registry.local/demo/app:1").unwrap();
 
@@ -129,7 +188,10 @@ fn signed_images_pass_and_unsigned_tampered_or_foreign_ones_are_rejected() {
         server.accept_anything().display()
     ));
     let err = server.pull("registry.local/demo/app:1").unwrap_err();
-    assert!(err.contains("signature") || err.contains("Signature"), "{err}");
+    assert!(
+        err.contains("signature") || err.contains("Signature"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -139,24 +201,66 @@ fn rerunning_the_setup_changes_nothing_and_bad_input_changes_nothing() {
     let before = server.root_ok(snapshot);
     server.root_ok(&format!("podsec-create-policy {SERVER_IP}"));
     server.root_ok("podsec-create-services");
-    server.root_ok(&format!("podsec-create-imagemakeruser --batch --email {EMAIL} {MAKER}@registry.local/demo"));
-    assert_eq!(server.root_ok(snapshot), before, "a re-run changed the host");
+    server.root_ok(&format!(
+        "podsec-create-imagemakeruser --batch --email {EMAIL} {MAKER}@registry.local/demo"
+    ));
+    assert_eq!(
+        server.root_ok(snapshot),
+        before,
+        "a re-run changed the host"
+    );
 
     // Invalid addresses and conflicting bindings: clear error, nothing changed.
-    for (argument, code) in [("1.2.3", 2), ("'1.2.3.4 5'", 2), ("999.1.1.1", 2), ("127.0.0.1", 1), ("198.51.100.7", 1), ("192.0.2.10 192.0.2.11", 1)] {
+    for (argument, code) in [
+        ("1.2.3", 2),
+        ("'1.2.3.4 5'", 2),
+        ("999.1.1.1", 2),
+        ("127.0.0.1", 1),
+        ("198.51.100.7", 1),
+        ("192.0.2.10 192.0.2.11", 1),
+    ] {
         let out = server.root(&format!("podsec-create-policy {argument}"));
-        assert_eq!(out.status.code(), Some(code), "{argument}: {}", text(&out.stderr));
-        assert_eq!(text(&out.stderr).lines().count(), 1, "{argument}: not one line: {}", text(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{argument}: {}",
+            text(&out.stderr)
+        );
+        assert_eq!(
+            text(&out.stderr).lines().count(),
+            1,
+            "{argument}: not one line: {}",
+            text(&out.stderr)
+        );
         assert!(!text(&out.stderr).contains("panicked"));
     }
     let conflict = server.root("podsec-create-policy 198.51.100.7");
-    assert!(text(&conflict.stderr).contains("already bound to 192.0.2.10"), "{}", text(&conflict.stderr));
+    assert!(
+        text(&conflict.stderr).contains("already bound to 192.0.2.10"),
+        "{}",
+        text(&conflict.stderr)
+    );
     // Another maker cannot take over the scope of the first.
-    let out = server.root(&format!("podsec-create-imagemakeruser --batch --email x@registry.local intruder@registry.local/demo"));
+    let out = server.root(&format!(
+        "podsec-create-imagemakeruser --batch --email x@registry.local intruder@registry.local/demo"
+    ));
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("already trusts"), "{}", text(&out.stderr));
-    assert!(!server.root_ok("getent passwd intruder || true").contains("intruder"), "user created despite the refusal");
-    assert_eq!(server.root_ok(snapshot), before, "bad input changed the host");
+    assert!(
+        text(&out.stderr).contains("already trusts"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        !server
+            .root_ok("getent passwd intruder || true")
+            .contains("intruder"),
+        "user created despite the refusal"
+    );
+    assert_eq!(
+        server.root_ok(snapshot),
+        before,
+        "bad input changed the host"
+    );
 }
 
 #[test]
@@ -166,16 +270,30 @@ fn a_symlink_planted_in_a_makers_config_does_not_redirect_roots_write() {
     server.root_ok("echo precious > /etc/podsec-victim");
     let out = server.maker("rm -f ~/.config/containers/policy.json && ln -s /etc/podsec-victim ~/.config/containers/policy.json");
     assert!(out.status.success());
-    server.root_ok(&format!("podsec-create-imagemakeruser --batch --email {EMAIL} {MAKER}@registry.local/demo"));
+    server.root_ok(&format!(
+        "podsec-create-imagemakeruser --batch --email {EMAIL} {MAKER}@registry.local/demo"
+    ));
     assert_eq!(server.root_ok("cat /etc/podsec-victim"), "precious\n");
-    let kind = server.root_ok(&format!("stat -c %F ~{MAKER}/.config/containers/policy.json"));
+    let kind = server.root_ok(&format!(
+        "stat -c %F ~{MAKER}/.config/containers/policy.json"
+    ));
     assert_eq!(kind.trim(), "regular file");
     // A link in place of the directory itself makes the command fail rather than follow it.
     server.maker("rm -rf ~/.config/containers && ln -s /etc ~/.config/containers");
-    let out = server.root(&format!("podsec-create-imagemakeruser --batch --email {EMAIL} {MAKER}@registry.local/demo"));
+    let out = server.root(&format!(
+        "podsec-create-imagemakeruser --batch --email {EMAIL} {MAKER}@registry.local/demo"
+    ));
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("refusing to follow"), "{}", text(&out.stderr));
-    assert!(server.root_ok("ls /etc/policy.json 2>/dev/null || echo absent").contains("absent"));
+    assert!(
+        text(&out.stderr).contains("refusing to follow"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        server
+            .root_ok("ls /etc/policy.json 2>/dev/null || echo absent")
+            .contains("absent")
+    );
 }
 
 #[test]
@@ -185,16 +303,71 @@ fn bad_archives_push_nothing_and_leave_no_temporary_directory() {
     let share = server.sandbox.share();
     let make = |name: &str, script: &str| -> PathBuf {
         let path = share.join(name);
-        server.root_ok(&format!("set -e; cd $(mktemp -d); {script}; chmod 0644 {}", path.display()));
+        server.root_ok(&format!(
+            "set -e; cd $(mktemp -d); {script}; chmod 0644 {}",
+            path.display()
+        ));
         path
     };
     let cases: Vec<(PathBuf, i32, &str)> = vec![
-        (make("plain.tar", &format!("cp {} x.tar.xz; xz -dc x.tar.xz > {}", good.display(), share.join("plain.tar").display())), 6, "unfolding"),
-        (make("traversal.tar.xz", &format!("mkdir -p a/amd64; echo x > a/evil; tar -C a -cf t.tar amd64 --transform 's,^amd64,amd64/../../evil,' ; tar -C a -rf t.tar evil --transform 's,^,../,'; xz -c t.tar > {}", share.join("traversal.tar.xz").display())), 6, "not allowed"),
-        (make("symlink.tar.xz", &format!("mkdir amd64; ln -s /etc/shadow amd64/index.json; tar -cJf {} amd64", share.join("symlink.tar.xz").display())), 6, "not allowed"),
-        (make("noindex.tar.xz", &format!("mkdir -p amd64/blobs; echo '{{}}' > amd64/oci-layout; tar -cJf {} amd64", share.join("noindex.tar.xz").display())), 8, "index.json"),
+        (
+            make(
+                "plain.tar",
+                &format!(
+                    "cp {} x.tar.xz; xz -dc x.tar.xz > {}",
+                    good.display(),
+                    share.join("plain.tar").display()
+                ),
+            ),
+            6,
+            "unfolding",
+        ),
+        (
+            make(
+                "traversal.tar.xz",
+                &format!(
+                    "mkdir -p a/amd64; echo x > a/evil; tar -C a -cf t.tar amd64 --transform 's,^amd64,amd64/../../evil,' ; tar -C a -rf t.tar evil --transform 's,^,../,'; xz -c t.tar > {}",
+                    share.join("traversal.tar.xz").display()
+                ),
+            ),
+            6,
+            "not allowed",
+        ),
+        (
+            make(
+                "symlink.tar.xz",
+                &format!(
+                    "mkdir amd64; ln -s /etc/shadow amd64/index.json; tar -cJf {} amd64",
+                    share.join("symlink.tar.xz").display()
+                ),
+            ),
+            6,
+            "not allowed",
+        ),
+        (
+            make(
+                "noindex.tar.xz",
+                &format!(
+                    "mkdir -p amd64/blobs; echo '{{}}' > amd64/oci-layout; tar -cJf {} amd64",
+                    share.join("noindex.tar.xz").display()
+                ),
+            ),
+            8,
+            "index.json",
+        ),
         (good.clone(), 7, "arm64"),
-        (make("truncated.tar.xz", &format!("set -e; mkdir x; tar -C x -xJf {}; f=$(ls -S x/amd64/blobs/sha256/* | head -1); truncate -s 100 $f; tar -C x -cJf {} amd64", good.display(), share.join("truncated.tar.xz").display())), 1, "damaged"),
+        (
+            make(
+                "truncated.tar.xz",
+                &format!(
+                    "set -e; mkdir x; tar -C x -xJf {}; f=$(ls -S x/amd64/blobs/sha256/* | head -1); truncate -s 100 $f; tar -C x -cJf {} amd64",
+                    good.display(),
+                    share.join("truncated.tar.xz").display()
+                ),
+            ),
+            1,
+            "damaged",
+        ),
     ];
     let before = server.root_ok("find /var/lib/podsec/registry /var/sigstore/sigstore | sort");
     for (archive, code, message) in cases {
@@ -203,24 +376,56 @@ fn bad_archives_push_nothing_and_leave_no_temporary_directory() {
             "export TMPDIR=$(mktemp -d); podsec-load-sign-oci {} {arch} {EMAIL} registry.local/demo; rc=$?; ls -A $TMPDIR; exit $rc",
             archive.display()
         ));
-        assert_eq!(out.status.code(), Some(code), "{}: {}", archive.display(), text(&out.stderr));
-        assert!(text(&out.stderr).contains(message), "{}: {}", archive.display(), text(&out.stderr));
-        assert!(text(&out.stdout).trim().is_empty(), "{}: temporary files left: {}", archive.display(), text(&out.stdout));
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{}: {}",
+            archive.display(),
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stderr).contains(message),
+            "{}: {}",
+            archive.display(),
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stdout).trim().is_empty(),
+            "{}: temporary files left: {}",
+            archive.display(),
+            text(&out.stdout)
+        );
     }
-    assert_eq!(server.root_ok("find /var/lib/podsec/registry /var/sigstore/sigstore | sort"), before, "something was pushed");
+    assert_eq!(
+        server.root_ok("find /var/lib/podsec/registry /var/sigstore/sigstore | sort"),
+        before,
+        "something was pushed"
+    );
     // Unknown architecture, not an image maker.
-    let out = server.maker(&format!("podsec-load-sign-oci {} sparc {EMAIL} registry.local/demo", good.display()));
+    let out = server.maker(&format!(
+        "podsec-load-sign-oci {} sparc {EMAIL} registry.local/demo",
+        good.display()
+    ));
     assert_eq!(out.status.code(), Some(3));
     server.root_ok("useradd -m outsider");
     let out = server
         .sandbox
         .command("podsec-load-sign-oci")
-        .args([good.to_str().unwrap(), "amd64", EMAIL, "registry.local/demo"])
+        .args([
+            good.to_str().unwrap(),
+            "amd64",
+            EMAIL,
+            "registry.local/demo",
+        ])
         .env("PATH", &server.path)
         .user("outsider")
         .output();
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("not a member of group podman_dev"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("not a member of group podman_dev"),
+        "{}",
+        text(&out.stderr)
+    );
     let _ = Path::new("unused");
 }
 
@@ -231,19 +436,34 @@ fn a_second_node_fetches_keys_and_policy_and_enforces_them() {
     Sandbox::link(&server_box, &client_box, "192.0.2.1/24", "192.0.2.2/24").unwrap();
     let server = Server::set_up(server_box, "192.0.2.1");
     let archive = server.archive("app.tar.xz", &["demo/app:1"]);
-    let out = server.maker(&format!("podsec-load-sign-oci {} amd64 {EMAIL} registry.local/demo", archive.display()));
+    let out = server.maker(&format!(
+        "podsec-load-sign-oci {} amd64 {EMAIL} registry.local/demo",
+        archive.display()
+    ));
     assert!(out.status.success(), "{}", text(&out.stderr));
     server.root_ok(&format!(
         "skopeo --policy {} copy -q --remove-signatures --dest-tls-verify=false containers-storage:localhost/bb docker://registry.local/demo/unsigned:1",
         server.accept_anything().display()
     ));
-    let client = Server { sandbox: client_box, path: path_with_commands() };
+    let client = Server {
+        sandbox: client_box,
+        path: path_with_commands(),
+    };
 
     // Pinning: a wrong policy digest is refused and nothing changes.
-    let before = client.root_ok("readlink /etc/containers/policy.json || cat /etc/containers/policy.json; cat /etc/hosts");
-    let out = client.root(&format!("podsec-create-policy --expect-policy-sha256 {} 192.0.2.1", "0".repeat(64)));
+    let before = client.root_ok(
+        "readlink /etc/containers/policy.json || cat /etc/containers/policy.json; cat /etc/hosts",
+    );
+    let out = client.root(&format!(
+        "podsec-create-policy --expect-policy-sha256 {} 192.0.2.1",
+        "0".repeat(64)
+    ));
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("expected 0000"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("expected 0000"),
+        "{}",
+        text(&out.stderr)
+    );
     assert_eq!(client.root_ok("readlink /etc/containers/policy.json || cat /etc/containers/policy.json; cat /etc/hosts"), before);
 
     let published = server.root_ok("sha256sum /var/sigstore/keys/policy.json | cut -d' ' -f1");
@@ -258,7 +478,12 @@ fn a_second_node_fetches_keys_and_policy_and_enforces_them() {
         server.root_ok("cat /var/sigstore/keys/policy.json"),
         "the client does not enforce the published policy"
     );
-    assert_eq!(client.root_ok(&format!("stat -c '%U %a' /var/sigstore/keys /var/sigstore/keys/{MAKER}.pgp")), "root 755\nroot 644\n");
+    assert_eq!(
+        client.root_ok(&format!(
+            "stat -c '%U %a' /var/sigstore/keys /var/sigstore/keys/{MAKER}.pgp"
+        )),
+        "root 755\nroot 644\n"
+    );
     client.pull("registry.local/demo/app:1").unwrap();
     client.root_ok("podman pull -q registry.local/demo/app:1");
     let err = client.pull("registry.local/demo/unsigned:1").unwrap_err();
@@ -269,6 +494,70 @@ fn a_second_node_fetches_keys_and_policy_and_enforces_them() {
     let in_force = client.root_ok("cat /etc/containers/policy.json");
     let out = client.root("podsec-create-policy 192.0.2.1");
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("cannot download"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("cannot download"),
+        "{}",
+        text(&out.stderr)
+    );
     assert_eq!(client.root_ok("cat /etc/containers/policy.json"), in_force);
+}
+
+#[test]
+fn podman_users_run_signed_images_only_and_cannot_change_their_configuration() {
+    let server = Server::start();
+    let archive = server.archive("app.tar.xz", &["demo/app:1"]);
+    let out = server.maker(&format!(
+        "podsec-load-sign-oci {} amd64 {EMAIL} registry.local/demo",
+        archive.display()
+    ));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    server.root_ok(&format!(
+        "skopeo --policy {} copy -q --remove-signatures --dest-tls-verify=false containers-storage:localhost/bb docker://registry.local/demo/unsigned:1",
+        server.accept_anything().display()
+    ));
+    server.root_ok("podsec-create-podmanusers --batch alice");
+    server.root_ok("podsec-create-podmanusers --batch alice"); // idempotent
+    assert_eq!(server.root_ok("id -gn alice; stat -c '%U %a' ~alice/.config/containers ~alice/.config/containers/storage.conf"), "podman\nroot 755\nroot 644\n");
+    let as_alice = |script: &str| {
+        server
+            .sandbox
+            .command("sh")
+            .args(["-c", script])
+            .user("alice")
+            .output()
+    };
+
+    let run = as_alice("podman run --rm registry.local/demo/app:1 id -u");
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    assert_eq!(text(&run.stdout).trim(), "0");
+    let unsigned = as_alice("podman pull -q registry.local/demo/unsigned:1");
+    assert!(!unsigned.status.success());
+    assert!(
+        text(&unsigned.stderr).contains("A signature was required"),
+        "{}",
+        text(&unsigned.stderr)
+    );
+
+    // The user cannot put a policy of their own in place, nor move the directory away.
+    let write = as_alice(
+        "echo '{\"default\":[{\"type\":\"insecureAcceptAnything\"}]}' > ~/.config/containers/policy.json",
+    );
+    assert!(!write.status.success());
+    let rename = as_alice("mv ~/.config/containers ~/.config/moved && mkdir ~/.config/containers");
+    assert!(
+        !rename.status.success(),
+        "the locked directory could be moved away"
+    );
+    // Bad names change nothing.
+    let out = server.root("podsec-create-podmanusers --batch bob 'Bad;Name'");
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        text(&out.stderr).contains("invalid account name 'Bad;Name'"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        !server.root_ok("getent passwd bob || true").contains("bob"),
+        "bob was created before the bad name was seen"
+    );
 }

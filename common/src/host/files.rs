@@ -260,6 +260,35 @@ impl SafeDir {
         owner.apply(&self.fd).map_err(|e| io_error(&self.path, e))
     }
 
+    /// Sets or clears the immutable attribute (`chattr +i`) of this directory through its
+    /// descriptor. `Ok(false)` when the file system has no such attribute.
+    pub fn set_immutable(&self, immutable: bool) -> Result<bool, FileError> {
+        use std::os::fd::AsRawFd;
+        const FS_IMMUTABLE_FL: nix::libc::c_long = 0x10;
+        nix::ioctl_read!(get_flags, b'f', 1, nix::libc::c_long);
+        nix::ioctl_write_ptr!(set_flags, b'f', 2, nix::libc::c_long);
+        let mut flags: nix::libc::c_long = 0;
+        // SAFETY: FS_IOC_GETFLAGS/SETFLAGS read and write one long through valid pointers.
+        match unsafe { get_flags(self.fd.as_raw_fd(), &mut flags) } {
+            Ok(_) => {}
+            Err(Errno::ENOTTY | Errno::EOPNOTSUPP | Errno::EINVAL) => return Ok(false),
+            Err(e) => return Err(io_error(&self.path, e)),
+        }
+        let wanted = if immutable {
+            flags | FS_IMMUTABLE_FL
+        } else {
+            flags & !FS_IMMUTABLE_FL
+        };
+        if wanted != flags {
+            match unsafe { set_flags(self.fd.as_raw_fd(), &wanted) } {
+                Ok(_) => {}
+                Err(Errno::ENOTTY | Errno::EOPNOTSUPP | Errno::EINVAL) => return Ok(false),
+                Err(e) => return Err(io_error(&self.path, e)),
+            }
+        }
+        Ok(true)
+    }
+
     /// Changes the owner of an entry without following it if it is a symlink.
     pub fn chown_entry(&self, name: &str, owner: Owner) -> Result<(), FileError> {
         let name = self.check_name(OsStr::new(name))?;
