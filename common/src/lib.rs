@@ -10,11 +10,15 @@
 
 pub use clap;
 
+pub mod audit;
 pub mod cli;
 pub mod host;
 pub mod image_ref;
 pub mod log;
 pub mod lookaside;
+pub mod nagios;
+#[cfg(feature = "openpgp")]
+pub mod openpgp;
 pub mod policy;
 pub mod profile;
 pub mod registries_d;

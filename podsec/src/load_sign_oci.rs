@@ -101,8 +101,16 @@ pub enum Error {
         "signatures for {image} would be written to {url}, which is not a local file:// store (configure lookaside-staging in registries.d)"
     )]
     NoStagingStore { image: String, url: String },
-    #[error("--sign-key is not implemented yet; sign with your GnuPG keyring (by e-mail)")]
-    SignKeyNotYet,
+    #[error("cannot read the signing key {path}: {source}")]
+    SignKey {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("signing key {path}: {source}")]
+    SignKeyUnusable {
+        path: PathBuf,
+        source: podsec_common::openpgp::OpenPgpError,
+    },
     #[error("{failed} of {total} images failed")]
     Failed { failed: usize, total: usize },
 }
@@ -201,9 +209,21 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
     if !ARCHITECTURES.contains(&args.arch.as_str()) {
         return Err(Error::Arch(args.arch));
     }
-    if args.sign_key.is_some() {
-        return Err(Error::SignKeyNotYet);
-    }
+    let signer = match &args.sign_key {
+        Some(path) => {
+            let key = std::fs::read(path).map_err(|source| Error::SignKey {
+                path: path.clone(),
+                source,
+            })?;
+            // Fail on an unusable key before anything is pushed.
+            podsec_common::openpgp::sign(&key, b"{}").map_err(|source| Error::SignKeyUnusable {
+                path: path.clone(),
+                source,
+            })?;
+            SigningKey::File(key)
+        }
+        None => SigningKey::Gpg(args.signer.clone()),
+    };
     let host_platform = std::env::var("U7S_PLATFORM")
         .ok()
         .filter(|p| !p.is_empty())
@@ -264,7 +284,7 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
             "Signing and transferring the {} to the registry: ",
             plan.reference
         );
-        match push_and_sign(plan, &args.signer) {
+        match push_and_sign(plan, &signer) {
             Ok(path) => println!("pushed, signed ({})", path.display()),
             Err(e) => {
                 failed += 1;
@@ -340,7 +360,7 @@ enum ImageError {
     MissingBlob(String),
     #[error("the registry stored manifest {stored}, expected {expected}")]
     DigestMismatch { stored: String, expected: String },
-    #[error("gpg: {0}")]
+    #[error("signing: {0}")]
     Gpg(String),
     #[error("writing the signature {path}: {source}")]
     Store {
@@ -349,7 +369,13 @@ enum ImageError {
     },
 }
 
-fn push_and_sign(plan: &Planned, signer: &str) -> Result<PathBuf, ImageError> {
+/// Who signs: the caller's gpg (by e-mail, through the agent) or a key file (sequoia).
+enum SigningKey {
+    Gpg(String),
+    File(Vec<u8>),
+}
+
+fn push_and_sign(plan: &Planned, signer: &SigningKey) -> Result<PathBuf, ImageError> {
     let registry = Registry::new(&plan.reference.domain);
     for blob in &plan.image.blobs {
         let digest = blob.digest().to_string();
@@ -379,7 +405,11 @@ fn push_and_sign(plan: &Planned, signer: &str) -> Result<PathBuf, ImageError> {
         &plan.image.manifest_digest,
         timestamp,
     );
-    let signature = gpg_sign(signer, &payload.to_bytes())?;
+    let signature = match signer {
+        SigningKey::Gpg(email) => gpg_sign(email, &payload.to_bytes())?,
+        SigningKey::File(key) => podsec_common::openpgp::sign(key, &payload.to_bytes())
+            .map_err(|e| ImageError::Gpg(e.to_string()))?,
+    };
     store_signature(plan, &signature)
 }
 

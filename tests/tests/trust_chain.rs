@@ -561,3 +561,34 @@ fn podman_users_run_signed_images_only_and_cannot_change_their_configuration() {
         "bob was created before the bad name was seen"
     );
 }
+
+#[test]
+fn automation_signs_with_a_key_file_through_sequoia() {
+    let server = Server::start();
+    let archive = server.archive("app.tar.xz", &["demo/app:1"]);
+    // The maker exports its (unprotected) secret key for a CI job.
+    let out = server.maker("umask 077; gpg --batch --pinentry-mode loopback --passphrase '' --export-secret-keys --armor imagemaker@registry.local > ~/signing.key");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = server.maker(&format!(
+        "podsec-load-sign-oci --sign-key ~/signing.key {} amd64 {EMAIL} registry.local/demo",
+        archive.display()
+    ));
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    server.pull("registry.local/demo/app:1").unwrap();
+    // A key file that is not a secret key: refused before anything is pushed.
+    let out = server.maker(&format!(
+        "gpg --armor --export imagemaker@registry.local > ~/public.key; podsec-load-sign-oci --sign-key ~/public.key {} amd64 {EMAIL} registry.local/demo",
+        archive.display()
+    ));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("no valid secret signing key"),
+        "{}",
+        text(&out.stderr)
+    );
+}
