@@ -42,6 +42,8 @@ size: release
 	@scripts/sizes $(TARGET_DIR)/$(PROFILE) $(PACKAGE_BINARIES)
 
 bench: size
+	cargo build -p podsec-tests --bins
+	scripts/bench-load-sign $(TARGET_DIR)/$(PROFILE)
 
 rpm:
 	@echo "make rpm: not implemented yet (packaging is issue 7: rpm/podsec.spec with subpackages)" >&2

@@ -6,7 +6,7 @@
 //! each manifest pushed and its simple-signing signature written into the lookaside staging
 //! store. Any failed push or signature makes the exit status non-zero, with a per-image summary.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -277,14 +277,20 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
         });
     }
 
-    upload_blobs(&layout, &planned);
+    // Signatures need only the manifest digests, known from the archive: sign while the blobs
+    // upload, store each signature once its manifest is in the registry.
+    let (failed_blobs, signatures) = std::thread::scope(|scope| {
+        let signing = scope.spawn(|| sign_all(&planned, &signer));
+        let failed = upload_blobs(&layout, &planned);
+        (failed, signing.join().expect("signing thread"))
+    });
     let mut failed = 0;
-    for plan in &planned {
+    for (plan, signature) in planned.iter().zip(signatures) {
         print!(
             "Signing and transferring the {} to the registry: ",
             plan.reference
         );
-        match push_and_sign(plan, &signer) {
+        match finish_image(plan, &failed_blobs, signature) {
             Ok(path) => println!("pushed, signed ({})", path.display()),
             Err(e) => {
                 failed += 1;
@@ -313,9 +319,9 @@ fn load_registries_d() -> Result<RegistriesD, Error> {
     })
 }
 
-/// Uploads every blob every image needs, in parallel; failures show up when the manifest push
-/// finds the blob missing.
-fn upload_blobs(layout: &Layout, planned: &[Planned]) {
+/// Uploads every blob every image needs, in parallel; returns the blobs that failed, by
+/// repository and digest, with the reason.
+fn upload_blobs(layout: &Layout, planned: &[Planned]) -> BTreeMap<(String, String), String> {
     let mut jobs = BTreeSet::new();
     for plan in planned {
         for blob in &plan.image.blobs {
@@ -327,6 +333,7 @@ fn upload_blobs(layout: &Layout, planned: &[Planned]) {
         }
     }
     let queue = Mutex::new(jobs.into_iter().collect::<Vec<_>>());
+    let failures = Mutex::new(BTreeMap::new());
     std::thread::scope(|scope| {
         for _ in 0..UPLOADERS {
             scope.spawn(|| {
@@ -344,12 +351,40 @@ fn upload_blobs(layout: &Layout, planned: &[Planned]) {
                         Err(e) => Err(e),
                     };
                     if let Err(e) = result {
-                        eprintln!("{NAME}: {e}");
+                        failures
+                            .lock()
+                            .expect("failures")
+                            .insert((repository, digest), e.to_string());
                     }
                 }
             });
         }
     });
+    failures.into_inner().expect("failures")
+}
+
+/// Signs every image's payload (gpg or the key file), in order.
+fn sign_all(planned: &[Planned], signer: &SigningKey) -> Vec<Result<Vec<u8>, ImageError>> {
+    let timestamp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    planned
+        .iter()
+        .map(|plan| {
+            let payload = SimpleSigning::new(
+                &plan.reference.to_string(),
+                &plan.image.manifest_digest,
+                timestamp,
+            )
+            .to_bytes();
+            match signer {
+                SigningKey::Gpg(email) => gpg_sign(email, &payload),
+                SigningKey::File(key) => podsec_common::openpgp::sign(key, &payload)
+                    .map_err(|e| ImageError::Gpg(e.to_string())),
+            }
+        })
+        .collect()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -375,14 +410,20 @@ enum SigningKey {
     File(Vec<u8>),
 }
 
-fn push_and_sign(plan: &Planned, signer: &SigningKey) -> Result<PathBuf, ImageError> {
-    let registry = Registry::new(&plan.reference.domain);
+/// Puts the manifest (when all its blobs arrived) and stores the signature.
+fn finish_image(
+    plan: &Planned,
+    failed_blobs: &BTreeMap<(String, String), String>,
+    signature: Result<Vec<u8>, ImageError>,
+) -> Result<PathBuf, ImageError> {
     for blob in &plan.image.blobs {
-        let digest = blob.digest().to_string();
-        if !registry.has_blob(&plan.reference.path, &digest)? {
-            return Err(ImageError::MissingBlob(digest));
+        let key = (plan.reference.path.clone(), blob.digest().to_string());
+        if let Some(reason) = failed_blobs.get(&key) {
+            return Err(ImageError::MissingBlob(format!("{}: {reason}", key.1)));
         }
     }
+    let signature = signature?;
+    let registry = Registry::new(&plan.reference.domain);
     let tag = plan.reference.tag.as_deref().expect("references have tags");
     let stored = registry.push_manifest(
         &plan.reference.path,
@@ -396,20 +437,6 @@ fn push_and_sign(plan: &Planned, signer: &SigningKey) -> Result<PathBuf, ImageEr
             expected: plan.image.manifest_digest.clone(),
         });
     }
-    let timestamp = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    let payload = SimpleSigning::new(
-        &plan.reference.to_string(),
-        &plan.image.manifest_digest,
-        timestamp,
-    );
-    let signature = match signer {
-        SigningKey::Gpg(email) => gpg_sign(email, &payload.to_bytes())?,
-        SigningKey::File(key) => podsec_common::openpgp::sign(key, &payload.to_bytes())
-            .map_err(|e| ImageError::Gpg(e.to_string()))?,
-    };
     store_signature(plan, &signature)
 }
 
