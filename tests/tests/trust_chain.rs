@@ -592,3 +592,35 @@ fn automation_signs_with_a_key_file_through_sequoia() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn save_oci_archives_load_and_sign_and_push_failures_are_reported() {
+    let server = Server::start();
+    busybox_image(&server.sandbox, "bb");
+    let dir = server.sandbox.share().join("saved");
+    // Every architecture is validated before anything is written.
+    let out = server.root(&format!("podsec-save-oci {} amd64,sparc containers-storage: localhost/bb:latest", dir.display()));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(!dir.exists());
+    server.root_ok(&format!(
+        "podsec-save-oci {0} amd64 containers-storage: demo/saved:1 && chmod -R a+rX {0}",
+        dir.display()
+    )
+    .replace("demo/saved:1", "localhost/bb:latest"));
+    let archive = dir.join("amd64.tar.xz");
+    assert!(archive.is_file() && !dir.join("amd64").exists(), "archive layout not as upstream");
+    let out = server.maker(&format!("podsec-load-sign-oci {} amd64 {EMAIL} registry.local/demo", archive.display()));
+    assert!(out.status.success(), "{}\n{}", text(&out.stdout), text(&out.stderr));
+    // localhost/... is outside the target base, so it lands as registry.local/localhost/bb:latest;
+    // that scope has no maker, so the system policy rejects it: exactly what podsec wants.
+    assert!(text(&out.stdout).contains("registry.local/localhost/bb:latest"), "{}", text(&out.stdout));
+
+    // The registry stops: every image fails, the exit status says so, no signature is stored.
+    let again = server.archive("again.tar.xz", &["demo/again:1"]);
+    server.root_ok("kill $(cat /run/podsec/registry.pid); sleep 0.2");
+    let out = server.maker(&format!("podsec-load-sign-oci {} amd64 {EMAIL} registry.local/demo", again.display()));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains("FAILED"), "{}", text(&out.stdout));
+    assert!(text(&out.stderr).contains("1 of 1 images failed"), "{}", text(&out.stderr));
+    assert!(server.root_ok("ls /var/sigstore/sigstore/demo").lines().all(|l| !l.starts_with("again@")), "signature stored for a failed push");
+}
