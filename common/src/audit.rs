@@ -7,56 +7,129 @@
 
 use std::borrow::Cow;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// One audit event.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Event<'a> {
-    #[serde(rename = "auditID", borrow, default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "auditID",
+        borrow,
+        default,
+        deserialize_with = "text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub audit_id: Option<Cow<'a, str>>,
     /// RequestReceived, ResponseStarted, ResponseComplete or Panic.
-    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        borrow,
+        default,
+        deserialize_with = "text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub stage: Option<Cow<'a, str>>,
-    #[serde(rename = "requestURI", borrow, default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "requestURI",
+        borrow,
+        default,
+        deserialize_with = "text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub request_uri: Option<Cow<'a, str>>,
-    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        borrow,
+        default,
+        deserialize_with = "text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub verb: Option<Cow<'a, str>>,
     #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
     pub user: Option<UserInfo<'a>>,
-    #[serde(rename = "sourceIPs", borrow, default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "sourceIPs",
+        borrow,
+        default,
+        deserialize_with = "texts",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub source_ips: Option<Vec<Cow<'a, str>>>,
     #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
     pub object_ref: Option<ObjectReference<'a>>,
     #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
     pub response_status: Option<Status<'a>>,
     /// MicroTime, RFC 3339 with microseconds; kept as written.
-    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        borrow,
+        default,
+        deserialize_with = "text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub request_received_timestamp: Option<Cow<'a, str>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 pub struct UserInfo<'a> {
-    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        borrow,
+        default,
+        deserialize_with = "text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub username: Option<Cow<'a, str>>,
-    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        borrow,
+        default,
+        deserialize_with = "texts",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub groups: Option<Vec<Cow<'a, str>>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectReference<'a> {
-    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        borrow,
+        default,
+        deserialize_with = "text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub resource: Option<Cow<'a, str>>,
-    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        borrow,
+        default,
+        deserialize_with = "text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub namespace: Option<Cow<'a, str>>,
-    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        borrow,
+        default,
+        deserialize_with = "text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub name: Option<Cow<'a, str>>,
-    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        borrow,
+        default,
+        deserialize_with = "text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub api_group: Option<Cow<'a, str>>,
-    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        borrow,
+        default,
+        deserialize_with = "text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub api_version: Option<Cow<'a, str>>,
-    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        borrow,
+        default,
+        deserialize_with = "text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub subresource: Option<Cow<'a, str>>,
 }
 
@@ -65,10 +138,33 @@ pub struct ObjectReference<'a> {
 pub struct Status<'a> {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code: Option<i64>,
-    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        borrow,
+        default,
+        deserialize_with = "text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub message: Option<Cow<'a, str>>,
-    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        borrow,
+        default,
+        deserialize_with = "text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub reason: Option<Cow<'a, str>>,
+}
+
+/// serde borrows a `Cow<str>` only when it is the field's whole type, not inside `Option` or
+/// `Vec`: these wrap it so that unescaped strings stay borrowed.
+#[derive(Deserialize)]
+struct Borrowed<'a>(#[serde(borrow)] Cow<'a, str>);
+
+fn text<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'a, str>>, D::Error> {
+    Ok(Option::<Borrowed<'a>>::deserialize(d)?.map(|b| b.0))
+}
+
+fn texts<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<Cow<'a, str>>>, D::Error> {
+    Ok(Option::<Vec<Borrowed<'a>>>::deserialize(d)?.map(|v| v.into_iter().map(|b| b.0).collect()))
 }
 
 impl<'a> Event<'a> {
@@ -126,21 +222,31 @@ pub fn push_jq_string(out: &mut String, value: Option<&str>) {
         return;
     };
     out.push('"');
-    for c in value.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => {
-                out.push_str(&format!("\\u{:04x}", c as u32));
-            }
-            c => out.push(c),
+    // Copy runs of bytes that need no escape in one go; every byte to escape is ASCII, so the
+    // runs split only at character boundaries.
+    let bytes = value.as_bytes();
+    let mut run = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escaped = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            b if b < 0x20 || b == 0x7f => "",
+            _ => continue,
+        };
+        out.push_str(&value[run..i]);
+        if escaped.is_empty() {
+            out.push_str(&format!("\\u{:04x}", b));
+        } else {
+            out.push_str(escaped);
         }
+        run = i + 1;
     }
+    out.push_str(&value[run..]);
     out.push('"');
 }
 
@@ -194,7 +300,10 @@ mod tests {
     #[test]
     fn jq_escapes() {
         let mut out = String::new();
-        push_jq_string(&mut out, Some("x\u{7f}y\u{1}\u{8}\u{c}\n\r\t/\"\\é\u{2028}😀"));
+        push_jq_string(
+            &mut out,
+            Some("x\u{7f}y\u{1}\u{8}\u{c}\n\r\t/\"\\é\u{2028}😀"),
+        );
         assert_eq!(
             out,
             "\"x\\u007fy\\u0001\\b\\f\\n\\r\\t/\\\"\\\\é\u{2028}😀\""
@@ -203,8 +312,8 @@ mod tests {
 
     #[test]
     fn successes_and_early_stages_are_not_failed_requests() {
-        let ok = Event::parse(br#"{"stage":"ResponseComplete","responseStatus":{"code":200}}"#)
-            .unwrap();
+        let ok =
+            Event::parse(br#"{"stage":"ResponseComplete","responseStatus":{"code":200}}"#).unwrap();
         assert!(!ok.is_failed_request());
         let received = Event::parse(br#"{"stage":"RequestReceived"}"#).unwrap();
         assert!(!received.is_failed_request());

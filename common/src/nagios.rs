@@ -47,7 +47,10 @@ impl Range {
             None => (false, trimmed),
         };
         let (start, end) = match body.split_once(':') {
-            None => (Some(0.0), Some(number(body).ok_or_else(|| error("not a number"))?)),
+            None => (
+                Some(0.0),
+                Some(number(body).ok_or_else(|| error("not a number"))?),
+            ),
             Some((start_text, end_text)) => {
                 if end_text.contains(':') {
                     return Err(error("more than one ':'"));
@@ -227,7 +230,11 @@ mod tests {
     /// (range, value, alerts)
     fn check(cases: &[(&str, f64, bool)]) {
         for &(range, value, expected) in cases {
-            assert_eq!(r(range).alerts(value), expected, "range {range} value {value}");
+            assert_eq!(
+                r(range).alerts(value),
+                expected,
+                "range {range} value {value}"
+            );
         }
     }
 
@@ -245,7 +252,11 @@ mod tests {
 
     #[test]
     fn n_colon_alerts_below_n() {
-        check(&[("10:", 9.0, true), ("10:", 10.0, false), ("10:", 1e9, false)]);
+        check(&[
+            ("10:", 9.0, true),
+            ("10:", 10.0, false),
+            ("10:", 1e9, false),
+        ]);
     }
 
     #[test]

@@ -1,0 +1,450 @@
+//! The state directory of check-kubeapi (`/var/lib/podsec/u7s/log/kubeapi`, root's, 0700):
+//! `forbidden.log` (the upstream record), `position` (where in which audit log we are, and how
+//! long forbidden.log was when we got there), lock files, and `forbidden.log.<n>` files that
+//! `-m` has taken out of the way and not mailed yet.
+//!
+//! Exactly-once after `kill -9`: a batch of records is appended to forbidden.log and synced,
+//! then the position (audit offset together with forbidden.log's size) replaces the old one
+//! atomically. A crash between the two leaves forbidden.log longer than the position says; the
+//! next start cuts it back to the recorded size and reads those events again.
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Component, Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{AtFlags, Flock, FlockArg, OFlag, openat, renameat};
+use nix::sys::stat::{Mode, fchmod, fstatat, mkdirat};
+use nix::unistd::{UnlinkatFlags, unlinkat};
+use serde::{Deserialize, Serialize};
+
+use super::KubeapiError;
+
+pub const FORBIDDEN_LOG: &str = "forbidden.log";
+const POSITION: &str = "position";
+/// Held while forbidden.log and the position change (the follower's commits, `-m`'s rotation).
+const COMMIT_LOCK: &str = "commit.lock";
+/// Held for the whole run by the one process that reads the audit log.
+const READER_LOCK: &str = "reader.lock";
+
+const DIR_FLAGS: OFlag = OFlag::O_RDONLY
+    .union(OFlag::O_DIRECTORY)
+    .union(OFlag::O_NOFOLLOW)
+    .union(OFlag::O_CLOEXEC);
+
+/// Where reading stopped: the audit file (device, inode), the offset after the last complete
+/// line, and that line's length and hash, which tell whether the file still holds the same bytes
+/// (a copytruncate refills a file under the same inode).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cursor {
+    pub dev: u64,
+    pub ino: u64,
+    pub offset: u64,
+    pub last_len: u64,
+    pub last_hash: u64,
+}
+
+/// forbidden.log as of the last commit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recorded {
+    pub ino: u64,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Position {
+    pub audit: Option<Cursor>,
+    pub forbidden: Option<Recorded>,
+}
+
+/// The opened state directory; every file in it is reached through the directory descriptor
+/// and opened without following symlinks.
+#[derive(Debug)]
+pub struct StateDir {
+    fd: OwnedFd,
+    path: PathBuf,
+    /// forbidden.log as this process has it open for appending.
+    forbidden: Option<File>,
+}
+
+fn io_err(path: &Path, source: impl Into<std::io::Error>) -> KubeapiError {
+    KubeapiError::Io {
+        path: path.to_path_buf(),
+        source: source.into(),
+    }
+}
+
+impl StateDir {
+    /// Opens `path`, creating missing directories (0755 on the way, 0700 for the last one),
+    /// refusing symlinks anywhere and a last directory that is not root's or is writable by
+    /// others.
+    pub fn open_or_create(path: &Path) -> Result<StateDir, KubeapiError> {
+        let mut fd = nix::fcntl::open("/", DIR_FLAGS, Mode::empty())
+            .map_err(|e| io_err(Path::new("/"), e))?;
+        let mut current = PathBuf::from("/");
+        let names: Vec<&OsStr> = path
+            .components()
+            .filter_map(|c| match c {
+                Component::Normal(name) => Some(Ok(name)),
+                Component::RootDir => None,
+                _ => Some(Err(())),
+            })
+            .collect::<Result<_, _>>()
+            .map_err(|()| KubeapiError::BadStateDir {
+                path: path.to_path_buf(),
+            })?;
+        if !path.is_absolute() || names.is_empty() {
+            return Err(KubeapiError::BadStateDir {
+                path: path.to_path_buf(),
+            });
+        }
+        for (i, name) in names.iter().enumerate() {
+            let last = i + 1 == names.len();
+            current.push(name);
+            let mode = if last { 0o700 } else { 0o755 };
+            let created = match mkdirat(&fd, *name, Mode::from_bits_truncate(mode)) {
+                Ok(()) => true,
+                Err(Errno::EEXIST) => false,
+                Err(e) => return Err(io_err(&current, e)),
+            };
+            fd = match openat(&fd, *name, DIR_FLAGS, Mode::empty()) {
+                Ok(child) => child,
+                Err(Errno::ELOOP | Errno::ENOTDIR) => {
+                    return Err(KubeapiError::Symlink { path: current });
+                }
+                Err(e) => return Err(io_err(&current, e)),
+            };
+            if created {
+                // mkdir's mode went through the umask.
+                fchmod(&fd, Mode::from_bits_truncate(mode)).map_err(|e| io_err(&current, e))?;
+            }
+        }
+        let meta = File::from(fd.try_clone().map_err(|e| io_err(&current, e))?)
+            .metadata()
+            .map_err(|e| io_err(&current, e))?;
+        if meta.uid() != 0 || meta.mode() & 0o022 != 0 {
+            return Err(KubeapiError::UnsafeStateDir {
+                path: current,
+                uid: meta.uid(),
+                mode: meta.mode() & 0o7777,
+            });
+        }
+        Ok(StateDir {
+            fd,
+            path: current,
+            forbidden: None,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn open_file(&self, name: &str, flags: OFlag) -> Result<File, KubeapiError> {
+        let flags = flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        match openat(&self.fd, name, flags, Mode::from_bits_truncate(0o600)) {
+            Ok(fd) => Ok(File::from(fd)),
+            Err(Errno::ELOOP) => Err(KubeapiError::Symlink {
+                path: self.path.join(name),
+            }),
+            Err(e) => Err(io_err(&self.path.join(name), e)),
+        }
+    }
+
+    fn lock(&self, name: &str, arg: FlockArg) -> Result<Option<Flock<File>>, KubeapiError> {
+        let file = self.open_file(name, OFlag::O_RDWR | OFlag::O_CREAT)?;
+        match Flock::lock(file, arg) {
+            Ok(lock) => Ok(Some(lock)),
+            Err((_, Errno::EWOULDBLOCK)) => Ok(None),
+            Err((_, e)) => Err(io_err(&self.path.join(name), e)),
+        }
+    }
+
+    /// The commit lock (blocking).
+    pub fn commit_lock(&self) -> Result<Flock<File>, KubeapiError> {
+        self.lock(COMMIT_LOCK, FlockArg::LockExclusive)
+            .map(|l| l.expect("blocking lock"))
+    }
+
+    /// The reader lock, or an error when another process follows the audit log already.
+    pub fn reader_lock(&self) -> Result<Flock<File>, KubeapiError> {
+        self.lock(READER_LOCK, FlockArg::LockExclusiveNonblock)?
+            .ok_or_else(|| KubeapiError::Busy {
+                path: self.path.clone(),
+            })
+    }
+
+    pub fn load_position(&self) -> Result<Position, KubeapiError> {
+        let path = self.path.join(POSITION);
+        let file = match self.open_file(POSITION, OFlag::O_RDONLY) {
+            Ok(file) => file,
+            Err(KubeapiError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                return Ok(Position::default());
+            }
+            Err(e) => return Err(e),
+        };
+        serde_json::from_reader(std::io::BufReader::new(file))
+            .map_err(|source| KubeapiError::BadPosition { path, source })
+    }
+
+    /// Replaces the position file atomically (temporary file, fsync, rename).
+    pub fn save_position(&self, position: &Position) -> Result<(), KubeapiError> {
+        let path = self.path.join(POSITION);
+        let temp = format!(".{POSITION}.{:016x}.tmp", random_u64());
+        let mut file = self.open_file(&temp, OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL)?;
+        let result = (|| {
+            let text = serde_json::to_vec(position).expect("position serialises");
+            file.write_all(&text).map_err(|e| io_err(&path, e))?;
+            file.sync_data().map_err(|e| io_err(&path, e))?;
+            renameat(&self.fd, temp.as_str(), &self.fd, POSITION).map_err(|e| io_err(&path, e))
+        })();
+        if result.is_err() {
+            let _ = unlinkat(&self.fd, temp.as_str(), UnlinkatFlags::NoRemoveDir);
+        }
+        result
+    }
+
+    /// (inode, size) of the entry `name`, not following a symlink; `None` when missing.
+    pub fn stat(&self, name: &str) -> Result<Option<(u64, u64)>, KubeapiError> {
+        match fstatat(&self.fd, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(st) => Ok(Some((st.st_ino, st.st_size as u64))),
+            Err(Errno::ENOENT) => Ok(None),
+            Err(e) => Err(io_err(&self.path.join(name), e)),
+        }
+    }
+
+    /// forbidden.log for appending, reopened when `-m` has renamed it away.
+    fn forbidden(&mut self) -> Result<&mut File, KubeapiError> {
+        let on_disk = self.stat(FORBIDDEN_LOG)?.map(|(ino, _)| ino);
+        let open_ino = match &self.forbidden {
+            Some(file) => Some(
+                file.metadata()
+                    .map_err(|e| io_err(&self.path.join(FORBIDDEN_LOG), e))?
+                    .ino(),
+            ),
+            None => None,
+        };
+        if on_disk.is_none() || on_disk != open_ino {
+            let file = self.open_file(
+                FORBIDDEN_LOG,
+                OFlag::O_WRONLY | OFlag::O_APPEND | OFlag::O_CREAT,
+            )?;
+            let meta = file
+                .metadata()
+                .map_err(|e| io_err(&self.path.join(FORBIDDEN_LOG), e))?;
+            if !meta.is_file() || meta.nlink() != 1 {
+                return Err(KubeapiError::NotRegular {
+                    path: self.path.join(FORBIDDEN_LOG),
+                });
+            }
+            self.forbidden = Some(file);
+        }
+        Ok(self.forbidden.as_mut().expect("opened above"))
+    }
+
+    /// Under the commit lock at start: cuts forbidden.log back to what the position records
+    /// (records written after the last position were not committed and will be read again).
+    pub fn recover(&mut self, position: &Position) -> Result<(), KubeapiError> {
+        let path = self.path.join(FORBIDDEN_LOG);
+        let Some(recorded) = position.forbidden else {
+            return Ok(());
+        };
+        let file = self.forbidden()?;
+        let meta = file.metadata().map_err(|e| io_err(&path, e))?;
+        if meta.ino() == recorded.ino && meta.len() > recorded.size {
+            file.set_len(recorded.size).map_err(|e| io_err(&path, e))?;
+            file.sync_data().map_err(|e| io_err(&path, e))?;
+        }
+        Ok(())
+    }
+
+    /// Appends `records` to forbidden.log, syncs them, and records the new position. Call with
+    /// the commit lock held.
+    pub fn commit(&mut self, records: &[u8], audit: Cursor) -> Result<(), KubeapiError> {
+        let path = self.path.join(FORBIDDEN_LOG);
+        let file = self.forbidden()?;
+        if !records.is_empty() {
+            file.write_all(records).map_err(|e| io_err(&path, e))?;
+            file.sync_data().map_err(|e| io_err(&path, e))?;
+        }
+        let meta = file.metadata().map_err(|e| io_err(&path, e))?;
+        self.save_position(&Position {
+            audit: Some(audit),
+            forbidden: Some(Recorded {
+                ino: meta.ino(),
+                size: meta.len(),
+            }),
+        })
+    }
+
+    /// `-m`, under the commit lock: renames a non-empty forbidden.log to `forbidden.log.<n>`,
+    /// puts an empty one in its place and records that in the position, so a running follower
+    /// appends to the new file from its next commit on.
+    pub fn rotate_forbidden(&mut self) -> Result<(), KubeapiError> {
+        let Some((_, size)) = self.stat(FORBIDDEN_LOG)? else {
+            return Ok(());
+        };
+        if size == 0 {
+            return Ok(());
+        }
+        let next = self.rotated()?.last().map(|(n, _)| n + 1).unwrap_or(1);
+        let rotated = format!("{FORBIDDEN_LOG}.{next}");
+        let mut position = self.load_position()?;
+        renameat(&self.fd, FORBIDDEN_LOG, &self.fd, rotated.as_str())
+            .map_err(|e| io_err(&self.path.join(FORBIDDEN_LOG), e))?;
+        self.forbidden = None;
+        let file = self.forbidden()?;
+        let ino = file
+            .metadata()
+            .map_err(|e| io_err(&self.path.join(FORBIDDEN_LOG), e))?
+            .ino();
+        if position.audit.is_some() {
+            position.forbidden = Some(Recorded { ino, size: 0 });
+            self.save_position(&position)?;
+        }
+        Ok(())
+    }
+
+    /// The `forbidden.log.<n>` files, by number.
+    pub fn rotated(&self) -> Result<Vec<(u64, String)>, KubeapiError> {
+        let entries = std::fs::read_dir(&self.path).map_err(|e| io_err(&self.path, e))?;
+        let prefix = format!("{FORBIDDEN_LOG}.");
+        let mut found = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| io_err(&self.path, e))?;
+            let name = entry.file_name();
+            let Some(number) = std::str::from_utf8(name.as_bytes())
+                .ok()
+                .and_then(|n| n.strip_prefix(&prefix))
+                .and_then(|n| n.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            found.push((number, name.to_string_lossy().into_owned()));
+        }
+        found.sort();
+        Ok(found)
+    }
+
+    pub fn read_file(&self, name: &str) -> Result<Vec<u8>, KubeapiError> {
+        let mut file = self.open_file(name, OFlag::O_RDONLY)?;
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut file, &mut bytes)
+            .map_err(|e| io_err(&self.path.join(name), e))?;
+        Ok(bytes)
+    }
+
+    pub fn remove(&self, name: &str) -> Result<(), KubeapiError> {
+        unlinkat(&self.fd, name, UnlinkatFlags::NoRemoveDir)
+            .map_err(|e| io_err(&self.path.join(name), e))
+    }
+}
+
+/// Unpredictable enough for temporary names (they are created with `O_EXCL` anyway).
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    hasher.write_u32(std::process::id());
+    hasher.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state() -> (tempfile::TempDir, StateDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::open_or_create(&dir.path().join("a/kubeapi")).unwrap();
+        (dir, state)
+    }
+
+    fn cursor(offset: u64) -> Cursor {
+        Cursor {
+            dev: 1,
+            ino: 2,
+            offset,
+            ..Cursor::default()
+        }
+    }
+
+    #[test]
+    fn creates_a_private_directory_and_refuses_symlinks() {
+        use std::os::unix::fs::PermissionsExt;
+        let (dir, state) = state();
+        let mode = std::fs::metadata(state.path())
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o7777, 0o700);
+        std::os::unix::fs::symlink(dir.path().join("a"), dir.path().join("link")).unwrap();
+        let err = StateDir::open_or_create(&dir.path().join("link/kubeapi")).unwrap_err();
+        assert!(matches!(err, KubeapiError::Symlink { .. }), "{err}");
+        std::fs::create_dir(dir.path().join("open")).unwrap();
+        std::fs::set_permissions(
+            dir.path().join("open"),
+            std::fs::Permissions::from_mode(0o777),
+        )
+        .unwrap();
+        let err = StateDir::open_or_create(&dir.path().join("open")).unwrap_err();
+        assert!(matches!(err, KubeapiError::UnsafeStateDir { .. }), "{err}");
+    }
+
+    #[test]
+    fn uncommitted_records_are_cut_back_on_recovery() {
+        let (_dir, mut state) = state();
+        state.commit(b"[1]\n", cursor(10)).unwrap();
+        let position = state.load_position().unwrap();
+        assert_eq!(position.audit, Some(cursor(10)));
+        assert_eq!(position.forbidden.unwrap().size, 4);
+        // appended but the position never saved (kill -9 between the two)
+        let path = state.path().join(FORBIDDEN_LOG);
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        file.write_all(b"[2]\n").unwrap();
+        let mut fresh = StateDir::open_or_create(state.path()).unwrap();
+        fresh.recover(&position).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"[1]\n");
+    }
+
+    #[test]
+    fn rotation_moves_the_log_aside_and_the_writer_follows() {
+        let (_dir, mut state) = state();
+        state.commit(b"[1]\n", cursor(10)).unwrap();
+        let mut mailer = StateDir::open_or_create(state.path()).unwrap();
+        mailer.rotate_forbidden().unwrap();
+        state.commit(b"[2]\n", cursor(20)).unwrap();
+        assert_eq!(state.read_file("forbidden.log.1").unwrap(), b"[1]\n");
+        assert_eq!(state.read_file(FORBIDDEN_LOG).unwrap(), b"[2]\n");
+        mailer.rotate_forbidden().unwrap();
+        let rotated: Vec<u64> = state.rotated().unwrap().iter().map(|r| r.0).collect();
+        assert_eq!(rotated, [1, 2]);
+        let position = state.load_position().unwrap();
+        assert_eq!(position.forbidden.unwrap().size, 0);
+        assert_eq!(position.audit, Some(cursor(20)));
+    }
+
+    #[test]
+    fn only_one_reader() {
+        let (_dir, state) = state();
+        let _held = state.reader_lock().unwrap();
+        let other = StateDir::open_or_create(state.path()).unwrap();
+        assert!(matches!(
+            other.reader_lock(),
+            Err(KubeapiError::Busy { .. })
+        ));
+    }
+}
