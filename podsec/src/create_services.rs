@@ -55,6 +55,12 @@ pub enum Error {
         "the nginx configuration with {path} is invalid, the previous one was restored: {detail}"
     )]
     NginxConfig { path: String, detail: String },
+    #[error("{what} does not answer after start ({detail}); see {log}")]
+    NotServing {
+        what: &'static str,
+        detail: String,
+        log: String,
+    },
 }
 
 impl Failure for Error {}
@@ -194,8 +200,55 @@ pub fn run(_args: Args) -> Result<ExitCode, Error> {
         start_nginx(site_changed)?;
     }
     start_trivy(profile)?;
+    wait_until_served()?;
     println!("registry.local:80 (registry), sigstore.local:81 (signatures) are served");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Both services answer as their clients will ask: the registry API through nginx on port 80
+/// (Host registry.local), the signature store on port 81.
+fn wait_until_served() -> Result<(), Error> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(std::time::Duration::from_secs(2)))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let checks: [(&'static str, &str, &str, u16, &str); 2] = [
+        (
+            "the registry on port 80",
+            "http://127.0.0.1:80/v2/",
+            "registry.local",
+            200,
+            "registry.log",
+        ),
+        (
+            "the signature server on port 81",
+            "http://127.0.0.1:81/keys/",
+            "sigstore.local",
+            200,
+            "nginx.log",
+        ),
+    ];
+    for (what, url, host, expected, log) in checks {
+        let mut last = String::new();
+        let served = (0..50).any(|_| {
+            match agent.get(url).header("Host", host).call() {
+                Ok(response) if response.status().as_u16() == expected => return true,
+                Ok(response) => last = format!("status {}", response.status()),
+                Err(e) => last = e.to_string(),
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            false
+        });
+        if !served {
+            return Err(Error::NotServing {
+                what,
+                detail: last,
+                log: format!("{}/{log}", services::LOG_DIR),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn start_registry(
