@@ -185,12 +185,12 @@ pub fn parse_scope(text: &str) -> Result<(String, Option<String>), RefError> {
             "a scope starts with a registry host such as registry.local",
         ));
     }
-    if let Some(path) = path {
-        if !path.split('/').all(valid_path_component) {
-            return Err(bad(
-                "bad repository path (lower-case letters, digits, '.', '_', '-')",
-            ));
-        }
+    if let Some(path) = path
+        && !path.split('/').all(valid_path_component)
+    {
+        return Err(bad(
+            "bad repository path (lower-case letters, digits, '.', '_', '-')",
+        ));
     }
     Ok((host.to_string(), path.map(str::to_string)))
 }

@@ -37,7 +37,7 @@ pub fn storage_conf(driver: &str) -> String {
 pub fn storage_driver(home: &Path) -> &'static str {
     const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
     match nix::sys::statfs::statfs(home) {
-        Ok(fs) if fs.filesystem_type().0 as i64 == OVERLAYFS_SUPER_MAGIC => "vfs",
+        Ok(fs) if fs.filesystem_type().0 == OVERLAYFS_SUPER_MAGIC => "vfs",
         _ => "overlay",
     }
 }

@@ -241,9 +241,9 @@ fn rerunning_the_setup_changes_nothing_and_bad_input_changes_nothing() {
         text(&conflict.stderr)
     );
     // Another maker cannot take over the scope of the first.
-    let out = server.root(&format!(
-        "podsec-create-imagemakeruser --batch --email x@registry.local intruder@registry.local/demo"
-    ));
+    let out = server.root(
+        "podsec-create-imagemakeruser --batch --email x@registry.local intruder@registry.local/demo",
+    );
     assert!(!out.status.success());
     assert!(
         text(&out.stderr).contains("already trusts"),

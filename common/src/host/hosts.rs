@@ -30,10 +30,10 @@ pub fn bindings<'a>(text: &str, names: &[&'a str]) -> Vec<(&'a str, String, usiz
             continue;
         };
         for field in fields {
-            if let Some(name) = names.iter().find(|n| n.eq_ignore_ascii_case(field)) {
-                if !found.iter().any(|(n, _, _)| n == name) {
-                    found.push((*name, address.to_string(), number + 1));
-                }
+            if let Some(name) = names.iter().find(|n| n.eq_ignore_ascii_case(field))
+                && !found.iter().any(|(n, _, _)| n == name)
+            {
+                found.push((*name, address.to_string(), number + 1));
             }
         }
     }
