@@ -56,7 +56,7 @@ impl Package {
         let mut text = format!(
             "{name} {version}: multicall binary of the {name} package\n\n\
              Usage: <command> [ARGS]...   (through the installed link)\n       \
-             {name} <command> [ARGS]...\n       {name} --list | --status | --help | --version\n\nCommands:\n",
+             {name} <command> [ARGS]...\n       {name} --list | --status | --help | --version | --generate man|bash DIR\n\nCommands:\n",
             name = self.name,
             version = self.version
         );
@@ -111,6 +111,25 @@ pub fn multicall(package: &Package) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        Some("--generate") => match (args.get(2).and_then(|a| a.to_str()), args.get(3)) {
+            (Some(kind @ ("man" | "bash")), Some(dir)) => {
+                match generate(package, kind, Path::new(dir)) {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!(
+                            "{}: cannot write to {}: {e}",
+                            package.name,
+                            Path::new(dir).display()
+                        );
+                        ExitCode::FAILURE
+                    }
+                }
+            }
+            _ => {
+                eprintln!("usage: {} --generate man|bash DIR", package.name);
+                ExitCode::from(2)
+            }
+        },
         Some("--status") => {
             for command in package.commands {
                 let status = if command.implemented {
@@ -137,6 +156,31 @@ pub fn multicall(package: &Package) -> ExitCode {
             }
         },
     }
+}
+
+/// Renders a man page (`<name>.1`) or a bash completion file (`<name>`) for every command into
+/// `dir`, from the same clap definitions the commands parse with.
+fn generate(package: &Package, kind: &str, dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    for command in package.commands {
+        let definition = (command.definition)();
+        if kind == "man" {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(definition).render(&mut page)?;
+            std::fs::write(dir.join(format!("{}.1", command.name)), page)?;
+        } else {
+            let mut definition = definition;
+            let mut script = Vec::new();
+            clap_complete::generate(
+                clap_complete::Shell::Bash,
+                &mut definition,
+                command.name,
+                &mut script,
+            );
+            std::fs::write(dir.join(command.name), script)?;
+        }
+    }
+    Ok(())
 }
 
 fn base_name(arg: &OsStr) -> String {
