@@ -184,6 +184,11 @@ pub fn exec(state: &Path, options: &ExecOptions, command: &[OsString]) -> Result
         .map(|(name, flag)| Ok((File::open(format!("/proc/{pid}/ns/{name}"))?, *flag)))
         .collect::<Result<_>>()?;
     let cwd = std::env::current_dir().ok();
+    // Into the sandbox's cgroups and cgroup namespace too, so what runs inside is accounted
+    // there and sees the sandbox's cgroup tree.
+    super::cgroups::join(&state.join("cgroups"));
+    let cgroup_ns = File::open(format!("/proc/{pid}/ns/cgroup"))?;
+    setns(cgroup_ns.as_fd(), CloneFlags::CLONE_NEWCGROUP).context("setns cgroup")?;
     for (handle, flag) in &handles {
         setns(handle.as_fd(), *flag).with_context(|| format!("setns {flag:?}"))?;
     }
@@ -282,6 +287,7 @@ pub fn stop(state: &Path) -> Result<()> {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+    super::cgroups::remove(&state.join("cgroups"));
     // The last mount of the namespace goes away with its last process; removal may race it.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {

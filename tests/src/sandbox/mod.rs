@@ -10,6 +10,7 @@
 //! Paths outside the overlaid directories (/tmp, /work, the project checkout and its target/)
 //! are shared with the host; `share()` is a per-sandbox directory there for passing files.
 
+pub mod cgroups;
 pub mod control;
 pub mod setup;
 

@@ -68,6 +68,9 @@ impl Layout {
     pub fn pid_file(&self) -> PathBuf {
         self.state.join("init.pid")
     }
+    pub fn cgroups_record(&self) -> PathBuf {
+        self.state.join("cgroups")
+    }
 
     /// The host-side directories, created before the namespaces exist.
     pub fn create(&self) -> Result<()> {
@@ -115,6 +118,12 @@ pub fn inside(layout: &Layout, hostname: &str, addresses: &[String]) -> Result<(
     umask(Mode::from_bits_truncate(0o022));
     // Nothing we mount may propagate back to the host.
     mount_or(None, "/", None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None)?;
+    let id = layout
+        .state
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    super::cgroups::enter_private(&id, &layout.cgroups_record())?;
     for dir in OVERLAID {
         let path = Path::new(dir);
         if !path.is_dir() || path.is_symlink() {
