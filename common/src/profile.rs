@@ -120,6 +120,8 @@ pub struct Profile {
     pub admin_group: &'static str,
     /// ALT's control(8) facility switcher (newuidmap/newgidmap restriction to group podman).
     pub control_program: Option<&'static str>,
+    /// The group nginx's worker processes run as (they read the push password file).
+    pub nginx_group: &'static str,
     /// The GnuPG 2 binary.
     pub gpg_program: &'static str,
     /// The sysctl that gates unprivileged user namespaces on ALT kernels.
@@ -135,6 +137,7 @@ pub const ALT: Profile = Profile {
     nginx_unit: "nginx.service",
     trivy_unit: "trivy.service",
     admin_group: "wheel",
+    nginx_group: "_nginx",
     control_program: Some("/usr/sbin/control"),
     gpg_program: "gpg2",
     userns_sysctl: Some("kernel.unprivileged_userns_clone"),
@@ -149,6 +152,7 @@ pub const DEBIAN: Profile = Profile {
     nginx_unit: "nginx.service",
     trivy_unit: "trivy.service",
     admin_group: "sudo",
+    nginx_group: "www-data",
     control_program: None,
     gpg_program: "gpg",
     userns_sysctl: None,

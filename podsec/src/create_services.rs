@@ -29,13 +29,20 @@ pub const REGISTRY_STORAGE: &str = "/var/lib/podsec/registry";
 pub const REGISTRY_LISTEN: &str = "127.0.0.1:5000";
 pub const NGINX_SITE_NAME: &str = "podsec.conf";
 pub const TRIVY_PORT: u16 = 4954;
+/// When this file exists, pushes to registry.local need HTTP basic auth (pulls stay anonymous).
+pub const PUSH_HTPASSWD: &str = "/etc/podsec/registry/push.htpasswd";
 
 /// Start the services of the signature server: the image registry registry.local on port 80,
 /// the signature web server sigstore.local on port 81 and, when installed, the trivy server on
 /// port 4954.
 #[derive(Parser, Debug)]
 #[command(name = NAME, version, after_help = "Environment: none read. Must be run as root.")]
-pub struct Args {}
+pub struct Args {
+    /// Require these credentials (an htpasswd file: `htpasswd -B` or `openssl passwd -apr1`
+    /// lines) for pushes to registry.local; pulls stay anonymous. Kept for later runs.
+    #[arg(long, value_name = "file")]
+    pub push_htpasswd: Option<std::path::PathBuf>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -55,6 +62,8 @@ pub enum Error {
         "the nginx configuration with {path} is invalid, the previous one was restored: {detail}"
     )]
     NginxConfig { path: String, detail: String },
+    #[error("push password file {path}: {detail}")]
+    Htpasswd { path: String, detail: String },
     #[error("{what} does not answer after start ({detail}); see {log}")]
     NotServing {
         what: &'static str,
@@ -79,17 +88,29 @@ pub fn registry_config() -> String {
     )
 }
 
-pub fn nginx_site() -> String {
+pub fn nginx_site(push_auth: bool) -> String {
+    let auth = if push_auth {
+        format!(
+            "        limit_except GET HEAD OPTIONS {{\n            auth_basic \"podsec registry push\";\n            auth_basic_user_file {PUSH_HTPASSWD};\n        }}\n"
+        )
+    } else {
+        String::new()
+    };
     format!(
         "# Written by {NAME}.\n\
-         # registry.local: the local registry (anonymous pushes: see the podsec README).\n\
+         # registry.local: the local registry (pushes {push}).\n\
          server {{\n    listen 80;\n    server_name registry.local;\n    client_max_body_size 0;\n    chunked_transfer_encoding on;\n\
-         \x20   location /v2/ {{\n        proxy_pass http://{REGISTRY_LISTEN};\n        proxy_set_header Host $http_host;\n\
+         \x20   location /v2/ {{\n{auth}        proxy_pass http://{REGISTRY_LISTEN};\n        proxy_set_header Host $http_host;\n\
          \x20       proxy_set_header X-Forwarded-Proto $scheme;\n        proxy_request_buffering off;\n        proxy_buffering off;\n\
          \x20       proxy_read_timeout 900;\n    }}\n}}\n\
          # sigstore.local: public keys, the published policy and image signatures.\n\
          server {{\n    listen 81;\n    server_name sigstore.local;\n    root {SIGSTORE_ROOT};\n\
-         \x20   location / {{\n        autoindex on;\n        autoindex_format json;\n    }}\n}}\n"
+         \x20   location / {{\n        autoindex on;\n        autoindex_format json;\n    }}\n}}\n",
+        push = if push_auth {
+            "need basic auth, see htpasswd"
+        } else {
+            "anonymous: see the podsec README"
+        }
     )
 }
 
@@ -132,7 +153,7 @@ fn install(path: &str, contents: &str) -> Result<bool, FileError> {
     Ok(true)
 }
 
-pub fn run(_args: Args) -> Result<ExitCode, Error> {
+pub fn run(args: Args) -> Result<ExitCode, Error> {
     cli::require_root()?;
     check_is_server()?;
     let profile = Profile::detect();
@@ -156,9 +177,13 @@ pub fn run(_args: Args) -> Result<ExitCode, Error> {
     }
     let registry_changed = install(REGISTRY_CONFIG, &registry_config())?;
 
+    if let Some(file) = &args.push_htpasswd {
+        install_htpasswd(file, profile)?;
+    }
+    let push_auth = Path::new(PUSH_HTPASSWD).is_file();
     let site = format!("{}/{NGINX_SITE_NAME}", profile.nginx_conf_dir);
     let previous_site = std::fs::read_to_string(&site).ok();
-    let site_changed = install(&site, &nginx_site())?;
+    let site_changed = install(&site, &nginx_site(push_auth))?;
     if let Err(e) = services::run("nginx", &["-t", "-q"]) {
         match previous_site {
             Some(old) => install(&site, &old)?,
@@ -202,7 +227,44 @@ pub fn run(_args: Args) -> Result<ExitCode, Error> {
     start_trivy(profile)?;
     wait_until_served()?;
     println!("registry.local:80 (registry), sigstore.local:81 (signatures) are served");
+    if push_auth {
+        println!(
+            "Pushes to registry.local need the credentials of {PUSH_HTPASSWD} (podman login registry.local)"
+        );
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Copies an htpasswd file (validated: `user:hash` lines) to PUSH_HTPASSWD, readable by root and
+/// nginx's workers only.
+fn install_htpasswd(source: &Path, profile: &Profile) -> Result<(), Error> {
+    let text = std::fs::read_to_string(source).map_err(|e| Error::Htpasswd {
+        path: source.display().to_string(),
+        detail: e.to_string(),
+    })?;
+    let valid = text.lines().filter(|l| !l.trim().is_empty()).all(|line| {
+        line.split_once(':').is_some_and(|(user, hash)| {
+            users::valid_account_name(user)
+                && !hash.is_empty()
+                && !hash.contains(char::is_whitespace)
+        })
+    });
+    if !valid || text.trim().is_empty() {
+        return Err(Error::Htpasswd {
+            path: source.display().to_string(),
+            detail: "expected user:hash lines (htpasswd -B or openssl passwd -apr1)".into(),
+        });
+    }
+    let group = users::group_gid(profile.nginx_group)?.unwrap_or(0);
+    let path = Path::new(PUSH_HTPASSWD);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|source| FileError::Io {
+            path: dir.into(),
+            source,
+        })?;
+    }
+    write_atomic(path, text.as_bytes(), 0o640, Owner::new(0, group))?;
+    Ok(())
 }
 
 /// Both services answer as their clients will ask: the registry API through nginx on port 80

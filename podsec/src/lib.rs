@@ -5,6 +5,7 @@ use podsec_common::cli::Package;
 use podsec_common::command;
 
 pub mod as_user;
+pub mod auth_file;
 pub mod create_imagemakeruser;
 pub mod create_podmanusers;
 pub mod create_policy;

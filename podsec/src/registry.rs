@@ -25,6 +25,8 @@ pub enum RegistryError {
 pub struct Registry {
     agent: ureq::Agent,
     base: String,
+    /// `Basic ...` from the caller's auth.json, sent with every request when present.
+    authorization: Option<String>,
 }
 
 impl Registry {
@@ -38,6 +40,7 @@ impl Registry {
         Registry {
             agent,
             base: format!("http://{host}"),
+            authorization: crate::auth_file::basic_auth(host),
         }
     }
 
@@ -56,9 +59,11 @@ impl Registry {
     /// Whether the repository already has the blob.
     pub fn has_blob(&self, repository: &str, digest: &str) -> Result<bool, RegistryError> {
         let url = format!("{}/v2/{repository}/blobs/{digest}", self.base);
-        let response = self
-            .agent
-            .head(&url)
+        let mut request = self.agent.head(&url);
+        if let Some(auth) = &self.authorization {
+            request = request.header("Authorization", auth);
+        }
+        let response = request
             .call()
             .map_err(|e| Self::http_error("HEAD", &url, e))?;
         match response.status().as_u16() {
@@ -76,9 +81,11 @@ impl Registry {
         path: &Path,
     ) -> Result<(), RegistryError> {
         let url = format!("{}/v2/{repository}/blobs/uploads/", self.base);
-        let response = self
-            .agent
-            .post(&url)
+        let mut request = self.agent.post(&url);
+        if let Some(auth) = &self.authorization {
+            request = request.header("Authorization", auth);
+        }
+        let response = request
             .send_empty()
             .map_err(|e| Self::http_error("POST", &url, e))?;
         if response.status().as_u16() != 202 {
@@ -105,10 +112,14 @@ impl Registry {
             path: path.display().to_string(),
             source,
         })?;
-        let response = self
+        let mut request = self
             .agent
             .put(&put_url)
-            .header("Content-Type", "application/octet-stream")
+            .header("Content-Type", "application/octet-stream");
+        if let Some(auth) = &self.authorization {
+            request = request.header("Authorization", auth);
+        }
+        let response = request
             .send(file)
             .map_err(|e| Self::http_error("PUT", &put_url, e))?;
         if response.status().as_u16() != 201 {
@@ -130,10 +141,11 @@ impl Registry {
         bytes: &[u8],
     ) -> Result<Option<String>, RegistryError> {
         let url = format!("{}/v2/{repository}/manifests/{tag}", self.base);
-        let mut response = self
-            .agent
-            .put(&url)
-            .header("Content-Type", media_type)
+        let mut request = self.agent.put(&url).header("Content-Type", media_type);
+        if let Some(auth) = &self.authorization {
+            request = request.header("Authorization", auth);
+        }
+        let mut response = request
             .send(bytes)
             .map_err(|e| Self::http_error("PUT", &url, e))?;
         if response.status().as_u16() != 201 {

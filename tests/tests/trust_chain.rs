@@ -599,49 +599,99 @@ fn save_oci_archives_load_and_sign_and_push_failures_are_reported() {
     busybox_image(&server.sandbox, "bb");
     let dir = server.sandbox.share().join("saved");
     // Every architecture is validated before anything is written.
-    let out = server.root(&format!("podsec-save-oci {} amd64,sparc containers-storage: localhost/bb:latest", dir.display()));
+    let out = server.root(&format!(
+        "podsec-save-oci {} amd64,sparc containers-storage: localhost/bb:latest",
+        dir.display()
+    ));
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(!dir.exists());
-    server.root_ok(&format!(
-        "podsec-save-oci {0} amd64 containers-storage: demo/saved:1 && chmod -R a+rX {0}",
-        dir.display()
-    )
-    .replace("demo/saved:1", "localhost/bb:latest"));
+    server.root_ok(
+        &format!(
+            "podsec-save-oci {0} amd64 containers-storage: demo/saved:1 && chmod -R a+rX {0}",
+            dir.display()
+        )
+        .replace("demo/saved:1", "localhost/bb:latest"),
+    );
     let archive = dir.join("amd64.tar.xz");
-    assert!(archive.is_file() && !dir.join("amd64").exists(), "archive layout not as upstream");
-    let out = server.maker(&format!("podsec-load-sign-oci {} amd64 {EMAIL} registry.local/demo", archive.display()));
-    assert!(out.status.success(), "{}\n{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        archive.is_file() && !dir.join("amd64").exists(),
+        "archive layout not as upstream"
+    );
+    let out = server.maker(&format!(
+        "podsec-load-sign-oci {} amd64 {EMAIL} registry.local/demo",
+        archive.display()
+    ));
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
     // localhost/... is outside the target base, so it lands as registry.local/localhost/bb:latest;
     // that scope has no maker, so the system policy rejects it: exactly what podsec wants.
-    assert!(text(&out.stdout).contains("registry.local/localhost/bb:latest"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("registry.local/localhost/bb:latest"),
+        "{}",
+        text(&out.stdout)
+    );
 
     // The registry stops: every image fails, the exit status says so, no signature is stored.
     let again = server.archive("again.tar.xz", &["demo/again:1"]);
     server.root_ok("kill $(cat /run/podsec/registry.pid); sleep 0.2");
-    let out = server.maker(&format!("podsec-load-sign-oci {} amd64 {EMAIL} registry.local/demo", again.display()));
+    let out = server.maker(&format!(
+        "podsec-load-sign-oci {} amd64 {EMAIL} registry.local/demo",
+        again.display()
+    ));
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
-    assert!(text(&out.stdout).contains("FAILED"), "{}", text(&out.stdout));
-    assert!(text(&out.stderr).contains("1 of 1 images failed"), "{}", text(&out.stderr));
-    assert!(server.root_ok("ls /var/sigstore/sigstore/demo").lines().all(|l| !l.starts_with("again@")), "signature stored for a failed push");
+    assert!(
+        text(&out.stdout).contains("FAILED"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(
+        text(&out.stderr).contains("1 of 1 images failed"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        server
+            .root_ok("ls /var/sigstore/sigstore/demo")
+            .lines()
+            .all(|l| !l.starts_with("again@")),
+        "signature stored for a failed push"
+    );
 }
 
 #[test]
 fn upstream_defects_stay_fixed() {
     let server = Server::start();
     // §9.11: the typo that created /dev/nul.
-    assert!(server.root_ok("ls /dev/nul 2>/dev/null || echo absent").contains("absent"));
+    assert!(
+        server
+            .root_ok("ls /dev/nul 2>/dev/null || echo absent")
+            .contains("absent")
+    );
     // §9.21: group membership is exact: podman_dev2 is not podman_dev.
     server.root_ok("groupadd podman_dev2 && useradd -m -G podman_dev2 lookalike");
     let archive = server.archive("app.tar.xz", &["demo/app:1"]);
     let out = server
         .sandbox
         .command("podsec-load-sign-oci")
-        .args([archive.to_str().unwrap(), "amd64", EMAIL, "registry.local/demo"])
+        .args([
+            archive.to_str().unwrap(),
+            "amd64",
+            EMAIL,
+            "registry.local/demo",
+        ])
         .env("PATH", &server.path)
         .user("lookalike")
         .output();
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("not a member of group podman_dev"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("not a member of group podman_dev"),
+        "{}",
+        text(&out.stderr)
+    );
     // §9.21: only org.opencontainers.image.ref.name values are image names.
     let layout = server.sandbox.share().join("annotated");
     server.root_ok(&format!(
@@ -651,16 +701,34 @@ fn upstream_defects_stay_fixed() {
         layout.display(),
         archive.display()
     ));
-    let out = server.maker(&format!("podsec-load-sign-oci {}.tar.xz amd64 {EMAIL} registry.local/demo", layout.display()));
+    let out = server.maker(&format!(
+        "podsec-load-sign-oci {}.tar.xz amd64 {EMAIL} registry.local/demo",
+        layout.display()
+    ));
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("1 of 1 images pushed and signed"), "{}", text(&out.stdout));
-    assert!(!text(&out.stdout).contains("not-a-name"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("1 of 1 images pushed and signed"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(
+        !text(&out.stdout).contains("not-a-name"),
+        "{}",
+        text(&out.stdout)
+    );
     // §9.10: the server checks really check: create-services refuses on a node that is not
     // the signature server.
     let client = Sandbox::start(&Options::default()).unwrap();
-    let out = client.command("podsec-create-services").env("PATH", &server.path).output();
+    let out = client
+        .command("podsec-create-services")
+        .env("PATH", &server.path)
+        .output();
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("not the registry and signature server"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("not the registry and signature server"),
+        "{}",
+        text(&out.stderr)
+    );
     // §9.4: trust anchors are not writable by the groups of container users.
     assert_eq!(
         server.root_ok("stat -c '%U:%G %a' /var/sigstore /var/sigstore/keys /var/sigstore/keys/imagemaker.pgp /var/sigstore/keys/policy.json"),
@@ -668,7 +736,74 @@ fn upstream_defects_stay_fixed() {
     );
     // ... and one maker cannot remove another's signature directory in the shared store.
     server.root_ok("podsec-create-imagemakeruser --batch --email other@registry.local other@registry.local/other");
-    let out = server.sandbox.command("sh").args(["-c", "rm -rf /var/sigstore/sigstore/demo"]).user("other").output();
+    let out = server
+        .sandbox
+        .command("sh")
+        .args(["-c", "rm -rf /var/sigstore/sigstore/demo"])
+        .user("other")
+        .output();
     assert!(!out.status.success());
     assert!(server.root_ok("ls /var/sigstore/sigstore").contains("demo"));
+}
+
+#[test]
+fn pushes_can_require_credentials_while_pulls_stay_anonymous() {
+    let server = Server::start();
+    let archive = server.archive("app.tar.xz", &["demo/app:1"]);
+    let htpasswd = server.sandbox.share().join("push.htpasswd");
+    server.root_ok(&format!(
+        "echo \"imagemaker:$(openssl passwd -apr1 s3cret)\" > {}",
+        htpasswd.display()
+    ));
+    server.root_ok(&format!(
+        "podsec-create-services --push-htpasswd {}",
+        htpasswd.display()
+    ));
+    server.root_ok("podsec-create-services"); // the requirement stays on a later run
+    // Anonymous pushes are refused now, by skopeo and by load-sign-oci alike.
+    let anonymous = server.root(&format!(
+        "skopeo --policy {} copy -q --remove-signatures --dest-tls-verify=false containers-storage:localhost/bb docker://registry.local/demo/anon:1",
+        server.accept_anything().display()
+    ));
+    assert!(!anonymous.status.success(), "anonymous push accepted");
+    let load = format!(
+        "podsec-load-sign-oci {} amd64 {EMAIL} registry.local/demo",
+        archive.display()
+    );
+    let out = server.maker(&load);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("FAILED"),
+        "{}",
+        text(&out.stdout)
+    );
+    // After `podman login` the same command pushes with the maker's credentials.
+    let out = server.maker(&format!(
+        "podman login -u imagemaker -p s3cret --tls-verify=false registry.local && {load}"
+    ));
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    server.pull("registry.local/demo/app:1").unwrap();
+    // A malformed password file is refused and the previous one stays.
+    let out = server
+        .root("echo 'no colon here' > /tmp/bad && podsec-create-services --push-htpasswd /tmp/bad");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("expected user:hash lines"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        server
+            .root_ok("cat /etc/podsec/registry/push.htpasswd")
+            .starts_with("imagemaker:$apr1$")
+    );
+    assert_eq!(
+        server.root_ok("stat -c '%U:%G %a' /etc/podsec/registry/push.htpasswd"),
+        "root:www-data 640\n"
+    );
 }
