@@ -220,7 +220,7 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
             .unwrap_or_else(|| format!("{}@{}", maker.user, DEFAULT_SCOPE));
         let account = create_account(maker)?;
         if let Some(password) = &password {
-            set_password(&account, password)?;
+            users::set_password(&account.name, password)?;
         } else if !args.batch {
             println!(
                 "Enter the password for user {} - the container image developer",
@@ -305,37 +305,6 @@ fn create_account(maker: &Maker) -> Result<Account, Error> {
     Ok(account)
 }
 
-fn set_password(account: &Account, password: &str) -> Result<(), Error> {
-    let failed = |detail: String| Error::Password {
-        user: account.name.clone(),
-        detail,
-    };
-    if password.contains(':') || password.is_empty() {
-        return Err(failed("the password is empty or contains ':'".into()));
-    }
-    let output = std::process::Command::new("chpasswd")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            child
-                .stdin
-                .take()
-                .expect("stdin")
-                .write_all(format!("{}:{password}\n", account.name).as_bytes())?;
-            child.wait_with_output()
-        })
-        .map_err(|e| failed(e.to_string()))?;
-    if !output.status.success() {
-        return Err(failed(
-            String::from_utf8_lossy(&output.stderr).trim().to_string(),
-        ));
-    }
-    Ok(())
-}
-
 /// The maker's own directory in the signature store (for a scope with a namespace): created by
 /// root for this maker only, so no other maker can pre-create or replace its signatures.
 fn prepare_store(maker: &Maker, account: &Account) -> Result<(), Error> {
@@ -370,6 +339,18 @@ fn gpg_error(account: &Account, output: &std::process::Output) -> Error {
     }
 }
 
+/// gpg as the maker, in the maker's own keyring.
+fn gpg(
+    account: &Account,
+    args: &[&str],
+    stdin: Option<&[u8]>,
+) -> Result<std::process::Output, Error> {
+    as_user::run(account, "gpg", args, stdin).map_err(|e| Error::Gpg {
+        user: account.name.clone(),
+        detail: e.to_string(),
+    })
+}
+
 /// The fingerprint of the maker's signing key for `email`, generating the key when missing.
 fn ensure_key(
     account: &Account,
@@ -385,44 +366,36 @@ fn ensure_key(
         return Ok(fingerprint);
     }
     let uid = format!("{} <{email}>", account.name);
-    let output = if batch || passphrase.is_some() {
-        let passphrase = passphrase.unwrap_or_default();
-        let input = format!("{passphrase}\n");
-        as_user::run(
-            account,
-            "gpg",
-            &[
-                "--batch",
-                "--pinentry-mode",
-                "loopback",
-                "--passphrase-fd",
-                "0",
-                "--quick-gen-key",
-                &uid,
-                "ed25519",
-                "sign",
-                "never",
-            ],
-            Some(input.as_bytes()),
-        )
+    let key_spec = ["--quick-gen-key", &uid, "ed25519", "sign", "never"];
+    if batch || passphrase.is_some() {
+        let input = format!("{}\n", passphrase.unwrap_or_default());
+        let mut args = vec![
+            "--batch",
+            "--pinentry-mode",
+            "loopback",
+            "--passphrase-fd",
+            "0",
+        ];
+        args.extend(key_spec);
+        let output = gpg(account, &args, Some(input.as_bytes()))?;
+        if !output.status.success() {
+            return Err(gpg_error(account, &output));
+        }
     } else {
         println!(
-            "Creating the signing key of {}: answer gpg's questions (use e-mail {email})",
+            "Creating the signing key of {}: gpg asks for its passphrase",
             account.name
         );
-        as_user::run(
-            account,
-            "gpg",
-            &["--quick-gen-key", &uid, "ed25519", "sign", "never"],
-            None,
-        )
-    }
-    .map_err(|e| Error::Gpg {
-        user: account.name.clone(),
-        detail: e.to_string(),
-    })?;
-    if !output.status.success() {
-        return Err(gpg_error(account, &output));
+        let status = as_user::interactive(account, "gpg", &key_spec).map_err(|e| Error::Gpg {
+            user: account.name.clone(),
+            detail: e.to_string(),
+        })?;
+        if !status.success() {
+            return Err(Error::Gpg {
+                user: account.name.clone(),
+                detail: format!("key generation failed ({status})"),
+            });
+        }
     }
     secret_key_fingerprint(account, email)?.ok_or_else(|| Error::Gpg {
         user: account.name.clone(),
@@ -431,9 +404,8 @@ fn ensure_key(
 }
 
 fn secret_key_fingerprint(account: &Account, email: &str) -> Result<Option<String>, Error> {
-    let output = as_user::run(
+    let output = gpg(
         account,
-        "gpg",
         &[
             "--batch",
             "--with-colons",
@@ -441,38 +413,22 @@ fn secret_key_fingerprint(account: &Account, email: &str) -> Result<Option<Strin
             &format!("<{email}>"),
         ],
         None,
-    )
-    .map_err(|e| Error::Gpg {
-        user: account.name.clone(),
-        detail: e.to_string(),
-    })?;
+    )?;
     if !output.status.success() {
         return Ok(None);
     }
     let text = String::from_utf8_lossy(&output.stdout);
-    let mut after_primary = false;
-    for line in text.lines() {
-        let fields: Vec<&str> = line.split(':').collect();
-        match fields.first() {
-            Some(&"sec") => after_primary = true,
-            Some(&"fpr") if after_primary => return Ok(fields.get(9).map(|f| f.to_string())),
-            _ => {}
-        }
-    }
-    Ok(None)
+    Ok(crate::gpg_colons::primary_fingerprints(&text, "sec")
+        .into_iter()
+        .next())
 }
 
 fn export_key(account: &Account, fingerprint: &str) -> Result<Vec<u8>, Error> {
-    let output = as_user::run(
+    let output = gpg(
         account,
-        "gpg",
         &["--batch", "--armor", "--export", fingerprint],
         None,
-    )
-    .map_err(|e| Error::Gpg {
-        user: account.name.clone(),
-        detail: e.to_string(),
-    })?;
+    )?;
     if !output.status.success() || output.stdout.is_empty() {
         return Err(gpg_error(account, &output));
     }

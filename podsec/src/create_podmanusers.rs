@@ -109,7 +109,7 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
             users::add_to_groups(name, &[GROUP_PODMAN])?;
         }
         match &password {
-            Some(password) => set_password(name, password)?,
+            Some(password) => users::set_password(name, password)?,
             None if !args.batch && created => {
                 println!("Enter the password for user '{name}':");
                 let ok = Command::new("passwd")
@@ -130,37 +130,6 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
         println!("Podman user {name}: ~/.config/containers is fixed by root");
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn set_password(user: &str, password: &str) -> Result<(), Error> {
-    let failed = |detail: String| Error::Password {
-        user: user.into(),
-        detail,
-    };
-    if password.is_empty() || password.contains(':') {
-        return Err(failed("the password is empty or contains ':'".into()));
-    }
-    let mut child = Command::new("chpasswd")
-        .stdin(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|e| failed(e.to_string()))?;
-    {
-        use std::io::Write;
-        let mut stdin = child.stdin.take().expect("stdin");
-        stdin
-            .write_all(format!("{user}:{password}\n").as_bytes())
-            .map_err(|e| failed(e.to_string()))?;
-    }
-    let output = child
-        .wait_with_output()
-        .map_err(|e| failed(e.to_string()))?;
-    if !output.status.success() {
-        return Err(failed(
-            String::from_utf8_lossy(&output.stderr).trim().to_string(),
-        ));
-    }
-    Ok(())
 }
 
 /// ~/.config (the user's) / containers (root's, 0755) / storage.conf (root's, 0644); then the

@@ -219,20 +219,10 @@ pub fn key_fingerprints(name: &str, bytes: &[u8]) -> Result<Vec<String>, FetchEr
     }
     let output = child.wait_with_output().map_err(|e| bad(e.to_string()))?;
     let text = String::from_utf8_lossy(&output.stdout);
-    let mut fingerprints = Vec::new();
-    let mut after_primary = false;
-    for line in text.lines() {
-        let fields: Vec<&str> = line.split(':').collect();
-        match fields.first() {
-            Some(&"pub") => after_primary = true,
-            Some(&"fpr") if after_primary => {
-                fingerprints.push(fields.get(9).unwrap_or(&"").to_string());
-                after_primary = false;
-            }
-            Some(&"sec") => return Err(bad("it contains secret key material".into())),
-            _ => {}
-        }
+    if text.lines().any(|l| l.starts_with("sec:")) {
+        return Err(bad("it contains secret key material".into()));
     }
+    let fingerprints = crate::gpg_colons::primary_fingerprints(&text, "pub");
     if !output.status.success() || fingerprints.is_empty() {
         return Err(bad(String::from_utf8_lossy(&output.stderr)
             .trim()

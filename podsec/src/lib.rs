@@ -12,6 +12,7 @@ pub mod create_policy;
 pub mod create_services;
 pub mod fetch;
 pub mod get_platform;
+pub mod gpg_colons;
 pub mod layout;
 pub mod load_sign_oci;
 pub mod oci_archive;

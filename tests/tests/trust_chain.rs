@@ -96,6 +96,14 @@ impl Server {
         path
     }
 
+    /// Pushes the test image unsigned (test plumbing with a permissive policy).
+    fn push_unsigned(&self, destination: &str) {
+        self.root_ok(&format!(
+            "skopeo --policy {} copy -q --remove-signatures --dest-tls-verify=false containers-storage:localhost/bb docker://{destination}",
+            self.accept_anything().display()
+        ));
+    }
+
     /// `skopeo copy docker://<image> dir:` with the system policy: Ok or the error text.
     fn pull(&self, image: &str) -> Result<(), String> {
         let out = self.root(&format!("skopeo copy -q docker://{image} dir:$(mktemp -d)"));
@@ -147,10 +155,7 @@ fn signed_images_pass_and_unsigned_tampered_or_foreign_ones_are_rejected() {
     server.root_ok("podman pull -q registry.local/demo/app:1");
 
     // An image pushed without a signature into the same scope is rejected.
-    server.root_ok(&format!(
-        "skopeo --policy {} copy -q --remove-signatures --dest-tls-verify=false containers-storage:localhost/bb docker://registry.local/demo/unsigned:1",
-        server.accept_anything().display()
-    ));
+    server.push_unsigned("registry.local/demo/unsigned:1");
     let err = server.pull("registry.local/demo/unsigned:1").unwrap_err();
     assert!(
         err.contains("A signature was required, but no signature exists"),
@@ -441,10 +446,7 @@ fn a_second_node_fetches_keys_and_policy_and_enforces_them() {
         archive.display()
     ));
     assert!(out.status.success(), "{}", text(&out.stderr));
-    server.root_ok(&format!(
-        "skopeo --policy {} copy -q --remove-signatures --dest-tls-verify=false containers-storage:localhost/bb docker://registry.local/demo/unsigned:1",
-        server.accept_anything().display()
-    ));
+    server.push_unsigned("registry.local/demo/unsigned:1");
     let client = Server {
         sandbox: client_box,
         path: path_with_commands(),
@@ -511,10 +513,7 @@ fn podman_users_run_signed_images_only_and_cannot_change_their_configuration() {
         archive.display()
     ));
     assert!(out.status.success(), "{}", text(&out.stderr));
-    server.root_ok(&format!(
-        "skopeo --policy {} copy -q --remove-signatures --dest-tls-verify=false containers-storage:localhost/bb docker://registry.local/demo/unsigned:1",
-        server.accept_anything().display()
-    ));
+    server.push_unsigned("registry.local/demo/unsigned:1");
     server.root_ok("podsec-create-podmanusers --batch alice");
     server.root_ok("podsec-create-podmanusers --batch alice"); // idempotent
     assert_eq!(server.root_ok("id -gn alice; stat -c '%U %a' ~alice/.config/containers ~alice/.config/containers/storage.conf"), "podman\nroot 755\nroot 644\n");

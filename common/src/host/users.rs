@@ -58,19 +58,25 @@ pub fn check_account_name(name: &str) -> Result<(), AccountError> {
     }
 }
 
+impl From<NixUser> for Account {
+    fn from(user: NixUser) -> Account {
+        Account {
+            name: user.name,
+            uid: user.uid.as_raw(),
+            gid: user.gid.as_raw(),
+            home: user.dir,
+            shell: user.shell,
+        }
+    }
+}
+
 pub fn find_user(name: &str) -> Result<Option<Account>, AccountError> {
     check_account_name(name)?;
     let user = NixUser::from_name(name).map_err(|source| AccountError::Lookup {
         name: name.into(),
         source,
     })?;
-    Ok(user.map(|u| Account {
-        name: u.name,
-        uid: u.uid.as_raw(),
-        gid: u.gid.as_raw(),
-        home: u.dir,
-        shell: u.shell,
-    }))
+    Ok(user.map(Account::from))
 }
 
 pub fn find_user_by_uid(uid: u32) -> Result<Option<Account>, AccountError> {
@@ -80,13 +86,7 @@ pub fn find_user_by_uid(uid: u32) -> Result<Option<Account>, AccountError> {
             source,
         }
     })?;
-    Ok(user.map(|u| Account {
-        name: u.name,
-        uid: u.uid.as_raw(),
-        gid: u.gid.as_raw(),
-        home: u.dir,
-        shell: u.shell,
-    }))
+    Ok(user.map(Account::from))
 }
 
 pub fn user(name: &str) -> Result<Account, AccountError> {
@@ -209,6 +209,43 @@ pub fn ensure_user(name: &str, spec: &NewAccount<'_>) -> Result<(Account, bool),
     args.push(name);
     run_tool("useradd", &args, name)?;
     Ok((user(name)?, true))
+}
+
+/// Sets an account's password through `chpasswd` (the password on its standard input, never
+/// on a command line).
+pub fn set_password(name: &str, password: &str) -> Result<(), AccountError> {
+    let failed = |detail: String| AccountError::Tool {
+        program: "chpasswd",
+        name: name.into(),
+        detail,
+    };
+    if password.is_empty() || password.contains(['\n', ':']) {
+        return Err(failed(
+            "the password is empty or contains ':' or a newline".into(),
+        ));
+    }
+    let mut child = Command::new("chpasswd")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| failed(e.to_string()))?;
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        stdin
+            .write_all(format!("{name}:{password}\n").as_bytes())
+            .map_err(|e| failed(e.to_string()))?;
+    }
+    let output = child
+        .wait_with_output()
+        .map_err(|e| failed(e.to_string()))?;
+    if !output.status.success() {
+        return Err(failed(
+            String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        ));
+    }
+    Ok(())
 }
 
 /// Adds supplementary groups to an existing account (never removes any).
