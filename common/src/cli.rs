@@ -213,10 +213,7 @@ where
 {
     let args = match A::try_parse_from(argv) {
         Ok(args) => args,
-        Err(err) => {
-            let _ = err.print();
-            return ExitCode::from(err.exit_code().clamp(0, 255) as u8);
-        }
+        Err(err) => return usage_error(name, &err),
     };
     match run(args) {
         Ok(code) => code,
@@ -225,6 +222,40 @@ where
             ExitCode::from(err.exit_code())
         }
     }
+}
+
+/// Help and version go out as clap renders them; a usage error is one line on stderr,
+/// `<name>: <what is wrong> (see --help)`, like every other error of the commands.
+fn usage_error(name: &str, err: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        err.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = err.print();
+        return ExitCode::from(err.exit_code().clamp(0, 255) as u8);
+    }
+    let _ = writeln!(std::io::stderr(), "{name}: {}", one_line_usage_error(err));
+    ExitCode::from(err.exit_code().clamp(0, 255) as u8)
+}
+
+/// clap's message without its `error: ` tag, usage block and tips, joined on one line.
+pub fn one_line_usage_error(err: &clap::Error) -> String {
+    let rendered = err.render().to_string();
+    let mut parts: Vec<&str> = Vec::new();
+    for line in rendered.lines() {
+        let line = line.trim();
+        if line.starts_with("Usage:") || line.starts_with("For more information") {
+            break;
+        }
+        if line.is_empty() || line.starts_with("tip:") {
+            continue;
+        }
+        parts.push(line.strip_prefix("error: ").unwrap_or(line));
+    }
+    format!("{} (see --help)", parts.join(" "))
 }
 
 /// `error: cause: cause`, on one line.
@@ -285,4 +316,32 @@ macro_rules! command {
             implemented: $module::IMPLEMENTED,
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    #[derive(Parser, Debug)]
+    #[command(name = "podsec-demo")]
+    struct Demo {
+        user: String,
+        #[arg(long)]
+        flag: bool,
+    }
+
+    #[test]
+    fn usage_errors_are_one_line_and_name_the_problem() {
+        let missing = Demo::try_parse_from(["podsec-demo"]).unwrap_err();
+        let text = super::one_line_usage_error(&missing);
+        assert!(!text.contains('\n'), "{text}");
+        assert!(
+            text.contains("<USER>") && text.ends_with("(see --help)"),
+            "{text}"
+        );
+        let unknown = Demo::try_parse_from(["podsec-demo", "u", "--bogus"]).unwrap_err();
+        let text = super::one_line_usage_error(&unknown);
+        assert!(text.contains("--bogus") && !text.contains('\n'), "{text}");
+        assert!(!text.starts_with("error:"), "{text}");
+    }
 }

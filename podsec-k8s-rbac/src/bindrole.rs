@@ -1,17 +1,19 @@
 //! podsec-k8s-rbac-bindrole: bind a user to a role.
 
-use std::convert::Infallible;
 use std::ffi::OsString;
 use std::process::ExitCode;
 
 use clap::Parser;
 use podsec_common::cli;
 
-use crate::binding_args::BindingArgs;
+use crate::api::{self, AdminConfig};
+use crate::binding;
+use crate::binding_args::{BindingArgs, Target};
+use crate::error::Error;
 
 pub const NAME: &str = "podsec-k8s-rbac-bindrole";
 /// Whether the command does its job yet (see `--status`).
-pub const IMPLEMENTED: bool = false;
+pub const IMPLEMENTED: bool = true;
 
 /// Create a RoleBinding or ClusterRoleBinding for a user, or add the user to an existing one
 /// that refers to the same role.
@@ -26,6 +28,13 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
     cli::run_command(NAME, argv, run)
 }
 
-pub fn run(_args: Args) -> Result<ExitCode, Infallible> {
-    Ok(cli::not_implemented(NAME, 2))
+pub fn run(args: Args) -> Result<ExitCode, Error> {
+    let target = Target::parse(&args.binding)?;
+    let admin = AdminConfig::load()?;
+    let message = api::block_on(async {
+        let client = admin.client().await?;
+        binding::bind(client, &target).await
+    })??;
+    println!("{NAME}: {message}");
+    Ok(ExitCode::SUCCESS)
 }

@@ -4,15 +4,28 @@ use std::ffi::OsString;
 use std::process::ExitCode;
 
 use clap::Parser;
-use podsec_common::cli::{self, NotRoot};
+use podsec_common::cli;
+use podsec_common::host::users::{self, NewAccount};
+
+use crate::error::Error;
+use crate::names;
+use crate::user_kubeconfig;
 
 pub const NAME: &str = "podsec-k8s-rbac-create-user";
 /// Whether the command does its job yet (see `--status`).
-pub const IMPLEMENTED: bool = false;
+pub const IMPLEMENTED: bool = true;
+
+/// The group upstream puts every cluster user in.
+pub const K8S_GROUP: &str = "k8s";
 
 /// Create the local account of a Kubernetes user, with a private ~/.kube (mode 0700).
 #[derive(Parser, Debug)]
-#[command(name = NAME, version, after_help = "Environment: none read. Must be run as root.")]
+#[command(
+    name = NAME,
+    version,
+    after_help = "The account gets the group k8s (created if missing) and podman when that group exists. \
+An existing account is kept; its ~/.kube is made private.\n\nEnvironment: none read. Must be run as root."
+)]
 pub struct Args {
     /// Account name
     pub user: String,
@@ -22,7 +35,37 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
     cli::run_command(NAME, argv, run)
 }
 
-pub fn run(_args: Args) -> Result<ExitCode, NotRoot> {
+pub fn run(args: Args) -> Result<ExitCode, Error> {
     cli::require_root()?;
-    Ok(cli::not_implemented(NAME, 2))
+    names::check_account(&args.user)?;
+    users::ensure_group(K8S_GROUP, true)?;
+    // upstream also gave podman access; only where podsec made that group
+    let mut groups = vec![K8S_GROUP];
+    if users::group_gid("podman")?.is_some() {
+        groups.push("podman");
+    }
+    let spec = NewAccount {
+        groups: &groups,
+        create_home: true,
+        ..NewAccount::default()
+    };
+    let (account, created) = users::ensure_user(&args.user, &spec)?;
+    if !created {
+        users::add_to_groups(&account.name, &[K8S_GROUP])?;
+    }
+    let dir = user_kubeconfig::open_kube_dir(&account)?;
+    if created {
+        println!(
+            "{NAME}: account '{}' created with a private {}",
+            account.name,
+            dir.path().display()
+        );
+    } else {
+        println!(
+            "{NAME}: account '{}' exists; {} is private",
+            account.name,
+            dir.path().display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }

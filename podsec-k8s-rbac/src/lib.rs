@@ -4,13 +4,19 @@
 use podsec_common::cli::Package;
 use podsec_common::command;
 
+pub mod api;
+pub mod binding;
 pub mod binding_args;
 pub mod bindrole;
 pub mod create_kubeconfig;
 pub mod create_remoteplace;
 pub mod create_user;
+pub mod csr;
+pub mod error;
 pub mod get_userroles;
+pub mod names;
 pub mod unbindrole;
+pub mod user_kubeconfig;
 
 pub const PACKAGE: Package = Package {
     name: "podsec-k8s-rbac",

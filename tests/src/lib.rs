@@ -1,2 +1,3 @@
 pub mod fixtures;
+pub mod k8s;
 pub mod sandbox;

@@ -1,0 +1,241 @@
+//! `~user/.kube/config`: written through `SafeDir` (no symlink is ever followed, the file is
+//! replaced atomically, 0600 owned by the user) and read back without following symlinks.
+
+use std::io::Read;
+use std::os::fd::OwnedFd;
+use std::path::{Component, Path};
+
+use nix::fcntl::{OFlag, openat};
+use nix::sys::stat::Mode;
+use podsec_common::host::files::{Owner, SafeDir};
+use podsec_common::host::users::Account;
+use serde::Serialize;
+
+use crate::api::ClusterInfo;
+use crate::error::Error;
+
+/// The context name upstream's kubeconfigs use (scripts may `kubectl config use-context default`).
+pub const CONTEXT: &str = "default";
+
+#[derive(Serialize)]
+struct Config<'a> {
+    #[serde(rename = "apiVersion")]
+    api_version: &'a str,
+    kind: &'a str,
+    clusters: [Named<'a, ClusterEntry<'a>>; 1],
+    users: [Named<'a, UserEntry>; 1],
+    contexts: [Named<'a, ContextEntry<'a>>; 1],
+    #[serde(rename = "current-context")]
+    current_context: &'a str,
+}
+
+#[derive(Serialize)]
+struct Named<'a, T> {
+    name: &'a str,
+    #[serde(flatten)]
+    value: T,
+}
+
+#[derive(Serialize)]
+struct ClusterEntry<'a> {
+    cluster: ClusterFields<'a>,
+}
+
+#[derive(Serialize)]
+struct ClusterFields<'a> {
+    #[serde(rename = "certificate-authority-data")]
+    ca: &'a str,
+    server: &'a str,
+}
+
+#[derive(Serialize)]
+struct UserEntry {
+    user: UserFields,
+}
+
+#[derive(Serialize)]
+struct UserFields {
+    #[serde(rename = "client-certificate-data")]
+    cert: String,
+    #[serde(rename = "client-key-data")]
+    key: String,
+}
+
+#[derive(Serialize)]
+struct ContextEntry<'a> {
+    context: ContextFields<'a>,
+}
+
+#[derive(Serialize)]
+struct ContextFields<'a> {
+    cluster: &'a str,
+    user: &'a str,
+}
+
+/// The kubeconfig text of `user`: the cluster (its CA and server) and the embedded credentials.
+pub fn render(
+    cluster: &ClusterInfo,
+    user: &str,
+    cert_pem: &[u8],
+    key_pem: &str,
+) -> Result<Vec<u8>, Error> {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let config = Config {
+        api_version: "v1",
+        kind: "Config",
+        clusters: [Named {
+            name: &cluster.name,
+            value: ClusterEntry {
+                cluster: ClusterFields {
+                    ca: &cluster.ca_data,
+                    server: &cluster.server,
+                },
+            },
+        }],
+        users: [Named {
+            name: user,
+            value: UserEntry {
+                user: UserFields {
+                    cert: b64.encode(cert_pem),
+                    key: b64.encode(key_pem.as_bytes()),
+                },
+            },
+        }],
+        contexts: [Named {
+            name: CONTEXT,
+            value: ContextEntry {
+                context: ContextFields {
+                    cluster: &cluster.name,
+                    user,
+                },
+            },
+        }],
+        current_context: CONTEXT,
+    };
+    serde_norway::to_string(&config)
+        .map(String::into_bytes)
+        .map_err(|e| Error::Failed(format!("cannot write the kubeconfig of '{user}': {e}")))
+}
+
+/// Opens (creating) `~user/.kube`, private to the user (0700, owned by them), refusing symlinks.
+pub fn open_kube_dir(account: &Account) -> Result<SafeDir, Error> {
+    let owner = Owner::new(account.uid, account.gid);
+    let home = SafeDir::open(&account.home)?;
+    let dir = home.create_dir_all(Path::new(".kube"), 0o700, owner)?;
+    dir.set_mode_owner(0o700, owner)?;
+    Ok(dir)
+}
+
+/// Writes `~user/.kube/config` (0600, owned by the user) atomically.
+pub fn write(dir: &SafeDir, account: &Account, contents: &[u8]) -> Result<(), Error> {
+    dir.write_file(
+        "config",
+        contents,
+        0o600,
+        Owner::new(account.uid, account.gid),
+    )?;
+    Ok(())
+}
+
+const MAX_KUBECONFIG: u64 = 4 << 20;
+
+/// Reads a file below an absolute path without following any symlink on the way (a user's
+/// planted link must not make root read something else); regular files only, bounded size.
+pub fn read_no_follow(path: &Path) -> std::io::Result<Vec<u8>> {
+    let dir_flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let mut fd: OwnedFd = nix::fcntl::open("/", dir_flags, Mode::empty())?;
+    let components: Vec<_> = path.components().collect();
+    let last = components.len().saturating_sub(1);
+    for (i, component) in components.iter().enumerate() {
+        match component {
+            Component::RootDir => {}
+            Component::Normal(name) => {
+                let flags = if i == last {
+                    OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC
+                } else {
+                    dir_flags
+                };
+                fd = openat(&fd, *name, flags, Mode::empty())?;
+            }
+            _ => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "not a plain absolute path",
+                ));
+            }
+        }
+    }
+    let file = std::fs::File::from(fd);
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    let mut data = Vec::new();
+    file.take(MAX_KUBECONFIG).read_to_end(&mut data)?;
+    Ok(data)
+}
+
+/// The PEM client certificate of the current context's user in a kubeconfig's text.
+pub fn client_certificate(text: &[u8]) -> Result<Vec<u8>, String> {
+    use base64::Engine;
+    let text = std::str::from_utf8(text).map_err(|_| "not UTF-8 text".to_string())?;
+    let kc =
+        kube::config::Kubeconfig::from_yaml(text).map_err(|_| "not a kubeconfig".to_string())?;
+    let context = kc
+        .current_context
+        .as_deref()
+        .and_then(|name| kc.contexts.iter().find(|c| c.name == name))
+        .and_then(|c| c.context.as_ref())
+        .ok_or("no current context")?;
+    let user = context
+        .user
+        .as_deref()
+        .ok_or("the current context has no user")?;
+    let data = kc
+        .auth_infos
+        .iter()
+        .find(|a| a.name == user)
+        .and_then(|a| a.auth_info.as_ref())
+        .and_then(|a| a.client_certificate_data.as_deref())
+        .ok_or("no embedded client certificate")?;
+    base64::engine::general_purpose::STANDARD
+        .decode(data.trim())
+        .map_err(|_| "the client certificate is not base64".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rendered_kubeconfig_reads_back_with_kube() {
+        let cluster = ClusterInfo {
+            name: "kubernetes".into(),
+            server: "https://127.0.0.1:6443".into(),
+            ca_data: "Q0E=".into(),
+        };
+        let text = render(&cluster, "alice", b"CERT", "KEY").unwrap();
+        let kc = kube::config::Kubeconfig::from_yaml(std::str::from_utf8(&text).unwrap()).unwrap();
+        assert_eq!(kc.current_context.as_deref(), Some(CONTEXT));
+        assert_eq!(kc.clusters[0].name, "kubernetes");
+        let c = kc.clusters[0].cluster.as_ref().unwrap();
+        assert_eq!(c.server.as_deref(), Some("https://127.0.0.1:6443"));
+        assert_eq!(c.certificate_authority_data.as_deref(), Some("Q0E="));
+        assert_eq!(client_certificate(&text).unwrap(), b"CERT");
+    }
+
+    #[test]
+    fn reading_refuses_symlinks() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("real"), "x").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("real"), dir.path().join("link")).unwrap();
+        assert_eq!(read_no_follow(&dir.path().join("real")).unwrap(), b"x");
+        assert!(read_no_follow(&dir.path().join("link")).is_err());
+        std::os::unix::fs::symlink(dir.path(), dir.path().join("dirlink")).unwrap();
+        assert!(read_no_follow(&dir.path().join("dirlink/real")).is_err());
+    }
+}

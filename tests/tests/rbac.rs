@@ -1,0 +1,773 @@
+//! podsec-k8s-rbac against a real control plane (etcd, kube-apiserver, kube-controller-manager
+//! built by scripts/k8s-bins) in a sandbox, checked with the real kubectl: issue 5's acceptance
+//! and one regression test per upstream defect of spec §10.3 (26 to 30).
+
+use std::process::Output;
+
+use podsec_tests::fixtures::path_with_commands;
+use podsec_tests::k8s::{self, ControlPlane, Options as PlaneOptions};
+use podsec_tests::sandbox::{Options, Sandbox};
+use serde_json::Value;
+
+fn started(controller_manager: bool) -> (Sandbox, ControlPlane) {
+    // Fail (never skip) when the components are not built.
+    for name in [
+        "etcd",
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kubectl",
+    ] {
+        if let Err(e) = k8s::binary(name) {
+            panic!("{e:#}");
+        }
+    }
+    let sandbox = Sandbox::start(&Options::default()).expect("sandbox start (needs root)");
+    let plane = ControlPlane::start(
+        &sandbox,
+        &PlaneOptions {
+            controller_manager,
+            ..PlaneOptions::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("control plane: {e:#}"));
+    (sandbox, plane)
+}
+
+/// A podsec command (through the link farm) as root, or as `user`, with extra environment.
+fn podsec(sandbox: &Sandbox, user: Option<&str>, env: &[(&str, &str)], argv: &[&str]) -> Output {
+    let mut command = sandbox
+        .command(argv[0])
+        .args(&argv[1..])
+        .env("PATH", &path_with_commands());
+    if let Some(user) = user {
+        command = command.user(user);
+    }
+    for (key, value) in env {
+        command = command.env(key, value);
+    }
+    command.output()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "status {:?}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn ok(sandbox: &Sandbox, argv: &[&str]) -> String {
+    let out = podsec(sandbox, None, &[], argv);
+    assert!(out.status.success(), "{argv:?}: {}", text(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs a command that must fail; returns its one-line stderr.
+fn fails(sandbox: &Sandbox, env: &[(&str, &str)], argv: &[&str]) -> String {
+    let out = podsec(sandbox, None, env, argv);
+    assert!(
+        !out.status.success(),
+        "{argv:?} should have failed: {}",
+        text(&out)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    assert!(
+        stderr.starts_with(&format!("{}: ", argv[0])) && !stderr.contains('\n'),
+        "{argv:?}: not a one-line error: {stderr}"
+    );
+    stderr
+}
+
+fn kubectl_json(sandbox: &Sandbox, plane: &ControlPlane, args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.extend(["-o", "json"]);
+    serde_json::from_str(&plane.kubectl_ok(sandbox, &all).unwrap()).unwrap()
+}
+
+/// `kubectl auth can-i` with the user's own kubeconfig (as that user, ~/.kube/config).
+fn can_i(sandbox: &Sandbox, user: &str, args: &[&str]) -> bool {
+    let out = sandbox
+        .command(k8s::binary("kubectl").unwrap())
+        .args(["auth", "can-i"])
+        .args(args)
+        .user(user)
+        .output();
+    let answer = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(
+        answer == "yes" || answer == "no",
+        "kubectl auth can-i {args:?} as {user}: {}",
+        text(&out)
+    );
+    answer == "yes"
+}
+
+fn stat(sandbox: &Sandbox, path: &str) -> String {
+    sandbox
+        .sh_ok(&format!("stat -c '%a %U' {path}"))
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn alice_end_to_end_with_real_kubectl() {
+    let (sandbox, plane) = started(true);
+    plane
+        .kubectl_ok(&sandbox, &["create", "namespace", "ns1"])
+        .unwrap();
+    plane
+        .kubectl_ok(&sandbox, &["create", "namespace", "ns2"])
+        .unwrap();
+    // reached through alice's group devs (O= of her certificate), not by name
+    plane
+        .kubectl_ok(
+            &sandbox,
+            &[
+                "-n",
+                "ns2",
+                "create",
+                "rolebinding",
+                "rb-devs",
+                "--clusterrole=view",
+                "--group=devs",
+            ],
+        )
+        .unwrap();
+    let admin_before = sandbox.sh_ok("cat /root/.kube/config");
+
+    ok(&sandbox, &["podsec-k8s-rbac-create-user", "alice"]);
+    assert_eq!(stat(&sandbox, "/home/alice/.kube"), "700 alice");
+    assert!(
+        sandbox
+            .sh_ok("id -nG alice")
+            .split_whitespace()
+            .any(|g| g == "k8s")
+    );
+
+    let out = ok(
+        &sandbox,
+        &["podsec-k8s-rbac-create-kubeconfig", "alice", "devs"],
+    );
+    assert!(out.contains("certificate valid until"), "{out}");
+    assert_eq!(stat(&sandbox, "/home/alice/.kube/config"), "600 alice");
+    // only the kubeconfig: no key, csr or ca.crt files beside it (§10.3 27)
+    assert_eq!(sandbox.sh_ok("ls -A /home/alice/.kube").trim(), "config");
+    // the admin's kubeconfig never gets the user's key (§10.3 27)
+    assert_eq!(sandbox.sh_ok("cat /root/.kube/config"), admin_before);
+    // the CSR was issued by the real signer and approved through the approval subresource
+    let csr = kubectl_json(&sandbox, &plane, &["get", "csr", "alice"]);
+    assert_eq!(
+        csr["spec"]["signerName"],
+        "kubernetes.io/kube-apiserver-client"
+    );
+    assert_eq!(csr["spec"]["usages"], serde_json::json!(["client auth"]));
+    assert_eq!(csr["status"]["conditions"][0]["type"], "Approved");
+
+    // real kubectl with alice's kubeconfig: alice in group devs
+    let whoami = sandbox
+        .command(k8s::binary("kubectl").unwrap())
+        .args(["auth", "whoami", "-o", "json"])
+        .user("alice")
+        .output();
+    assert!(whoami.status.success(), "{}", text(&whoami));
+    let whoami: Value = serde_json::from_slice(&whoami.stdout).unwrap();
+    assert_eq!(whoami["status"]["userInfo"]["username"], "alice");
+    let groups = whoami["status"]["userInfo"]["groups"].as_array().unwrap();
+    assert!(groups.contains(&Value::from("devs")), "{groups:?}");
+    assert!(!can_i(&sandbox, "alice", &["get", "pods", "-n", "ns1"]));
+
+    let out = ok(
+        &sandbox,
+        &[
+            "podsec-k8s-rbac-bindrole",
+            "alice",
+            "role=clusterrole",
+            "view",
+            "rb-view",
+            "ns1",
+        ],
+    );
+    assert!(out.contains("created"), "{out}");
+    assert!(can_i(&sandbox, "alice", &["get", "pods", "-n", "ns1"]));
+    assert!(!can_i(&sandbox, "alice", &["get", "pods", "-n", "default"]));
+    assert!(!can_i(&sandbox, "alice", &["create", "pods", "-n", "ns1"]));
+    // group devs reaches ns2
+    assert!(can_i(&sandbox, "alice", &["get", "pods", "-n", "ns2"]));
+
+    let report: Value =
+        serde_json::from_str(&ok(&sandbox, &["podsec-k8s-rbac-get-userroles", "alice"])).unwrap();
+    assert_eq!(
+        report,
+        serde_json::json!({"alice": {"clusterRoles": [], "roles": {"namespaces": [
+            {"ns1": [{"bindName": "rb-view", "roleType": "ClusterRole", "roleName": "view",
+                      "unbindCmd": "podsec-k8s-rbac-unbindrole alice role view rb-view ns1"}]},
+            {"ns2": [{"bindName": "rb-devs", "roleType": "ClusterRole", "roleName": "view",
+                      "viaGroups": ["devs"]}]}
+        ]}}})
+    );
+
+    // the printed unbindCmd works as it is
+    let unbind = report["alice"]["roles"]["namespaces"][0]["ns1"][0]["unbindCmd"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let words: Vec<&str> = unbind.split_whitespace().collect();
+    let out = ok(&sandbox, &words);
+    assert!(out.contains("deleted"), "{out}");
+    let gone = plane
+        .kubectl(&sandbox)
+        .unwrap()
+        .args(["-n", "ns1", "get", "rolebinding", "rb-view"])
+        .output();
+    assert!(!gone.status.success(), "the empty binding is still there");
+    assert!(!can_i(&sandbox, "alice", &["get", "pods", "-n", "ns1"]));
+    let report: Value =
+        serde_json::from_str(&ok(&sandbox, &["podsec-k8s-rbac-get-userroles", "alice"])).unwrap();
+    assert_eq!(
+        report["alice"]["roles"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // an existing CSR is kept unless --replace-csr (§10.3 27)
+    let err = fails(
+        &sandbox,
+        &[],
+        &["podsec-k8s-rbac-create-kubeconfig", "alice", "devs"],
+    );
+    assert!(err.contains("--replace-csr"), "{err}");
+    let out = ok(
+        &sandbox,
+        &[
+            "podsec-k8s-rbac-create-kubeconfig",
+            "alice",
+            "devs",
+            "ops",
+            "--replace-csr",
+        ],
+    );
+    assert!(out.contains("devs,ops"), "{out}");
+    let whoami = sandbox
+        .command(k8s::binary("kubectl").unwrap())
+        .args(["auth", "whoami", "-o", "jsonpath={.status.userInfo.groups}"])
+        .user("alice")
+        .output();
+    assert!(
+        String::from_utf8_lossy(&whoami.stdout).contains("ops"),
+        "{}",
+        text(&whoami)
+    );
+}
+
+#[test]
+fn bindings_keep_their_role_and_other_subjects() {
+    let (sandbox, plane) = started(true);
+    let k = |args: &[&str]| plane.kubectl_ok(&sandbox, args).unwrap();
+    k(&["create", "namespace", "ns1"]);
+    k(&[
+        "-n",
+        "ns1",
+        "create",
+        "rolebinding",
+        "rb-edit",
+        "--clusterrole=edit",
+        "--user=bob",
+    ]);
+    let subjects = |ns: &str, name: &str| {
+        kubectl_json(&sandbox, &plane, &["-n", ns, "get", "rolebinding", name])["subjects"].clone()
+    };
+
+    // a differing roleRef is an error, not a silent grant (§10.3 26)
+    let before = subjects("ns1", "rb-edit");
+    let err = fails(
+        &sandbox,
+        &[],
+        &[
+            "podsec-k8s-rbac-bindrole",
+            "alice",
+            "role=clusterrole",
+            "view",
+            "rb-edit",
+            "ns1",
+        ],
+    );
+    assert!(err.contains("refers to ClusterRole 'edit'"), "{err}");
+    assert_eq!(subjects("ns1", "rb-edit"), before);
+
+    // unbinding a user who is not bound fails and changes nothing (§10.3 26)
+    let err = fails(
+        &sandbox,
+        &[],
+        &[
+            "podsec-k8s-rbac-unbindrole",
+            "alice",
+            "role",
+            "edit",
+            "rb-edit",
+            "ns1",
+        ],
+    );
+    assert!(err.contains("is not bound"), "{err}");
+    assert_eq!(subjects("ns1", "rb-edit"), before);
+
+    // adding to a binding of the same role keeps the other subjects; twice is harmless
+    ok(
+        &sandbox,
+        &[
+            "podsec-k8s-rbac-bindrole",
+            "alice",
+            "role=clusterrole",
+            "edit",
+            "rb-edit",
+            "ns1",
+        ],
+    );
+    let out = ok(
+        &sandbox,
+        &[
+            "podsec-k8s-rbac-bindrole",
+            "alice",
+            "role=clusterrole",
+            "edit",
+            "rb-edit",
+            "ns1",
+        ],
+    );
+    assert!(out.contains("already bound"), "{out}");
+    let names: Vec<String> = subjects("ns1", "rb-edit")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["bob", "alice"]);
+
+    // only the User subject goes; Group and ServiceAccount alice stay (§10.3 26)
+    k(&[
+        "-n",
+        "ns1",
+        "create",
+        "rolebinding",
+        "rb-mixed",
+        "--clusterrole=view",
+        "--user=alice",
+        "--group=alice",
+        "--serviceaccount=ns1:alice",
+    ]);
+    ok(
+        &sandbox,
+        &[
+            "podsec-k8s-rbac-unbindrole",
+            "alice",
+            "role",
+            "view",
+            "rb-mixed",
+            "ns1",
+        ],
+    );
+    let kinds: Vec<String> = subjects("ns1", "rb-mixed")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            format!(
+                "{}:{}",
+                s["kind"].as_str().unwrap(),
+                s["name"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(kinds, ["Group:alice", "ServiceAccount:alice"]);
+    let err = fails(
+        &sandbox,
+        &[],
+        &[
+            "podsec-k8s-rbac-unbindrole",
+            "alice",
+            "role",
+            "view",
+            "rb-mixed",
+            "ns1",
+        ],
+    );
+    assert!(err.contains("is not bound"), "{err}");
+
+    // unbind checks the role name too, and `role=clusterrole` is accepted
+    let err = fails(
+        &sandbox,
+        &[],
+        &[
+            "podsec-k8s-rbac-unbindrole",
+            "alice",
+            "role",
+            "view",
+            "rb-edit",
+            "ns1",
+        ],
+    );
+    assert!(err.contains("refers to ClusterRole 'edit'"), "{err}");
+    ok(
+        &sandbox,
+        &[
+            "podsec-k8s-rbac-unbindrole",
+            "alice",
+            "role=clusterrole",
+            "edit",
+            "rb-edit",
+            "ns1",
+        ],
+    );
+
+    // system: users are bound by their full name (§10.3 26); no local account is needed (§10.3 30)
+    ok(
+        &sandbox,
+        &[
+            "podsec-k8s-rbac-bindrole",
+            "system:kube-proxy",
+            "clusterrole",
+            "view",
+            "crb-proxy",
+        ],
+    );
+    let crb = kubectl_json(
+        &sandbox,
+        &plane,
+        &["get", "clusterrolebinding", "crb-proxy"],
+    );
+    assert_eq!(crb["subjects"][0]["name"], "system:kube-proxy");
+    ok(
+        &sandbox,
+        &[
+            "podsec-k8s-rbac-bindrole",
+            "remote-user",
+            "clusterrole",
+            "system:auth-delegator",
+            "crb-remote",
+        ],
+    );
+
+    // type and namespace rules exit non-zero (§10.3 26)
+    for argv in [
+        &[
+            "podsec-k8s-rbac-bindrole",
+            "alice",
+            "Role",
+            "view",
+            "rb",
+            "ns1",
+        ][..],
+        &[
+            "podsec-k8s-rbac-unbindrole",
+            "alice",
+            "roles",
+            "view",
+            "rb",
+            "ns1",
+        ],
+        &["podsec-k8s-rbac-unbindrole", "alice", "role", "view", "rb"],
+        &[
+            "podsec-k8s-rbac-bindrole",
+            "alice",
+            "clusterrole",
+            "view",
+            "crb",
+            "ns1",
+        ],
+    ] {
+        fails(&sandbox, &[], argv);
+    }
+    // a missing role or namespace is an error too (upstream exited 0)
+    let err = fails(
+        &sandbox,
+        &[],
+        &[
+            "podsec-k8s-rbac-bindrole",
+            "alice",
+            "role",
+            "nope",
+            "rb",
+            "ns1",
+        ],
+    );
+    assert!(
+        err.contains("Role 'nope' in namespace 'ns1' does not exist"),
+        "{err}"
+    );
+    let err = fails(
+        &sandbox,
+        &[],
+        &[
+            "podsec-k8s-rbac-bindrole",
+            "alice",
+            "role=clusterrole",
+            "view",
+            "rb",
+            "nons",
+        ],
+    );
+    assert!(err.contains("namespace 'nons' does not exist"), "{err}");
+
+    // get-userroles: no duplicates, rules of a Role from its own namespace, group grants marked
+    // (§10.3 29)
+    k(&["create", "namespace", "ns2"]);
+    k(&[
+        "-n",
+        "ns2",
+        "create",
+        "role",
+        "pod-reader",
+        "--verb=get",
+        "--resource=pods",
+    ]);
+    k(&[
+        "-n",
+        "default",
+        "create",
+        "role",
+        "pod-reader",
+        "--verb=delete",
+        "--resource=secrets",
+    ]);
+    k(&[
+        "-n",
+        "ns2",
+        "create",
+        "rolebinding",
+        "rb-twice",
+        "--role=pod-reader",
+        "--user=carol",
+        "--user=carol",
+    ]);
+    k(&[
+        "-n",
+        "ns2",
+        "create",
+        "rolebinding",
+        "rb-ops",
+        "--clusterrole=view",
+        "--group=ops",
+    ]);
+    let report: Value = serde_json::from_str(&ok(
+        &sandbox,
+        &[
+            "podsec-k8s-rbac-get-userroles",
+            "carol",
+            "showRules",
+            "--group",
+            "ops",
+        ],
+    ))
+    .unwrap();
+    let ns2 = report["carol"]["roles"]["namespaces"][0]["ns2"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(ns2.len(), 2, "{report}");
+    assert_eq!(ns2[0]["bindName"], "rb-ops");
+    assert_eq!(ns2[0]["viaGroups"], serde_json::json!(["ops"]));
+    assert!(ns2[0].get("unbindCmd").is_none());
+    assert_eq!(ns2[1]["bindName"], "rb-twice");
+    assert_eq!(ns2[1]["rules"][0]["verbs"], serde_json::json!(["get"]));
+    assert_eq!(ns2[1]["rules"][0]["resources"], serde_json::json!(["pods"]));
+    let err = fails(
+        &sandbox,
+        &[],
+        &["podsec-k8s-rbac-get-userroles", "carol", "showrules"],
+    );
+    assert!(err.contains("showRules"), "{err}");
+    fails(&sandbox, &[], &["podsec-k8s-rbac-get-userroles"]);
+}
+
+#[test]
+fn failures_are_clear_and_leave_no_files() {
+    // No kube-controller-manager: approved CSRs are never signed.
+    let (sandbox, plane) = started(false);
+    ok(&sandbox, &["podsec-k8s-rbac-create-user", "carol"]);
+    let no_config = |sandbox: &Sandbox| {
+        assert_eq!(
+            sandbox.sh_ok("ls -A /home/carol/.kube").trim(),
+            "",
+            "files left behind"
+        );
+    };
+
+    // the wait for the certificate is bounded (§10.3 27: upstream read it at once)
+    let err = fails(
+        &sandbox,
+        &[],
+        &["podsec-k8s-rbac-create-kubeconfig", "carol", "--wait", "3"],
+    );
+    assert!(
+        err.contains("no certificate was issued within 3 s"),
+        "{err}"
+    );
+    no_config(&sandbox);
+    let err = fails(
+        &sandbox,
+        &[],
+        &["podsec-k8s-rbac-create-kubeconfig", "carol", "--wait", "3"],
+    );
+    assert!(err.contains("exists already"), "{err}");
+    let err = fails(
+        &sandbox,
+        &[],
+        &[
+            "podsec-k8s-rbac-create-kubeconfig",
+            "carol",
+            "--wait",
+            "2",
+            "--replace-csr",
+        ],
+    );
+    assert!(err.contains("no certificate was issued"), "{err}");
+    no_config(&sandbox);
+
+    // API down: nothing listens on that port
+    let share = sandbox.share();
+    let admin = std::fs::read_to_string(plane.admin_kubeconfig()).unwrap();
+    let down = share.join("down.conf");
+    std::fs::write(
+        &down,
+        admin.replace(&plane.server, "https://127.0.0.1:6999"),
+    )
+    .unwrap();
+    let down_env = [("KUBECONFIG", down.to_str().unwrap())];
+    for argv in [
+        &[
+            "podsec-k8s-rbac-bindrole",
+            "alice",
+            "clusterrole",
+            "view",
+            "crb",
+        ][..],
+        &[
+            "podsec-k8s-rbac-unbindrole",
+            "alice",
+            "clusterrole",
+            "view",
+            "crb",
+        ],
+        &["podsec-k8s-rbac-get-userroles", "alice"],
+        &[
+            "podsec-k8s-rbac-create-kubeconfig",
+            "carol",
+            "--replace-csr",
+        ],
+    ] {
+        let err = fails(&sandbox, &down_env, argv);
+        assert!(
+            err.contains("cannot talk to the API server") && err.contains("refused"),
+            "{err}"
+        );
+    }
+    no_config(&sandbox);
+
+    // TLS mismatch: the kubeconfig trusts another CA
+    k8s::make_ca(&share, "other-ca", "somebody-else").unwrap();
+    let other: Value = serde_json::from_str(&admin).unwrap();
+    let mut other = other;
+    other["clusters"][0]["cluster"]["certificate-authority-data"] = Value::from(
+        k8s::base64_encode(&std::fs::read(share.join("other-ca.crt")).unwrap()),
+    );
+    let mismatch = share.join("mismatch.conf");
+    std::fs::write(&mismatch, other.to_string()).unwrap();
+    let mismatch_env = [("KUBECONFIG", mismatch.to_str().unwrap())];
+    for argv in [
+        &[
+            "podsec-k8s-rbac-bindrole",
+            "alice",
+            "clusterrole",
+            "view",
+            "crb",
+        ][..],
+        &[
+            "podsec-k8s-rbac-create-kubeconfig",
+            "carol",
+            "--replace-csr",
+        ],
+    ] {
+        let err = fails(&sandbox, &mismatch_env, argv);
+        assert!(err.to_lowercase().contains("certificate"), "{err}");
+    }
+    no_config(&sandbox);
+
+    // invalid names are refused before any request (the API is down here: the message is the
+    // name's, not the connection's) (§10.3 30)
+    for (argv, what) in [
+        (
+            &["podsec-k8s-rbac-create-user", "Bad Name"][..],
+            "invalid user name 'Bad Name'",
+        ),
+        (
+            &[
+                "podsec-k8s-rbac-create-kubeconfig",
+                "carol",
+                "system:masters",
+            ],
+            "refusing group 'system:masters'",
+        ),
+        (
+            &["podsec-k8s-rbac-create-kubeconfig", "../carol"],
+            "invalid user name",
+        ),
+        (
+            &[
+                "podsec-k8s-rbac-bindrole",
+                "alice",
+                "role",
+                "view",
+                "a/b",
+                "ns1",
+            ],
+            "invalid binding name 'a/b'",
+        ),
+        (
+            &[
+                "podsec-k8s-rbac-bindrole",
+                "alice",
+                "role",
+                "view",
+                "rb",
+                "NS1",
+            ],
+            "invalid namespace 'NS1'",
+        ),
+        (
+            &[
+                "podsec-k8s-rbac-unbindrole",
+                "al;ice",
+                "role",
+                "view",
+                "rb",
+                "ns1",
+            ],
+            "invalid user name",
+        ),
+        (
+            &["podsec-k8s-rbac-get-userroles", "alice$(id)"],
+            "invalid user name",
+        ),
+    ] {
+        let err = fails(&sandbox, &down_env, argv);
+        assert!(err.contains(what), "{argv:?}: {err}");
+    }
+    no_config(&sandbox);
+
+    // root never follows a symlink planted in the user's home
+    sandbox.sh_ok("mkdir -m 700 /root/victim && rmdir /home/carol/.kube && ln -s /root/victim /home/carol/.kube");
+    let err = fails(
+        &sandbox,
+        &[],
+        &[
+            "podsec-k8s-rbac-create-kubeconfig",
+            "carol",
+            "--replace-csr",
+            "--wait",
+            "1",
+        ],
+    );
+    assert!(err.contains("refusing to follow"), "{err}");
+    assert_eq!(sandbox.sh_ok("ls -A /root/victim").trim(), "");
+}
