@@ -1,6 +1,10 @@
 //! podsec-u7s-kubeadm (installed as `kubeadm` in /usr/libexec/podsec/u7s/bin): kubeadm for
 //! rootless clusters whose pods all run in the user namespace of u7s-admin.
 
+pub mod flags;
+pub mod network;
+pub mod versions;
+
 use std::ffi::OsString;
 use std::process::ExitCode;
 
