@@ -2,6 +2,7 @@
 //! rootless clusters whose pods all run in the user namespace of u7s-admin.
 
 pub mod flags;
+pub mod kubeadm_config;
 pub mod network;
 pub mod versions;
 
