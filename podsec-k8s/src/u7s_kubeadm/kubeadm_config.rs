@@ -108,7 +108,10 @@ impl ExtraArgs {
     fn new(api: KubeadmApi, args: &[(&str, String)]) -> ExtraArgs {
         ExtraArgs {
             api,
-            args: args.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+            args: args
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
         }
     }
 
@@ -718,9 +721,15 @@ pub mod tests {
         for version in golden_versions() {
             let text = render(&sample(Role::Init, version)).unwrap();
             let docs = documents(&text);
-            assert_eq!(docs[1]["etcd"]["local"]["dataDir"].as_str(), Some(ETCD_DATA_DIR));
+            assert_eq!(
+                docs[1]["etcd"]["local"]["dataDir"].as_str(),
+                Some(ETCD_DATA_DIR)
+            );
             assert_eq!(docs[3]["conntrack"]["maxPerCore"].as_u64(), Some(0));
-            assert_eq!(docs[0]["nodeRegistration"]["criSocket"].as_str(), Some(CRI_SOCKET));
+            assert_eq!(
+                docs[0]["nodeRegistration"]["criSocket"].as_str(),
+                Some(CRI_SOCKET)
+            );
             assert!(docs[0]["nodeRegistration"]["taints"].is_null());
             // §10.2 defect 23: no etcd v2 API flag, whatever the version.
             assert!(!text.contains("enable-v2"), "{text}");
@@ -749,12 +758,30 @@ pub mod tests {
         assert_eq!(docs[0]["bootstrapTokens"][0]["ttl"].as_str(), Some("2h"));
         assert_eq!(docs[0]["certificateKey"].as_str(), Some(KEY));
         assert_eq!(docs[0]["skipPhases"][0].as_str(), Some("addon/kube-proxy"));
-        assert_eq!(docs[0]["patches"]["directory"].as_str(), Some("/etc/podsec/patches"));
-        assert_eq!(docs[1]["networking"]["serviceSubnet"].as_str(), Some("10.112.0.0/12"));
-        assert_eq!(docs[1]["networking"]["dnsDomain"].as_str(), Some("corp.internal"));
-        assert_eq!(docs[1]["apiServer"]["certSANs"][1].as_str(), Some("api.example.org"));
-        assert_eq!(docs[1]["featureGates"]["PublicKeysECDSA"].as_bool(), Some(true));
-        assert_eq!(docs[1]["etcd"]["local"]["imageTag"].as_str(), Some("3.5.16-0"));
+        assert_eq!(
+            docs[0]["patches"]["directory"].as_str(),
+            Some("/etc/podsec/patches")
+        );
+        assert_eq!(
+            docs[1]["networking"]["serviceSubnet"].as_str(),
+            Some("10.112.0.0/12")
+        );
+        assert_eq!(
+            docs[1]["networking"]["dnsDomain"].as_str(),
+            Some("corp.internal")
+        );
+        assert_eq!(
+            docs[1]["apiServer"]["certSANs"][1].as_str(),
+            Some("api.example.org")
+        );
+        assert_eq!(
+            docs[1]["featureGates"]["PublicKeysECDSA"].as_bool(),
+            Some(true)
+        );
+        assert_eq!(
+            docs[1]["etcd"]["local"]["imageTag"].as_str(),
+            Some("3.5.16-0")
+        );
         assert_eq!(
             docs[1]["controllerManager"]["extraArgs"][2]["value"].as_str(),
             Some("10.112.0.0/12")
@@ -767,9 +794,15 @@ pub mod tests {
         let docs = documents(&render(&sample(Role::ControlPlane, version)).unwrap());
         assert_eq!(docs.len(), 1, "join files hold the JoinConfiguration only");
         let discovery = &docs[0]["discovery"]["bootstrapToken"];
-        assert_eq!(discovery["apiServerEndpoint"].as_str(), Some("192.0.2.10:6443"));
+        assert_eq!(
+            discovery["apiServerEndpoint"].as_str(),
+            Some("192.0.2.10:6443")
+        );
         assert_eq!(discovery["caCertHashes"][0].as_str(), Some(HASH));
-        assert_eq!(docs[0]["controlPlane"]["certificateKey"].as_str(), Some(KEY));
+        assert_eq!(
+            docs[0]["controlPlane"]["certificateKey"].as_str(),
+            Some(KEY)
+        );
         assert_eq!(docs[0]["discovery"]["timeout"].as_str(), Some("5m0s"));
         let worker = documents(&render(&sample(Role::Worker, version)).unwrap());
         assert!(worker[0]["controlPlane"].is_null());

@@ -1,6 +1,7 @@
 //! podsec-u7s-kubeadm (installed as `kubeadm` in /usr/libexec/podsec/u7s/bin): kubeadm for
 //! rootless clusters whose pods all run in the user namespace of u7s-admin.
 
+pub mod audit;
 pub mod flags;
 pub mod kubeadm_config;
 pub mod network;
