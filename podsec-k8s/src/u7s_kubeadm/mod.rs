@@ -5,6 +5,7 @@ pub mod audit;
 pub mod flags;
 pub mod kubeadm_config;
 pub mod network;
+pub mod registry;
 pub mod versions;
 
 use std::ffi::OsString;
