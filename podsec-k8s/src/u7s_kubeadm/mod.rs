@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod flags;
+pub mod flannel;
 pub mod kubeadm_config;
 pub mod network;
 pub mod registry;
