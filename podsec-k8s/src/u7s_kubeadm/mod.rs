@@ -7,6 +7,7 @@ pub mod flannel;
 pub mod kubeadm_config;
 pub mod network;
 pub mod registry;
+pub mod resolve;
 pub mod versions;
 
 use std::ffi::OsString;
