@@ -6,6 +6,7 @@ pub mod flags;
 pub mod flannel;
 pub mod kubeadm_config;
 pub mod network;
+pub mod packages;
 pub mod registry;
 pub mod resolve;
 pub mod versions;

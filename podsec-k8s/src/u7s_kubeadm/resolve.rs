@@ -416,47 +416,81 @@ impl Tags for RegistryTags {
     }
 }
 
-/// The version to deploy.
-pub fn version(
+/// The version asked for and where the request came from; `explicit` when an administrator
+/// named it (flag or variable), which forbids falling back to another minor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Requested {
+    pub request: VersionRequest,
+    pub origin: String,
+    pub explicit: bool,
+}
+
+pub fn requested(
     flag: Option<VersionRequest>,
     env: &U7sEnv,
     installed_kubeadm: Option<KubeVersion>,
     newest_package_minor: Option<Minor>,
-    source: &Source,
-    tags: &dyn Tags,
-) -> Result<Chosen<KubeVersion>, ResolveError> {
+) -> Result<Requested, ResolveError> {
     let env_request = env
         .kube_version
         .as_deref()
         .map(|v| VersionRequest::parse(v).expect("validated"));
-    let (request, origin) = match (flag, env_request) {
-        (Some(r), _) => (r, "--kubernetes-version".to_string()),
-        (None, Some(r)) => (r, "U7S_KUBEVERSION".to_string()),
+    let (request, origin, explicit) = match (flag, env_request) {
+        (Some(r), _) => (r, "--kubernetes-version".to_string(), true),
+        (None, Some(r)) => (r, "U7S_KUBEVERSION".to_string(), true),
         (None, None) => match (installed_kubeadm, newest_package_minor) {
             (Some(v), _) => (
                 VersionRequest::Minor(v.minor_line()),
                 format!("the minor of the installed kubeadm {v}"),
+                false,
             ),
             (None, Some(m)) => (
                 VersionRequest::Minor(m),
                 "the newest minor of the kubeadm packages".to_string(),
+                false,
             ),
             (None, None) => return Err(ResolveError::NoVersion),
         },
     };
-    let minor = request.minor_line();
-    minor
+    request
+        .minor_line()
         .check_supported()
         .map_err(|e| ResolveError::Registry(e.to_string()))?;
+    Ok(Requested {
+        request,
+        origin,
+        explicit,
+    })
+}
+
+/// The exact version: a requested patch must be in the registry (or U7S_SETAVAILABLEIMAGES
+/// lets kube images be substituted later); a minor means its newest patch there.
+pub fn patch_version(
+    requested: &Requested,
+    env: &U7sEnv,
+    source: &Source,
+    tags: &dyn Tags,
+    notes: &mut Vec<String>,
+) -> Result<Chosen<KubeVersion>, ResolveError> {
+    let minor = requested.request.minor_line();
+    let origin = requested.origin.clone();
     let repository = format!("{}/kube-apiserver", source.prefix);
     let available = tags.tags(&repository)?;
-    match request {
+    match requested.request {
         VersionRequest::Exact(v) => {
-            if available.iter().any(|t| t == &v.to_string()) || env.set_available_images {
-                // With U7S_SETAVAILABLEIMAGES a missing patch is replaced later, image by image.
+            if available.iter().any(|t| t == &v.to_string()) {
+                Ok(Chosen { value: v, origin })
+            } else if let Some(newest) = newest_patch(available.iter().map(String::as_str), minor)
+                .filter(|_| env.set_available_images)
+            {
+                // The kube images share the version: deploy the available patch itself rather
+                // than retagging it under a version it is not.
+                notes.push(format!(
+                    "WARNING: U7S_SETAVAILABLEIMAGES=yes: {repository}:{v} is not in the registry; deploying {newest} of the same minor instead"
+                ));
                 Ok(Chosen {
-                    value: v,
-                    origin,
+                    value: newest,
+                    origin: format!("{origin}, replaced by the newest available {minor} patch"),
                 })
             } else {
                 Err(ResolveError::MissingTag {
@@ -488,6 +522,19 @@ pub fn version(
             })
         }
     }
+}
+
+/// Both steps at once (no package fallback in between).
+pub fn version(
+    flag: Option<VersionRequest>,
+    env: &U7sEnv,
+    installed_kubeadm: Option<KubeVersion>,
+    newest_package_minor: Option<Minor>,
+    source: &Source,
+    tags: &dyn Tags,
+) -> Result<Chosen<KubeVersion>, ResolveError> {
+    let requested = requested(flag, env, installed_kubeadm, newest_package_minor)?;
+    patch_version(&requested, env, source, tags, &mut Vec::new())
 }
 
 fn available_of(tags: &[String], keep: impl Fn(&Tag) -> bool) -> String {
@@ -819,6 +866,16 @@ pub mod tests {
             err.to_string().contains("(it has v1.26.3, v1.26.9, v1.26.11); export U7S_KUBEVERSION=v1.26.11"),
             "{err}"
         );
+        // allowed substitution: the newest patch of the same minor, announced
+        let e = env(&[("U7S_KUBEVERSION", "v1.26.10"), ("U7S_SETAVAILABLEIMAGES", "yes")]);
+        let req = requested(None, &e, None, None).unwrap();
+        let mut notes = Vec::new();
+        let chosen = patch_version(&req, &e, &src, &tags, &mut notes).unwrap();
+        assert_eq!(chosen.value.to_string(), "v1.26.11");
+        assert!(notes[0].contains("deploying v1.26.11 of the same minor instead"), "{notes:?}");
+        let e = env(&[("U7S_KUBEVERSION", "v1.28.1"), ("U7S_SETAVAILABLEIMAGES", "yes")]);
+        let req = requested(None, &e, None, None).unwrap();
+        assert!(patch_version(&req, &e, &src, &tags, &mut notes).is_err(), "no v1.28 at all");
     }
 
     #[test]
