@@ -191,6 +191,14 @@ pub const FLAGS: &[FlagSpec] = &[
         Both,
         Honoured("podsec's own: removes the leftovers of an earlier deployment without asking"),
     ),
+    flag(
+        "prepare-only",
+        Bool,
+        Both,
+        Honoured(
+            "podsec's own: prepares the host and writes the configuration, then stops before starting the node",
+        ),
+    ),
     // init only
     flag(
         "apiserver-cert-extra-sans",
@@ -376,6 +384,7 @@ pub struct CommonFlags {
     pub skip_headers: bool,
     pub dry_run: bool,
     pub reset: bool,
+    pub prepare_only: bool,
     pub advertise_address: Option<Ipv4Addr>,
     pub bind_port: Option<u16>,
     pub certificate_key: Option<String>,
@@ -725,6 +734,7 @@ fn common_flags(occurrences: &[Occurrence]) -> Result<CommonFlags, FlagError> {
     let mut common = CommonFlags {
         dry_run: boolean(occurrences, "dry-run")?,
         reset: boolean(occurrences, "reset")?,
+        prepare_only: boolean(occurrences, "prepare-only")?,
         skip_headers: boolean(occurrences, "skip-headers")?,
         ignore_preflight_errors: list(occurrences, "ignore-preflight-errors")?,
         skip_phases: list(occurrences, "skip-phases")?,
@@ -1481,6 +1491,19 @@ mod tests {
     fn flag_reset() {
         assert!(init(&["--reset"]).unwrap().common.reset);
         assert!(join(&["--reset"]).unwrap().common.reset);
+    }
+
+    #[test]
+    fn flag_prepare_only() {
+        assert!(init(&["--prepare-only"]).unwrap().common.prepare_only);
+        assert!(!join(&[]).unwrap().common.prepare_only);
+        assert!(
+            !init(&["--prepare-only"])
+                .unwrap()
+                .native_args()
+                .iter()
+                .any(|a| a.contains("prepare"))
+        );
     }
 
     // --- init only

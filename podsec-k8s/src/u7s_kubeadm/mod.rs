@@ -4,11 +4,14 @@
 pub mod audit;
 pub mod flags;
 pub mod flannel;
+pub mod host_prep;
 pub mod kubeadm_config;
 pub mod network;
 pub mod packages;
+pub mod plan;
 pub mod registry;
 pub mod resolve;
+pub mod runtime;
 pub mod versions;
 
 use std::ffi::OsString;

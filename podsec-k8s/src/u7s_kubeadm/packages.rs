@@ -144,7 +144,10 @@ impl PackageIndex for AltApt {
                     .args(["show", &format!("kubernetes{}-kubeadm", m.dotted())])
                     .output()
                     .ok()?;
-                Some((m, parse_show_version(&String::from_utf8_lossy(&show.stdout))?))
+                Some((
+                    m,
+                    parse_show_version(&String::from_utf8_lossy(&show.stdout))?,
+                ))
             })
             .collect()
     }
@@ -284,7 +287,10 @@ mod tests {
     fn versions_from_program_output() {
         assert_eq!(version_in("v1.33.13\n"), v("1.33.13"));
         assert_eq!(version_in("Kubernetes v1.30.4\n"), v("1.30.4"));
-        assert_eq!(version_in("crio version 1.33.2\nVersion: 1.33.2\n"), v("1.33.2"));
+        assert_eq!(
+            version_in("crio version 1.33.2\nVersion: 1.33.2\n"),
+            v("1.33.2")
+        );
         assert_eq!(version_in("nothing here"), None);
     }
 
@@ -296,7 +302,8 @@ mod tests {
             [Minor::new(9), Minor::new(26), Minor::new(30)]
         );
         assert_eq!(
-            parse_show_version("Package: kubernetes1.30-kubeadm\nVersion: 1.30.4-alt1\n").as_deref(),
+            parse_show_version("Package: kubernetes1.30-kubeadm\nVersion: 1.30.4-alt1\n")
+                .as_deref(),
             Some("1.30.4")
         );
     }
@@ -312,7 +319,11 @@ mod tests {
         assert!(p.install.is_empty() && p.commands().is_empty());
         // another minor installed: packages needed; off ALT a clear error
         let err = plan(Minor::new(30), false, &installed, &NoPackages).unwrap_err();
-        assert!(err.to_string().contains("kubeadm, kubelet, cri-o of Kubernetes v1.30 are not installed"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("kubeadm, kubelet, cri-o of Kubernetes v1.30 are not installed"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -327,18 +338,36 @@ mod tests {
         assert_eq!(p.minor, Minor::new(31));
         assert_eq!(
             p.commands()[1],
-            ["apt-get", "install", "-y", "kubernetes1.31-kubeadm", "kubernetes1.31-kubelet", "kubernetes1.31-crio", "cri-tools1.31"]
+            [
+                "apt-get",
+                "install",
+                "-y",
+                "kubernetes1.31-kubeadm",
+                "kubernetes1.31-kubelet",
+                "kubernetes1.31-crio",
+                "cri-tools1.31"
+            ]
         );
         let p = plan(Minor::new(33), false, &none, &index).unwrap();
         assert_eq!(p.minor, Minor::new(31));
-        assert!(p.notes[0].contains("deploying Kubernetes v1.31 instead"), "{:?}", p.notes);
+        assert!(
+            p.notes[0].contains("deploying Kubernetes v1.31 instead"),
+            "{:?}",
+            p.notes
+        );
         assert!(p.notes[1].contains("more than one minor older"));
         let p = plan(Minor::new(30), false, &none, &index).unwrap();
         assert_eq!(p.minor, Minor::new(28), "1.9 is not newer than 1.28");
         let err = plan(Minor::new(33), true, &none, &index).unwrap_err();
         assert!(matches!(err, PackageError::MinorUnavailable { .. }));
-        assert!(err.to_string().contains("v1.28 (1.28.7), v1.31 (1.31.2)"), "{err}");
+        assert!(
+            err.to_string().contains("v1.28 (1.28.7), v1.31 (1.31.2)"),
+            "{err}"
+        );
         let err = plan(Minor::new(27), false, &none, &index).unwrap_err();
-        assert!(matches!(err, PackageError::NothingInstallable { .. }), "1.9 is unsupported: {err}");
+        assert!(
+            matches!(err, PackageError::NothingInstallable { .. }),
+            "1.9 is unsupported: {err}"
+        );
     }
 }
