@@ -61,6 +61,8 @@ pub struct HostFacts {
     pub subuid: String,
     pub subgid: String,
     pub u7s_admin: Option<Account>,
+    /// The groups u7s-admin is in now.
+    pub u7s_admin_groups: Vec<String>,
     pub existing_groups: Vec<String>,
     pub u7s_group_exists: bool,
     pub leftovers: Vec<PathBuf>,
@@ -104,6 +106,10 @@ impl HostFacts {
                 .ok()
                 .flatten()
                 .is_some(),
+            u7s_admin_groups: u7s_admin
+                .as_ref()
+                .and_then(|a| users::groups_of(a).ok())
+                .unwrap_or_default(),
             u7s_admin,
             leftovers: leftovers(Path::new("/"), &runtime.leftover_state()),
             runtime_running: runtime.is_running(),

@@ -457,10 +457,16 @@ fn account_steps(facts: &HostFacts) -> Vec<Step> {
             groups: facts.existing_groups.clone(),
         }),
         Some(_) => {
-            if !facts.existing_groups.is_empty() {
+            let missing: Vec<String> = facts
+                .existing_groups
+                .iter()
+                .filter(|g| !facts.u7s_admin_groups.contains(g))
+                .cloned()
+                .collect();
+            if !missing.is_empty() {
                 steps.push(Step::AddToGroups {
                     user: U7S_ADMIN.into(),
-                    groups: facts.existing_groups.clone(),
+                    groups: missing,
                 });
             }
         }

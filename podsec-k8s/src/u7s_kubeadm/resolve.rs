@@ -377,10 +377,11 @@ pub trait Tags {
     fn tags(&self, repository: &str) -> Result<Vec<String>, ResolveError>;
 }
 
-/// The registries themselves, one connection per host.
+/// The registries themselves, one connection per host, each repository listed once.
 pub struct RegistryTags {
     trust: Trust,
     registries: std::sync::Mutex<HashMap<String, std::sync::Arc<Registry>>>,
+    listed: std::sync::Mutex<HashMap<String, Vec<String>>>,
 }
 
 impl RegistryTags {
@@ -388,12 +389,16 @@ impl RegistryTags {
         RegistryTags {
             trust,
             registries: std::sync::Mutex::new(HashMap::new()),
+            listed: std::sync::Mutex::new(HashMap::new()),
         }
     }
 }
 
 impl Tags for RegistryTags {
     fn tags(&self, repository: &str) -> Result<Vec<String>, ResolveError> {
+        if let Some(tags) = self.listed.lock().expect("tag cache").get(repository) {
+            return Ok(tags.clone());
+        }
         let host = host_of(repository);
         let path = repository
             .strip_prefix(host)
@@ -424,9 +429,14 @@ impl Tags for RegistryTags {
                 }
             }
         };
-        registry
+        let tags = registry
             .tags(&path)
-            .map_err(|e: RegistryError| ResolveError::Registry(e.to_string()))
+            .map_err(|e: RegistryError| ResolveError::Registry(e.to_string()))?;
+        self.listed
+            .lock()
+            .expect("tag cache")
+            .insert(repository.to_string(), tags.clone());
+        Ok(tags)
     }
 }
 
