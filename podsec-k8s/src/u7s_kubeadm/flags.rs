@@ -831,14 +831,14 @@ fn init_flags(common: CommonFlags, occurrences: &[Occurrence]) -> Result<InitFla
             ));
         }
     }
-    if let Some(v) = value(occurrences, "cert-dir") {
-        if v.trim_end_matches('/') != CERT_DIR {
-            return Err(invalid(
-                "cert-dir",
-                v,
-                format!("the rootless node keeps its certificates in {CERT_DIR}"),
-            ));
-        }
+    if let Some(v) = value(occurrences, "cert-dir")
+        && v.trim_end_matches('/') != CERT_DIR
+    {
+        return Err(invalid(
+            "cert-dir",
+            v,
+            format!("the rootless node keeps its certificates in {CERT_DIR}"),
+        ));
     }
     if let Some(v) = value(occurrences, "control-plane-endpoint") {
         check_endpoint("control-plane-endpoint", v, false)?;

@@ -503,7 +503,7 @@ pub fn render(input: &NodeInput) -> Result<String, ConfigError> {
                 certificate_key: init.certificate_key.clone(),
                 skip_phases: input.skip_phases.clone(),
                 patches: patches(input),
-                timeouts: (api == KubeadmApi::V1beta4).then(|| Timeouts {
+                timeouts: (api == KubeadmApi::V1beta4).then_some(Timeouts {
                     control_plane_component_health_check: Some(CONTROL_PLANE_TIMEOUT),
                     discovery: None,
                 }),

@@ -258,6 +258,9 @@ pub fn next_link(header: &str) -> Option<String> {
     })
 }
 
+/// A response body and its `Link` header.
+type Page = (Vec<u8>, Option<String>);
+
 /// A registry and how to talk to it.
 pub struct Registry {
     host: String,
@@ -377,11 +380,7 @@ impl Registry {
     }
 
     /// GET with authentication: `Ok(None)` for 404, else the body and the Link header.
-    fn get(
-        &self,
-        url: &str,
-        scope: &str,
-    ) -> Result<Option<(Vec<u8>, Option<String>)>, RegistryError> {
+    fn get(&self, url: &str, scope: &str) -> Result<Option<Page>, RegistryError> {
         let mut attempt = 0;
         let mut authorization: Option<String> = self
             .tokens
@@ -486,7 +485,9 @@ impl Registry {
                 detail: "bearer challenge without realm".into(),
             })?;
         let realm_https = realm.starts_with("https://");
-        if !realm_https && !(realm.starts_with("http://") && self.base.starts_with("http://")) {
+        let plain_realm_on_plain_registry =
+            realm.starts_with("http://") && self.base.starts_with("http://");
+        if !(realm_https || plain_realm_on_plain_registry) {
             return Err(RegistryError::Protocol {
                 url: url.to_string(),
                 detail: format!("refusing token realm {realm}: not HTTPS"),
