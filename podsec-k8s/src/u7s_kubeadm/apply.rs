@@ -170,9 +170,9 @@ fn copy_admin_conf(targets: &[std::path::PathBuf]) -> Result<(), String> {
     Ok(())
 }
 
-fn apply_flannel(argv: &[String]) -> Result<(), String> {
+fn apply_flannel(argv: &[String], attempts: u32, pause: Duration) -> Result<(), String> {
     let mut last = String::new();
-    for _ in 0..APPLY_ATTEMPTS {
+    for _ in 0..attempts {
         let output = std::process::Command::new(&argv[0])
             .args(&argv[1..])
             .output()
@@ -182,11 +182,11 @@ fn apply_flannel(argv: &[String]) -> Result<(), String> {
             return Ok(());
         }
         last = String::from_utf8_lossy(&output.stderr).trim().to_string();
-        std::thread::sleep(APPLY_PAUSE);
+        std::thread::sleep(pause);
     }
     Err(format!(
-        "the API server did not accept the flannel manifest within {} s: {last}",
-        APPLY_ATTEMPTS as u64 * APPLY_PAUSE.as_secs()
+        "the API server did not accept the flannel manifest after {attempts} attempts in {} s: {last}",
+        u64::from(attempts) * pause.as_secs()
     ))
 }
 
@@ -299,11 +299,15 @@ fn run_step(step: &Step, runtime: &dyn Runtime) -> Result<(), String> {
         }
         Step::RunKubeadm { argv } => {
             let mut cmd = runtime.in_namespace(argv).map_err(runtime_error)?;
-            status_of(&mut cmd, &format!("kubeadm {}", argv[1]))
+            let program = Path::new(&argv[0])
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            status_of(&mut cmd, &format!("{program} {}", argv[1]))
         }
         Step::PatchAudit => patch_audit(),
         Step::CopyAdminConf { targets } => copy_admin_conf(targets),
-        Step::ApplyFlannel { argv } => apply_flannel(argv),
+        Step::ApplyFlannel { argv } => apply_flannel(argv, APPLY_ATTEMPTS, APPLY_PAUSE),
         Step::EnableService => runtime.enable_service().map_err(runtime_error),
     }
 }
@@ -335,6 +339,122 @@ pub fn apply(plan: &Plan, runtime: &dyn Runtime) -> Result<(), ApplyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::u7s_kubeadm::runtime::NodeSettings;
+    use std::process::Command;
+
+    /// Runs "inside the namespace" as a plain local command and records what it was asked.
+    struct FakeRuntime {
+        started: std::cell::Cell<bool>,
+    }
+
+    impl Runtime for FakeRuntime {
+        fn node_files(&self, _: &NodeSettings) -> Vec<PlannedFile> {
+            Vec::new()
+        }
+        fn processes(&self, _: &NodeSettings) -> Vec<String> {
+            Vec::new()
+        }
+        fn is_running(&self) -> bool {
+            self.started.get()
+        }
+        fn start(&self) -> Result<(), RuntimeError> {
+            self.started.set(true);
+            Ok(())
+        }
+        fn stop(&self) -> Result<(), RuntimeError> {
+            Ok(())
+        }
+        fn in_namespace(&self, argv: &[String]) -> Result<Command, RuntimeError> {
+            let mut c = Command::new(&argv[0]);
+            c.args(&argv[1..]);
+            Ok(c)
+        }
+        fn image_storage(&self) -> String {
+            "containers-storage:".into()
+        }
+        fn leftover_state(&self) -> Vec<std::path::PathBuf> {
+            Vec::new()
+        }
+        fn enable_service(&self) -> Result<(), RuntimeError> {
+            Ok(())
+        }
+    }
+
+    fn plan_of(steps: Vec<Step>) -> Plan {
+        Plan {
+            command: "init",
+            role: crate::u7s_kubeadm::kubeadm_config::Role::Init,
+            summary: Vec::new(),
+            notes: Vec::new(),
+            steps,
+            images: Vec::new(),
+            images_pending: None,
+            processes: Vec::new(),
+            ports: Vec::new(),
+            prepare_only: false,
+        }
+    }
+
+    #[test]
+    fn failures_of_kubeadm_and_pulls_stop_the_run_with_their_status() {
+        // §10.2 defects 13 and 19: image copy errors were ignored and kubeadm's stderr and
+        // status lost behind machinectl; here every failure stops the run, named.
+        let runtime = FakeRuntime {
+            started: std::cell::Cell::new(false),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let kubeadm = dir.path().join("kubeadm");
+        std::fs::write(
+            &kubeadm,
+            "#!/bin/sh\necho 'stand-in: preflight failed' >&2\nexit 3\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(
+            &kubeadm,
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        let plan = plan_of(vec![
+            Step::StartRuntime,
+            Step::RunKubeadm {
+                argv: vec![kubeadm.display().to_string(), "init".into()],
+            },
+            Step::EnableService,
+        ]);
+        let err = apply(&plan, &runtime).unwrap_err().to_string();
+        assert!(runtime.started.get());
+        assert!(err.starts_with("step 2 (run inside the namespace"), "{err}");
+        assert!(
+            err.contains("kubeadm init failed (exit status: 3)"),
+            "{err}"
+        );
+        let argv = |s: &[&str]| s.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+        let plan = plan_of(vec![Step::PullImages {
+            commands: vec![argv(&[
+                "false",
+                "copy",
+                "--override-arch",
+                "amd64",
+                "docker://registry.local/c10f/pause:3.10",
+                "x",
+            ])],
+        }]);
+        let err = apply(&plan, &runtime).unwrap_err().to_string();
+        assert!(
+            err.contains("pulling docker://registry.local/c10f/pause:3.10 failed"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn flannel_apply_is_bounded() {
+        // §10.2 defect 18: upstream retried `kubectl apply` forever.
+        let start = std::time::Instant::now();
+        let err = apply_flannel(&["false".to_string()], 3, Duration::from_millis(10)).unwrap_err();
+        assert!(err.contains("after 3 attempts"), "{err}");
+        assert!(start.elapsed() < Duration::from_secs(5));
+        apply_flannel(&["true".to_string()], 3, Duration::from_millis(10)).unwrap();
+    }
 
     #[test]
     fn admin_kubeconfigs_with_file_references_are_refused() {

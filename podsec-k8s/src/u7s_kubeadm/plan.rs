@@ -1438,6 +1438,44 @@ pub mod tests {
     }
 
     #[test]
+    fn only_registry_local_is_plain_http_for_the_runtime() {
+        // §10.1 defect 6: upstream made CRI-O treat every chosen registry as insecure.
+        let node_json = |plan: &Plan| {
+            files(plan)
+                .into_iter()
+                .find(|f| f.path.ends_with("node.json"))
+                .unwrap()
+                .contents
+                .clone()
+        };
+        let plan = plan_for(&["init"], &[], &facts(), &tags()).unwrap();
+        assert!(node_json(&plan).contains("\"plainHttpRegistry\": \"registry.local\""));
+        let mut t = tags();
+        let entries: Vec<(String, Vec<String>)> =
+            t.0.iter()
+                .map(|(k, v)| {
+                    (
+                        k.replace("registry.local", "registry.altlinux.org"),
+                        v.clone(),
+                    )
+                })
+                .collect();
+        t.0.extend(entries);
+        let plan = plan_for(
+            &["init"],
+            &[("U7S_REGISTRY", "registry.altlinux.org")],
+            &facts(),
+            &t,
+        )
+        .unwrap();
+        assert!(
+            node_json(&plan).contains("\"plainHttpRegistry\": null"),
+            "{}",
+            node_json(&plan)
+        );
+    }
+
+    #[test]
     fn prepare_only_stops_before_the_node_starts() {
         let plan = plan_for(&["init", "--prepare-only"], &[], &facts(), &tags()).unwrap();
         assert!(
