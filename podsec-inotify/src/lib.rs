@@ -11,6 +11,7 @@ pub mod check_kubeapi;
 pub mod check_policy;
 pub mod check_vuln;
 pub mod plugin_args;
+pub mod storage;
 
 pub const PACKAGE: Package = Package {
     name: "podsec-inotify",
