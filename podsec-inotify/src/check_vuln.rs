@@ -68,6 +68,8 @@ pub struct Target {
     /// Drop to the owner's account (root scanning a user's image).
     pub drop_privileges: bool,
     pub graphroot: PathBuf,
+    /// podman's own default store (else it is told `--root`).
+    pub podman_default: bool,
     pub driver: Driver,
     pub image: ImageRecord,
 }
@@ -108,7 +110,7 @@ pub fn run(args: Args) -> Result<ExitCode, VulnError> {
         let (outcome, report) = scanner.scan(
             &target.image.id,
             owner,
-            Some((&target.graphroot, target.driver)),
+            (!target.podman_default).then_some(target.graphroot.as_path()),
         )?;
         if let Err(e) = report_one(&target, &outcome, report.as_ref(), &logger, &args) {
             eprintln!("{NAME}: {e}");
@@ -175,6 +177,7 @@ pub fn targets(stores: &[Store], as_root: bool) -> Vec<Target> {
                     owner: store.owner.clone(),
                     drop_privileges: as_root && store.rootless,
                     graphroot: store.graphroot.clone(),
+                    podman_default: store.podman_default(),
                     driver,
                     image,
                 });
@@ -236,6 +239,10 @@ mod tests {
         let args = Args::try_parse_from([NAME, "-vvv", "-c", "100", ">/dev/null", "2>&1"]).unwrap();
         assert_eq!(args.mail_to, None);
         assert_eq!(args.stray.len(), 5);
+        // as upstream, -m counts first; what follows it is the unit's leftovers
+        let args = Args::try_parse_from([NAME, "-m", "root", "-vvv", "-c", "100"]).unwrap();
+        assert_eq!(args.mail_to.as_deref(), Some("root"));
+        assert_eq!(args.stray, ["-vvv", "-c", "100"]);
         let args = Args::try_parse_from([NAME, "-m", "root"]).unwrap();
         assert_eq!(args.mail_to.as_deref(), Some("root"));
     }

@@ -26,7 +26,7 @@ pub fn check_address(address: &str) -> Result<(), MailError> {
             .chars()
             .any(|c| c.is_whitespace() || c.is_control() || matches!(c, ',' | '<' | '>' | '"'))
     {
-        return Err(MailError::BadAddress(address.to_string()));
+        return Err(MailError::BadAddress(escape(address.as_bytes())));
     }
     Ok(())
 }

@@ -228,6 +228,12 @@ impl Store {
         stores
     }
 
+    /// Whether podman itself uses this store by default (not u7s-admin's CRI-O store, which
+    /// podman reaches only with `--root`).
+    pub fn podman_default(&self) -> bool {
+        !self.graphroot.ends_with(U7S_GRAPHROOT)
+    }
+
     /// Opens the graphroot. root's is root's configuration and may be reached through
     /// symlinks; a user's is opened from the home directory without following any symlink
     /// below it, or (configured outside the home) must belong to the user.

@@ -17,7 +17,7 @@ use podsec_common::log::Level;
 use serde::Deserialize;
 
 use crate::check_containers::escape;
-use crate::storage::{Driver, Owner};
+use crate::storage::Owner;
 
 pub const PORT: u16 = 4954;
 pub const DEFAULT_SERVER: &str = "trivy.local";
@@ -314,15 +314,14 @@ impl Scanner {
     }
 
     /// Scans `image` (a name or an ID) of `owner` (`None`: the caller), in `store` (a graphroot
-    /// and its driver, passed to podman as `--root` and `--storage-driver` so that it reads
-    /// exactly the store listed; `None`: podman's default). Problems with podman or trivy are an
+    /// podman does not use by default, passed as `--root`; `None`: podman's default store). Problems with podman or trivy are an
     /// [`Outcome::Failed`] with their words; only a temporary directory that cannot be made is
     /// an error.
     pub fn scan(
         &self,
         image: &str,
         owner: Option<&Owner>,
-        store: Option<(&Path, Driver)>,
+        store: Option<&Path>,
     ) -> Result<(Outcome, Option<Report>), TrivyError> {
         let temp = tempfile::Builder::new()
             .prefix("podsec-vuln.")
@@ -351,16 +350,17 @@ impl Scanner {
     fn save_and_scan(
         &self,
         image: &str,
-        store: Option<(&Path, Driver)>,
+        store: Option<&Path>,
         archive: &Path,
         work: &Path,
         as_user: Option<&RunAs>,
     ) -> (Outcome, Option<Report>) {
         let mut save = command(&self.podman, as_user, work);
-        if let Some((graphroot, driver)) = store {
+        if let Some(graphroot) = store {
             save.arg("--root")
                 .arg(graphroot)
-                .args(["--storage-driver", driver.name()]);
+                .arg("--runroot")
+                .arg(work.join("runroot"));
         }
         save.args(["save", "-q", "--format", "docker-archive", "-o"])
             .arg(archive)
