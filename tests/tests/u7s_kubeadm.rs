@@ -303,7 +303,7 @@ fn dry_runs_print_the_whole_plan_and_change_nothing() {
         "Processes:",
         "rootlesskit as u7s-admin",
         "Published ports (host -> u7s namespace):",
-        "0.0.0.0:6443/tcp",
+        "0.0.0.0:6443:6443/tcp",
         "enable and start u7s.service",
     ] {
         assert!(
@@ -646,9 +646,19 @@ fn host_preparation_then_real_kubeadm_phases_and_an_audited_api_server() {
         // §10.1 defect 4: package binaries keep their owner
         ("/usr/libexec/cni/bridge", "root:root 755"),
         ("/etc/sysctl.d/90-podsec-u7s.conf", "root:root 644"),
+        // the runtime's typed node configuration, loaded back by the runtime's own reader
+        ("/etc/podsec/u7s/node.toml", "root:root 644"),
     ] {
         assert_eq!(node.stat(path), expected, "{path}");
     }
+    let node_toml = node.root_ok("cat /etc/podsec/u7s/node.toml");
+    let config = podsec_k8s::node_config::NodeConfig::from_toml(&node_toml, Path::new("node.toml"))
+        .unwrap_or_else(|e| panic!("{e}: {node_toml}"));
+    let uid: u32 = node.root_ok("id -u u7s-admin").trim().parse().unwrap();
+    assert_eq!(config.uid, uid);
+    assert_eq!(config.service_cidr.to_string(), "10.112.0.0/12");
+    assert_eq!(config.pod_cidr.to_string(), "10.200.0.0/16");
+    assert_eq!(config.pause_image, "registry.local/c10f/pause:3.10");
     // §10.1 defect 7: /etc/cni is not wiped, the vendor containers.conf not edited
     assert_eq!(
         node.root_ok("cat /etc/cni/net.d/87-podman.conflist").trim(),

@@ -289,6 +289,15 @@ fn run_step(step: &Step, runtime: &dyn Runtime) -> Result<(), String> {
         }
         Step::Directory { path, mode, owner } => directory(path, *mode, owner),
         Step::File { file } => write_file(file),
+        Step::NodeConfig { config } => {
+            let mut config = config.clone();
+            config.uid = users::user(super::runtime::U7S_ADMIN)
+                .map_err(|e| e.to_string())?
+                .uid;
+            config
+                .save(Path::new(crate::node_config::NODE_CONFIG_PATH))
+                .map_err(|e| e.to_string())
+        }
         Step::StartRuntime => runtime.start().map_err(runtime_error),
         Step::PullImages { commands } => {
             for command in commands {
@@ -339,7 +348,7 @@ pub fn apply(plan: &Plan, runtime: &dyn Runtime) -> Result<(), ApplyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::u7s_kubeadm::runtime::NodeSettings;
+    use crate::node_config::NodeConfig;
     use std::process::Command;
 
     /// Runs "inside the namespace" as a plain local command and records what it was asked.
@@ -348,10 +357,7 @@ mod tests {
     }
 
     impl Runtime for FakeRuntime {
-        fn node_files(&self, _: &NodeSettings) -> Vec<PlannedFile> {
-            Vec::new()
-        }
-        fn processes(&self, _: &NodeSettings) -> Vec<String> {
+        fn processes(&self, _: &NodeConfig) -> Vec<String> {
             Vec::new()
         }
         fn is_running(&self) -> bool {

@@ -71,6 +71,8 @@ pub struct HostFacts {
     pub cni_configs: Vec<String>,
     pub loaded_modules: Vec<String>,
     pub ip_forward: bool,
+    /// Ports an administrator added to the existing node configuration (kept).
+    pub extra_ports: Vec<crate::u7s::ports::PortSpec>,
 }
 
 impl HostFacts {
@@ -129,6 +131,9 @@ impl HostFacts {
                 .map(|m| m.to_string())
                 .collect(),
             ip_forward: read("/proc/sys/net/ipv4/ip_forward").trim() == "1",
+            extra_ports: crate::node_config::NodeConfig::load_default()
+                .map(|c| c.extra_ports)
+                .unwrap_or_default(),
         }
     }
 }

@@ -14,12 +14,12 @@ use super::host_prep::{self, HostFacts};
 use super::kubeadm_config::{self, Discovery, InitInput, JoinInput, NodeInput, Role};
 use super::network::{self, Ipv4Net, NetworkError};
 use super::packages::{self, PackageError, PackageIndex};
-use super::registry::{REGISTRY_LOCAL, host_of};
+use super::registry::host_of;
 use super::resolve::{self, Chosen, FlannelChoice, Image, ImageRole, ResolveError, Tags, U7sEnv};
-use super::runtime::{
-    NodeSettings, PlannedFile, PublishedPort, Runtime, U7S_ADMIN, U7S_HOME, published_ports,
-};
+use super::runtime::{PlannedFile, Runtime, U7S_ADMIN, U7S_HOME};
 use super::versions::{KubeVersion, VersionRequest};
+use crate::node_config::{self, CniPlugin, Ipv4Cidr, NODE_CONFIG_PATH, NodeConfig};
+use crate::u7s::ports::PortSpec;
 
 pub const DEFAULT_BIND_PORT: u16 = 6443;
 pub const DEFAULT_POD_CIDR: &str = "10.244.0.0/16";
@@ -48,6 +48,8 @@ pub enum PlanError {
     Leftovers { list: String, running: &'static str },
     #[error("{0}")]
     Kubeadm(String),
+    #[error(transparent)]
+    NodeConfig(#[from] node_config::NodeConfigError),
 }
 
 /// The images kubeadm pulls for a version, as the native kubeadm lists them.
@@ -177,6 +179,11 @@ pub enum Step {
     File {
         file: PlannedFile,
     },
+    /// The runtime's node configuration; u7s-admin's uid is filled in when applied (the
+    /// account may not exist when the plan is made).
+    NodeConfig {
+        config: NodeConfig,
+    },
     StartRuntime,
     PullImages {
         commands: Vec<Vec<String>>,
@@ -207,7 +214,7 @@ pub struct Plan {
     /// Why the image list is not final yet, if it is not.
     pub images_pending: Option<String>,
     pub processes: Vec<String>,
-    pub ports: Vec<PublishedPort>,
+    pub ports: Vec<PortSpec>,
     pub prepare_only: bool,
 }
 
@@ -727,19 +734,7 @@ fn finish(
     let config = kubeadm_config::render(&input)?;
     let command = if role == Role::Init { "init" } else { "join" };
     let config_path = PathBuf::from(KUBEADM_CONFIG_DIR).join(format!("{command}.yaml"));
-    let registry = host_of(&c.source.prefix).to_string();
-    let plain_http = (registry.split(':').next() == Some(REGISTRY_LOCAL)).then(|| registry.clone());
-    let node = NodeSettings::new(
-        role,
-        c.version.value,
-        &c.source.prefix,
-        plain_http,
-        &pause_image(&c),
-        c.advertise.value,
-        c.bind_port,
-        service,
-        pod,
-    );
+    let node = node_configuration(&c, &input, service, pod, facts)?;
 
     let mut steps = Vec::new();
     if !c.packages.install.is_empty() {
@@ -805,9 +800,9 @@ fn finish(
     if let Some(manifest) = flannel_manifest {
         steps.push(file(FLANNEL_MANIFEST, 0o644, Owner::root(), manifest));
     }
-    for f in ctx.runtime.node_files(&node) {
-        steps.push(Step::File { file: f });
-    }
+    steps.push(Step::NodeConfig {
+        config: node.clone(),
+    });
     if !prepare_only {
         steps.push(Step::StartRuntime);
         let arch = resolve::oci_arch(&facts.machine).unwrap_or("amd64");
@@ -896,9 +891,97 @@ fn finish(
         images: c.images,
         images_pending: c.images_pending,
         processes,
-        ports: published_ports(role, c.bind_port),
+        ports: node.published_ports(),
         prepare_only,
     })
+}
+
+fn cidr(net: Ipv4Net) -> Ipv4Cidr {
+    Ipv4Cidr::new(net.address, net.prefix).expect("a canonical network")
+}
+
+/// The runtime's node configuration, validated as the runtime will (with a stand-in uid while
+/// u7s-admin does not exist yet), its networks also against the host's (the slirp4netns network
+/// included).
+fn node_configuration(
+    c: &Common,
+    input: &NodeInput,
+    service: Ipv4Net,
+    pod: Ipv4Net,
+    facts: &HostFacts,
+) -> Result<NodeConfig, PlanError> {
+    let registry = host_of(&c.source.prefix).to_string();
+    let platform = c
+        .source
+        .prefix
+        .strip_prefix(&registry)
+        .map(|p| p.trim_start_matches('/'))
+        .filter(|p| !p.is_empty())
+        .map(str::to_string);
+    let endpoint = match (&input.init, &input.join) {
+        (Some(init), _) => Some(init.control_plane_endpoint.clone()),
+        (
+            None,
+            Some(JoinInput {
+                discovery: Discovery::Token { endpoint, .. },
+                ..
+            }),
+        ) => Some(endpoint.clone()),
+        _ => None,
+    };
+    let v = c.version.value;
+    let config = NodeConfig {
+        role: match c.role {
+            Role::Init => node_config::Role::InitMaster,
+            Role::ControlPlane => node_config::Role::ControlPlane,
+            Role::Worker => node_config::Role::Worker,
+        },
+        kubernetes_version: node_config::KubeVersion {
+            major: v.major,
+            minor: v.minor,
+            patch: v.patch,
+        },
+        uid: facts.u7s_admin.as_ref().map(|a| a.uid).unwrap_or(0),
+        registry,
+        platform,
+        pause_image: pause_image(c),
+        external_ip: c.advertise.value,
+        advertise_address: c.advertise.value,
+        bind_port: c.bind_port,
+        control_plane_endpoint: endpoint,
+        service_cidr: cidr(service),
+        pod_cidr: cidr(pod),
+        cni_plugin: CniPlugin::Flannel,
+        slirp_cidr: node_config::DEFAULT_SLIRP_CIDR,
+        extra_ports: facts.extra_ports.clone(),
+    };
+    if c.images_pending.is_none() {
+        let mut check = config.clone();
+        check.uid = check.uid.max(1);
+        check.validate()?;
+    }
+    let host: Vec<(String, Ipv4Cidr)> = facts
+        .addresses
+        .iter()
+        .filter(|a| !a.address.is_loopback())
+        .map(|a| (a.interface.clone(), cidr(a.network)))
+        .collect();
+    config.check_host_networks(&host)?;
+    Ok(config)
+}
+
+/// The node configuration's text as the dry run shows it.
+fn node_config_text(config: &NodeConfig) -> String {
+    let body = toml::to_string(config).unwrap_or_default();
+    let body = if config.uid == 0 {
+        body.replace(
+            "uid = 0\n",
+            "uid = 0  # u7s-admin's uid, filled in when the account exists\n",
+        )
+    } else {
+        body
+    };
+    format!("# podsec u7s node configuration, written by podsec-u7s-kubeadm; root-owned.\n{body}")
 }
 
 fn mode_text(mode: u32) -> String {
@@ -992,6 +1075,9 @@ impl Step {
                 file.group,
                 mode_text(file.mode)
             ),
+            Step::NodeConfig { .. } => {
+                format!("node configuration {NODE_CONFIG_PATH} (root:root 0644)")
+            }
             Step::StartRuntime => "start the u7s runtime of u7s-admin (namespace, CRI-O)".into(),
             Step::PullImages { commands } => format!(
                 "pull {} images into u7s-admin's storage inside the namespace (the node's signature policy applies)",
@@ -1054,6 +1140,11 @@ impl Plan {
                 }
                 Step::File { file } => {
                     for line in file.contents.lines() {
+                        let _ = writeln!(out, "      | {line}");
+                    }
+                }
+                Step::NodeConfig { config } => {
+                    for line in node_config_text(config).lines() {
                         let _ = writeln!(out, "      | {line}");
                     }
                 }
@@ -1227,7 +1318,7 @@ pub mod tests {
             "run inside the namespace: /usr/bin/kubeadm init --config /etc/podsec/u7s/kubeadm/init.yaml --upload-certs",
             "      | kind: ClusterConfiguration",
             "registry.local/c10f/etcd:3.5.21-0",
-            "0.0.0.0:6443/tcp",
+            "0.0.0.0:6443:6443/tcp",
             "192.0.2.20 (address of eth0 on the default route)",
             "node name               node1",
         ] {
@@ -1259,18 +1350,11 @@ pub mod tests {
         );
         let ports: Vec<String> = plan.ports.iter().map(|p| p.to_string()).collect();
         assert!(
-            ports.contains(&"0.0.0.0:7443/tcp".into())
-                && !ports.contains(&"0.0.0.0:6443/tcp".into())
+            ports.contains(&"0.0.0.0:7443:7443/tcp".into())
+                && !ports.contains(&"0.0.0.0:6443:6443/tcp".into())
         );
-        let node = files(&plan)
-            .into_iter()
-            .find(|f| f.path.ends_with("node.json"))
-            .unwrap();
-        assert!(
-            node.contents.contains("\"apiServerBindPort\": 7443"),
-            "{}",
-            node.contents
-        );
+        assert_eq!(node_config(&plan).bind_port, 7443);
+        assert!(plan.render(true).contains("      | bind-port = 7443"));
     }
 
     #[test]
@@ -1407,7 +1491,7 @@ pub mod tests {
                 .any(|i| i.pull.contains("kube-apiserver"))
         );
         assert!(worker.images.iter().any(|i| i.pull.contains("kube-proxy")));
-        assert!(!worker.ports.iter().any(|p| p.host == 6443));
+        assert!(!worker.ports.iter().any(|p| p.parent_port == 6443));
         let cp = plan_for(
             &[
                 "join",
@@ -1437,42 +1521,46 @@ pub mod tests {
         assert!(config(&cp).contains("certificateKey: 0011"));
     }
 
+    fn node_config(plan: &Plan) -> NodeConfig {
+        plan.steps
+            .iter()
+            .find_map(|s| match s {
+                Step::NodeConfig { config } => Some(config.clone()),
+                _ => None,
+            })
+            .unwrap()
+    }
+
     #[test]
-    fn only_registry_local_is_plain_http_for_the_runtime() {
-        // §10.1 defect 6: upstream made CRI-O treat every chosen registry as insecure.
-        let node_json = |plan: &Plan| {
-            files(plan)
-                .into_iter()
-                .find(|f| f.path.ends_with("node.json"))
-                .unwrap()
-                .contents
-                .clone()
-        };
+    fn the_runtime_gets_its_typed_node_configuration() {
         let plan = plan_for(&["init"], &[], &facts(), &tags()).unwrap();
-        assert!(node_json(&plan).contains("\"plainHttpRegistry\": \"registry.local\""));
-        let mut t = tags();
-        let entries: Vec<(String, Vec<String>)> =
-            t.0.iter()
-                .map(|(k, v)| {
-                    (
-                        k.replace("registry.local", "registry.altlinux.org"),
-                        v.clone(),
-                    )
-                })
-                .collect();
-        t.0.extend(entries);
-        let plan = plan_for(
-            &["init"],
-            &[("U7S_REGISTRY", "registry.altlinux.org")],
-            &facts(),
-            &t,
-        )
-        .unwrap();
-        assert!(
-            node_json(&plan).contains("\"plainHttpRegistry\": null"),
-            "{}",
-            node_json(&plan)
+        let node = node_config(&plan);
+        assert_eq!(node.role, node_config::Role::InitMaster);
+        assert_eq!(node.image_repository(), "registry.local/c10f");
+        assert_eq!(node.pause_image, "registry.local/c10f/pause:3.10");
+        assert_eq!(node.external_ip.to_string(), "192.0.2.20");
+        assert_eq!(
+            node.control_plane_endpoint.as_deref(),
+            Some("192.0.2.20:6443")
         );
+        assert!(
+            plan.render(true)
+                .contains("uid = 0  # u7s-admin's uid, filled in when the account exists")
+        );
+        // an existing configuration's extra ports (NodePorts an admin published) are kept
+        let mut f = facts();
+        f.extra_ports = vec!["0.0.0.0:31000:31000/tcp".parse().unwrap()];
+        let plan = plan_for(&["init"], &[], &f, &tags()).unwrap();
+        assert!(plan.ports.iter().any(|p| p.parent_port == 31000));
+        // slirp4netns's network is checked against the host too
+        let mut f = facts();
+        f.addresses.push(HostAddress {
+            interface: "eth1".into(),
+            address: Ipv4Addr::new(10, 0, 2, 15),
+            network: Ipv4Net::containing(Ipv4Addr::new(10, 0, 2, 15), 24),
+        });
+        let err = plan_for(&["init"], &[], &f, &tags()).unwrap_err();
+        assert!(err.to_string().contains("slirp-cidr"), "{err}");
     }
 
     #[test]

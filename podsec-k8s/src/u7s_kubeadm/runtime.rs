@@ -1,131 +1,19 @@
 //! The seam to the u7s runtime (rootlesskit namespace of u7s-admin, CRI-O, kubelet, u7s.service),
-//! which lives in its own modules: init and join hand it the node's settings, start it, and run
+//! which lives in its own modules (`crate::u7s`, `crate::node_config`): init and join write the
+//! runtime's typed node configuration (/etc/podsec/u7s/node.toml), start the runtime, and run
 //! commands inside its namespace through it. Nothing else of the wrapper knows how the runtime
 //! works, so the plan, the dry run and the configuration are testable without it.
 
-use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::Command;
 
-use serde::Serialize;
-
-use super::kubeadm_config::Role;
-use super::network::Ipv4Net;
-use super::versions::KubeVersion;
+use crate::node_config::NodeConfig;
 
 /// The service account every cluster process runs as.
 pub const U7S_ADMIN: &str = "u7s-admin";
 pub const U7S_HOME: &str = "/var/lib/u7s-admin";
 /// The runtime's programs (root-owned).
 pub const U7S_BIN: &str = "/usr/libexec/podsec/u7s/bin";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Protocol {
-    Tcp,
-    Udp,
-}
-
-/// A port of the namespace published on the host.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct PublishedPort {
-    pub protocol: Protocol,
-    pub host: u16,
-    pub namespace: u16,
-}
-
-impl std::fmt::Display for PublishedPort {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let proto = match self.protocol {
-            Protocol::Tcp => "tcp",
-            Protocol::Udp => "udp",
-        };
-        if self.host == self.namespace {
-            write!(f, "0.0.0.0:{}/{proto}", self.host)
-        } else {
-            write!(f, "0.0.0.0:{}->{}/{proto}", self.host, self.namespace)
-        }
-    }
-}
-
-/// The ports a node publishes (upstream's list, with the API server on the bind port actually
-/// used instead of a fixed 6443, §10.2/11).
-pub fn published_ports(role: Role, bind_port: u16) -> Vec<PublishedPort> {
-    let tcp = |p| PublishedPort {
-        protocol: Protocol::Tcp,
-        host: p,
-        namespace: p,
-    };
-    let mut ports = Vec::new();
-    if role.is_control_plane() {
-        ports.extend([tcp(2379), tcp(2380), tcp(bind_port)]);
-    }
-    ports.extend([tcp(10250), tcp(10255), tcp(10256)]);
-    ports.push(PublishedPort {
-        protocol: Protocol::Udp,
-        host: 8472,
-        namespace: 8472,
-    });
-    ports.push(PublishedPort {
-        protocol: Protocol::Udp,
-        host: 6053,
-        namespace: 53,
-    });
-    ports
-}
-
-/// What the runtime needs to know about the node.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct NodeSettings {
-    pub role: &'static str,
-    pub kubernetes_version: String,
-    /// Registry and path of the Kubernetes images.
-    pub image_repository: String,
-    /// The registry CRI-O may reach over plain HTTP (registry.local only).
-    pub plain_http_registry: Option<String>,
-    /// The sandbox image CRI-O uses (kubeadm's pause).
-    pub pause_image: String,
-    /// The host's address, which the node owns inside the namespace too.
-    pub advertise_address: Ipv4Addr,
-    pub api_server_bind_port: u16,
-    pub service_cidr: String,
-    pub pod_cidr: String,
-    pub cni_plugin: &'static str,
-    pub published_ports: Vec<PublishedPort>,
-}
-
-impl NodeSettings {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        role: Role,
-        version: KubeVersion,
-        image_repository: &str,
-        plain_http_registry: Option<String>,
-        pause_image: &str,
-        advertise_address: Ipv4Addr,
-        bind_port: u16,
-        service_cidr: Ipv4Net,
-        pod_cidr: Ipv4Net,
-    ) -> NodeSettings {
-        NodeSettings {
-            role: match role {
-                Role::Init | Role::ControlPlane => "control-plane",
-                Role::Worker => "worker",
-            },
-            kubernetes_version: version.to_string(),
-            image_repository: image_repository.to_string(),
-            plain_http_registry,
-            pause_image: pause_image.to_string(),
-            advertise_address,
-            api_server_bind_port: bind_port,
-            service_cidr: service_cidr.to_string(),
-            pod_cidr: pod_cidr.to_string(),
-            cni_plugin: "flannel",
-            published_ports: published_ports(role, bind_port),
-        }
-    }
-}
 
 /// A file the plan writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,13 +35,11 @@ pub enum RuntimeError {
 
 /// The runtime as init and join use it.
 pub trait Runtime {
-    /// The root-owned node configuration files for these settings.
-    fn node_files(&self, node: &NodeSettings) -> Vec<PlannedFile>;
     /// The long-running processes it starts, for the plan.
-    fn processes(&self, node: &NodeSettings) -> Vec<String>;
+    fn processes(&self, node: &NodeConfig) -> Vec<String>;
     /// Whether the namespace of an earlier deployment is running.
     fn is_running(&self) -> bool;
-    /// Starts the namespace and CRI-O (bounded waits) with the installed node files.
+    /// Starts the namespace and CRI-O (bounded waits) with the installed node configuration.
     fn start(&self) -> Result<(), RuntimeError>;
     fn stop(&self) -> Result<(), RuntimeError>;
     /// A command running `argv` inside the namespace as u7s-admin (uid 0 there).
@@ -205,26 +91,18 @@ impl Default for InstalledRuntime {
     }
 }
 
-/// Where the node settings go until the runtime defines its own file.
-pub const NODE_SETTINGS: &str = "/etc/podsec/u7s/node.json";
-
 impl Runtime for InstalledRuntime {
-    fn node_files(&self, node: &NodeSettings) -> Vec<PlannedFile> {
-        vec![PlannedFile {
-            path: NODE_SETTINGS.into(),
-            mode: 0o644,
-            user: "root".into(),
-            group: "root".into(),
-            contents: serde_json::to_string_pretty(node).expect("JSON") + "\n",
-        }]
-    }
-
-    fn processes(&self, node: &NodeSettings) -> Vec<String> {
-        let ports: Vec<String> = node.published_ports.iter().map(|p| p.to_string()).collect();
+    fn processes(&self, node: &NodeConfig) -> Vec<String> {
+        let ports: Vec<String> = node
+            .published_ports()
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
         vec![
             format!(
-                "rootlesskit as {U7S_ADMIN} (user, mount, net, pid, ipc, uts, cgroup namespaces; slirp4netns, MTU 65520; {} on tap0; publishes {})",
-                node.advertise_address,
+                "rootlesskit as {U7S_ADMIN} (user, mount, net, pid, ipc, uts, cgroup namespaces; slirp4netns {}, MTU 65520; {} on tap0; publishes {})",
+                node.slirp_cidr,
+                node.external_ip,
                 ports.join(" ")
             ),
             format!(
@@ -331,31 +209,5 @@ fn run_checked(command: &mut Command, what: &str) -> Result<(), RuntimeError> {
             what: what.into(),
             detail: format!("exit status {status}"),
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn published_ports_follow_role_and_bind_port() {
-        let cp: Vec<String> = published_ports(Role::Init, 7443)
-            .iter()
-            .map(|p| p.to_string())
-            .collect();
-        assert!(cp.contains(&"0.0.0.0:7443/tcp".to_string()), "{cp:?}");
-        assert!(!cp.contains(&"0.0.0.0:6443/tcp".to_string()), "{cp:?}");
-        assert!(cp.contains(&"0.0.0.0:6053->53/udp".to_string()));
-        let worker: Vec<String> = published_ports(Role::Worker, 6443)
-            .iter()
-            .map(|p| p.to_string())
-            .collect();
-        assert!(
-            !worker
-                .iter()
-                .any(|p| p.contains(":2379/") || p.contains(":6443/"))
-        );
-        assert!(worker.contains(&"0.0.0.0:10250/tcp".to_string()));
     }
 }
