@@ -352,12 +352,17 @@ fn parent() -> Result<ExitCode, Error> {
     })
 }
 
-/// Ready: the handshake holds and every expected port is published.
+/// Ready: the handshake holds, every expected port is published and CRI-O serves its socket
+/// (upstream restarted RootlessKit until the socket appeared, without a bound).
 pub fn readiness(paths: &U7sPaths, expected: &[ports::PortSpec]) -> Result<i32, String> {
     let pid = nsenter::ready_pid(paths).map_err(|e| e.to_string())?;
     let published = ports::published(&paths.api_socket()).map_err(|e| e.to_string())?;
     if let Some(missing) = expected.iter().find(|p| !published.contains(p)) {
         return Err(format!("port {missing} is not published yet"));
+    }
+    let socket = paths.crio_socket();
+    if std::os::unix::net::UnixStream::connect(&socket).is_err() {
+        return Err(format!("CRI-O does not answer on {} yet", socket.display()));
     }
     Ok(pid)
 }
@@ -379,8 +384,10 @@ fn prepare(config: &NodeConfig, paths: &U7sPaths) -> Result<(), Error> {
     if let Ok(pid) = nsenter::ready_pid(paths) {
         return Err(Error::AlreadyRunning(pid));
     }
-    // Left by a killed RootlessKit: it refuses nothing, but nsenter_u7s must not trust them.
+    // Left by a killed RootlessKit or CRI-O: nsenter_u7s and the readiness check must not
+    // trust them.
     let _ = std::fs::remove_file(paths.ready_file());
+    let _ = std::fs::remove_file(paths.crio_socket());
     for dir in [
         paths.usernetes_runtime(),
         paths.crio_runtime(),

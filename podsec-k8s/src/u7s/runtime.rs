@@ -173,8 +173,7 @@ impl Runtime {
                 let mut args = self.systemctl_user_args();
                 args.push("start".into());
                 args.extend(selected.iter().map(|u| u.name().to_string()));
-                let args: Vec<&str> = args.iter().map(String::as_str).collect();
-                services::run("systemctl", &args)?;
+                self.systemctl(&args)?;
                 self.wait_ready(None)
             }
             Launch::Direct => {
@@ -204,9 +203,7 @@ impl Runtime {
                 let mut args = self.systemctl_user_args();
                 args.push("stop".into());
                 args.extend(UserUnit::ALL.iter().rev().map(|u| u.name().to_string()));
-                let args: Vec<&str> = args.iter().map(String::as_str).collect();
-                services::run("systemctl", &args)?;
-                Ok(())
+                self.systemctl(&args)
             }
             Launch::Direct => {
                 for unit in UserUnit::ALL.iter().rev() {
@@ -233,6 +230,15 @@ impl Runtime {
             .env(nsenter::INSIDE_VARIABLE, "1")
             .env("ROOTLESSKIT_STATE_DIR", self.paths.state_dir());
         Ok(command)
+    }
+
+    /// The system's systemctl (never the u7s wrapper that may come first in PATH).
+    fn systemctl(&self, args: &[String]) -> Result<(), RuntimeError> {
+        let program = super::systemctl::real_systemctl()
+            .unwrap_or_else(|| PathBuf::from("systemctl"));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        services::run(&program.to_string_lossy(), &args)?;
+        Ok(())
     }
 
     fn systemctl_user_args(&self) -> Vec<String> {
