@@ -10,7 +10,8 @@ use crate::sandbox::{Options, Sandbox, target_dir};
 
 pub const U7S_BIN: &str = "/usr/libexec/podsec/u7s/bin";
 /// PATH of an admin who follows the docs: `export PATH=/usr/libexec/podsec/u7s/bin:$PATH`.
-pub const ADMIN_PATH: &str = "/usr/libexec/podsec/u7s/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub const ADMIN_PATH: &str =
+    "/usr/libexec/podsec/u7s/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 pub const NODE_IP: &str = "192.0.2.10";
 pub const USER: &str = "u7s-admin";
 

@@ -54,9 +54,17 @@ fn the_namespace_comes_up_as_u7s_admin_publishes_the_bind_port_and_tears_down() 
     assert_eq!(node.user_ok("nsenter_u7s id -u").trim(), "0");
     assert_eq!(node.root_ok("nsenter_u7s id -u").trim(), "0");
     let processes = node.processes();
-    for name in ["rootlesskit", "slirp4netns", "crio", "kubelet", "u7s-rootlesskit"] {
+    for name in [
+        "rootlesskit",
+        "slirp4netns",
+        "crio",
+        "kubelet",
+        "u7s-rootlesskit",
+    ] {
         assert!(
-            processes.iter().any(|(uid, n)| n == name && *uid == node.uid),
+            processes
+                .iter()
+                .any(|(uid, n)| n == name && *uid == node.uid),
             "{name} is not running as u7s-admin ({}): {processes:?}",
             node.uid
         );
@@ -72,7 +80,10 @@ fn the_namespace_comes_up_as_u7s_admin_publishes_the_bind_port_and_tears_down() 
         fetch(&node, NODE_IP, 16443).unwrap(),
         "hello from the u7s namespace"
     );
-    assert!(fetch(&node, NODE_IP, 6443).is_err(), "6443 must not be published");
+    assert!(
+        fetch(&node, NODE_IP, 6443).is_err(),
+        "6443 must not be published"
+    );
     // The node owns its address inside too; slirp4netns has a network of its own (defect 16).
     let tap0 = node.user_ok("nsenter_u7s ip -4 -o address show dev tap0");
     assert!(tap0.contains(&format!("{NODE_IP}/32")), "{tap0}");
@@ -100,7 +111,10 @@ fn the_namespace_comes_up_as_u7s_admin_publishes_the_bind_port_and_tears_down() 
     let image = &crio["config"]["crio"]["image"];
     assert_eq!(image["pause_image"], "registry.local/c10f/pause:3.10");
     assert_eq!(image["signature_policy"], "/etc/containers/policy.json");
-    assert_eq!(image["insecure_registries"], serde_json::json!(["registry.local"]));
+    assert_eq!(
+        image["insecure_registries"],
+        serde_json::json!(["registry.local"])
+    );
     let kubelet = node.record("kubelet");
     let socket = format!("unix:///run/user/{}/usernetes/crio/crio.sock", node.uid);
     assert_eq!(
@@ -183,11 +197,22 @@ fn the_kubelet_mount_stays_rshared_across_restarts_and_pods_never_write_root_fil
         );
         let host_bridge = node.root_ok("head -c 4 /usr/lib/cni/bridge | od -c | head -1");
         assert!(host_bridge.contains("E   L   F"), "{host_bridge}");
-        assert!(node.root("test -e /etc/cni/net.d/10-flannel.conflist").status.code() == Some(1));
+        assert!(
+            node.root("test -e /etc/cni/net.d/10-flannel.conflist")
+                .status
+                .code()
+                == Some(1)
+        );
         // ping_group_range: this namespace's groups, in its own network namespace only.
         let inside = node.user_ok("nsenter_u7s cat /proc/sys/net/ipv4/ping_group_range");
-        assert_eq!(inside.split_whitespace().collect::<Vec<_>>(), ["0", "65536"]);
-        assert_eq!(node.root_ok("cat /proc/sys/net/ipv4/ping_group_range"), host_ping);
+        assert_eq!(
+            inside.split_whitespace().collect::<Vec<_>>(),
+            ["0", "65536"]
+        );
+        assert_eq!(
+            node.root_ok("cat /proc/sys/net/ipv4/ping_group_range"),
+            host_ping
+        );
         // A worker publishes no control-plane port.
         let ports = node.root_ok("rootlessctl list-ports");
         for port in ["2379", "2380", "6443"] {
@@ -216,7 +241,10 @@ fn root_runs_only_root_owned_code_and_refuses_configuration_u7s_admin_could_chan
 
     // A node configuration u7s-admin owns is refused, by root and by the runtime (defects 2, 5).
     node.root_ok(&format!("chown {USER} /etc/podsec/u7s/node.toml"));
-    for out in [node.root("u7s-start-stop start"), node.root("nsenter_u7s true")] {
+    for out in [
+        node.root("u7s-start-stop start"),
+        node.root("nsenter_u7s true"),
+    ] {
         assert_eq!(out.status.code(), Some(1));
         let stderr = text(&out.stderr);
         assert!(
@@ -230,14 +258,17 @@ fn root_runs_only_root_owned_code_and_refuses_configuration_u7s_admin_could_chan
 
     // Shell in a value is a parse error naming the key, never executed (defect 3).
     let spec = NodeSpec::default();
-    node.write_config(
-        &node
-            .config_text(&spec)
-            .replace("192.0.2.10\"\nadvertise", "192.0.2.10; touch /pwned\"\nadvertise"),
-    );
+    node.write_config(&node.config_text(&spec).replace(
+        "192.0.2.10\"\nadvertise",
+        "192.0.2.10; touch /pwned\"\nadvertise",
+    ));
     let out = node.root("u7s-start-stop start");
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("external-ip"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("external-ip"),
+        "{}",
+        text(&out.stderr)
+    );
     assert_eq!(node.root("test -e /pwned").status.code(), Some(1));
     // A slirp4netns network inside the Service CIDR is refused (defect 16).
     node.write_config(&format!(
@@ -257,7 +288,9 @@ fn root_runs_only_root_owned_code_and_refuses_configuration_u7s_admin_could_chan
 fn a_runtime_that_never_gets_ready_fails_the_start_and_leaves_nothing() {
     let node = U7sNode::set_up(&NodeSpec::default());
     // CRI-O dying at start: upstream restarted RootlessKit in an endless loop (defect 18).
-    node.root_ok("sed -i 's/^if os.environ.get(\"PODSEC_STANDIN_CRIO_FAIL\"):/if True:/' /usr/bin/crio");
+    node.root_ok(
+        "sed -i 's/^if os.environ.get(\"PODSEC_STANDIN_CRIO_FAIL\"):/if True:/' /usr/bin/crio",
+    );
     let out = node.root("u7s-start-stop start");
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
@@ -331,13 +364,24 @@ fn systemd_path_lingers_and_starts_the_user_units_through_the_user_manager() {
 fn the_units_pass_systemd_analyze_verify() {
     let node = U7sNode::set_up(&NodeSpec::default());
     let out = node.root("systemd-analyze verify /usr/lib/systemd/system/u7s.service");
-    assert!(out.status.success() && out.stderr.is_empty(), "{}", text(&out.stderr));
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "{}",
+        text(&out.stderr)
+    );
     let out = node.user(
         "systemd-analyze --user verify /usr/lib/systemd/user/rootlesskit.service /usr/lib/systemd/user/kubelet.service",
     );
-    assert!(out.status.success() && out.stderr.is_empty(), "{}", text(&out.stderr));
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "{}",
+        text(&out.stderr)
+    );
     // verify does catch what is wrong: a helper that is not installed.
     node.root_ok(&format!("rm {U7S_BIN}/u7s-start-stop"));
     let out = node.root("systemd-analyze verify /usr/lib/systemd/system/u7s.service");
-    assert!(!out.status.success(), "verify passed a unit whose ExecStart is missing");
+    assert!(
+        !out.status.success(),
+        "verify passed a unit whose ExecStart is missing"
+    );
 }

@@ -234,8 +234,8 @@ impl Runtime {
 
     /// The system's systemctl (never the u7s wrapper that may come first in PATH).
     fn systemctl(&self, args: &[String]) -> Result<(), RuntimeError> {
-        let program = super::systemctl::real_systemctl()
-            .unwrap_or_else(|| PathBuf::from("systemctl"));
+        let program =
+            super::systemctl::real_systemctl().unwrap_or_else(|| PathBuf::from("systemctl"));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         services::run(&program.to_string_lossy(), &args)?;
         Ok(())
