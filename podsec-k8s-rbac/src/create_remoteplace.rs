@@ -37,7 +37,7 @@ account on <address> with the OpenSSH client (ssh options come from ~/.ssh/confi
 )]
 pub struct Args {
     /// Address of the remote workstation
-    #[arg(value_name = "address")]
+    #[arg(value_name = "address", allow_hyphen_values = true)]
     pub address: String,
 }
 
@@ -82,7 +82,13 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
         ))
     })?;
     let mut child = Command::new("ssh")
-        .args(["-o", "ClearAllForwardings=yes", "--"])
+        .args([
+            "-o",
+            "ClearAllForwardings=yes",
+            "-o",
+            "ConnectTimeout=20",
+            "--",
+        ])
         .arg(&args.address)
         .arg(REMOTE_SCRIPT)
         .stdin(Stdio::piped())

@@ -1,4 +1,5 @@
 pub mod fixtures;
 pub mod k8s;
 pub mod sandbox;
+pub mod trivy;
 pub mod u7s;
