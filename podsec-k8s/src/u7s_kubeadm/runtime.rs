@@ -4,10 +4,13 @@
 //! commands inside its namespace through it. Nothing else of the wrapper knows how the runtime
 //! works, so the plan, the dry run and the configuration are testable without it.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::Command;
 
 use crate::node_config::NodeConfig;
+use crate::u7s::paths::U7sPaths;
+use crate::u7s::runtime::{Runtime as U7s, Units};
 
 /// The service account every cluster process runs as.
 pub const U7S_ADMIN: &str = "u7s-admin";
@@ -52,8 +55,8 @@ pub trait Runtime {
     fn enable_service(&self) -> Result<(), RuntimeError>;
 }
 
-/// The runtime as installed on the node, reached through its programs in
-/// /usr/libexec/podsec/u7s/bin.
+/// The runtime of this package (`crate::u7s::runtime`), for the node configuration in
+/// /etc/podsec/u7s/node.toml.
 pub struct InstalledRuntime {
     pub uid: Option<u32>,
 }
@@ -67,27 +70,31 @@ impl InstalledRuntime {
         InstalledRuntime { uid }
     }
 
-    fn runtime_dir(&self) -> Option<PathBuf> {
-        self.uid
-            .map(|uid| PathBuf::from(format!("/run/user/{uid}")))
+    /// The runtime of the node configuration podsec-u7s-kubeadm wrote.
+    fn runtime(&self) -> Result<U7s, RuntimeError> {
+        let config =
+            NodeConfig::load_default().map_err(|e| RuntimeError::Unavailable(e.to_string()))?;
+        U7s::new(&config).map_err(|e| RuntimeError::Failed {
+            what: "the u7s runtime".into(),
+            detail: e.to_string(),
+        })
     }
 
-    fn program(&self, name: &str) -> Result<PathBuf, RuntimeError> {
-        let path = PathBuf::from(U7S_BIN).join(name);
-        if path.is_file() {
-            Ok(path)
-        } else {
-            Err(RuntimeError::Unavailable(format!(
-                "{} is not installed (package podsec-k8s)",
-                path.display()
-            )))
-        }
+    fn paths(&self) -> U7sPaths {
+        U7sPaths::new(self.uid.unwrap_or(0), U7S_HOME)
     }
 }
 
 impl Default for InstalledRuntime {
     fn default() -> Self {
         InstalledRuntime::new()
+    }
+}
+
+fn failed(what: &str) -> impl FnOnce(crate::u7s::runtime::RuntimeError) -> RuntimeError + '_ {
+    move |e| RuntimeError::Failed {
+        what: what.into(),
+        detail: e.to_string(),
     }
 }
 
@@ -114,84 +121,57 @@ impl Runtime for InstalledRuntime {
     }
 
     fn is_running(&self) -> bool {
-        let Some(dir) = self.runtime_dir() else {
-            return false;
-        };
-        let pid = std::fs::read_to_string(dir.join("usernetes/rootlesskit/child_pid"))
-            .ok()
-            .and_then(|p| p.trim().parse::<i32>().ok());
-        pid.is_some_and(|pid| nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok())
+        self.runtime().is_ok_and(|r| r.ready().is_ok())
     }
 
     fn start(&self) -> Result<(), RuntimeError> {
-        let program = self.program("u7s-start-stop")?;
-        run_checked(
-            Command::new(program).arg("start"),
-            "starting the u7s runtime",
-        )
+        // The kubelet unit waits for the configuration kubeadm writes.
+        self.runtime()?
+            .start(Units::All)
+            .map(|_| ())
+            .map_err(failed("starting the u7s runtime"))
     }
 
     fn stop(&self) -> Result<(), RuntimeError> {
-        let program = self.program("u7s-start-stop")?;
-        run_checked(
-            Command::new(program).arg("stop"),
-            "stopping the u7s runtime",
-        )
+        self.runtime()?
+            .stop()
+            .map_err(failed("stopping the u7s runtime"))
     }
 
     fn in_namespace(&self, argv: &[String]) -> Result<Command, RuntimeError> {
-        let nsenter = self.program("nsenter_u7s")?;
-        let uid = self
-            .uid
-            .ok_or_else(|| RuntimeError::Unavailable(format!("no account {U7S_ADMIN}")))?;
-        // setpriv (util-linux) drops to the account with its groups; the environment is set
-        // explicitly, nothing of root's leaks in.
-        let mut command = Command::new("setpriv");
-        command
-            .args([
-                &format!("--reuid={uid}"),
-                "--regid=u7s-admin",
-                "--init-groups",
-                "--reset-env",
-                "--",
-            ])
-            .arg(nsenter)
-            .args(argv)
-            .env_clear()
-            .env("HOME", U7S_HOME)
-            .env("USER", U7S_ADMIN)
-            .env("XDG_RUNTIME_DIR", format!("/run/user/{uid}"))
-            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-            .current_dir(U7S_HOME);
-        Ok(command)
+        let argv: Vec<OsString> = argv.iter().map(OsString::from).collect();
+        self.runtime()?
+            .command(&argv)
+            .map_err(failed("entering the u7s namespace"))
     }
 
     fn image_storage(&self) -> String {
-        let uid = self.uid.unwrap_or(0);
+        // CRI-O's storage (crate::u7s::crio): graphroot and runroot of u7s-admin.
+        let paths = self.paths();
         format!(
-            "containers-storage:[overlay@{U7S_HOME}/.local/share/usernetes/containers/storage+/run/user/{uid}/usernetes/containers/storage]"
+            "containers-storage:[overlay@{}+{}]",
+            paths.data().join("containers/storage").display(),
+            paths
+                .usernetes_runtime()
+                .join("containers/storage")
+                .display()
         )
     }
 
     fn leftover_state(&self) -> Vec<PathBuf> {
-        ["_var_lib_kubelet", "kubelet"]
-            .iter()
-            .map(|d| {
-                PathBuf::from(U7S_HOME)
-                    .join(".local/share/usernetes")
-                    .join(d)
-            })
-            .collect()
+        vec![self.paths().kubelet_dir()]
     }
 
     fn enable_service(&self) -> Result<(), RuntimeError> {
         if podsec_common::host::services::systemd_running() {
+            let systemctl = crate::u7s::systemctl::real_systemctl()
+                .unwrap_or_else(|| PathBuf::from("systemctl"));
             run_checked(
-                Command::new("systemctl").args(["enable", "--now", "u7s.service"]),
+                Command::new(systemctl).args(["enable", "u7s.service"]),
                 "enabling u7s.service",
             )
         } else {
-            // Without systemd the runtime's start above keeps running; nothing to enable.
+            // Without systemd the runtime started above keeps running; nothing to enable.
             Ok(())
         }
     }
