@@ -10,7 +10,11 @@ pub mod check_images;
 pub mod check_kubeapi;
 pub mod check_policy;
 pub mod check_vuln;
+pub mod inventory;
+pub mod mail;
+pub mod plugin;
 pub mod plugin_args;
+pub mod storage;
 
 pub const PACKAGE: Package = Package {
     name: "podsec-inotify",
