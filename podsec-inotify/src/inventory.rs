@@ -223,16 +223,14 @@ fn user_config(
     if !want(&candidate) {
         return Ok(None);
     }
-    let policy = match &config_dir {
-        Some(dir) => own_policy(dir)?,
-        None => None,
-    }
-    .unwrap_or_else(|| system.policy.clone());
-    let registries_d = match &config_dir {
-        Some(dir) => own_registries_d(dir)?,
-        None => None,
-    }
-    .unwrap_or_else(|| system.registries_d.clone());
+    let policy = config_dir
+        .as_ref()
+        .and_then(own_policy)
+        .unwrap_or_else(|| system.policy.clone());
+    let registries_d = config_dir
+        .as_ref()
+        .and_then(own_registries_d)
+        .unwrap_or_else(|| system.registries_d.clone());
     Ok(Some(UserConfig {
         account: account.clone(),
         groups: groups.groups_of(account),
@@ -249,57 +247,58 @@ fn user_config(
     }))
 }
 
-fn own_policy(dir: &Tree) -> Result<Option<Sourced<Policy>>, String> {
+fn own_policy(dir: &Tree) -> Option<Sourced<Policy>> {
     let relative = Path::new("policy.json");
     let path = dir.path().join(relative);
-    let text = match dir.read_string(relative, MAX_POLICY) {
-        Ok(Some(text)) => text,
-        Ok(None) => return Ok(None),
-        Err(e) => return Err(error_chain(&e)),
+    // A policy that cannot be read is the user's own all the same: reported for this user,
+    // who is still checked for everything else.
+    let value = match dir.read_string(relative, MAX_POLICY) {
+        Ok(Some(text)) => Policy::from_json(&text)
+            .map(Rc::new)
+            .map_err(|e| format!("{}: {}", path.display(), error_chain(&e))),
+        Ok(None) => return None,
+        Err(e) => Err(error_chain(&e)),
     };
-    let value = Policy::from_json(&text)
-        .map(Rc::new)
-        .map_err(|e| format!("{}: {}", path.display(), error_chain(&e)));
-    Ok(Some(Sourced {
+    Some(Sourced {
         path,
         own: true,
         value,
-    }))
+    })
 }
 
-fn own_registries_d(dir: &Tree) -> Result<Option<Sourced<RegistriesD>>, String> {
-    let Some(sub) = dir
-        .subtree(Path::new("registries.d"))
-        .map_err(|e| error_chain(&e))?
-    else {
-        return Ok(None);
-    };
-    let mut files = Vec::new();
-    let mut failure = None;
-    for name in sub.list().map_err(|e| error_chain(&e))? {
-        if Path::new(&name).extension().is_none_or(|e| e != "yaml") {
-            continue;
+fn own_registries_d(dir: &Tree) -> Option<Sourced<RegistriesD>> {
+    let relative = Path::new("registries.d");
+    let sub = match dir.subtree(relative) {
+        Ok(Some(sub)) => sub,
+        Ok(None) => return None,
+        Err(e) => {
+            return Some(Sourced {
+                path: dir.path().join(relative),
+                own: true,
+                value: Err(error_chain(&e)),
+            });
         }
-        match sub.read_string(Path::new(&name), MAX_YAML) {
-            Ok(Some(text)) => files.push((sub.path().join(&name), text)),
-            Ok(None) => {}
-            Err(e) => {
-                failure = Some(error_chain(&e));
-                break;
+    };
+    let read = || -> Result<RegistriesD, String> {
+        let mut files = Vec::new();
+        for name in sub.list().map_err(|e| error_chain(&e))? {
+            if Path::new(&name).extension().is_none_or(|e| e != "yaml") {
+                continue;
+            }
+            if let Some(text) = sub
+                .read_string(Path::new(&name), MAX_YAML)
+                .map_err(|e| error_chain(&e))?
+            {
+                files.push((sub.path().join(&name), text));
             }
         }
-    }
-    let value = match failure {
-        Some(e) => Err(e),
-        None => RegistriesD::merge(files)
-            .map(Rc::new)
-            .map_err(|e| error_chain(&e)),
+        RegistriesD::merge(files).map_err(|e| error_chain(&e))
     };
-    Ok(Some(Sourced {
+    Some(Sourced {
         path: sub.path().to_path_buf(),
         own: true,
-        value,
-    }))
+        value: read().map(Rc::new),
+    })
 }
 
 #[cfg(test)]
@@ -394,16 +393,14 @@ pub(crate) mod tests {
         let names: Vec<&str> = inventory.users.iter().map(|u| u.name()).collect();
         assert_eq!(
             names,
-            ["alice"],
-            "carol has neither podman nor storage; bob is an error"
+            ["alice", "bob"],
+            "carol has neither podman nor storage"
         );
-        assert_eq!(inventory.errors.len(), 1);
-        assert!(
-            inventory.errors[0].starts_with("user \"bob\": ")
-                && inventory.errors[0].contains("refusing to follow"),
-            "{:?}",
-            inventory.errors
-        );
+        assert!(inventory.errors.is_empty(), "{:?}", inventory.errors);
+        let bob = &inventory.users[1];
+        assert!(bob.policy.own);
+        let err = bob.policy.value.as_ref().unwrap_err();
+        assert!(err.contains("refusing to follow"), "{err}");
         let alice = &inventory.users[0];
         assert!(alice.policy.own);
         assert_eq!(

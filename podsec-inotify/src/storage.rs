@@ -205,10 +205,18 @@ pub struct StoredImage {
 }
 
 impl StoredImage {
-    /// The manifest digests to look signatures up for: `digest`, then `digests`, each once.
+    /// The manifest digests to look signatures up for: `digest`, `digests`, and the digest of
+    /// every stored `manifest-<digest>` (older containers/storage writes no `digests`; a pull of
+    /// an image whose configuration is already there only adds its manifest), each once.
     pub fn manifest_digests(&self) -> Vec<String> {
         let mut all: Vec<String> = Vec::new();
-        for digest in self.digest.iter().chain(&self.digests) {
+        let stored = self
+            .big_data_names
+            .iter()
+            .filter_map(|key| key.strip_prefix("manifest-"))
+            .map(str::to_string)
+            .collect::<Vec<_>>();
+        for digest in self.digest.iter().chain(&self.digests).chain(&stored) {
             if !all.contains(digest) {
                 all.push(digest.clone());
             }
@@ -479,6 +487,12 @@ mod tests {
             b"{\"m\":1}"
         );
         assert!(!found[1].valid_id());
+        // a digest known only from its stored manifest (a second pull of the same image)
+        let mut again = found[0].clone();
+        again.digests.clear();
+        let other = format!("sha256:{}", "c".repeat(64));
+        again.big_data_names.push(format!("manifest-{other}"));
+        assert_eq!(again.manifest_digests(), [digest.clone(), other]);
         assert!(store.manifest(&found[1], &digest).unwrap().is_none());
         // a configured driver limits the search
         let overlay = Location {

@@ -293,8 +293,13 @@ impl Tree {
         match openat(&parent, name.as_os_str(), flags, Mode::empty()) {
             Ok(fd) => Ok(Some(fd)),
             Err(Errno::ENOENT) => Ok(None),
-            Err(Errno::ELOOP) => {
-                let target = readlinkat(&parent, name.as_os_str()).map_err(|e| io(full, e))?;
+            // O_NOFOLLOW gives ELOOP for a link, or ENOTDIR together with O_DIRECTORY.
+            Err(errno @ (Errno::ELOOP | Errno::ENOTDIR)) => {
+                let target = match readlinkat(&parent, name.as_os_str()) {
+                    Ok(target) => target,
+                    Err(Errno::EINVAL) => return Err(io(full, errno)),
+                    Err(e) => return Err(io(full, e)),
+                };
                 let target = Path::new(&target);
                 let base = relative.parent().unwrap_or(Path::new(""));
                 let next = if target.is_absolute() {
@@ -442,6 +447,12 @@ mod tests {
         );
         let sub = tree.subtree(Path::new("abs/storage")).unwrap().unwrap();
         assert_eq!(sub.list().unwrap(), [OsString::from("images.json")]);
+        // directories too: a link in the last component is followed inside, refused outside
+        assert!(tree.subtree(Path::new("rel")).unwrap().is_some());
+        let err = tree.subtree(Path::new("out")).unwrap_err().to_string();
+        assert!(err.contains("refusing to follow"), "{err}");
+        let err = tree.subtree(Path::new("file-in")).unwrap_err().to_string();
+        assert!(err.contains("Not a directory"), "{err}");
     }
 
     #[test]
