@@ -645,3 +645,117 @@ fn journal_messages<'a>(journal: &'a str, command: &str) -> Vec<&'a str> {
         .filter_map(|rest| rest.split_once("]: ").map(|(_, message)| message))
         .collect()
 }
+
+#[test]
+fn units_verify_their_timers_are_preset_and_their_command_lines_run() {
+    let sandbox = Sandbox::start(&Options::default()).unwrap();
+    let units = repo_file("rpm/units");
+    let names = [
+        "podsec-inotify-check-policy.service",
+        "podsec-inotify-check-policy.timer",
+        "podsec-inotify-check-images.service",
+        "podsec-inotify-check-images.timer",
+    ];
+    for name in names {
+        let text = std::fs::read_to_string(units.join(name)).unwrap();
+        assert!(
+            !text.contains(">/dev/null") && !text.contains("2>&1") && !text.contains("2>/dev/null"),
+            "{name}: shell redirections in a unit"
+        );
+        if name.ends_with(".service") {
+            assert!(text.contains("\nSuccessExitStatus=1 2\n"), "{name}");
+        } else {
+            assert!(
+                text.contains("\nOnCalendar=hourly\n")
+                    && text.contains("\nWantedBy=timers.target\n"),
+                "{name}"
+            );
+        }
+    }
+    sandbox.sh_ok(&format!(
+        "cp {u}/podsec-inotify-check-policy.* {u}/podsec-inotify-check-images.* /etc/systemd/system/ && \
+         ln -sf {p} /usr/bin/{POLICY} && ln -sf {i} /usr/bin/{IMAGES} && \
+         {b} --generate man /usr/share/man/man1",
+        b = podsec_tests::sandbox::target_dir().join("podsec-inotify").display(),
+        u = units.display(),
+        p = command_links().join(POLICY).display(),
+        i = command_links().join(IMAGES).display()
+    ));
+    let verify = format!(
+        "cd /etc/systemd/system && systemd-analyze verify {} 2>&1",
+        names.join(" ")
+    );
+    let output = sandbox.sh(&verify);
+    assert!(output.status.success(), "{output:?}");
+    assert!(output.stdout.is_empty(), "{}", text(&output.stdout));
+    assert!(
+        sandbox
+            .sh_ok("systemd-analyze calendar hourly")
+            .contains("Next elapse:")
+    );
+    // the check is real: a unit whose command is missing fails it
+    sandbox.sh_ok(&format!("mv /usr/bin/{POLICY} /usr/bin/{POLICY}.away"));
+    assert!(!sandbox.sh(&verify).status.success());
+    sandbox.sh_ok(&format!("mv /usr/bin/{POLICY}.away /usr/bin/{POLICY}"));
+
+    // The preset enables the timers (what %post_systemd applies on installation).
+    let root = sandbox.share().join("installroot");
+    sandbox.sh_ok(&format!(
+        "set -e; mkdir -p {r}/lib/systemd/system {r}/lib/systemd/system-preset {r}/etc/systemd/system; \
+         cp {u}/*.service {u}/*.timer {r}/lib/systemd/system/; cp {u}/85-podsec-inotify.preset {r}/lib/systemd/system-preset/; \
+         printf 'disable *\\n' > {r}/lib/systemd/system-preset/99-default.preset; \
+         systemctl --root={r} preset podsec-inotify-check-policy.timer podsec-inotify-check-images.timer podsec-inotify-check-policy.service 2>&1",
+        r = root.display(),
+        u = units.display()
+    ));
+    for timer in [
+        "podsec-inotify-check-policy.timer",
+        "podsec-inotify-check-images.timer",
+    ] {
+        let link = root
+            .join("etc/systemd/system/timers.target.wants")
+            .join(timer);
+        assert!(
+            link.symlink_metadata().is_ok(),
+            "{timer} not enabled by the preset"
+        );
+    }
+
+    // The ExecStart lines, run as systemd would run them (argument vector, no shell): no
+    // warning about stray tokens, a plugin exit code, and the mail reaches root.
+    sandbox.sh_ok("postfix start 2>&1 && mkdir -p /run/systemd/journal");
+    sandbox
+        .spawn_daemon("journald", &["/lib/systemd/systemd-journald"])
+        .unwrap();
+    sandbox.sh_ok(
+        "for i in $(seq 100); do [ -S /run/systemd/journal/socket ] && exit 0; sleep 0.05; done; exit 1",
+    );
+    for service in [
+        "podsec-inotify-check-policy.service",
+        "podsec-inotify-check-images.service",
+    ] {
+        let unit = std::fs::read_to_string(units.join(service)).unwrap();
+        let exec = unit
+            .lines()
+            .find_map(|l| l.strip_prefix("ExecStart="))
+            .unwrap();
+        let argv: Vec<&str> = exec.split(' ').collect();
+        let out = sandbox.command(argv[0]).args(&argv[1..]).output();
+        let code = out.status.code().unwrap();
+        assert!([0, 1, 2].contains(&code), "{service}: {code} {out:?}");
+        assert!(out.stderr.is_empty(), "{service}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stdout).starts_with("POLICY "),
+            "{service}: {}",
+            text(&out.stdout)
+        );
+    }
+    // this machine's stock policy (podman's insecureAcceptAnything) makes check-policy CRITICAL
+    let mailbox = sandbox.sh_ok(
+        "for i in $(seq 150); do grep -q '^Subject: POLICY CRITICAL' /var/mail/root 2>/dev/null && break; sleep 0.1; done; cat /var/mail/root",
+    );
+    assert!(
+        mailbox.contains("Subject: POLICY CRITICAL - Violation of user containerization policies by users: \"root\""),
+        "{mailbox}"
+    );
+}
