@@ -30,7 +30,7 @@ use podsec_common::registries_d::{Access, builtin_default};
 use serde::Serialize;
 
 use crate::check_policy::PolicyFacts;
-use crate::inventory::{self, Inventory, Paths, UserConfig};
+use crate::inventory::{self, Paths, UserConfig};
 use crate::plugin::{self, Finding, PluginCommand, Report, Wording, quoted};
 use crate::plugin_args::PluginArgs;
 use fetch::Fetcher;
@@ -119,7 +119,14 @@ fn check_user(
             return None;
         }
     };
-    let store = user.store.as_ref()?;
+    let store = match user.store() {
+        Ok(Some(store)) => store,
+        Ok(None) => return None,
+        Err(e) => {
+            errors.push(format!("user {label}: {e}"));
+            return None;
+        }
+    };
     let images = match store.images() {
         Ok(images) => images,
         Err(e) => {
@@ -269,19 +276,24 @@ pub fn collect(
     groups: &GroupIndex,
     fetcher: &mut Fetcher,
 ) -> Report {
-    let Inventory { users, mut errors } = inventory::collect(paths, accounts, groups, |c| {
-        // Image makers hold unsigned images by trade (upstream skipped them too).
-        let maker = c.in_podman_dev && c.account.uid != 0;
-        (c.account.uid == 0 || c.has_storage) && !maker
-    });
     let mut keys = KeyCache::default();
     let mut checked = Vec::new();
-    for user in &users {
-        fetcher.set_home(user.home.as_ref().map(|h| h.path()));
-        if let Some(result) = check_user(user, fetcher, &mut keys, &mut errors) {
-            checked.push(result);
-        }
-    }
+    let errors = inventory::visit(
+        paths,
+        accounts,
+        groups,
+        |c| {
+            // Image makers hold unsigned images by trade (upstream skipped them too).
+            let maker = c.in_podman_dev && c.account.uid != 0;
+            !maker && (c.account.uid == 0 || c.has_storage())
+        },
+        |user, errors| {
+            fetcher.set_home(user.home.as_ref().map(|h| h.path()));
+            if let Some(result) = check_user(&user, fetcher, &mut keys, errors) {
+                checked.push(result);
+            }
+        },
+    );
     let mut details = Vec::new();
     for user in &checked {
         details.push(format!(

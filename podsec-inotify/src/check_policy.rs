@@ -32,7 +32,7 @@ use podsec_common::policy::{Policy, Requirement};
 use podsec_common::profile::Profile;
 use serde::Serialize;
 
-use crate::inventory::{self, Inventory, Paths, USER_CONFIG_DIR, UserConfig};
+use crate::inventory::{self, Paths, USER_CONFIG_DIR, UserConfig};
 use crate::plugin::{self, Finding, PluginCommand, Report, Wording, quoted};
 use crate::plugin_args::PluginArgs;
 
@@ -371,29 +371,35 @@ fn writable(entry: &Entry, uid: u32, gids: &[u32]) -> bool {
 /// written and no link followed. (Renaming ~/.config itself, like `XDG_CONFIG_HOME`, is beyond
 /// what a locked directory can prevent; see the README.)
 pub fn can_change_config(home: &Tree, uid: u32, gids: &[u32]) -> Result<bool, String> {
-    let entry = |relative: &str| {
-        home.entry(Path::new(relative))
-            .map_err(|e| podsec_common::cli::error_chain(&e))
-    };
-    let Some(config) = entry(".config")? else {
+    let chain = home
+        .walk(&Path::new(USER_CONFIG_DIR).join("storage.conf"))
+        .map_err(|e| podsec_common::cli::error_chain(&e))?;
+    let (Some(Some(config)), Some(Some(containers))) = (chain.first(), chain.get(1)) else {
+        // ~/.config or ~/.config/containers missing (or ~/.config not a directory): the user
+        // can make them.
         return Ok(true);
     };
-    if config.kind != Kind::Directory {
+    if config.kind != Kind::Directory || containers.kind != Kind::Directory {
         return Ok(true);
     }
-    let Some(containers) = entry(USER_CONFIG_DIR)? else {
-        return Ok(true);
-    };
-    if containers.kind != Kind::Directory || writable(&containers, uid, gids) {
+    if writable(containers, uid, gids) {
         return Ok(true);
     }
     let sticky_protected = config.mode & 0o1000 != 0 && containers.uid != uid && config.uid != uid;
-    if writable(&config, uid, gids) && !containers.immutable && !sticky_protected {
+    if writable(config, uid, gids) && !containers.immutable && !sticky_protected {
         return Ok(true);
     }
-    match entry(&format!("{USER_CONFIG_DIR}/storage.conf"))? {
-        Some(conf) => Ok(conf.kind == Kind::Symlink || writable(&conf, uid, gids)),
-        None => Ok(false),
+    match chain.get(2) {
+        Some(Some(conf)) if conf.kind != Kind::File => Ok(true),
+        // The walk does not read a file's immutable attribute; it matters only when the mode
+        // lets the user write.
+        Some(Some(conf)) if writable(conf, uid, gids) => {
+            let conf = home
+                .entry(&Path::new(USER_CONFIG_DIR).join("storage.conf"))
+                .map_err(|e| podsec_common::cli::error_chain(&e))?;
+            Ok(conf.is_some_and(|conf| writable(&conf, uid, gids)))
+        }
+        _ => Ok(false),
     }
 }
 
@@ -422,19 +428,18 @@ fn facts_of(user: &UserConfig, admin_group: &str, errors: &mut Vec<String>) -> F
         }
     };
     let candidate_101 = !user.is_root() && !user.in_podman && !user.in_podman_dev;
-    let has_images = match (&user.store, candidate_101) {
-        (Some(store), true) => match store.images() {
-            Ok(images) => !images.is_empty(),
+    let has_images = candidate_101
+        && match user.store().and_then(|store| {
+            store
+                .map(|s| s.images().map_err(|e| podsec_common::cli::error_chain(&e)))
+                .transpose()
+        }) {
+            Ok(images) => images.is_some_and(|images| !images.is_empty()),
             Err(e) => {
-                errors.push(format!(
-                    "user {label}: {}",
-                    podsec_common::cli::error_chain(&e)
-                ));
+                errors.push(format!("user {label}: {e}"));
                 false
             }
-        },
-        _ => false,
-    };
+        };
     let podman_only = !user.is_root() && user.in_podman && !user.in_podman_dev;
     let can_change_config = match (&user.home, podman_only && user.own_storage_conf) {
         (Some(home), true) => match can_change_config(home, user.account.uid, &user.gids) {
@@ -471,28 +476,26 @@ pub fn collect(
     groups: &GroupIndex,
     admin_group: &str,
 ) -> Report {
-    let Inventory { users, mut errors } = inventory::collect(paths, accounts, groups, |c| {
-        c.account.uid == 0 || c.in_podman || c.in_podman_dev || c.has_storage
-    });
-    let facts: Vec<Facts> = users
-        .iter()
-        .map(|u| facts_of(u, admin_group, &mut errors))
-        .collect();
-    let details = users
-        .iter()
-        .zip(&facts)
-        .map(|(user, facts)| {
-            format!(
-                "checked {}: policy {}, registries.d {}, storage {}{}, groups {}",
-                quoted(std::slice::from_ref(&facts.user)),
-                facts.policy_file,
-                facts.registries_d,
+    let mut facts: Vec<Facts> = Vec::new();
+    let mut details = Vec::new();
+    let errors = inventory::visit(
+        paths,
+        accounts,
+        groups,
+        |c| c.account.uid == 0 || c.in_podman || c.in_podman_dev || c.has_storage(),
+        |user, errors| {
+            let user_facts = facts_of(&user, admin_group, errors);
+            details.push(format!(
+                "checked {}: policy {}, registries.d {}, storage {}, groups {}",
+                quoted(std::slice::from_ref(&user_facts.user)),
+                user_facts.policy_file,
+                user_facts.registries_d,
                 user.storage.graphroot.display(),
-                if user.store.is_some() { "" } else { " (none)" },
-                facts.groups.join(",")
-            )
-        })
-        .collect();
+                user_facts.groups.join(",")
+            ));
+            facts.push(user_facts);
+        },
+    );
     Report {
         findings: findings(&facts),
         errors,

@@ -75,8 +75,6 @@ pub struct UserConfig {
     pub storage: Location,
     /// Whether the user has their own `~/.config/containers/storage.conf`.
     pub own_storage_conf: bool,
-    /// The storage, open (None when the graphroot does not exist).
-    pub store: Option<Store>,
 }
 
 impl UserConfig {
@@ -87,6 +85,12 @@ impl UserConfig {
     pub fn name(&self) -> &str {
         &self.account.name
     }
+
+    /// The storage, opened now (None when the graphroot does not exist). Not opened for every
+    /// account up front: most checks do not need it.
+    pub fn store(&self) -> Result<Option<Store>, String> {
+        Store::open(&self.storage, self.home.as_ref()).map_err(|e| error_chain(&e))
+    }
 }
 
 /// What is known about an account before deciding whether to check it.
@@ -95,14 +99,16 @@ pub struct Candidate<'a> {
     pub account: &'a Account,
     pub in_podman: bool,
     pub in_podman_dev: bool,
-    pub has_storage: bool,
+    storage: &'a Location,
+    home: Option<&'a Tree>,
 }
 
-#[derive(Debug, Default)]
-pub struct Inventory {
-    pub users: Vec<UserConfig>,
-    /// Accounts whose configuration could not be read.
-    pub errors: Vec<String>,
+impl Candidate<'_> {
+    /// Whether the account has container storage (looked at only when asked). Storage that
+    /// cannot be opened counts as present, so that the error is reported, not skipped.
+    pub fn has_storage(&self) -> bool {
+        !matches!(Store::open(self.storage, self.home), Ok(None))
+    }
 }
 
 /// The system configuration, read once.
@@ -137,20 +143,23 @@ impl System {
     }
 }
 
-/// Reads the configuration of every account `want` selects. Root (uid 0, the first such
-/// account) comes first, the others by name.
-pub fn collect(
+/// Reads the configuration of every account `want` selects and hands each to `visit`, one at
+/// a time (its open directories are closed before the next account is read, so thousands of
+/// users do not need thousands of descriptors). Root (uid 0, the first such account) comes
+/// first, the others by name. Returns what could not be read; `visit` may add to it.
+pub fn visit(
     paths: &Paths,
     accounts: &[Account],
     groups: &GroupIndex,
     want: impl Fn(&Candidate) -> bool,
-) -> Inventory {
+    mut visit: impl FnMut(UserConfig, &mut Vec<String>),
+) -> Vec<String> {
     let system = System::load(paths);
-    let mut inventory = Inventory::default();
+    let mut errors = Vec::new();
     let system_storage = match &system.storage {
         Ok(storage) => storage.clone(),
         Err(e) => {
-            inventory.errors.push(e.clone());
+            errors.push(e.clone());
             SystemStorage::default()
         }
     };
@@ -166,14 +175,12 @@ pub fn collect(
             root_seen = true;
         }
         match user_config(account, groups, &system, &system_storage, &want) {
-            Ok(Some(user)) => inventory.users.push(user),
+            Ok(Some(user)) => visit(user, &mut errors),
             Ok(None) => {}
-            Err(e) => inventory
-                .errors
-                .push(format!("user {}: {e}", quote(&account.name))),
+            Err(e) => errors.push(format!("user {}: {e}", quote(&account.name))),
         }
     }
-    inventory
+    errors
 }
 
 fn quote(name: &str) -> String {
@@ -213,12 +220,12 @@ fn user_config(
             present,
         )
     };
-    let store = Store::open(&storage, home.as_ref()).map_err(|e| error_chain(&e))?;
     let candidate = Candidate {
         account,
         in_podman,
         in_podman_dev,
-        has_storage: store.is_some(),
+        storage: &storage,
+        home: home.as_ref(),
     };
     if !want(&candidate) {
         return Ok(None);
@@ -243,7 +250,6 @@ fn user_config(
         registries_d,
         storage,
         own_storage_conf,
-        store,
     }))
 }
 
@@ -305,6 +311,18 @@ fn own_registries_d(dir: &Tree) -> Option<Sourced<RegistriesD>> {
 pub(crate) mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
+
+    /// Every selected user, kept (tests only: the descriptors stay open).
+    pub fn collect(
+        paths: &Paths,
+        accounts: &[Account],
+        groups: &GroupIndex,
+        want: impl Fn(&Candidate) -> bool,
+    ) -> (Vec<UserConfig>, Vec<String>) {
+        let mut users = Vec::new();
+        let errors = visit(paths, accounts, groups, want, |user, _| users.push(user));
+        (users, errors)
+    }
 
     /// A throwaway system: `etc/containers` and homes below one directory.
     pub struct Fixture {
@@ -387,21 +405,21 @@ pub(crate) mod tests {
         )
         .unwrap();
         let accounts = [carol.clone(), bob.clone(), alice.clone()];
-        let inventory = collect(&fixture.paths, &accounts, &groups, |c| {
-            c.in_podman || c.has_storage
+        let (users, errors) = collect(&fixture.paths, &accounts, &groups, |c| {
+            c.in_podman || c.has_storage()
         });
-        let names: Vec<&str> = inventory.users.iter().map(|u| u.name()).collect();
+        let names: Vec<&str> = users.iter().map(|u| u.name()).collect();
         assert_eq!(
             names,
             ["alice", "bob"],
             "carol has neither podman nor storage"
         );
-        assert!(inventory.errors.is_empty(), "{:?}", inventory.errors);
-        let bob = &inventory.users[1];
+        assert!(errors.is_empty(), "{:?}", errors);
+        let bob = &users[1];
         assert!(bob.policy.own);
         let err = bob.policy.value.as_ref().unwrap_err();
         assert!(err.contains("refusing to follow"), "{err}");
-        let alice = &inventory.users[0];
+        let alice = &users[0];
         assert!(alice.policy.own);
         assert_eq!(
             alice.policy.value.as_ref().unwrap().default[0].kind(),
@@ -415,7 +433,7 @@ pub(crate) mod tests {
         );
         assert!(alice.own_storage_conf);
         assert_eq!(alice.storage.driver.as_deref(), Some("vfs"));
-        assert!(alice.store.is_some());
+        assert!(alice.store().unwrap().is_some());
         assert!(alice.in_podman && !alice.in_podman_dev);
     }
 
@@ -429,13 +447,13 @@ pub(crate) mod tests {
             name: "toor".into(),
             ..root.clone()
         };
-        let inventory = collect(&fixture.paths, &[zed, toor, root], &groups, |_| true);
-        let names: Vec<&str> = inventory.users.iter().map(|u| u.name()).collect();
+        let (users, errors) = collect(&fixture.paths, &[zed, toor, root], &groups, |_| true);
+        let names: Vec<&str> = users.iter().map(|u| u.name()).collect();
         assert_eq!(names, ["root", "zed"]);
-        let zed = &inventory.users[1];
+        let zed = &users[1];
         assert!(!zed.policy.own && !zed.registries_d.own && !zed.own_storage_conf);
         assert_eq!(zed.policy.path, fixture.paths.policy);
-        assert!(zed.store.is_none());
-        assert!(inventory.errors.is_empty(), "{:?}", inventory.errors);
+        assert!(zed.store().unwrap().is_none());
+        assert!(errors.is_empty(), "{:?}", errors);
     }
 }
