@@ -228,10 +228,12 @@ fn check_images_verifies_the_podsec_chain_and_alerts_through_journald_nagwad_and
          ln -s /var/lib/containers/storage ~mallory/.local/share/containers/storage",
     );
     // no login shell is run: a shell that leaves a mark
-    node.root_ok(
-        "printf '#!/bin/sh\\ntouch /tmp/login-shell-ran\\n' > /usr/local/bin/marking-shell && chmod 0755 /usr/local/bin/marking-shell && \
+    let mark = node.sandbox.share().join("login-shell-ran");
+    node.root_ok(&format!(
+        "printf '#!/bin/sh\\ntouch {}\\n' > /usr/local/bin/marking-shell && chmod 0755 /usr/local/bin/marking-shell && \
          usermod -s /usr/local/bin/marking-shell alice && usermod -s /usr/local/bin/marking-shell mallory",
-    );
+        mark.display()
+    ));
 
     let (code, stdout, stderr) = node.plugin(IMAGES, &["--json"]);
     assert_eq!(code, 2, "{stdout}\n{stderr}");
@@ -297,14 +299,7 @@ fn check_images_verifies_the_podsec_chain_and_alerts_through_journald_nagwad_and
             && errors[0].as_str().unwrap().contains("refusing to follow"),
         "{errors:?}"
     );
-    assert!(
-        node.sandbox
-            .sh("test -e /tmp/login-shell-ran")
-            .status
-            .code()
-            != Some(0),
-        "a login shell was run"
-    );
+    assert!(!mark.exists(), "a login shell was run");
 
     // The plain plugin run, as the timer does it, with mail to root.
     let (code, stdout, _) = node.plugin(IMAGES, &["-vvv", "-c", "100", "-M", "root"]);
@@ -403,7 +398,7 @@ fn check_policy_findings_exit_codes_levels_and_mail_match_hand_computed_values()
         "mkdir -p ~/.config/containers && ln -s /etc/shadow ~/.config/containers/policy.json && echo '[storage]' > ~/.config/containers/storage.conf",
     );
     let before =
-        node.root_ok("sha256sum /etc/shadow; find / -xdev -name .test 2>/dev/null | wc -l");
+        node.root_ok("sha256sum /etc/shadow; find /home/*/.config /etc/containers -printf '%p %y %m %U %s %T@\\n' 2>/dev/null | sort | sha256sum");
 
     // Hand-computed: podman-only users (podman, not podman_dev, not root) are alice, bob, dave,
     // erin, frank, grace: N = 6. Without storage.conf: bob, 90*1/6 = 15. Able to change their
@@ -465,9 +460,10 @@ fn check_policy_findings_exit_codes_levels_and_mail_match_hand_computed_values()
             && errors[1].contains("refusing to follow a symbolic link to /etc/shadow"),
         "{errors:?}"
     );
-    // nothing written, no link followed
+    // nothing written (no `.test` file, no change in any ~/.config or /etc/containers), no link
+    // followed
     assert_eq!(
-        node.root_ok("sha256sum /etc/shadow; find / -xdev -name .test 2>/dev/null | wc -l"),
+        node.root_ok("sha256sum /etc/shadow; find /home/*/.config /etc/containers -printf '%p %y %m %U %s %T@\\n' 2>/dev/null | sort | sha256sum"),
         before
     );
     // journald: one Critical line per finding of weight > 100 (default -c 100), the two errors
