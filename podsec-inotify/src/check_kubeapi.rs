@@ -470,13 +470,16 @@ fn mail_address(value: Option<String>) -> Result<String, KubeapiError> {
 }
 
 fn send_mail(to: &str, body: &[u8], path: &Path) -> Result<(), KubeapiError> {
-    crate::mail::send(to, MAIL_SUBJECT, body).map_err(|e| KubeapiError::Mail {
-        path: path.to_path_buf(),
-        to: to.to_string(),
-        detail: match e {
-            crate::mail::MailError::Send { detail, .. } => detail,
-            other => other.to_string(),
-        },
+    // forbidden.log holds jq-style JSON lines: UTF-8 unless the apiserver wrote otherwise.
+    crate::mail::send(to, MAIL_SUBJECT, &String::from_utf8_lossy(body)).map_err(|e| {
+        KubeapiError::Mail {
+            path: path.to_path_buf(),
+            to: to.to_string(),
+            detail: match e {
+                crate::mail::MailError::Failed { detail, .. } => detail,
+                other => other.to_string(),
+            },
+        }
     })
 }
 

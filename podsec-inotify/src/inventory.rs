@@ -5,7 +5,7 @@
 //! - policy.json: `~/.config/containers/policy.json` when it exists, else the system file;
 //! - registries.d: `~/.config/containers/registries.d` when it exists, else the system
 //!   directory; every `*.yaml` merged (upstream read only default.yaml);
-//! - container storage: see [`crate::storage`].
+//! - container storage: see [`crate::image_store`].
 //!
 //! Everything below a home directory is read through [`Tree`] (no link out of the home, regular
 //! files only, bounded sizes). The system files are read once and shared.
@@ -19,7 +19,7 @@ use podsec_common::host::users::{Account, GroupIndex};
 use podsec_common::policy::Policy;
 use podsec_common::registries_d::RegistriesD;
 
-use crate::storage::{self, Location, Store, SystemStorage};
+use crate::image_store::{self, ImageStore, Location, SystemStorage};
 
 pub const GROUP_PODMAN: &str = "podman";
 pub const GROUP_PODMAN_DEV: &str = "podman_dev";
@@ -88,8 +88,8 @@ impl UserConfig {
 
     /// The storage, opened now (None when the graphroot does not exist). Not opened for every
     /// account up front: most checks do not need it.
-    pub fn store(&self) -> Result<Option<Store>, String> {
-        Store::open(&self.storage, self.home.as_ref()).map_err(|e| error_chain(&e))
+    pub fn store(&self) -> Result<Option<ImageStore>, String> {
+        ImageStore::open(&self.storage, self.home.as_ref()).map_err(|e| error_chain(&e))
     }
 }
 
@@ -107,7 +107,7 @@ impl Candidate<'_> {
     /// Whether the account has container storage (looked at only when asked). Storage that
     /// cannot be opened counts as present, so that the error is reported, not skipped.
     pub fn has_storage(&self) -> bool {
-        !matches!(Store::open(self.storage, self.home), Ok(None))
+        !matches!(ImageStore::open(self.storage, self.home), Ok(None))
     }
 }
 
@@ -208,15 +208,15 @@ fn user_config(
         None => None,
     };
     let (storage, own_storage_conf) = if account.uid == 0 {
-        (storage::root_location(system_storage), false)
+        (image_store::root_location(system_storage), false)
     } else {
         let own = match &config_dir {
-            Some(dir) => storage::read_user_conf(dir).map_err(|e| error_chain(&e))?,
+            Some(dir) => image_store::read_user_conf(dir).map_err(|e| error_chain(&e))?,
             None => None,
         };
         let present = own.is_some();
         (
-            storage::user_location(account, own, system_storage),
+            image_store::user_location(account, own, system_storage),
             present,
         )
     };

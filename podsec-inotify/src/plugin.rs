@@ -337,6 +337,20 @@ pub fn json(
     })
 }
 
+/// Header lines may be 998 characters and a list of a thousand users is longer: the subject is
+/// cut (the body has everything).
+const MAX_SUBJECT: usize = 300;
+
+pub fn mail_subject(status: &str) -> String {
+    if status.chars().count() <= MAX_SUBJECT {
+        status.to_string()
+    } else {
+        let mut cut: String = status.chars().take(MAX_SUBJECT - 3).collect();
+        cut.push_str("...");
+        cut
+    }
+}
+
 /// The settings of one run.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -473,8 +487,8 @@ pub fn finish(
     if let Some(to) = &settings.mail_to
         && outcome.state != State::Ok
     {
-        let subject = status_line(&settings.thresholds, wording, report, &outcome);
-        let subject = subject.split(" | metric=").next().unwrap_or_default();
+        let line = status_line(&settings.thresholds, wording, report, &outcome);
+        let subject = mail_subject(line.split(" | metric=").next().unwrap_or_default());
         // The mail always carries every message, whatever the verbosity of the output.
         let body = render(
             &settings.thresholds,
@@ -483,7 +497,7 @@ pub fn finish(
             &outcome,
             settings.verbosity.max(DEFAULT_VERBOSITY),
         );
-        if let Err(err) = mail::send(to, subject, body.as_bytes()) {
+        if let Err(err) = mail::send(to, &subject, &body) {
             eprintln!("{name}: {err}");
             logger.log(Level::Warning, &err.to_string());
         }
@@ -681,6 +695,14 @@ mod tests {
         );
         let v3 = render(&t, &WORDING, &r, &outcome, 3);
         assert!(v3.ends_with("checked: root\n"), "{v3}");
+    }
+
+    #[test]
+    fn long_subjects_are_cut() {
+        assert_eq!(mail_subject("POLICY OK - x"), "POLICY OK - x");
+        let long = mail_subject(&"u".repeat(5000));
+        assert_eq!(long.chars().count(), MAX_SUBJECT);
+        assert!(long.ends_with("..."));
     }
 
     #[test]
