@@ -2,3 +2,4 @@ pub mod fixtures;
 pub mod k8s;
 pub mod sandbox;
 pub mod trivy;
+pub mod u7s;
