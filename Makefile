@@ -50,6 +50,7 @@ bench: size
 	cargo build -p podsec-tests --bins
 	scripts/bench-load-sign $(TARGET_DIR)/$(PROFILE)
 	scripts/bench-kubeapi $(TARGET_DIR)/$(PROFILE)
+	scripts/bench-check-policy $(TARGET_DIR)/$(PROFILE)
 
 rpm:
 	@echo "make rpm: not implemented yet (packaging is issue 7: rpm/podsec.spec with subpackages)" >&2

@@ -253,6 +253,18 @@ fn make_install_layout_has_every_name_and_help_works() {
         std::fs::read_link(&kubeadm).unwrap(),
         Path::new("/usr/bin/podsec-u7s-kubeadm")
     );
+    // The nagwad filter of the monitoring lines.
+    let sed = root.join("etc/nagwad/podsec.sed");
+    assert_eq!(
+        std::fs::read(&sed).unwrap(),
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../rpm/nagwad/podsec.sed"))
+            .unwrap()
+    );
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&sed).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o644);
+    }
     // The link resolves inside the install tree as it will on the host.
     let via_alias = Command::new(root.join("usr/bin/podsec-k8s"))
         .arg0("kubeadm")
