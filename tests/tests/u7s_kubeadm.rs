@@ -472,7 +472,7 @@ fn tls_registry_with_token_auth_and_pagination() {
     )
     .unwrap();
     let log = share.join("token-registry.log");
-    let stand_in = Path::new(env!("CARGO_MANIFEST_DIR")).join("stand-ins/token-registry.py");
+    let stand_in = Path::new(env!("CARGO_MANIFEST_DIR")).join("standins/token-registry.py");
     let p = |name: &str| pki.join(name).display().to_string();
     node.root_ok("echo '127.0.0.1 tls.registry.test' >> /etc/hosts");
     node.sandbox
