@@ -50,6 +50,13 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
         all.extend(args.arguments.iter().cloned());
         all
     };
+    // Help and version need no namespace: rootlessctl's own text, wherever it is asked.
+    let first = args.arguments.first().and_then(|a| a.to_str());
+    if matches!(first, Some("--help" | "-h" | "--version" | "-v")) {
+        return Err(Error::Exec(
+            Command::new(ROOTLESSCTL).args(&args.arguments).exec(),
+        ));
+    }
     let uid = nix::unistd::getuid().as_raw();
     let mut command = if nsenter::inside() || uid != 0 {
         // u7s-admin, inside or outside: its own state directory.
