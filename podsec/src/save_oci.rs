@@ -13,6 +13,7 @@ use std::process::{Command, ExitCode};
 
 use clap::Parser;
 use podsec_common::cli::{self, Failure, NotRoot};
+use podsec_common::tr;
 
 use crate::oci_archive::ARCHITECTURES;
 
@@ -203,7 +204,10 @@ fn save_all(
                         .replace('\n', " "),
                 });
             }
-            println!("{arch}: saved {source_ref}");
+            println!(
+                "{}",
+                tr!("{arch}: saved {image}", arch = arch, image = source_ref)
+            );
         }
         let archive = dir.join(format!("{arch}.tar.xz"));
         pack(dir, arch, &archive)?;
