@@ -1,3 +1,4 @@
 pub mod fixtures;
 pub mod k8s;
+pub mod rpm;
 pub mod sandbox;
