@@ -10,7 +10,10 @@ pub mod check_images;
 pub mod check_kubeapi;
 pub mod check_policy;
 pub mod check_vuln;
+pub mod mail;
 pub mod plugin_args;
+pub mod storage;
+pub mod trivy;
 
 pub const PACKAGE: Package = Package {
     name: "podsec-inotify",

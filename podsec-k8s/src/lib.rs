@@ -5,6 +5,8 @@ use podsec_common::cli::Package;
 use podsec_common::command;
 
 pub mod k8s_save_oci;
+pub mod node_config;
+pub mod u7s;
 pub mod u7s_kubeadm;
 
 pub const PACKAGE: Package = Package {

@@ -2,3 +2,4 @@ pub mod fixtures;
 pub mod k8s;
 pub mod rpm;
 pub mod sandbox;
+pub mod trivy;
