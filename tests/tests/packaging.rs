@@ -429,7 +429,6 @@ fn requires_follow_what_the_commands_run() {
             "podsec",
             &[
                 "podman",
-                "skopeo",
                 "nginx",
                 "docker-registry",
                 "gnupg2",
@@ -620,8 +619,8 @@ fn packages_install_into_a_sandbox_and_verify() {
         }
     }
 
-    // rpm -V: every file as packaged.
-    let verify = sandbox.sh(&format!("rpm -V {}", PACKAGES.join(" ")));
+    // rpm -V: every file as packaged (--nodeps: the dependencies are ALT's names).
+    let verify = sandbox.sh(&format!("rpm -V --nodeps {}", PACKAGES.join(" ")));
     assert!(
         verify.status.success() && verify.stdout.is_empty(),
         "rpm -V: {}{}",
