@@ -45,6 +45,7 @@ bench: size
 	cargo build -p podsec-tests --bins
 	scripts/bench-load-sign $(TARGET_DIR)/$(PROFILE)
 	scripts/bench-kubeapi $(TARGET_DIR)/$(PROFILE)
+	scripts/bench-check-policy $(TARGET_DIR)/$(PROFILE)
 
 # The seven RPMs, built offline with rpmbuild from a tarball with vendored crates (cached per
 # source state in target/rpm/; see scripts/rpm-build).

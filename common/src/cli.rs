@@ -21,6 +21,19 @@ pub struct Command {
     pub definition: fn() -> clap::Command,
     /// False while the command only says "not implemented yet".
     pub implemented: bool,
+    /// Where `make install` links it.
+    pub placement: Placement,
+}
+
+/// Where a command's link is installed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// `/usr/bin/<name>`, with a man page and a bash completion.
+    Bin,
+    /// Only `/usr/libexec/podsec/u7s/bin/<name>`: the helpers of the u7s runtime, some named
+    /// like the tools they wrap (`systemctl`, `rootlessctl`), for the PATH of u7s-admin and of
+    /// admins who put that directory first.
+    U7sLibexec,
 }
 
 /// A package binary: its name and its commands.
@@ -47,16 +60,32 @@ impl Package {
     }
 
     /// The command names, one per line in `--list` (what `make install` links into bin/;
-    /// aliases such as `kubeadm` go elsewhere).
+    /// aliases such as `kubeadm` and the u7s helpers go elsewhere).
     pub fn command_names(&self) -> impl Iterator<Item = &'static str> + '_ {
-        self.commands.iter().map(|c| c.name)
+        self.commands
+            .iter()
+            .filter(|c| c.placement == Placement::Bin)
+            .map(|c| c.name)
+    }
+
+    /// `--list-u7s`: the links of /usr/libexec/podsec/u7s/bin as `(link, target)`, the target
+    /// being a name in bin/ (`kubeadm` → `podsec-u7s-kubeadm`, `nsenter_u7s` → the package).
+    pub fn u7s_links(&self) -> Vec<(&'static str, &'static str)> {
+        let mut links = Vec::new();
+        for command in self.commands {
+            match command.placement {
+                Placement::Bin => links.extend(command.aliases.iter().map(|a| (*a, command.name))),
+                Placement::U7sLibexec => links.push((command.name, self.name)),
+            }
+        }
+        links
     }
 
     fn usage(&self) -> String {
         let mut text = format!(
             "{name} {version}: multicall binary of the {name} package\n\n\
              Usage: <command> [ARGS]...   (through the installed link)\n       \
-             {name} <command> [ARGS]...\n       {name} --list | --status | --help | --version | --generate man|bash DIR\n\nCommands:\n",
+             {name} <command> [ARGS]...\n       {name} --list | --list-u7s | --status | --help | --version | --generate man|bash DIR\n\nCommands:\n",
             name = self.name,
             version = self.version
         );
@@ -108,6 +137,12 @@ pub fn multicall(package: &Package) -> ExitCode {
         Some("--list") => {
             for name in package.command_names() {
                 println!("{name}");
+            }
+            ExitCode::SUCCESS
+        }
+        Some("--list-u7s") => {
+            for (link, target) in package.u7s_links() {
+                println!("{link}\t{target}");
             }
             ExitCode::SUCCESS
         }
@@ -178,7 +213,11 @@ fn generate(package: &Package, kind: &str, dir: &Path) -> std::io::Result<()> {
         // For translators: the help texts of every command not yet translated into the
         // current language (all of them under LANG=C), as a gettext template.
         let mut texts: Vec<String> = Vec::new();
-        for command in package.commands {
+        for command in package
+            .commands
+            .iter()
+            .filter(|c| c.placement == Placement::Bin)
+        {
             let (_, missing) = crate::i18n::translate_command((command.definition)());
             for text in missing {
                 if !texts.contains(&text) {
@@ -192,7 +231,12 @@ fn generate(package: &Package, kind: &str, dir: &Path) -> std::io::Result<()> {
             .collect();
         return std::fs::write(dir.join(format!("{}.pot", package.name)), pot);
     }
-    for command in package.commands {
+    // The u7s helpers share names with system tools (systemctl): no pages or completions.
+    for command in package
+        .commands
+        .iter()
+        .filter(|c| c.placement == Placement::Bin)
+    {
         let definition = (command.definition)();
         if kind == "man-ru" {
             // A Russian page only where every text of the command is translated; `man -L ru`
@@ -445,6 +489,17 @@ macro_rules! command {
             main: $module::main,
             definition: <$module::Args as $crate::clap::CommandFactory>::command,
             implemented: $module::IMPLEMENTED,
+            placement: $crate::cli::Placement::Bin,
+        }
+    };
+    ($module:ident, u7s_libexec) => {
+        $crate::cli::Command {
+            name: $module::NAME,
+            aliases: &[],
+            main: $module::main,
+            definition: <$module::Args as $crate::clap::CommandFactory>::command,
+            implemented: $module::IMPLEMENTED,
+            placement: $crate::cli::Placement::U7sLibexec,
         }
     };
 }

@@ -18,6 +18,8 @@ pub mod image_ref;
 pub mod log;
 pub mod lookaside;
 pub mod nagios;
+#[cfg(feature = "oci-save")]
+pub mod oci_save;
 #[cfg(feature = "openpgp")]
 pub mod openpgp;
 pub mod policy;

@@ -118,14 +118,26 @@ impl RegistriesD {
             }
         };
         files.sort();
-        let mut merged = RegistriesD::default();
-        let mut default_from: Option<PathBuf> = None;
-        let mut scope_from: IndexMap<String, PathBuf> = IndexMap::new();
+        let mut texts = Vec::with_capacity(files.len());
         for path in files {
             let text = std::fs::read_to_string(&path).map_err(|source| RegistriesDError::Read {
                 path: path.clone(),
                 source,
             })?;
+            texts.push((path, text));
+        }
+        RegistriesD::merge(texts)
+    }
+
+    /// Merges the texts of registries.d files in the order given (callers sort by file name),
+    /// as containers/image does: one `default-docker` at most, each docker scope once.
+    pub fn merge(
+        files: impl IntoIterator<Item = (PathBuf, String)>,
+    ) -> Result<RegistriesD, RegistriesDError> {
+        let mut merged = RegistriesD::default();
+        let mut default_from: Option<PathBuf> = None;
+        let mut scope_from: IndexMap<String, PathBuf> = IndexMap::new();
+        for (path, text) in files {
             let file = RegistriesD::from_yaml(&text).map_err(|source| RegistriesDError::Parse {
                 path: path.clone(),
                 source,

@@ -10,9 +10,8 @@ mod follow;
 mod state;
 
 use std::ffi::OsString;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{ExitCode, Stdio};
+use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -30,7 +29,6 @@ pub const IMPLEMENTED: bool = true;
 
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/podsec/u7s/log/kubeapi";
 pub const MAIL_SUBJECT: &str = "Detected requests to the kubernetes cluster with excess authority";
-const SENDMAIL: &str = "/usr/sbin/sendmail";
 
 /// Commit at least this often while reading a large backlog (and at the end of every read).
 const BATCH_EVENTS: usize = 65536;
@@ -459,62 +457,37 @@ fn mail(state: &mut StateDir) -> Result<ExitCode, KubeapiError> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `$MAILTO` when set and non-empty, else root. It goes to sendmail as one argument after `--`
-/// and into a header: no option, no whitespace, no control characters.
+/// `$MAILTO` when set and non-empty, else root; checked as [`crate::mail::check_address`] does.
 fn mail_address(value: Option<String>) -> Result<String, KubeapiError> {
     match value {
         None => Ok("root".to_string()),
         Some(v) if v.is_empty() => Ok("root".to_string()),
-        Some(v) => {
-            if v.starts_with('-') || v.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                Err(KubeapiError::BadAddress(v))
-            } else {
-                Ok(v)
-            }
-        }
+        Some(v) => match crate::mail::check_address(&v) {
+            Ok(()) => Ok(v),
+            Err(_) => Err(KubeapiError::BadAddress(v)),
+        },
     }
 }
 
 fn send_mail(to: &str, body: &[u8], path: &Path) -> Result<(), KubeapiError> {
-    let failed = |detail: String| KubeapiError::Mail {
-        path: path.to_path_buf(),
-        to: to.to_string(),
-        detail,
-    };
-    let mut child = std::process::Command::new(SENDMAIL)
-        .args(["-i", "--", to])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| failed(format!("cannot run {SENDMAIL}: {e}")))?;
-    let mut message = format!(
-        "To: {to}\nSubject: {MAIL_SUBJECT}\nAuto-Submitted: auto-generated\n\
-         Content-Type: text/plain; charset=utf-8\n\n"
-    )
-    .into_bytes();
-    message.extend_from_slice(body);
-    let mut stdin = child.stdin.take().expect("piped");
-    let written = stdin.write_all(&message);
-    drop(stdin);
-    let output = child
-        .wait_with_output()
-        .map_err(|e| failed(e.to_string()))?;
-    written.map_err(|e| failed(format!("writing to {SENDMAIL}: {e}")))?;
-    if !output.status.success() {
-        return Err(failed(format!(
-            "{SENDMAIL} {}: {}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr).trim()
-        )));
-    }
-    Ok(())
+    // forbidden.log holds jq-style JSON lines: UTF-8 unless the apiserver wrote otherwise.
+    crate::mail::send(to, MAIL_SUBJECT, &String::from_utf8_lossy(body)).map_err(|e| {
+        KubeapiError::Mail {
+            path: path.to_path_buf(),
+            to: to.to_string(),
+            detail: match e {
+                crate::mail::MailError::Failed { detail, .. } => detail,
+                other => other.to_string(),
+            },
+        }
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::Parser;
+    use std::io::Write;
 
     #[test]
     fn exactly_one_mode_and_stray_tokens_are_accepted() {

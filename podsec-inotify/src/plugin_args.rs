@@ -51,8 +51,21 @@ pub struct PluginArgs {
     pub stray: Vec<String>,
 }
 
-pub const RANGES_HELP: &str = "Ranges are Nagios ranges: N (0..N), N: (>= N), ~:N (<= N), A:B, and @A:B (alert inside).\n\
-Exit status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN. Environment: none read. Must be run as root.";
+/// The common part of the plugins' help (a macro, so that each plugin can `concat!` it).
+#[macro_export]
+macro_rules! ranges_help {
+    () => {
+        "Ranges are Nagios ranges: N (0..N), N: (>= N), ~:N (<= N), :N, A:B, and @ before any of \
+them (alert inside). -c is the critical range of the journal and of Nagios, -w the Nagios warning \
+range, -a -f -h -m -l -d the journal ranges of Crash, Fatal, High, Middle, Low, Debug: a finding is \
+logged at the most severe level whose range its weight is outside of; the metric (sum of the \
+weights) against -w and -c gives the state, critical before warning.\n\
+Exit status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN. With -M, a report is mailed when the state \
+is not OK. Environment: none read. Must be run as root."
+    };
+}
+
+pub const RANGES_HELP: &str = ranges_help!();
 
 /// The plugin contract for a caller who is not root: UNKNOWN, on stdout.
 pub fn require_root(plugin_word: &str) -> Result<(), ExitCode> {

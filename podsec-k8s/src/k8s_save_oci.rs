@@ -1,15 +1,34 @@
-//! podsec-k8s-save-oci: OCI archives of the Kubernetes images of a platform (package podsec-dev).
+//! podsec-k8s-save-oci: OCI archives of the Kubernetes images of a platform (package
+//! podsec-dev), one `<oci_dir>/<arch>.tar.xz` per requested architecture, for
+//! podsec-load-sign-oci to push and sign into registry.local.
+//!
+//! Upstream defects fixed (24): every architecture of a comma list (or `all`) is archived, the
+//! platform argument is applied before anything is computed from it, nothing is installed on
+//! the archiving host (upstream installed the cluster's kubernetes packages there), and the
+//! messages say what is wrong. The image set is the one kubeadm of the chosen version pulls
+//! with the node's imageRepository `<registry>/<platform>`; archive names are
+//! `<platform>/<image>:<tag>`, which load-sign-oci pushes as `registry.local/<platform>/...`:
+//! exactly the names a node with `registry = "registry.local"` pulls.
 
 use std::ffi::OsString;
-use std::path::PathBuf;
-use std::process::ExitCode;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
 
 use clap::Parser;
-use podsec_common::cli::{self, NotRoot};
+use podsec_common::cli::{self, Failure, NotRoot};
+use podsec_common::oci_save::{self, SaveError, SourceImage};
+use podsec_common::profile::OsRelease;
+
+use crate::node_config::{KubeVersion, VersionError};
 
 pub const NAME: &str = "podsec-k8s-save-oci";
 /// Whether the command does its job yet (see `--status`).
-pub const IMPLEMENTED: bool = false;
+pub const IMPLEMENTED: bool = true;
+/// The registry of ALT's Kubernetes images.
+pub const ALT_REGISTRY: &str = "registry.altlinux.org";
+/// The native kubeadm that lists a version's images (pause, etcd and coredns tags are
+/// constants of kubeadm's minor). Only read, never installed.
+pub const KUBEADM: &str = "/usr/bin/kubeadm";
 
 /// Save the Kubernetes images that kubeadm will pull into per-architecture OCI archives
 /// <oci_dir>/<arch>.tar.xz, to be loaded with podsec-load-sign-oci.
@@ -17,7 +36,12 @@ pub const IMPLEMENTED: bool = false;
 #[command(
     name = NAME,
     version,
-    after_help = "Environment:\n  U7S_PLATFORM      platform of the images; default from /etc/os-release\n  U7S_KUBEVERSION   Kubernetes version of the images\nMust be run as root."
+    after_help = "Environment:\n  \
+U7S_PLATFORM      platform of the images when no platform argument is given; default from /etc/os-release\n  \
+U7S_KUBEVERSION   Kubernetes version of the images (vX.Y.Z); default the version of /usr/bin/kubeadm\n  \
+U7S_ALTREGISTRY   registry to copy from (default registry.altlinux.org; TLS is verified unless\n                    containers-registries.conf marks it insecure)\n\
+The image list comes from /usr/bin/kubeadm of the same minor (nothing is installed).\n\
+Example: podsec-k8s-save-oci /tmp/k8s amd64,arm64 c10f\nMust be run as root."
 )]
 pub struct Args {
     /// Directory to create for the archives (must not exist)
@@ -26,16 +50,258 @@ pub struct Args {
     /// Comma-separated architectures, or all (amd64,arm64,arm,ppc64le,386)
     #[arg(value_name = "arch")]
     pub arch: String,
-    /// Platform of the images (default: this host's)
+    /// Platform of the images (default: U7S_PLATFORM, else this host's)
     #[arg(value_name = "platform")]
     pub platform: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    NotRoot(#[from] NotRoot),
+    #[error("image archiving directory {0} already exists")]
+    Exists(PathBuf),
+    #[error(
+        "unknown architecture {0}; allowed: amd64 arm64 arm ppc64le 386, a comma list of them, or all"
+    )]
+    Arch(String),
+    #[error(
+        "the platform is unknown: give it as the third argument or set U7S_PLATFORM (this host's /etc/os-release names no ALT platform)"
+    )]
+    NoPlatform,
+    #[error(
+        "platform {0}: the k8s- prefix is no longer supported (images are under <registry>/<platform>/, e.g. c10f)"
+    )]
+    K8sPrefix(String),
+    #[error("invalid platform '{0}' (lower-case letters, digits, '.', '_', '-')")]
+    BadPlatform(String),
+    #[error("invalid registry '{0}' in U7S_ALTREGISTRY")]
+    BadRegistry(String),
+    #[error("U7S_KUBEVERSION: {0}")]
+    Version(#[from] VersionError),
+    #[error(
+        "{KUBEADM} is needed to list the images of Kubernetes {wanted} (set U7S_KUBEVERSION or install kubeadm of that minor): {detail}"
+    )]
+    NoKubeadm { wanted: String, detail: String },
+    #[error(
+        "{KUBEADM} is {found}: it lists the pause, etcd and coredns images of its own minor, not of {wanted}"
+    )]
+    KubeadmMinor { found: String, wanted: String },
+    #[error("kubeadm listed no images for {0}")]
+    NoImages(String),
+    #[error("kubeadm listed '{0}', which is not under the image repository")]
+    ForeignImage(String),
+    #[error(transparent)]
+    Save(SaveError),
+}
+
+impl From<SaveError> for Error {
+    fn from(error: SaveError) -> Error {
+        match error {
+            SaveError::Arch(arch) => Error::Arch(arch),
+            other => Error::Save(other),
+        }
+    }
+}
+
+impl Failure for Error {
+    fn exit_code(&self) -> u8 {
+        match self {
+            Error::Arch(_) => 2,
+            _ => 1,
+        }
+    }
 }
 
 pub fn main(argv: Vec<OsString>) -> ExitCode {
     cli::run_command(NAME, argv, run)
 }
 
-pub fn run(_args: Args) -> Result<ExitCode, NotRoot> {
+/// The platform: the argument, else a non-empty U7S_PLATFORM, else os-release's.
+pub fn platform(
+    argument: Option<&str>,
+    variable: Option<&str>,
+    os: &OsRelease,
+) -> Result<String, Error> {
+    let platform = argument
+        .filter(|p| !p.is_empty())
+        .or(variable.filter(|v| !v.is_empty()))
+        .map(str::to_string)
+        .or_else(|| os.alt_platform())
+        .ok_or(Error::NoPlatform)?;
+    if platform.starts_with("k8s-") {
+        return Err(Error::K8sPrefix(platform));
+    }
+    let valid = platform
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
+        && platform
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric());
+    if !valid {
+        return Err(Error::BadPlatform(platform));
+    }
+    Ok(platform)
+}
+
+/// The version of the installed kubeadm (`kubeadm version -o short`).
+fn kubeadm_version(wanted: &str) -> Result<KubeVersion, Error> {
+    let output = Command::new(KUBEADM)
+        .args(["version", "-o", "short"])
+        .output()
+        .map_err(|e| Error::NoKubeadm {
+            wanted: wanted.into(),
+            detail: e.to_string(),
+        })?;
+    let text = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    text.parse().map_err(|_| Error::NoKubeadm {
+        wanted: wanted.into(),
+        detail: format!("it reports version '{text}'"),
+    })
+}
+
+/// The images kubeadm pulls for `version` from `repository` (`registry/platform`).
+///
+/// A seam: kubeadm itself answers (`kubeadm config images list`), read-only. It is what
+/// `kubeadm init` pulls, by definition.
+pub fn kubernetes_images(version: &KubeVersion, repository: &str) -> Result<Vec<String>, Error> {
+    let installed = kubeadm_version(&version.to_string())?;
+    if !installed.same_minor(version) {
+        return Err(Error::KubeadmMinor {
+            found: installed.to_string(),
+            wanted: version.to_string(),
+        });
+    }
+    let output = Command::new(KUBEADM)
+        .args(["config", "images", "list", "--kubernetes-version"])
+        .arg(version.to_string())
+        .arg("--image-repository")
+        .arg(repository)
+        .output()
+        .map_err(|e| Error::NoKubeadm {
+            wanted: version.to_string(),
+            detail: e.to_string(),
+        })?;
+    if !output.status.success() {
+        return Err(Error::NoKubeadm {
+            wanted: version.to_string(),
+            detail: String::from_utf8_lossy(&output.stderr)
+                .trim()
+                .replace('\n', " "),
+        });
+    }
+    let images: Vec<String> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect();
+    if images.is_empty() {
+        return Err(Error::NoImages(version.to_string()));
+    }
+    Ok(images)
+}
+
+/// What to copy: from `docker://<image>` into the archive as the image without its registry.
+pub fn sources(images: &[String], registry: &str) -> Result<Vec<SourceImage>, Error> {
+    images
+        .iter()
+        .map(|image| {
+            let name = image
+                .strip_prefix(registry)
+                .and_then(|rest| rest.strip_prefix('/'))
+                .filter(|rest| rest.contains('/'))
+                .ok_or_else(|| Error::ForeignImage(image.clone()))?;
+            Ok(SourceImage {
+                source: format!("docker://{image}"),
+                name: name.to_string(),
+            })
+        })
+        .collect()
+}
+
+pub fn run(args: Args) -> Result<ExitCode, Error> {
     cli::require_root()?;
-    Ok(cli::not_implemented(NAME, 2))
+    let archs = oci_save::architectures(&args.arch)?;
+    let platform = platform(
+        args.platform.as_deref(),
+        std::env::var("U7S_PLATFORM").ok().as_deref(),
+        &OsRelease::load(Path::new("/")),
+    )?;
+    let registry = std::env::var("U7S_ALTREGISTRY")
+        .ok()
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(|| ALT_REGISTRY.to_string());
+    if registry.contains('/')
+        || podsec_common::image_ref::ImageRef::parse(&format!("{registry}/x/y:1")).is_err()
+    {
+        return Err(Error::BadRegistry(registry));
+    }
+    if args.oci_dir.exists() {
+        return Err(Error::Exists(args.oci_dir));
+    }
+    let version = match std::env::var("U7S_KUBEVERSION")
+        .ok()
+        .filter(|v| !v.is_empty())
+    {
+        Some(text) => text.parse::<KubeVersion>()?,
+        None => kubeadm_version("the installed kubeadm's version")?,
+    };
+    let repository = format!("{registry}/{platform}");
+    let images = kubernetes_images(&version, &repository)?;
+    let sources = sources(&images, &registry)?;
+    eprintln!(
+        "Saving {} images of Kubernetes {version} for platform {platform} from {repository} ({})",
+        sources.len(),
+        archs.join(", ")
+    );
+    oci_save::save(&args.oci_dir, &archs, &sources, |line| println!("{line}"))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_platform_argument_wins_and_is_checked_first() {
+        let alt = OsRelease::parse("ID=altlinux\nALT_BRANCH_ID=p11\n");
+        let debian = OsRelease::parse("ID=debian\n");
+        assert_eq!(platform(Some("c10f"), Some("p10"), &alt).unwrap(), "c10f");
+        assert_eq!(platform(None, Some("p10"), &alt).unwrap(), "p10");
+        assert_eq!(platform(None, None, &alt).unwrap(), "p11");
+        assert!(matches!(
+            platform(None, None, &debian),
+            Err(Error::NoPlatform)
+        ));
+        assert!(matches!(
+            platform(Some("k8s-c10f2"), None, &alt),
+            Err(Error::K8sPrefix(_))
+        ));
+        assert!(matches!(
+            platform(Some("../x"), None, &alt),
+            Err(Error::BadPlatform(_))
+        ));
+    }
+
+    #[test]
+    fn archive_names_drop_only_the_registry() {
+        let images = vec![
+            "registry.altlinux.org/c10f/kube-apiserver:v1.33.13".to_string(),
+            "registry.altlinux.org/c10f/coredns:v1.12.0".to_string(),
+        ];
+        let saved = sources(&images, "registry.altlinux.org").unwrap();
+        assert_eq!(saved[0].name, "c10f/kube-apiserver:v1.33.13");
+        assert_eq!(
+            saved[0].source,
+            "docker://registry.altlinux.org/c10f/kube-apiserver:v1.33.13"
+        );
+        assert_eq!(saved[1].name, "c10f/coredns:v1.12.0");
+        let foreign = vec!["registry.k8s.io/pause:3.10".to_string()];
+        assert!(matches!(
+            sources(&foreign, "registry.altlinux.org"),
+            Err(Error::ForeignImage(_))
+        ));
+    }
 }

@@ -3,6 +3,7 @@
 
 use podsec_common::cli::Package;
 use podsec_common::command;
+use u7s::{kubelet, nsenter_u7s, rootlessctl, rootlesskit, start_stop, systemctl};
 
 pub mod k8s_save_oci;
 pub mod node_config;
@@ -16,5 +17,11 @@ pub const PACKAGE: Package = Package {
     commands: &[
         command!(u7s_kubeadm, aliases = ["kubeadm"]),
         command!(k8s_save_oci),
+        command!(nsenter_u7s, u7s_libexec),
+        command!(rootlessctl, u7s_libexec),
+        command!(systemctl, u7s_libexec),
+        command!(rootlesskit, u7s_libexec),
+        command!(kubelet, u7s_libexec),
+        command!(start_stop, u7s_libexec),
     ],
 };

@@ -7,15 +7,12 @@
 //! image names as given.
 
 use std::ffi::OsString;
-use std::fs::File;
-use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::Parser;
 use podsec_common::cli::{self, Failure, NotRoot};
-use podsec_common::tr;
-
-use crate::oci_archive::ARCHITECTURES;
+use podsec_common::oci_save::{self, SaveError, SourceImage};
 
 pub const NAME: &str = "podsec-save-oci";
 /// Whether the command does its job yet (see `--status`).
@@ -53,17 +50,17 @@ pub enum Error {
     NoImages,
     #[error("invalid image name '{0}'")]
     BadImage(String),
-    #[error("copying {source_ref} for {arch}: {detail}")]
-    Copy {
-        source_ref: String,
-        arch: String,
-        detail: String,
-    },
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Save(SaveError),
+}
+
+impl From<SaveError> for Error {
+    fn from(error: SaveError) -> Error {
+        match error {
+            SaveError::Arch(arch) => Error::Arch(arch),
+            other => Error::Save(other),
+        }
+    }
 }
 
 impl Failure for Error {
@@ -81,18 +78,7 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
 
 /// The architectures of `archs|all`, each validated.
 pub fn architectures(text: &str) -> Result<Vec<&'static str>, Error> {
-    if text == "all" {
-        return Ok(ARCHITECTURES.to_vec());
-    }
-    text.split(',')
-        .map(|arch| {
-            ARCHITECTURES
-                .iter()
-                .copied()
-                .find(|a| *a == arch)
-                .ok_or_else(|| Error::Arch(arch.into()))
-        })
-        .collect()
+    Ok(oci_save::architectures(text)?)
 }
 
 /// A transport word as skopeo spells them (`docker://`, `containers-storage:`,
@@ -136,108 +122,18 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
     let registry = std::env::var("U7S_ALTREGISTRY")
         .ok()
         .filter(|r| !r.is_empty());
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| Error::Io { path, source }
-    };
-    std::fs::create_dir_all(&args.oci_dir).map_err(io(&args.oci_dir))?;
-    let policy = args.oci_dir.join(".accept-source.json");
-    // Saving copies what the source has; trust is decided when the archive is loaded and signed.
-    std::fs::write(
-        &policy,
-        r#"{"default":[{"type":"insecureAcceptAnything"}]}"#,
-    )
-    .map_err(io(&policy))?;
-    let result = save_all(
-        &args.oci_dir,
-        &archs,
-        &transport,
-        &images,
-        registry.as_deref(),
-        &policy,
-    );
-    let _ = std::fs::remove_file(&policy);
-    result?;
-    Ok(ExitCode::SUCCESS)
-}
-
-fn save_all(
-    dir: &Path,
-    archs: &[&str],
-    transport: &str,
-    images: &[String],
-    registry: Option<&str>,
-    policy: &Path,
-) -> Result<(), Error> {
-    for arch in archs {
-        let layout = dir.join(arch);
-        for image in images {
-            let source_ref = match registry {
+    let sources: Vec<SourceImage> = images
+        .iter()
+        .map(|image| SourceImage {
+            source: match &registry {
                 Some(registry) => format!("{transport}{registry}/{image}"),
                 None => format!("{transport}{image}"),
-            };
-            let destination = format!("oci:{}:{image}", layout.display());
-            let output = Command::new("skopeo")
-                .arg("--policy")
-                .arg(policy)
-                .args([
-                    "--override-arch",
-                    arch,
-                    "copy",
-                    "--remove-signatures",
-                    "--quiet",
-                    &source_ref,
-                    &destination,
-                ])
-                .output()
-                .map_err(|e| Error::Copy {
-                    source_ref: source_ref.clone(),
-                    arch: arch.to_string(),
-                    detail: e.to_string(),
-                })?;
-            if !output.status.success() {
-                return Err(Error::Copy {
-                    source_ref,
-                    arch: arch.to_string(),
-                    detail: String::from_utf8_lossy(&output.stderr)
-                        .trim()
-                        .replace('\n', " "),
-                });
-            }
-            println!(
-                "{}",
-                tr!("{arch}: saved {image}", arch = arch, image = source_ref)
-            );
-        }
-        let archive = dir.join(format!("{arch}.tar.xz"));
-        pack(dir, arch, &archive)?;
-        std::fs::remove_dir_all(&layout).map_err(|source| Error::Io {
-            path: layout.clone(),
-            source,
-        })?;
-        println!("{arch}: {}", archive.display());
-    }
-    Ok(())
-}
-
-/// `tar -C dir -cf - arch | xz -9`, written to a temporary name and renamed when complete.
-fn pack(dir: &Path, arch: &str, archive: &Path) -> Result<(), Error> {
-    let io = |source| Error::Io {
-        path: archive.to_path_buf(),
-        source,
-    };
-    let temp = tempfile::Builder::new()
-        .prefix(".archive.")
-        .tempfile_in(dir)
-        .map_err(io)?;
-    let encoder = xz2::write::XzEncoder::new(temp.as_file().try_clone().map_err(io)?, 9);
-    let mut tar = tar::Builder::new(encoder);
-    tar.append_dir_all(arch, dir.join(arch)).map_err(io)?;
-    let encoder = tar.into_inner().map_err(io)?;
-    let file: File = encoder.finish().map_err(io)?;
-    file.sync_all().map_err(io)?;
-    temp.persist(archive).map_err(|e| io(e.error))?;
-    Ok(())
+            },
+            name: image.clone(),
+        })
+        .collect();
+    oci_save::save(&args.oci_dir, &archs, &sources, |line| println!("{line}"))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(test)]

@@ -3,3 +3,4 @@ pub mod k8s;
 pub mod rpm;
 pub mod sandbox;
 pub mod trivy;
+pub mod u7s;

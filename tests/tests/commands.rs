@@ -45,6 +45,18 @@ const COMMANDS: &[(&str, &str, bool)] = &[
     ),
 ];
 
+/// The u7s runtime's helpers: commands of podsec-k8s linked only into
+/// /usr/libexec/podsec/u7s/bin (no /usr/bin link, man page or completion: some share names with
+/// system tools), and whether they answer --help themselves (the wrappers pass it on).
+const U7S_HELPERS: &[(&str, bool)] = &[
+    ("nsenter_u7s", true),
+    ("rootlessctl", false),
+    ("systemctl", false),
+    ("u7s-rootlesskit", true),
+    ("u7s-kubelet", true),
+    ("u7s-start-stop", true),
+];
+
 /// Arguments a stub accepts (its upstream synopsis), to reach "not implemented".
 fn valid_args(name: &str) -> &'static [&'static str] {
     match name {
@@ -90,7 +102,12 @@ fn implemented() -> Vec<String> {
             }
         }
     }
-    let mut expected: Vec<String> = COMMANDS.iter().map(|c| c.0.to_string()).collect();
+    let mut expected: Vec<String> = COMMANDS
+        .iter()
+        .map(|c| c.0)
+        .chain(U7S_HELPERS.iter().map(|h| h.0))
+        .map(str::to_string)
+        .collect();
     listed.sort();
     expected.sort();
     assert_eq!(
@@ -176,11 +193,78 @@ fn make_install_layout_has_every_name_and_help_works() {
     }
     let count = std::fs::read_dir(root.join("usr/bin")).unwrap().count();
     assert_eq!(count, COMMANDS.len() + 4, "unexpected files in bin/");
+    let u7s_bin = root.join("usr/libexec/podsec/u7s/bin");
+    let mut linked: Vec<String> = std::fs::read_dir(&u7s_bin)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    linked.sort();
+    let mut expected: Vec<String> = U7S_HELPERS
+        .iter()
+        .map(|h| h.0.to_string())
+        .chain(["kubeadm".to_string()])
+        .collect();
+    expected.sort();
+    assert_eq!(
+        linked, expected,
+        "unexpected files in libexec/podsec/u7s/bin/"
+    );
+    for (helper, answers_help) in U7S_HELPERS {
+        assert_eq!(
+            std::fs::read_link(u7s_bin.join(helper)).unwrap(),
+            Path::new("/usr/bin/podsec-k8s"),
+            "{helper}"
+        );
+        assert!(
+            !root.join("usr/bin").join(helper).exists(),
+            "{helper} in bin/"
+        );
+        assert!(
+            !root.join(format!("usr/share/man/man1/{helper}.1")).exists(),
+            "{helper}: a man page would shadow the system's"
+        );
+        if *answers_help {
+            let help = Command::new(root.join("usr/bin/podsec-k8s"))
+                .arg0(helper)
+                .arg("--help")
+                .output()
+                .unwrap();
+            assert!(
+                String::from_utf8_lossy(&help.stdout).contains(&format!("Usage: {helper}")),
+                "{helper} --help"
+            );
+        }
+    }
+    for unit in [
+        "lib/systemd/system/u7s.service",
+        "lib/systemd/system/user@.service.d/delegate.conf",
+        "lib/systemd/user/rootlesskit.service",
+        "lib/systemd/user/kubelet.service",
+    ] {
+        let meta = std::fs::metadata(root.join("usr").join(unit)).unwrap();
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
+            0o644,
+            "{unit}"
+        );
+    }
     let kubeadm = root.join("usr/libexec/podsec/u7s/bin/kubeadm");
     assert_eq!(
         std::fs::read_link(&kubeadm).unwrap(),
         Path::new("/usr/bin/podsec-u7s-kubeadm")
     );
+    // The nagwad filter of the monitoring lines.
+    let sed = root.join("etc/nagwad/podsec.sed");
+    assert_eq!(
+        std::fs::read(&sed).unwrap(),
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../rpm/nagwad/podsec.sed"))
+            .unwrap()
+    );
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&sed).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o644);
+    }
     // The link resolves inside the install tree as it will on the host.
     let via_alias = Command::new(root.join("usr/bin/podsec-k8s"))
         .arg0("kubeadm")

@@ -314,7 +314,11 @@ fn units_presets_and_scriptlets_agree() {
     assert!(!units.is_empty(), "the packages ship units");
     let mut by_package: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
     for (package, path, text) in units {
-        let name = path.rsplit('/').next().unwrap().to_string();
+        // The unit, or the drop-in directory and file (user@.service.d/delegate.conf).
+        let name = path
+            .strip_prefix(&format!("{UNITDIR}/"))
+            .unwrap()
+            .to_string();
         // Units land in the package of their prefix.
         let expected = if name.starts_with("podsec-inotify-") {
             "podsec-inotify"
@@ -354,10 +358,17 @@ fn units_presets_and_scriptlets_agree() {
                 "{package}: %preun disables {name}"
             );
             let enabled = preset[name] == "enable";
-            // What must run by default runs; timers run; a watcher that only applies to some
-            // nodes is enabled only with a condition that keeps it quiet elsewhere.
-            if name.ends_with(".timer") || name == "podsec-inotify-check-containers.service" {
+            // What must run by default runs, the timers too (but check-vuln's: it needs a
+            // trivy server, so the administrator enables it); a watcher that only applies to
+            // some nodes is enabled only with a condition that keeps it quiet elsewhere.
+            let needs_a_server = name == "podsec-inotify-check-vuln.timer";
+            if (name.ends_with(".timer") && !needs_a_server)
+                || name == "podsec-inotify-check-containers.service"
+            {
                 assert!(enabled, "{name} is enabled by default");
+            }
+            if needs_a_server {
+                assert!(!enabled, "{name} waits for a trivy server");
             }
             if name == "podsec-inotify-check-kubeapi.service" && enabled {
                 assert!(

@@ -264,22 +264,16 @@ impl SafeDir {
     /// descriptor. `Ok(false)` when the file system has no such attribute.
     pub fn set_immutable(&self, immutable: bool) -> Result<bool, FileError> {
         use std::os::fd::AsRawFd;
-        const FS_IMMUTABLE_FL: nix::libc::c_long = 0x10;
-        nix::ioctl_read!(get_flags, b'f', 1, nix::libc::c_long);
-        nix::ioctl_write_ptr!(set_flags, b'f', 2, nix::libc::c_long);
-        let mut flags: nix::libc::c_long = 0;
-        // SAFETY: FS_IOC_GETFLAGS/SETFLAGS read and write one long through valid pointers.
-        match unsafe { get_flags(self.fd.as_raw_fd(), &mut flags) } {
-            Ok(_) => {}
-            Err(Errno::ENOTTY | Errno::EOPNOTSUPP | Errno::EINVAL) => return Ok(false),
-            Err(e) => return Err(io_error(&self.path, e)),
-        }
+        let Some(flags) = inode_flags(self.fd.as_fd()).map_err(|e| io_error(&self.path, e))? else {
+            return Ok(false);
+        };
         let wanted = if immutable {
             flags | FS_IMMUTABLE_FL
         } else {
             flags & !FS_IMMUTABLE_FL
         };
         if wanted != flags {
+            // SAFETY: FS_IOC_SETFLAGS reads one long through a valid pointer.
             match unsafe { set_flags(self.fd.as_raw_fd(), &wanted) } {
                 Ok(_) => {}
                 Err(Errno::ENOTTY | Errno::EOPNOTSUPP | Errno::EINVAL) => return Ok(false),
@@ -301,6 +295,29 @@ impl SafeDir {
         )
         .map_err(|e| io_error(&self.path.join(name), e))
     }
+}
+
+const FS_IMMUTABLE_FL: nix::libc::c_long = 0x10;
+nix::ioctl_read!(get_flags, b'f', 1, nix::libc::c_long);
+nix::ioctl_write_ptr!(set_flags, b'f', 2, nix::libc::c_long);
+
+/// The inode flags (`lsattr`) of an open file or directory; `None` where the file system has
+/// none.
+fn inode_flags(fd: std::os::fd::BorrowedFd<'_>) -> nix::Result<Option<nix::libc::c_long>> {
+    use std::os::fd::AsRawFd;
+    let mut flags: nix::libc::c_long = 0;
+    // SAFETY: FS_IOC_GETFLAGS writes one long through a valid pointer.
+    match unsafe { get_flags(fd.as_raw_fd(), &mut flags) } {
+        Ok(_) => Ok(Some(flags)),
+        Err(Errno::ENOTTY | Errno::EOPNOTSUPP | Errno::EINVAL) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether an open file or directory is immutable (`chattr +i`); `None` where the file system
+/// has no attributes.
+pub(crate) fn immutable_flag(fd: std::os::fd::BorrowedFd<'_>) -> nix::Result<Option<bool>> {
+    Ok(inode_flags(fd)?.map(|flags| flags & FS_IMMUTABLE_FL != 0))
 }
 
 /// Unpredictable enough for temporary names (they are created with `O_EXCL` anyway).

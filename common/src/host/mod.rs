@@ -1,6 +1,7 @@
 //! The one seam to the machine. Commands read and change the host only through here, so that
 //! symlink safety, atomic replacement, modes and exact group membership live in one place.
 
+pub mod beneath;
 pub mod files;
 pub mod hosts;
 pub mod net;

@@ -129,6 +129,143 @@ pub fn is_member(user: &Account, group: &str) -> Result<bool, AccountError> {
     Ok(groups_of(user)?.iter().any(|g| g == group))
 }
 
+/// Every account of the system database (`getpwent`, so NSS sources beyond /etc/passwd count),
+/// in database order, each name once. Not thread-safe against other `getpwent` users (the C
+/// library keeps one cursor); the commands call it from one thread.
+pub fn all_accounts() -> Vec<Account> {
+    let mut accounts: Vec<Account> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    // SAFETY: setpwent/getpwent/endpwent are used from this thread only; each returned entry is
+    // copied out before the next call overwrites it.
+    unsafe {
+        nix::libc::setpwent();
+        loop {
+            let entry = nix::libc::getpwent();
+            if entry.is_null() {
+                break;
+            }
+            let entry = &*entry;
+            let text = |p: *const nix::libc::c_char| {
+                if p.is_null() {
+                    String::new()
+                } else {
+                    std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
+                }
+            };
+            let name = text(entry.pw_name);
+            if name.is_empty() || !seen.insert(name.clone()) {
+                continue;
+            }
+            accounts.push(Account {
+                name,
+                uid: entry.pw_uid,
+                gid: entry.pw_gid,
+                home: PathBuf::from(text(entry.pw_dir)),
+                shell: PathBuf::from(text(entry.pw_shell)),
+            });
+        }
+        nix::libc::endpwent();
+    }
+    accounts
+}
+
+/// The group database read once (`getgrent`): exact membership for many accounts without one
+/// `getgrouplist` scan of the database per account.
+#[derive(Debug, Clone, Default)]
+pub struct GroupIndex {
+    names: std::collections::HashMap<u32, String>,
+    gids: std::collections::HashMap<String, u32>,
+    /// Supplementary memberships: user name -> gids.
+    members: std::collections::HashMap<String, Vec<u32>>,
+}
+
+impl GroupIndex {
+    /// Reads the whole group database. Not thread-safe against other `getgrent` users.
+    pub fn load() -> GroupIndex {
+        let mut index = GroupIndex::default();
+        // SAFETY: as in all_accounts: one thread, entries copied out before the next call.
+        unsafe {
+            nix::libc::setgrent();
+            loop {
+                let entry = nix::libc::getgrent();
+                if entry.is_null() {
+                    break;
+                }
+                let entry = &*entry;
+                if entry.gr_name.is_null() {
+                    continue;
+                }
+                let name = std::ffi::CStr::from_ptr(entry.gr_name)
+                    .to_string_lossy()
+                    .into_owned();
+                let gid = entry.gr_gid;
+                index.names.entry(gid).or_insert_with(|| name.clone());
+                index.gids.entry(name).or_insert(gid);
+                let mut member = entry.gr_mem;
+                while !member.is_null() && !(*member).is_null() {
+                    let user = std::ffi::CStr::from_ptr(*member)
+                        .to_string_lossy()
+                        .into_owned();
+                    let gids = index.members.entry(user).or_default();
+                    if !gids.contains(&gid) {
+                        gids.push(gid);
+                    }
+                    member = member.add(1);
+                }
+            }
+            nix::libc::endgrent();
+        }
+        index
+    }
+
+    /// An index from explicit entries `(group, gid, members)`, for tests.
+    pub fn from_entries<'a>(
+        entries: impl IntoIterator<Item = (&'a str, u32, &'a [&'a str])>,
+    ) -> GroupIndex {
+        let mut index = GroupIndex::default();
+        for (name, gid, members) in entries {
+            index.names.entry(gid).or_insert_with(|| name.to_string());
+            index.gids.entry(name.to_string()).or_insert(gid);
+            for user in members {
+                let gids = index.members.entry(user.to_string()).or_default();
+                if !gids.contains(&gid) {
+                    gids.push(gid);
+                }
+            }
+        }
+        index
+    }
+
+    pub fn gid(&self, group: &str) -> Option<u32> {
+        self.gids.get(group).copied()
+    }
+
+    /// The primary gid and every supplementary gid of `account`, each once.
+    pub fn gids_of(&self, account: &Account) -> Vec<u32> {
+        let mut gids = vec![account.gid];
+        for gid in self.members.get(&account.name).into_iter().flatten() {
+            if !gids.contains(gid) {
+                gids.push(*gid);
+            }
+        }
+        gids
+    }
+
+    /// The names of those groups (a gid without a name is left out).
+    pub fn groups_of(&self, account: &Account) -> Vec<String> {
+        self.gids_of(account)
+            .iter()
+            .filter_map(|gid| self.names.get(gid).cloned())
+            .collect()
+    }
+
+    /// Exact membership (primary or supplementary) by group name.
+    pub fn is_member(&self, account: &Account, group: &str) -> bool {
+        self.gid(group)
+            .is_some_and(|gid| self.gids_of(account).contains(&gid))
+    }
+}
+
 fn run_tool(program: &'static str, args: &[&str], name: &str) -> Result<(), AccountError> {
     let output = Command::new(program)
         .args(args)
@@ -279,6 +416,47 @@ mod tests {
         ] {
             assert!(!valid_account_name(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn group_index_matches_exactly_and_counts_the_primary_group() {
+        let index = GroupIndex::from_entries([
+            ("podman", 100, &["alice"][..]),
+            ("podman_dev", 101, &["bob"][..]),
+            ("podman_dev2", 102, &["carol"][..]),
+            ("users", 1000, &[][..]),
+        ]);
+        let account = |name: &str, gid| Account {
+            name: name.into(),
+            uid: 2000,
+            gid,
+            home: "/home/x".into(),
+            shell: "/bin/sh".into(),
+        };
+        let alice = account("alice", 1000);
+        assert_eq!(index.groups_of(&alice), ["users", "podman"]);
+        assert!(index.is_member(&alice, "podman"));
+        assert!(!index.is_member(&alice, "podman_dev"));
+        let carol = account("carol", 1000);
+        assert!(!index.is_member(&carol, "podman_dev"), "substring match");
+        assert!(!index.is_member(&carol, "podman"), "substring match");
+        let dave = account("dave", 100);
+        assert!(index.is_member(&dave, "podman"), "primary group");
+        assert!(!index.is_member(&dave, "no-such-group"));
+    }
+
+    #[test]
+    fn the_databases_enumerate_root() {
+        let accounts = all_accounts();
+        let root = accounts.iter().find(|a| a.name == "root").expect("root");
+        assert_eq!(root.uid, 0);
+        let index = GroupIndex::load();
+        assert!(index.is_member(root, "root"));
+        let mut ours = index.groups_of(root);
+        let mut libc = groups_of(root).unwrap();
+        ours.sort();
+        libc.sort();
+        assert_eq!(ours, libc);
     }
 
     #[test]

@@ -3,8 +3,12 @@
 //! upstream's fixed 6443.
 
 use std::fmt;
+use std::io::{Read, Write};
 use std::net::Ipv4Addr;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
 use std::str::FromStr;
+use std::time::Duration;
 
 use crate::node_config::{CniPlugin, Role};
 
@@ -137,6 +141,59 @@ pub fn first_duplicate(ports: &[PortSpec]) -> Option<&PortSpec> {
         .enumerate()
         .find(|(i, port)| ports[..*i].iter().any(|earlier| earlier.same_parent(port)))
         .map(|(_, port)| port)
+}
+
+/// The ports RootlessKit's API (`GET /v1/ports` on the state directory's api.sock) reports as
+/// published.
+pub fn published(api_socket: &Path) -> std::io::Result<Vec<PortSpec>> {
+    let mut stream = UnixStream::connect(api_socket)?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(5)))?;
+    // HTTP/1.0: the answer comes with Content-Length, never chunked.
+    stream.write_all(b"GET /v1/ports HTTP/1.0\r\nHost: rootlesskit\r\n\r\n")?;
+    let mut response = Vec::new();
+    stream.take(1 << 20).read_to_end(&mut response)?;
+    let text = String::from_utf8_lossy(&response);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other("RootlessKit API: no HTTP response"))?;
+    if !head.starts_with("HTTP/1.0 200") && !head.starts_with("HTTP/1.1 200") {
+        return Err(std::io::Error::other(format!(
+            "RootlessKit API: {}",
+            head.lines().next().unwrap_or_default()
+        )));
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Spec {
+        proto: String,
+        #[serde(rename = "parentIP", default)]
+        parent_ip: String,
+        parent_port: u16,
+        child_port: u16,
+    }
+    #[derive(serde::Deserialize)]
+    struct Status {
+        spec: Spec,
+    }
+    let statuses: Vec<Status> = serde_json::from_str(body)
+        .map_err(|e| std::io::Error::other(format!("RootlessKit API: {e}")))?;
+    Ok(statuses
+        .into_iter()
+        .filter_map(|s| {
+            let protocol = match s.spec.proto.as_str() {
+                "tcp" | "tcp4" => Protocol::Tcp,
+                "udp" | "udp4" => Protocol::Udp,
+                _ => return None,
+            };
+            Some(PortSpec {
+                parent_ip: s.spec.parent_ip.parse().unwrap_or(Ipv4Addr::UNSPECIFIED),
+                parent_port: s.spec.parent_port,
+                child_port: s.spec.child_port,
+                protocol,
+            })
+        })
+        .collect())
 }
 
 #[cfg(test)]

@@ -1,0 +1,165 @@
+//! Per-architecture OCI archives of images, the format podsec-load-sign-oci reads:
+//! `<dir>/<arch>.tar.xz` holding `<arch>/` as an OCI image layout whose images are named by
+//! `org.opencontainers.image.ref.name`. Shared by podsec-save-oci and podsec-k8s-save-oci.
+//!
+//! Each image is copied by skopeo for each architecture (`--override-arch`, so a multi-arch
+//! source gives every archive its own platform's image), without signatures: trust is decided
+//! when the archive is loaded and signed. An archive appears complete (written to a temporary
+//! name, renamed) or not at all.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The architectures podsec archives, by their OCI names.
+pub const ARCHITECTURES: [&str; 5] = ["amd64", "arm64", "arm", "ppc64le", "386"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum SaveError {
+    #[error("unknown architecture {0}; allowed: amd64 arm64 arm ppc64le 386 or all")]
+    Arch(String),
+    #[error("copying {source_ref} for {arch}: {detail}")]
+    Copy {
+        source_ref: String,
+        arch: String,
+        detail: String,
+    },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The architectures of `archs|all` (comma-separated), each validated.
+pub fn architectures(text: &str) -> Result<Vec<&'static str>, SaveError> {
+    if text == "all" {
+        return Ok(ARCHITECTURES.to_vec());
+    }
+    text.split(',')
+        .map(|arch| {
+            ARCHITECTURES
+                .iter()
+                .copied()
+                .find(|a| *a == arch)
+                .ok_or_else(|| SaveError::Arch(arch.into()))
+        })
+        .collect()
+}
+
+/// One image to archive: where skopeo reads it (`docker://…`, `containers-storage:…`) and its
+/// name in the archive (`c10f/pause:3.10`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceImage {
+    pub source: String,
+    pub name: String,
+}
+
+/// Creates `dir` (which must not exist: the caller checks) and writes `<dir>/<arch>.tar.xz` for
+/// every architecture; `progress` hears one line per image and archive.
+pub fn save(
+    dir: &Path,
+    archs: &[&str],
+    images: &[SourceImage],
+    mut progress: impl FnMut(&str),
+) -> Result<(), SaveError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| SaveError::Io { path, source }
+    };
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let policy = dir.join(".accept-source.json");
+    // Saving copies what the source has; trust is decided when the archive is loaded and signed.
+    std::fs::write(
+        &policy,
+        r#"{"default":[{"type":"insecureAcceptAnything"}]}"#,
+    )
+    .map_err(io(&policy))?;
+    let result = save_all(dir, archs, images, &policy, &mut progress);
+    let _ = std::fs::remove_file(&policy);
+    result
+}
+
+fn save_all(
+    dir: &Path,
+    archs: &[&str],
+    images: &[SourceImage],
+    policy: &Path,
+    progress: &mut impl FnMut(&str),
+) -> Result<(), SaveError> {
+    for arch in archs {
+        let layout = dir.join(arch);
+        for image in images {
+            let destination = format!("oci:{}:{}", layout.display(), image.name);
+            let output = Command::new("skopeo")
+                .arg("--policy")
+                .arg(policy)
+                .args([
+                    "--override-arch",
+                    arch,
+                    "copy",
+                    "--remove-signatures",
+                    "--quiet",
+                    &image.source,
+                    &destination,
+                ])
+                .output()
+                .map_err(|e| SaveError::Copy {
+                    source_ref: image.source.clone(),
+                    arch: arch.to_string(),
+                    detail: e.to_string(),
+                })?;
+            if !output.status.success() {
+                return Err(SaveError::Copy {
+                    source_ref: image.source.clone(),
+                    arch: arch.to_string(),
+                    detail: String::from_utf8_lossy(&output.stderr)
+                        .trim()
+                        .replace('\n', " "),
+                });
+            }
+            progress(&format!("{arch}: saved {}", image.source));
+        }
+        let archive = dir.join(format!("{arch}.tar.xz"));
+        pack(dir, arch, &archive)?;
+        std::fs::remove_dir_all(&layout).map_err(|source| SaveError::Io {
+            path: layout.clone(),
+            source,
+        })?;
+        progress(&format!("{arch}: {}", archive.display()));
+    }
+    Ok(())
+}
+
+/// `tar -C dir -cf - arch | xz -9`, written to a temporary name and renamed when complete.
+fn pack(dir: &Path, arch: &str, archive: &Path) -> Result<(), SaveError> {
+    let io = |source| SaveError::Io {
+        path: archive.to_path_buf(),
+        source,
+    };
+    let temp = tempfile::Builder::new()
+        .prefix(".archive.")
+        .tempfile_in(dir)
+        .map_err(io)?;
+    let encoder = xz2::write::XzEncoder::new(temp.as_file().try_clone().map_err(io)?, 9);
+    let mut tar = tar::Builder::new(encoder);
+    tar.append_dir_all(arch, dir.join(arch)).map_err(io)?;
+    let encoder = tar.into_inner().map_err(io)?;
+    let file: File = encoder.finish().map_err(io)?;
+    file.sync_all().map_err(io)?;
+    temp.persist(archive).map_err(|e| io(e.error))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_architecture_is_validated() {
+        assert_eq!(architectures("amd64,arm64").unwrap(), ["amd64", "arm64"]);
+        assert_eq!(architectures("all").unwrap().len(), 5);
+        assert!(matches!(architectures("amd64,sparc"), Err(SaveError::Arch(a)) if a == "sparc"));
+        assert!(architectures("").is_err());
+    }
+}

@@ -1,0 +1,459 @@
+//! The accounts the plugins check and the container configuration that applies to each, found
+//! as podman itself finds it and read as root without following anything a user planted:
+//!
+//! - accounts from the account database (NSS), groups from the group database, membership exact;
+//! - policy.json: `~/.config/containers/policy.json` when it exists, else the system file;
+//! - registries.d: `~/.config/containers/registries.d` when it exists, else the system
+//!   directory; every `*.yaml` merged (upstream read only default.yaml);
+//! - container storage: see [`crate::image_store`].
+//!
+//! Everything below a home directory is read through [`Tree`] (no link out of the home, regular
+//! files only, bounded sizes). The system files are read once and shared.
+
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use podsec_common::cli::error_chain;
+use podsec_common::host::beneath::Tree;
+use podsec_common::host::users::{Account, GroupIndex};
+use podsec_common::policy::Policy;
+use podsec_common::registries_d::RegistriesD;
+
+use crate::image_store::{self, ImageStore, Location, SystemStorage};
+
+pub const GROUP_PODMAN: &str = "podman";
+pub const GROUP_PODMAN_DEV: &str = "podman_dev";
+/// A user's own configuration directory, below the home.
+pub const USER_CONFIG_DIR: &str = ".config/containers";
+
+const MAX_POLICY: u64 = 4 << 20;
+const MAX_YAML: u64 = 1 << 20;
+
+/// The system paths (tests point them elsewhere).
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub policy: PathBuf,
+    pub registries_d: PathBuf,
+    pub storage_conf: Vec<PathBuf>,
+}
+
+impl Default for Paths {
+    fn default() -> Paths {
+        Paths {
+            policy: "/etc/containers/policy.json".into(),
+            registries_d: "/etc/containers/registries.d".into(),
+            storage_conf: vec![
+                "/etc/containers/storage.conf".into(),
+                "/usr/share/containers/storage.conf".into(),
+            ],
+        }
+    }
+}
+
+/// A configuration file or directory in force for a user, and whether it is the user's own.
+#[derive(Debug, Clone)]
+pub struct Sourced<T> {
+    pub path: PathBuf,
+    pub own: bool,
+    pub value: Result<Rc<T>, String>,
+}
+
+/// One account and its container configuration.
+#[derive(Debug)]
+pub struct UserConfig {
+    pub account: Account,
+    pub groups: Vec<String>,
+    pub gids: Vec<u32>,
+    pub in_podman: bool,
+    pub in_podman_dev: bool,
+    /// The home directory, open (None when it does not exist).
+    pub home: Option<Tree>,
+    /// `~/.config/containers`, open (None when missing).
+    pub config_dir: Option<Tree>,
+    pub policy: Sourced<Policy>,
+    pub registries_d: Sourced<RegistriesD>,
+    pub storage: Location,
+    /// Whether the user has their own `~/.config/containers/storage.conf`.
+    pub own_storage_conf: bool,
+}
+
+impl UserConfig {
+    pub fn is_root(&self) -> bool {
+        self.account.uid == 0
+    }
+
+    pub fn name(&self) -> &str {
+        &self.account.name
+    }
+
+    /// The storage, opened now (None when the graphroot does not exist). Not opened for every
+    /// account up front: most checks do not need it.
+    pub fn store(&self) -> Result<Option<ImageStore>, String> {
+        ImageStore::open(&self.storage, self.home.as_ref()).map_err(|e| error_chain(&e))
+    }
+}
+
+/// What is known about an account before deciding whether to check it.
+#[derive(Debug, Clone, Copy)]
+pub struct Candidate<'a> {
+    pub account: &'a Account,
+    pub in_podman: bool,
+    pub in_podman_dev: bool,
+    storage: &'a Location,
+    home: Option<&'a Tree>,
+}
+
+impl Candidate<'_> {
+    /// Whether the account has container storage (looked at only when asked). Storage that
+    /// cannot be opened counts as present, so that the error is reported, not skipped.
+    pub fn has_storage(&self) -> bool {
+        !matches!(ImageStore::open(self.storage, self.home), Ok(None))
+    }
+}
+
+/// The system configuration, read once.
+struct System {
+    policy: Sourced<Policy>,
+    registries_d: Sourced<RegistriesD>,
+    storage: Result<SystemStorage, String>,
+}
+
+impl System {
+    fn load(paths: &Paths) -> System {
+        let policy = std::fs::read_to_string(&paths.policy)
+            .map_err(|e| format!("{}: {e}", paths.policy.display()))
+            .and_then(|text| {
+                Policy::from_json(&text)
+                    .map_err(|e| format!("{}: {}", paths.policy.display(), error_chain(&e)))
+            });
+        let registries_d = RegistriesD::load_dir(&paths.registries_d).map_err(|e| error_chain(&e));
+        System {
+            policy: Sourced {
+                path: paths.policy.clone(),
+                own: false,
+                value: policy.map(Rc::new),
+            },
+            registries_d: Sourced {
+                path: paths.registries_d.clone(),
+                own: false,
+                value: registries_d.map(Rc::new),
+            },
+            storage: SystemStorage::load(&paths.storage_conf).map_err(|e| error_chain(&e)),
+        }
+    }
+}
+
+/// Reads the configuration of every account `want` selects and hands each to `visit`, one at
+/// a time (its open directories are closed before the next account is read, so thousands of
+/// users do not need thousands of descriptors). Root (uid 0, the first such account) comes
+/// first, the others by name. Returns what could not be read; `visit` may add to it.
+pub fn visit(
+    paths: &Paths,
+    accounts: &[Account],
+    groups: &GroupIndex,
+    want: impl Fn(&Candidate) -> bool,
+    mut visit: impl FnMut(UserConfig, &mut Vec<String>),
+) -> Vec<String> {
+    let system = System::load(paths);
+    let mut errors = Vec::new();
+    let system_storage = match &system.storage {
+        Ok(storage) => storage.clone(),
+        Err(e) => {
+            errors.push(e.clone());
+            SystemStorage::default()
+        }
+    };
+    let mut ordered: Vec<&Account> = accounts.iter().collect();
+    ordered.sort_by(|a, b| (a.uid != 0, &a.name).cmp(&(b.uid != 0, &b.name)));
+    let mut root_seen = false;
+    for account in ordered {
+        if account.uid == 0 {
+            // Other uid-0 names (toor) are the same user with the same files.
+            if root_seen {
+                continue;
+            }
+            root_seen = true;
+        }
+        match user_config(account, groups, &system, &system_storage, &want) {
+            Ok(Some(user)) => visit(user, &mut errors),
+            Ok(None) => {}
+            Err(e) => errors.push(format!("user {}: {e}", quote(&account.name))),
+        }
+    }
+    errors
+}
+
+fn quote(name: &str) -> String {
+    serde_json::to_string(name).expect("a string serialises")
+}
+
+fn user_config(
+    account: &Account,
+    groups: &GroupIndex,
+    system: &System,
+    system_storage: &SystemStorage,
+    want: &impl Fn(&Candidate) -> bool,
+) -> Result<Option<UserConfig>, String> {
+    let in_podman = groups.is_member(account, GROUP_PODMAN);
+    let in_podman_dev = groups.is_member(account, GROUP_PODMAN_DEV);
+    let home = if account.home.is_absolute() && account.home != Path::new("/") {
+        Tree::open(&account.home).map_err(|e| error_chain(&e))?
+    } else {
+        None
+    };
+    let config_dir = match &home {
+        Some(home) => home
+            .subtree(Path::new(USER_CONFIG_DIR))
+            .map_err(|e| error_chain(&e))?,
+        None => None,
+    };
+    let (storage, own_storage_conf) = if account.uid == 0 {
+        (image_store::root_location(system_storage), false)
+    } else {
+        let own = match &config_dir {
+            Some(dir) => image_store::read_user_conf(dir).map_err(|e| error_chain(&e))?,
+            None => None,
+        };
+        let present = own.is_some();
+        (
+            image_store::user_location(account, own, system_storage),
+            present,
+        )
+    };
+    let candidate = Candidate {
+        account,
+        in_podman,
+        in_podman_dev,
+        storage: &storage,
+        home: home.as_ref(),
+    };
+    if !want(&candidate) {
+        return Ok(None);
+    }
+    let policy = config_dir
+        .as_ref()
+        .and_then(own_policy)
+        .unwrap_or_else(|| system.policy.clone());
+    let registries_d = config_dir
+        .as_ref()
+        .and_then(own_registries_d)
+        .unwrap_or_else(|| system.registries_d.clone());
+    Ok(Some(UserConfig {
+        account: account.clone(),
+        groups: groups.groups_of(account),
+        gids: groups.gids_of(account),
+        in_podman,
+        in_podman_dev,
+        home,
+        config_dir,
+        policy,
+        registries_d,
+        storage,
+        own_storage_conf,
+    }))
+}
+
+fn own_policy(dir: &Tree) -> Option<Sourced<Policy>> {
+    let relative = Path::new("policy.json");
+    let path = dir.path().join(relative);
+    // A policy that cannot be read is the user's own all the same: reported for this user,
+    // who is still checked for everything else.
+    let value = match dir.read_string(relative, MAX_POLICY) {
+        Ok(Some(text)) => Policy::from_json(&text)
+            .map(Rc::new)
+            .map_err(|e| format!("{}: {}", path.display(), error_chain(&e))),
+        Ok(None) => return None,
+        Err(e) => Err(error_chain(&e)),
+    };
+    Some(Sourced {
+        path,
+        own: true,
+        value,
+    })
+}
+
+fn own_registries_d(dir: &Tree) -> Option<Sourced<RegistriesD>> {
+    let relative = Path::new("registries.d");
+    let sub = match dir.subtree(relative) {
+        Ok(Some(sub)) => sub,
+        Ok(None) => return None,
+        Err(e) => {
+            return Some(Sourced {
+                path: dir.path().join(relative),
+                own: true,
+                value: Err(error_chain(&e)),
+            });
+        }
+    };
+    let read = || -> Result<RegistriesD, String> {
+        let mut files = Vec::new();
+        for name in sub.list().map_err(|e| error_chain(&e))? {
+            if Path::new(&name).extension().is_none_or(|e| e != "yaml") {
+                continue;
+            }
+            if let Some(text) = sub
+                .read_string(Path::new(&name), MAX_YAML)
+                .map_err(|e| error_chain(&e))?
+            {
+                files.push((sub.path().join(&name), text));
+            }
+        }
+        RegistriesD::merge(files).map_err(|e| error_chain(&e))
+    };
+    Some(Sourced {
+        path: sub.path().to_path_buf(),
+        own: true,
+        value: read().map(Rc::new),
+    })
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    /// Every selected user, kept (tests only: the descriptors stay open).
+    pub fn collect(
+        paths: &Paths,
+        accounts: &[Account],
+        groups: &GroupIndex,
+        want: impl Fn(&Candidate) -> bool,
+    ) -> (Vec<UserConfig>, Vec<String>) {
+        let mut users = Vec::new();
+        let errors = visit(paths, accounts, groups, want, |user, _| users.push(user));
+        (users, errors)
+    }
+
+    /// A throwaway system: `etc/containers` and homes below one directory.
+    pub struct Fixture {
+        pub dir: tempfile::TempDir,
+        pub paths: Paths,
+    }
+
+    pub const SYSTEM_POLICY: &str = r#"{"default":[{"type":"reject"}],"transports":{"docker":{
+        "registry.local/demo":[{"type":"signedBy","keyType":"GPGKeys","keyPath":"/var/sigstore/keys/maker.pgp"}]}}}"#;
+    pub const SYSTEM_REGISTRIES_D: &str = "default-docker:\n  lookaside: http://sigstore.local:81/sigstore/\n  sigstore: http://sigstore.local:81/sigstore/\n";
+
+    impl Fixture {
+        pub fn new() -> Fixture {
+            let dir = tempfile::tempdir().unwrap();
+            let etc = dir.path().join("etc/containers");
+            std::fs::create_dir_all(etc.join("registries.d")).unwrap();
+            std::fs::write(etc.join("policy.json"), SYSTEM_POLICY).unwrap();
+            std::fs::write(etc.join("registries.d/default.yaml"), SYSTEM_REGISTRIES_D).unwrap();
+            let paths = Paths {
+                policy: etc.join("policy.json"),
+                registries_d: etc.join("registries.d"),
+                storage_conf: vec![etc.join("storage.conf")],
+            };
+            Fixture { dir, paths }
+        }
+
+        pub fn account(&self, name: &str, uid: u32, gid: u32) -> Account {
+            let home = self.dir.path().join("home").join(name);
+            std::fs::create_dir_all(&home).unwrap();
+            Account {
+                name: name.into(),
+                uid,
+                gid,
+                home,
+                shell: "/bin/sh".into(),
+            }
+        }
+
+        pub fn write(&self, account: &Account, relative: &str, text: &str) {
+            let path = account.home.join(relative);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+    }
+
+    #[test]
+    fn own_configuration_wins_and_links_out_of_the_home_are_errors() {
+        let fixture = Fixture::new();
+        let groups = GroupIndex::from_entries([("podman", 500, &["alice", "bob"][..])]);
+        let alice = fixture.account("alice", 1001, 1001);
+        let bob = fixture.account("bob", 1002, 1002);
+        let carol = fixture.account("carol", 1003, 1003);
+        fixture.write(
+            &alice,
+            ".config/containers/policy.json",
+            r#"{"default":[{"type":"insecureAcceptAnything"}]}"#,
+        );
+        fixture.write(
+            &alice,
+            ".config/containers/registries.d/a.yaml",
+            "docker:\n  quay.io:\n    lookaside: http://q/\n",
+        );
+        fixture.write(
+            &alice,
+            ".config/containers/registries.d/b.yaml",
+            "default-docker:\n  lookaside: http://d/\n",
+        );
+        fixture.write(&alice, ".config/containers/registries.d/ignored.yml", "{{{");
+        fixture.write(
+            &alice,
+            ".config/containers/storage.conf",
+            "[storage]\ndriver = \"vfs\"\n",
+        );
+        std::fs::create_dir_all(alice.home.join(".local/share/containers/storage")).unwrap();
+        // bob links his policy to a file outside his home
+        std::fs::create_dir_all(bob.home.join(".config/containers")).unwrap();
+        symlink(
+            &fixture.paths.policy,
+            bob.home.join(".config/containers/policy.json"),
+        )
+        .unwrap();
+        let accounts = [carol.clone(), bob.clone(), alice.clone()];
+        let (users, errors) = collect(&fixture.paths, &accounts, &groups, |c| {
+            c.in_podman || c.has_storage()
+        });
+        let names: Vec<&str> = users.iter().map(|u| u.name()).collect();
+        assert_eq!(
+            names,
+            ["alice", "bob"],
+            "carol has neither podman nor storage"
+        );
+        assert!(errors.is_empty(), "{:?}", errors);
+        let bob = &users[1];
+        assert!(bob.policy.own);
+        let err = bob.policy.value.as_ref().unwrap_err();
+        assert!(err.contains("refusing to follow"), "{err}");
+        let alice = &users[0];
+        assert!(alice.policy.own);
+        assert_eq!(
+            alice.policy.value.as_ref().unwrap().default[0].kind(),
+            Some("insecureAcceptAnything")
+        );
+        let registries = alice.registries_d.value.as_ref().unwrap();
+        assert!(registries.docker.contains_key("quay.io"));
+        assert_eq!(
+            registries.default_docker.as_ref().unwrap().read_url(),
+            Some("http://d/")
+        );
+        assert!(alice.own_storage_conf);
+        assert_eq!(alice.storage.driver.as_deref(), Some("vfs"));
+        assert!(alice.store().unwrap().is_some());
+        assert!(alice.in_podman && !alice.in_podman_dev);
+    }
+
+    #[test]
+    fn system_configuration_applies_otherwise_and_root_comes_first() {
+        let fixture = Fixture::new();
+        let groups = GroupIndex::from_entries([("podman", 500, &["zed"][..])]);
+        let zed = fixture.account("zed", 1005, 1005);
+        let root = fixture.account("root", 0, 0);
+        let toor = Account {
+            name: "toor".into(),
+            ..root.clone()
+        };
+        let (users, errors) = collect(&fixture.paths, &[zed, toor, root], &groups, |_| true);
+        let names: Vec<&str> = users.iter().map(|u| u.name()).collect();
+        assert_eq!(names, ["root", "zed"]);
+        let zed = &users[1];
+        assert!(!zed.policy.own && !zed.registries_d.own && !zed.own_storage_conf);
+        assert_eq!(zed.policy.path, fixture.paths.policy);
+        assert!(zed.store().unwrap().is_none());
+        assert!(errors.is_empty(), "{:?}", errors);
+    }
+}
