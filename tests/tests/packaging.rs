@@ -641,7 +641,7 @@ fn packages_install_into_a_sandbox_and_verify() {
 
     // Every unit passes systemd-analyze verify; presets took effect.
     let units = sandbox.sh_ok(&format!(
-        "rpm -ql {} | grep '^{UNITDIR}/[^/]*$'",
+        "rpm -ql {} | grep -E '^{UNITDIR}/[^/]*\\.(service|timer|socket|path|target)$'",
         PACKAGES.join(" ")
     ));
     for unit in units.lines() {

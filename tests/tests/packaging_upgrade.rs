@@ -91,6 +91,7 @@ fn upstream_state(sandbox: &Sandbox) {
         r#"set -e
         share={share}
         mkdir -p /etc/containers/registries.d /var/sigstore/keys /var/sigstore/sigstore
+        echo '192.0.2.10 registry.local sigstore.local trivy.local' >> /etc/hosts
         cp $share/policy.json /etc/containers/policy_2024-01-01_10:00:00
         echo '{{"default": [{{"type": "insecureAcceptAnything"}}]}}' > /etc/containers/policy_2023-12-31_09:00:00
         ln -sfn policy_2024-01-01_10:00:00 /etc/containers/policy.json
@@ -142,7 +143,12 @@ fn a_host_with_upstream_podsec_keeps_working_after_the_upgrade() {
     let upstream_dir = tempfile::tempdir().unwrap();
     let upstream = upstream_packages(upstream_dir.path());
     let ours = &built().rpms;
-    let sandbox = Sandbox::start(&Options::default()).expect("sandbox");
+    // The signature server's address, bound as upstream's create-policy bound it.
+    let sandbox = Sandbox::start(&Options {
+        name: None,
+        addresses: vec!["192.0.2.10/32".into()],
+    })
+    .expect("sandbox");
     let upstream: Vec<String> = upstream
         .iter()
         .map(|p| {
@@ -218,8 +224,8 @@ fn a_host_with_upstream_podsec_keeps_working_after_the_upgrade() {
 
     // Code and configuration are root's; what u7s-admin left among the programs is moved away.
     let foreign = sandbox.sh_ok(
-        "find /usr /etc/podsec -xdev \\( -user u7s-admin -o -group u7s-admin -o -perm /022 \\) \
-         ! -type l -print",
+        "find /usr/libexec/podsec /usr/bin /etc/podsec -xdev \\( -user u7s-admin -o -group u7s-admin \
+         -o \\( -perm /022 -path '*podsec*' \\) \\) ! -type l -print",
     );
     assert!(
         foreign.is_empty(),
