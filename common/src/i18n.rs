@@ -101,7 +101,7 @@ impl Catalogue {
                     })
                 })
                 .collect();
-            templates.sort_by(|a, b| b.literal_len.cmp(&a.literal_len));
+            templates.sort_by_key(|t| std::cmp::Reverse(t.literal_len));
             Parsed { exact, templates }
         })
     }
@@ -132,10 +132,10 @@ pub fn language() -> Option<&'static str> {
 
 fn available_languages() -> Vec<&'static str> {
     let mut languages = vec![COMMON.language];
-    if let Some(catalogue) = PACKAGE.get() {
-        if !languages.contains(&catalogue.language) {
-            languages.push(catalogue.language);
-        }
+    if let Some(catalogue) = PACKAGE.get()
+        && !languages.contains(&catalogue.language)
+    {
+        languages.push(catalogue.language);
     }
     languages
 }
