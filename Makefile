@@ -2,6 +2,8 @@
 #   make demo     the main job end to end, in a throwaway sandbox (installs what it needs)
 #   make test     every test, with the real components (installs what it needs; needs root)
 #   make build | install DESTDIR=... PREFIX=/usr | bench | size | rpm | lint
+#   make test-k8s-matrix   golden kubeadm configurations of every minor against that minor's kubeadm
+#                          (scripts/k8s-bins VERSION kubeadm builds them; not part of make test)
 
 PREFIX ?= /usr
 DESTDIR ?=
@@ -11,7 +13,7 @@ TARGET_DIR ?= $(CURDIR)/target
 PACKAGE_BINARIES = podsec podsec-k8s podsec-k8s-rbac podsec-inotify
 CARGO_PACKAGES = $(addprefix -p ,$(PACKAGE_BINARIES))
 
-.PHONY: all build test lint deps demo install bench size rpm clean
+.PHONY: all build test test-k8s-matrix lint deps demo install bench size rpm clean
 
 all: build
 
@@ -27,6 +29,9 @@ lint:
 
 test:
 	@scripts/timed-test
+
+test-k8s-matrix:
+	@scripts/k8s-matrix
 
 demo: deps
 	cargo build --workspace

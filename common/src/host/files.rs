@@ -283,6 +283,48 @@ impl SafeDir {
         Ok(true)
     }
 
+    /// Reads the regular file `name` of this directory without following a symlink (a planted
+    /// link to a secret must not make root read it); at most `limit` bytes.
+    pub fn read_file(&self, name: &str, limit: u64) -> Result<Vec<u8>, FileError> {
+        use std::io::Read;
+        let name = self.check_name(OsStr::new(name))?;
+        let path = self.path.join(name);
+        let fd = match openat(
+            &self.fd,
+            name,
+            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(Errno::ELOOP) => return Err(FileError::NotFollowing { path }),
+            Err(e) => return Err(io_error(&path, e)),
+        };
+        let file = File::from(fd);
+        let meta = file.metadata().map_err(|e| io_error(&path, e))?;
+        if !meta.is_file() {
+            return Err(FileError::NotFollowing { path });
+        }
+        let mut data = Vec::new();
+        file.take(limit.saturating_add(1))
+            .read_to_end(&mut data)
+            .map_err(|e| io_error(&path, e))?;
+        if data.len() as u64 > limit {
+            return Err(io_error(
+                &path,
+                std::io::Error::other(format!("larger than {limit} bytes")),
+            ));
+        }
+        Ok(data)
+    }
+
+    /// Whether an entry exists (without following it).
+    pub fn has_entry(&self, name: &str) -> bool {
+        let Ok(name) = self.check_name(OsStr::new(name)) else {
+            return false;
+        };
+        nix::sys::stat::fstatat(&self.fd, name, AtFlags::AT_SYMLINK_NOFOLLOW).is_ok()
+    }
+
     /// Changes the owner of an entry without following it if it is a symlink.
     pub fn chown_entry(&self, name: &str, owner: Owner) -> Result<(), FileError> {
         let name = self.check_name(OsStr::new(name))?;
@@ -400,6 +442,22 @@ mod tests {
         );
         assert_eq!(std::fs::read_to_string(&written).unwrap(), "{}");
         assert_eq!(mode_of(&written), 0o644);
+    }
+
+    #[test]
+    fn safe_read_refuses_symlinks_and_oversized_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("secret"), "s3cret").unwrap();
+        std::fs::write(dir.path().join("plain"), "hello").unwrap();
+        symlink(dir.path().join("secret"), dir.path().join("link")).unwrap();
+        let safe = SafeDir::open(dir.path()).unwrap();
+        assert_eq!(safe.read_file("plain", 100).unwrap(), b"hello");
+        assert!(matches!(
+            safe.read_file("link", 100),
+            Err(FileError::NotFollowing { .. })
+        ));
+        assert!(safe.read_file("plain", 3).is_err());
+        assert!(safe.has_entry("link") && !safe.has_entry("missing"));
     }
 
     #[test]

@@ -1,0 +1,193 @@
+//! The seam to the u7s runtime (rootlesskit namespace of u7s-admin, CRI-O, kubelet, u7s.service),
+//! which lives in its own modules (`crate::u7s`, `crate::node_config`): init and join write the
+//! runtime's typed node configuration (/etc/podsec/u7s/node.toml), start the runtime, and run
+//! commands inside its namespace through it. Nothing else of the wrapper knows how the runtime
+//! works, so the plan, the dry run and the configuration are testable without it.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::node_config::NodeConfig;
+use crate::u7s::paths::U7sPaths;
+use crate::u7s::runtime::{Runtime as U7s, Units};
+
+/// The service account every cluster process runs as.
+pub const U7S_ADMIN: &str = "u7s-admin";
+pub const U7S_HOME: &str = "/var/lib/u7s-admin";
+/// The runtime's programs (root-owned).
+pub const U7S_BIN: &str = "/usr/libexec/podsec/u7s/bin";
+
+/// A file the plan writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedFile {
+    pub path: PathBuf,
+    pub mode: u32,
+    pub user: String,
+    pub group: String,
+    pub contents: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("the u7s runtime is not available: {0}")]
+    Unavailable(String),
+    #[error("{what}: {detail}")]
+    Failed { what: String, detail: String },
+}
+
+/// The runtime as init and join use it.
+pub trait Runtime {
+    /// The long-running processes it starts, for the plan.
+    fn processes(&self, node: &NodeConfig) -> Vec<String>;
+    /// Whether the namespace of an earlier deployment is running.
+    fn is_running(&self) -> bool;
+    /// Starts the namespace and CRI-O (bounded waits) with the installed node configuration.
+    fn start(&self) -> Result<(), RuntimeError>;
+    fn stop(&self) -> Result<(), RuntimeError>;
+    /// A command running `argv` inside the namespace as u7s-admin (uid 0 there).
+    fn in_namespace(&self, argv: &[String]) -> Result<Command, RuntimeError>;
+    /// The containers-storage transport of CRI-O's image store (`containers-storage:[...]`).
+    fn image_storage(&self) -> String;
+    /// State an earlier deployment leaves in u7s-admin's data (kubelet directories).
+    fn leftover_state(&self) -> Vec<PathBuf>;
+    /// Enables and starts u7s.service (or its direct launcher without systemd).
+    fn enable_service(&self) -> Result<(), RuntimeError>;
+}
+
+/// The runtime of this package (`crate::u7s::runtime`), for the node configuration in
+/// /etc/podsec/u7s/node.toml.
+pub struct InstalledRuntime {
+    pub uid: Option<u32>,
+}
+
+impl InstalledRuntime {
+    pub fn new() -> InstalledRuntime {
+        let uid = podsec_common::host::users::find_user(U7S_ADMIN)
+            .ok()
+            .flatten()
+            .map(|a| a.uid);
+        InstalledRuntime { uid }
+    }
+
+    /// The runtime of the node configuration podsec-u7s-kubeadm wrote.
+    fn runtime(&self) -> Result<U7s, RuntimeError> {
+        let config =
+            NodeConfig::load_default().map_err(|e| RuntimeError::Unavailable(e.to_string()))?;
+        U7s::new(&config).map_err(|e| RuntimeError::Failed {
+            what: "the u7s runtime".into(),
+            detail: e.to_string(),
+        })
+    }
+
+    fn paths(&self) -> U7sPaths {
+        U7sPaths::new(self.uid.unwrap_or(0), U7S_HOME)
+    }
+}
+
+impl Default for InstalledRuntime {
+    fn default() -> Self {
+        InstalledRuntime::new()
+    }
+}
+
+fn failed(what: &str) -> impl FnOnce(crate::u7s::runtime::RuntimeError) -> RuntimeError + '_ {
+    move |e| RuntimeError::Failed {
+        what: what.into(),
+        detail: e.to_string(),
+    }
+}
+
+impl Runtime for InstalledRuntime {
+    fn processes(&self, node: &NodeConfig) -> Vec<String> {
+        let ports: Vec<String> = node
+            .published_ports()
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
+        vec![
+            format!(
+                "rootlesskit as {U7S_ADMIN} (user, mount, net, pid, ipc, uts, cgroup namespaces; slirp4netns {}, MTU 65520; {} on tap0; publishes {})",
+                node.slirp_cidr,
+                node.external_ip,
+                ports.join(" ")
+            ),
+            format!(
+                "crio inside the namespace (pause image {})",
+                node.pause_image
+            ),
+            "kubelet inside the namespace".to_string(),
+        ]
+    }
+
+    fn is_running(&self) -> bool {
+        self.runtime().is_ok_and(|r| r.ready().is_ok())
+    }
+
+    fn start(&self) -> Result<(), RuntimeError> {
+        // The kubelet unit waits for the configuration kubeadm writes.
+        self.runtime()?
+            .start(Units::All)
+            .map(|_| ())
+            .map_err(failed("starting the u7s runtime"))
+    }
+
+    fn stop(&self) -> Result<(), RuntimeError> {
+        self.runtime()?
+            .stop()
+            .map_err(failed("stopping the u7s runtime"))
+    }
+
+    fn in_namespace(&self, argv: &[String]) -> Result<Command, RuntimeError> {
+        let argv: Vec<OsString> = argv.iter().map(OsString::from).collect();
+        self.runtime()?
+            .command(&argv)
+            .map_err(failed("entering the u7s namespace"))
+    }
+
+    fn image_storage(&self) -> String {
+        // CRI-O's storage (crate::u7s::crio): graphroot and runroot of u7s-admin.
+        let paths = self.paths();
+        format!(
+            "containers-storage:[overlay@{}+{}]",
+            paths.data().join("containers/storage").display(),
+            paths
+                .usernetes_runtime()
+                .join("containers/storage")
+                .display()
+        )
+    }
+
+    fn leftover_state(&self) -> Vec<PathBuf> {
+        vec![self.paths().kubelet_dir()]
+    }
+
+    fn enable_service(&self) -> Result<(), RuntimeError> {
+        if podsec_common::host::services::systemd_running() {
+            let systemctl = crate::u7s::systemctl::real_systemctl()
+                .unwrap_or_else(|| PathBuf::from("systemctl"));
+            run_checked(
+                Command::new(systemctl).args(["enable", "u7s.service"]),
+                "enabling u7s.service",
+            )
+        } else {
+            // Without systemd the runtime started above keeps running; nothing to enable.
+            Ok(())
+        }
+    }
+}
+
+fn run_checked(command: &mut Command, what: &str) -> Result<(), RuntimeError> {
+    let status = command.status().map_err(|e| RuntimeError::Failed {
+        what: what.into(),
+        detail: e.to_string(),
+    })?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(RuntimeError::Failed {
+            what: what.into(),
+            detail: format!("exit status {status}"),
+        })
+    }
+}
