@@ -565,6 +565,8 @@ fn install_all(sandbox: &Sandbox) -> String {
 #[test]
 fn packages_install_into_a_sandbox_and_verify() {
     let sandbox = Sandbox::start(&Options::default()).expect("sandbox");
+    // An account with subordinate ids before the packages come (useradd gives it a range).
+    sandbox.sh_ok("useradd -m early-user && grep -q '^early-user:' /etc/subuid");
     install_all(&sandbox);
     let installed = sandbox.sh_ok("rpm -qa --qf '%{NAME}\\n' | sort");
     let installed: BTreeSet<&str> = installed.lines().collect();
@@ -582,10 +584,26 @@ fn packages_install_into_a_sandbox_and_verify() {
             .split_whitespace()
             .any(|g| g == "podman")
     );
+    // A range of its own: 65536 ids that overlap nobody else's (early-user had one first).
     for map in ["subuid", "subgid"] {
-        let line = sandbox.sh_ok(&format!("grep '^u7s-admin:' /etc/{map}"));
-        let count: u64 = line.trim().rsplit(':').next().unwrap().parse().unwrap();
-        assert_eq!(count, 65536, "{map}: {line}");
+        let text = sandbox.sh_ok(&format!("cat /etc/{map}"));
+        let ranges: Vec<(String, u64, u64)> = text
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                Some((f.first()?.to_string(), f.get(1)?.parse().ok()?, f.get(2)?.parse().ok()?))
+            })
+            .collect();
+        let own: Vec<_> = ranges.iter().filter(|r| r.0 == "u7s-admin").collect();
+        assert_eq!(own.len(), 1, "{map}: {text}");
+        let (_, start, count) = own[0];
+        assert_eq!(*count, 65536, "{map}: {text}");
+        for (user, other_start, other_count) in ranges.iter().filter(|r| r.0 != "u7s-admin") {
+            assert!(
+                start + count <= *other_start || other_start + other_count <= *start,
+                "{map}: u7s-admin's range overlaps {user}'s: {text}"
+            );
+        }
     }
     assert_eq!(
         sandbox.sh_ok("stat -c '%U %a' /var/lib/u7s-admin").trim(),
