@@ -147,21 +147,25 @@ pub fn multicall(package: &Package) -> ExitCode {
             ExitCode::SUCCESS
         }
         Some("--generate") => match (args.get(2).and_then(|a| a.to_str()), args.get(3)) {
-            (Some(kind @ ("man" | "bash")), Some(dir)) => {
+            (Some(kind @ ("man" | "man-ru" | "bash" | "pot")), Some(dir)) => {
                 match generate(package, kind, Path::new(dir)) {
                     Ok(()) => ExitCode::SUCCESS,
                     Err(e) => {
                         eprintln!(
-                            "{}: cannot write to {}: {e}",
+                            "{}: {}",
                             package.name,
-                            Path::new(dir).display()
+                            crate::tr!(
+                                "cannot write to {dir}: {error}",
+                                dir = Path::new(dir).display(),
+                                error = crate::i18n::translate_message(&e.to_string())
+                            )
                         );
                         ExitCode::FAILURE
                     }
                 }
             }
             _ => {
-                eprintln!("usage: {} --generate man|bash DIR", package.name);
+                eprintln!("usage: {} --generate man|man-ru|bash|pot DIR", package.name);
                 ExitCode::from(2)
             }
         },
@@ -184,8 +188,13 @@ pub fn multicall(package: &Package) -> ExitCode {
             }
             None => {
                 eprintln!(
-                    "{}: unknown command '{name}' (see '{} --help')",
-                    package.name, package.name
+                    "{}: {}",
+                    package.name,
+                    crate::tr!(
+                        "unknown command '{name}' (see '{package} --help')",
+                        name = name,
+                        package = package.name
+                    )
                 );
                 ExitCode::from(2)
             }
@@ -197,6 +206,31 @@ pub fn multicall(package: &Package) -> ExitCode {
 /// `dir`, from the same clap definitions the commands parse with.
 fn generate(package: &Package, kind: &str, dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
+    if kind == "man-ru" {
+        crate::i18n::force_language("ru");
+    }
+    if kind == "pot" {
+        // For translators: the help texts of every command not yet translated into the
+        // current language (all of them under LANG=C), as a gettext template.
+        let mut texts: Vec<String> = Vec::new();
+        for command in package
+            .commands
+            .iter()
+            .filter(|c| c.placement == Placement::Bin)
+        {
+            let (_, missing) = crate::i18n::translate_command((command.definition)());
+            for text in missing {
+                if !texts.contains(&text) {
+                    texts.push(text);
+                }
+            }
+        }
+        let pot: String = texts
+            .iter()
+            .map(|t| format!("msgid {}\nmsgstr \"\"\n\n", crate::i18n::po_string(t)))
+            .collect();
+        return std::fs::write(dir.join(format!("{}.pot", package.name)), pot);
+    }
     // The u7s helpers share names with system tools (systemctl): no pages or completions.
     for command in package
         .commands
@@ -204,7 +238,24 @@ fn generate(package: &Package, kind: &str, dir: &Path) -> std::io::Result<()> {
         .filter(|c| c.placement == Placement::Bin)
     {
         let definition = (command.definition)();
-        if kind == "man" {
+        if kind == "man-ru" {
+            // A Russian page only where every text of the command is translated; `man -L ru`
+            // shows the English page of the others.
+            let (definition, missing) = crate::i18n::translate_command(definition);
+            if !missing.is_empty() {
+                eprintln!(
+                    "{}: no Russian man page for {}: {} texts not translated yet",
+                    package.name,
+                    command.name,
+                    missing.len()
+                );
+                continue;
+            }
+            let mut page = Vec::new();
+            clap_mangen::Man::new(definition).render(&mut page)?;
+            let page = crate::i18n::translate_man_page(&String::from_utf8_lossy(&page));
+            std::fs::write(dir.join(format!("{}.1", command.name)), page)?;
+        } else if kind == "man" {
             let mut page = Vec::new();
             clap_mangen::Man::new(definition).render(&mut page)?;
             std::fs::write(dir.join(format!("{}.1", command.name)), page)?;
@@ -258,7 +309,7 @@ where
     match run(args) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("{name}: {}", error_chain(&err));
+            eprintln!("{name}: {}", crate::i18n::translate_error_chain(&err));
             ExitCode::from(err.exit_code())
         }
     }
@@ -277,7 +328,11 @@ fn usage_error(name: &str, err: &clap::Error) -> ExitCode {
         let _ = err.print();
         return ExitCode::from(err.exit_code().clamp(0, 255) as u8);
     }
-    let _ = writeln!(std::io::stderr(), "{name}: {}", one_line_usage_error(err));
+    let message = match crate::i18n::language() {
+        Some(_) => translated_usage_error(err).unwrap_or_else(|| one_line_usage_error(err)),
+        None => one_line_usage_error(err),
+    };
+    let _ = writeln!(std::io::stderr(), "{name}: {message}");
     ExitCode::from(err.exit_code().clamp(0, 255) as u8)
 }
 
@@ -298,6 +353,82 @@ pub fn one_line_usage_error(err: &clap::Error) -> String {
     format!("{} (see --help)", parts.join(" "))
 }
 
+/// A usage error in the user's language, built from clap's error context (clap renders
+/// English only); `None` for the kinds without a translation.
+fn translated_usage_error(err: &clap::Error) -> Option<String> {
+    use crate::tr;
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let string = |kind| match err.get(kind) {
+        Some(ContextValue::String(s)) => Some(s.clone()),
+        Some(ContextValue::Strings(v)) => Some(v.join(", ")),
+        _ => None,
+    };
+    let arg = string(ContextKind::InvalidArg);
+    let value = string(ContextKind::InvalidValue);
+    let text = match err.kind() {
+        ErrorKind::MissingRequiredArgument => tr!(
+            "the following required arguments were not provided: {arguments}",
+            arguments = arg?
+        ),
+        ErrorKind::UnknownArgument => {
+            tr!("unexpected argument '{argument}' found", argument = arg?)
+        }
+        ErrorKind::InvalidSubcommand => tr!(
+            "unrecognized subcommand '{subcommand}'",
+            subcommand = string(ContextKind::InvalidSubcommand)?
+        ),
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation => {
+            let (arg, value) = (arg?, value?);
+            let mut text = if value.is_empty() {
+                tr!(
+                    "a value is required for '{argument}' but none was supplied",
+                    argument = arg
+                )
+            } else {
+                tr!(
+                    "invalid value '{value}' for '{argument}'",
+                    value = value,
+                    argument = arg
+                )
+            };
+            if let Some(source) = std::error::Error::source(err) {
+                text.push_str(": ");
+                text.push_str(&crate::i18n::translate_message(&source.to_string()));
+            }
+            if let Some(valid) = string(ContextKind::ValidValue) {
+                text.push(' ');
+                text.push_str(&tr!("[possible values: {values}]", values = valid));
+            }
+            text
+        }
+        ErrorKind::TooManyValues => tr!(
+            "unexpected value '{value}' for '{argument}' found; no more were expected",
+            value = value?,
+            argument = arg?
+        ),
+        ErrorKind::ArgumentConflict => {
+            let arg = arg?;
+            match string(ContextKind::PriorArg) {
+                Some(prior) if prior != arg => tr!(
+                    "the argument '{argument}' cannot be used with '{other}'",
+                    argument = arg,
+                    other = prior
+                ),
+                _ => tr!(
+                    "the argument '{argument}' cannot be used multiple times",
+                    argument = arg
+                ),
+            }
+        }
+        ErrorKind::MissingSubcommand => tr!(
+            "'{command}' requires a subcommand but one was not provided",
+            command = string(ContextKind::InvalidSubcommand)?
+        ),
+        _ => return None,
+    };
+    Some(format!("{text} {}", tr!("(see --help)")))
+}
+
 /// `error: cause: cause`, on one line.
 pub fn error_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
@@ -316,7 +447,11 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
 /// What a command whose work a later release brings does: say so and exit with `code`
 /// (2, or 3 = UNKNOWN for Nagios plugins). Never a fake success.
 pub fn not_implemented(name: &str, code: u8) -> ExitCode {
-    let _ = writeln!(std::io::stderr(), "{name}: not implemented yet");
+    let _ = writeln!(
+        std::io::stderr(),
+        "{name}: {}",
+        crate::tr!("not implemented yet")
+    );
     ExitCode::from(code)
 }
 

@@ -6,13 +6,14 @@
 //! - the machine: [`host`] (users, groups, atomic and no-follow file writes), [`profile`]
 //!   (distribution-specific paths and commands, in one place);
 //! - the edges: [`log`] (journald/syslog with the nagwad `<Level>: <text>` contract) and [`cli`]
-//!   (multicall dispatch, exit codes, root checks).
+//!   (multicall dispatch, exit codes, root checks), [`i18n`] (messages in the user's language).
 
 pub use clap;
 
 pub mod audit;
 pub mod cli;
 pub mod host;
+pub mod i18n;
 pub mod image_ref;
 pub mod log;
 pub mod lookaside;

@@ -118,7 +118,7 @@ fn save_all(
                         .replace('\n', " "),
                 });
             }
-            progress(&format!("{arch}: saved {}", image.source));
+            progress(&crate::msg!("{arch}: saved {}", image.source));
         }
         let archive = dir.join(format!("{arch}.tar.xz"));
         pack(dir, arch, &archive)?;

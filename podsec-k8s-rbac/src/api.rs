@@ -1,6 +1,7 @@
 //! The administrator's cluster: the kubeconfig (KUBECONFIG, ~/.kube/config, then
 //! /etc/kubernetes/admin.conf), a client for it, and a small runtime to drive the async client.
 
+use podsec_common::msg;
 use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -17,7 +18,7 @@ pub fn block_on<F: Future>(future: F) -> Result<F::Output, Error> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| Error::Failed(format!("cannot start the async runtime: {e}")))?;
+        .map_err(|e| Error::Failed(msg!("cannot start the async runtime: {e}")))?;
     Ok(runtime.block_on(future))
 }
 
@@ -47,7 +48,7 @@ impl AdminConfig {
             let source = format!("KUBECONFIG={}", value.to_string_lossy());
             let kubeconfig = Kubeconfig::from_env()
                 .map_err(|e| Error::Kubeconfig(format!("{source}: {}", chain(&e))))?
-                .ok_or_else(|| Error::Kubeconfig(format!("{source}: no kubeconfig")))?;
+                .ok_or_else(|| Error::Kubeconfig(msg!("{source}: no kubeconfig")))?;
             return Ok(AdminConfig { kubeconfig, source });
         }
         let mut candidates = Vec::new();
@@ -65,7 +66,7 @@ impl AdminConfig {
                 });
             }
         }
-        Err(Error::Kubeconfig(format!(
+        Err(Error::Kubeconfig(msg!(
             "no kubeconfig: set KUBECONFIG or provide {} (tried {})",
             candidates[0].display(),
             candidates
@@ -83,14 +84,14 @@ impl AdminConfig {
         let context_name = kc
             .current_context
             .as_deref()
-            .ok_or_else(|| Error::Kubeconfig(format!("{}: no current-context", self.source)))?;
+            .ok_or_else(|| Error::Kubeconfig(msg!("{}: no current-context", self.source)))?;
         let context = kc
             .contexts
             .iter()
             .find(|c| c.name == context_name)
             .and_then(|c| c.context.as_ref())
             .ok_or_else(|| {
-                Error::Kubeconfig(format!(
+                Error::Kubeconfig(msg!(
                     "{}: current context '{context_name}' is not defined",
                     self.source
                 ))
@@ -102,7 +103,7 @@ impl AdminConfig {
             .find(|c| c.name == cluster_name)
             .and_then(|c| c.cluster.as_ref())
             .ok_or_else(|| {
-                Error::Kubeconfig(format!(
+                Error::Kubeconfig(msg!(
                     "{}: cluster '{cluster_name}' of context '{context_name}' is not defined",
                     self.source
                 ))
@@ -112,7 +113,7 @@ impl AdminConfig {
             .clone()
             .filter(|s| !s.is_empty())
             .ok_or_else(|| {
-                Error::Kubeconfig(format!(
+                Error::Kubeconfig(msg!(
                     "{}: cluster '{cluster_name}' has no server",
                     self.source
                 ))
@@ -125,15 +126,12 @@ impl AdminConfig {
             (_, Some(path)) if !path.is_empty() => {
                 use base64::Engine;
                 let pem = std::fs::read(path).map_err(|e| {
-                    Error::Kubeconfig(format!(
-                        "{}: certificate-authority {path}: {e}",
-                        self.source
-                    ))
+                    Error::Kubeconfig(msg!("{}: certificate-authority {path}: {e}", self.source))
                 })?;
                 base64::engine::general_purpose::STANDARD.encode(pem)
             }
             _ => {
-                return Err(Error::Kubeconfig(format!(
+                return Err(Error::Kubeconfig(msg!(
                     "{}: cluster '{cluster_name}' has no certificate authority to hand on",
                     self.source
                 )));

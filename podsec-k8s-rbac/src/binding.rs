@@ -1,6 +1,7 @@
 //! Read-modify-write of RoleBindings and ClusterRoleBindings: roleRef verified, subjects matched
 //! on (kind User, name), conflicts (409) retried from a fresh read, every failure an error.
 
+use podsec_common::msg;
 use std::fmt::Debug;
 
 use k8s_openapi::api::core::v1::Namespace;
@@ -103,7 +104,7 @@ fn check_role_ref(target: &Target, role_ref: &RoleRef, unbinding: bool) -> Resul
         .map(|k| format!("{k} '{}'", target.role))
         .collect::<Vec<_>>()
         .join(" or ");
-    Err(Error::Failed(format!(
+    Err(Error::Failed(msg!(
         "{} refers to {} '{}', not {wanted}; nothing changed",
         target.binding_label(),
         role_ref.kind,
@@ -145,9 +146,9 @@ async fn check_role_exists(client: &Client, target: &Target) -> Result<(), Error
             match namespaces.get_opt(ns).await {
                 Ok(Some(_)) => {}
                 Ok(None) => {
-                    return Err(Error::Failed(format!("namespace '{ns}' does not exist")));
+                    return Err(Error::Failed(msg!("namespace '{ns}' does not exist")));
                 }
-                Err(e) => return Err(Error::api(format!("cannot read namespace '{ns}'"), &e)),
+                Err(e) => return Err(Error::api(msg!("cannot read namespace '{ns}'"), &e)),
             }
             if kind == RoleType::Role {
                 let roles: Api<Role> = Api::namespaced(client.clone(), ns);
@@ -163,13 +164,13 @@ async fn check_role_exists(client: &Client, target: &Target) -> Result<(), Error
         }
     };
     let what = match (&target.namespace, target.role_type) {
-        (Some(ns), RoleType::Role) => format!("Role '{}' in namespace '{ns}'", target.role),
-        _ => format!("ClusterRole '{}'", target.role),
+        (Some(ns), RoleType::Role) => msg!("Role '{}' in namespace '{ns}'", target.role),
+        _ => msg!("ClusterRole '{}'", target.role),
     };
     match result {
         Ok(true) => Ok(()),
-        Ok(false) => Err(Error::Failed(format!("{what} does not exist"))),
-        Err(e) => Err(Error::api(format!("cannot read {what}"), &e)),
+        Ok(false) => Err(Error::Failed(msg!("{what} does not exist"))),
+        Err(e) => Err(Error::api(msg!("cannot read {what}"), &e)),
     }
 }
 
@@ -183,7 +184,7 @@ async fn bind_in<K: Binding>(api: Api<K>, target: &Target) -> Result<String, Err
         let existing = api
             .get_opt(&target.binding)
             .await
-            .map_err(|e| Error::api(format!("cannot read {label}"), &e))?;
+            .map_err(|e| Error::api(msg!("cannot read {label}"), &e))?;
         match existing {
             None => {
                 let meta = ObjectMeta {
@@ -199,21 +200,22 @@ async fn bind_in<K: Binding>(api: Api<K>, target: &Target) -> Result<String, Err
                 let object = K::make(meta, role_ref, vec![user_subject(&target.user)]);
                 match api.create(&PostParams::default(), &object).await {
                     Ok(_) => {
-                        return Ok(format!(
+                        return Ok(msg!(
                             "{label} created: user '{}' bound to {role_kind} '{}'",
-                            target.user, target.role
+                            target.user,
+                            target.role
                         ));
                     }
                     // created by someone else meanwhile: read it and decide again
                     Err(e) if is_conflict(&e) => continue,
-                    Err(e) => return Err(Error::api(format!("cannot create {label}"), &e)),
+                    Err(e) => return Err(Error::api(msg!("cannot create {label}"), &e)),
                 }
             }
             Some(mut object) => {
                 check_role_ref(target, object.role_ref(), false)?;
                 let subjects = object.subjects_mut().get_or_insert_with(Vec::new);
                 if subjects.iter().any(|s| is_user(s, &target.user)) {
-                    return Ok(format!(
+                    return Ok(msg!(
                         "user '{}' is already bound by {label}; nothing changed",
                         target.user
                     ));
@@ -224,13 +226,14 @@ async fn bind_in<K: Binding>(api: Api<K>, target: &Target) -> Result<String, Err
                     .await
                 {
                     Ok(_) => {
-                        return Ok(format!(
+                        return Ok(msg!(
                             "user '{}' added to {label} ({role_kind} '{}')",
-                            target.user, target.role
+                            target.user,
+                            target.role
                         ));
                     }
                     Err(e) if is_conflict(&e) => continue,
-                    Err(e) => return Err(Error::api(format!("cannot update {label}"), &e)),
+                    Err(e) => return Err(Error::api(msg!("cannot update {label}"), &e)),
                 }
             }
         }
@@ -244,9 +247,9 @@ async fn unbind_in<K: Binding>(api: Api<K>, target: &Target) -> Result<String, E
         let Some(mut object) = api
             .get_opt(&target.binding)
             .await
-            .map_err(|e| Error::api(format!("cannot read {label}"), &e))?
+            .map_err(|e| Error::api(msg!("cannot read {label}"), &e))?
         else {
-            return Err(Error::Failed(format!("{label} does not exist")));
+            return Err(Error::Failed(msg!("{label} does not exist")));
         };
         check_role_ref(target, object.role_ref(), true)?;
         let subjects = object.subjects_mut().take().unwrap_or_default();
@@ -256,7 +259,7 @@ async fn unbind_in<K: Binding>(api: Api<K>, target: &Target) -> Result<String, E
             .filter(|s| !is_user(s, &target.user))
             .collect();
         if remaining.len() == before {
-            return Err(Error::Failed(format!(
+            return Err(Error::Failed(msg!(
                 "user '{}' is not bound by {label}; nothing changed",
                 target.user
             )));
@@ -271,7 +274,7 @@ async fn unbind_in<K: Binding>(api: Api<K>, target: &Target) -> Result<String, E
                 ..DeleteParams::default()
             };
             api.delete(&target.binding, &params).await.map(|_| {
-                format!(
+                msg!(
                     "user '{}' removed; {label} had no other subject and was deleted",
                     target.user
                 )
@@ -280,19 +283,19 @@ async fn unbind_in<K: Binding>(api: Api<K>, target: &Target) -> Result<String, E
             *object.subjects_mut() = Some(remaining);
             api.replace(&target.binding, &PostParams::default(), &object)
                 .await
-                .map(|_| format!("user '{}' removed from {label}", target.user))
+                .map(|_| msg!("user '{}' removed from {label}", target.user))
         };
         match result {
             Ok(message) => return Ok(message),
             Err(e) if is_conflict(&e) || is_not_found(&e) => continue,
-            Err(e) => return Err(Error::api(format!("cannot update {label}"), &e)),
+            Err(e) => return Err(Error::api(msg!("cannot update {label}"), &e)),
         }
     }
     Err(too_busy(&label))
 }
 
 fn too_busy(label: &str) -> Error {
-    Error::Failed(format!(
+    Error::Failed(msg!(
         "{label} kept changing under us ({ATTEMPTS} conflicting writes); try again"
     ))
 }

@@ -1,6 +1,7 @@
 //! The arguments bindrole and unbindrole share, and what they mean once checked.
 
 use clap::Args;
+use podsec_common::msg;
 
 use crate::error::Error;
 use crate::names;
@@ -48,7 +49,7 @@ impl Target {
             "role=clusterrole" => RoleType::RoleClusterRole,
             "clusterrole" => RoleType::ClusterRole,
             other => {
-                return Err(Error::Invalid(format!(
+                return Err(Error::Invalid(msg!(
                     "invalid role type '{}': use role, role=clusterrole or clusterrole",
                     other.escape_debug()
                 )));
@@ -63,13 +64,13 @@ impl Target {
         names::check_path_segment("binding", &args.binding)?;
         match (role_type, &args.namespace) {
             (RoleType::ClusterRole, Some(ns)) => {
-                return Err(Error::Invalid(format!(
+                return Err(Error::Invalid(msg!(
                     "a namespace ('{}') does not apply to clusterrole: a ClusterRoleBinding is cluster-wide (use role=clusterrole for a RoleBinding in a namespace)",
                     ns.escape_debug()
                 )));
             }
             (RoleType::Role | RoleType::RoleClusterRole, None) => {
-                return Err(Error::Invalid(format!(
+                return Err(Error::Invalid(msg!(
                     "{} needs a namespace: a RoleBinding lives in one",
                     args.role_type
                 )));
@@ -89,8 +90,8 @@ impl Target {
     /// `RoleBinding ns1/rb` or `ClusterRoleBinding crb`, for messages.
     pub fn binding_label(&self) -> String {
         match &self.namespace {
-            Some(ns) => format!("RoleBinding '{}' in namespace '{ns}'", self.binding),
-            None => format!("ClusterRoleBinding '{}'", self.binding),
+            Some(ns) => msg!("RoleBinding '{}' in namespace '{ns}'", self.binding),
+            None => msg!("ClusterRoleBinding '{}'", self.binding),
         }
     }
 }

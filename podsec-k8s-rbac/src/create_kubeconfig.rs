@@ -1,5 +1,6 @@
 //! podsec-k8s-rbac-create-kubeconfig: a client certificate issued by the cluster, and a kubeconfig.
 
+use podsec_common::msg;
 use std::ffi::OsString;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -76,12 +77,12 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
     }
     let mut seen = std::collections::BTreeSet::new();
     if let Some(dup) = groups.iter().find(|g| !seen.insert(g.as_str())) {
-        return Err(Error::Invalid(format!("group '{dup}' is given twice")));
+        return Err(Error::Invalid(msg!("group '{dup}' is given twice")));
     }
     let account = users::user(&user)?;
     let euid = nix::unistd::geteuid().as_raw();
     if euid != 0 && euid != account.uid {
-        return Err(Error::Failed(format!(
+        return Err(Error::Failed(msg!(
             "only root (or '{user}' itself) can write ~{user}/.kube/config; the effective uid is {euid}"
         )));
     }
@@ -101,12 +102,15 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
     api::block_on(check_login(&text, &user, &groups))??;
     user_kubeconfig::write(&kube_dir, &account, &text)?;
     println!(
-        "{NAME}: {}/config written for '{user}' (groups {}), certificate valid until {}, cluster {} at {}",
-        kube_dir.path().display(),
-        groups.join(","),
-        issued.not_after,
-        cluster.name,
-        cluster.server
+        "{NAME}: {}",
+        podsec_common::i18n::translate_message(&msg!(
+            "{}/config written for '{user}' (groups {}), certificate valid until {}, cluster {} at {}",
+            kube_dir.path().display(),
+            groups.join(","),
+            issued.not_after,
+            cluster.name,
+            cluster.server
+        ))
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -127,21 +131,18 @@ async fn issue(
             csrs.delete(user, &DeleteParams::default())
                 .await
                 .map_err(|e| {
-                    Error::api(
-                        format!("cannot delete CertificateSigningRequest '{user}'"),
-                        &e,
-                    )
+                    Error::api(msg!("cannot delete CertificateSigningRequest '{user}'"), &e)
                 })?;
             wait_gone(&csrs, user).await?;
         }
         Ok(Some(_)) => {
-            return Err(Error::Failed(format!(
+            return Err(Error::Failed(msg!(
                 "a CertificateSigningRequest '{user}' exists already; add --replace-csr to replace it"
             )));
         }
         Err(e) => {
             return Err(Error::api(
-                format!("cannot read CertificateSigningRequest '{user}'"),
+                msg!("cannot read CertificateSigningRequest '{user}'"),
                 &e,
             ));
         }
@@ -163,12 +164,7 @@ async fn issue(
     };
     csrs.create(&PostParams::default(), &object)
         .await
-        .map_err(|e| {
-            Error::api(
-                format!("cannot create CertificateSigningRequest '{user}'"),
-                &e,
-            )
-        })?;
+        .map_err(|e| Error::api(msg!("cannot create CertificateSigningRequest '{user}'"), &e))?;
     let approval = CertificateSigningRequest {
         status: Some(CertificateSigningRequestStatus {
             conditions: Some(vec![CertificateSigningRequestCondition {
@@ -186,22 +182,20 @@ async fn issue(
         .await
         .map_err(|e| {
             Error::api(
-                format!("cannot approve CertificateSigningRequest '{user}'"),
+                msg!("cannot approve CertificateSigningRequest '{user}'"),
                 &e,
             )
         })?;
     let deadline = Instant::now() + wait;
     loop {
-        let current = csrs.get(user).await.map_err(|e| {
-            Error::api(
-                format!("cannot read CertificateSigningRequest '{user}'"),
-                &e,
-            )
-        })?;
+        let current = csrs
+            .get(user)
+            .await
+            .map_err(|e| Error::api(msg!("cannot read CertificateSigningRequest '{user}'"), &e))?;
         if let Some(status) = &current.status {
             for c in status.conditions.iter().flatten() {
                 if (c.type_ == "Denied" || c.type_ == "Failed") && c.status == "True" {
-                    return Err(Error::Failed(format!(
+                    return Err(Error::Failed(msg!(
                         "CertificateSigningRequest '{user}' {}: {}",
                         c.type_.to_lowercase(),
                         c.message.as_deref().unwrap_or("no reason given")
@@ -213,7 +207,7 @@ async fn issue(
             }
         }
         if Instant::now() >= deadline {
-            return Err(Error::Failed(format!(
+            return Err(Error::Failed(msg!(
                 "CertificateSigningRequest '{user}' was approved but no certificate was issued within {} s (is kube-controller-manager running with its csrsigning controller?)",
                 wait.as_secs()
             )));
@@ -231,13 +225,13 @@ async fn wait_gone(csrs: &Api<CertificateSigningRequest>, user: &str) -> Result<
                 tokio::time::sleep(Duration::from_millis(200)).await
             }
             Ok(Some(_)) => {
-                return Err(Error::Failed(format!(
+                return Err(Error::Failed(msg!(
                     "CertificateSigningRequest '{user}' is still there 30 s after its deletion"
                 )));
             }
             Err(e) => {
                 return Err(Error::api(
-                    format!("cannot read CertificateSigningRequest '{user}'"),
+                    msg!("cannot read CertificateSigningRequest '{user}'"),
                     &e,
                 ));
             }
@@ -249,18 +243,18 @@ async fn wait_gone(csrs: &Api<CertificateSigningRequest>, user: &str) -> Result<
 async fn check_login(text: &[u8], user: &str, groups: &[String]) -> Result<(), Error> {
     let yaml = std::str::from_utf8(text).map_err(|e| Error::Failed(e.to_string()))?;
     let kubeconfig = kube::config::Kubeconfig::from_yaml(yaml)
-        .map_err(|e| Error::Failed(format!("the new kubeconfig does not read back: {e}")))?;
+        .map_err(|e| Error::Failed(msg!("the new kubeconfig does not read back: {e}")))?;
     let client = api::client_for(kubeconfig, "the new kubeconfig").await?;
     let reviews: Api<SelfSubjectReview> = Api::all(client);
     let review = reviews
         .create(&PostParams::default(), &SelfSubjectReview::default())
         .await
-        .map_err(|e| Error::api(format!("the new credentials of '{user}' do not work"), &e))?;
+        .map_err(|e| Error::api(msg!("the new credentials of '{user}' do not work"), &e))?;
     let info = review.status.and_then(|s| s.user_info).unwrap_or_default();
     let username = info.username.unwrap_or_default();
     let got_groups = info.groups.unwrap_or_default();
     if username != user || groups.iter().any(|g| !got_groups.contains(g)) {
-        return Err(Error::Failed(format!(
+        return Err(Error::Failed(msg!(
             "the cluster sees the new credentials as '{username}' in groups {}, not '{user}' in {}",
             got_groups.join(","),
             groups.join(",")

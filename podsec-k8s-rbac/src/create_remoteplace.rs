@@ -5,6 +5,7 @@
 //! script that creates ~/.kube (0700) and replaces ~/.kube/config (0600) with what it reads on
 //! its standard input: the caller's own kubeconfig. The address is an argument, never script text.
 
+use podsec_common::msg;
 use std::ffi::OsString;
 use std::io::Write;
 use std::process::{Command, ExitCode, Stdio};
@@ -60,7 +61,7 @@ pub fn check_address(address: &str) -> Result<(), Error> {
     if ip || host {
         Ok(())
     } else {
-        Err(Error::Invalid(format!(
+        Err(Error::Invalid(msg!(
             "invalid address '{}': give a host name or an IP address",
             address.escape_debug()
         )))
@@ -71,12 +72,12 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
     check_address(&args.address)?;
     let uid = nix::unistd::geteuid().as_raw();
     let account = users::find_user_by_uid(uid)?
-        .ok_or_else(|| Error::Failed(format!("the calling uid {uid} has no account")))?;
+        .ok_or_else(|| Error::Failed(msg!("the calling uid {uid} has no account")))?;
     let path = account.home.join(".kube/config");
     let config = user_kubeconfig::read_no_follow(&path)
-        .map_err(|e| Error::Failed(format!("cannot read {}: {e}", path.display())))?;
+        .map_err(|e| Error::Failed(msg!("cannot read {}: {e}", path.display())))?;
     user_kubeconfig::client_certificate(&config).map_err(|why| {
-        Error::Failed(format!(
+        Error::Failed(msg!(
             "{} is not a usable kubeconfig ({why}); ask the security administrator to run podsec-k8s-rbac-create-kubeconfig",
             path.display()
         ))
@@ -93,27 +94,28 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
         .arg(REMOTE_SCRIPT)
         .stdin(Stdio::piped())
         .spawn()
-        .map_err(|e| Error::Failed(format!("cannot run ssh: {e}")))?;
+        .map_err(|e| Error::Failed(msg!("cannot run ssh: {e}")))?;
     let write_result = child
         .stdin
         .take()
         .map(|mut stdin| stdin.write_all(&config))
         .transpose();
-    let status = child
-        .wait()
-        .map_err(|e| Error::Failed(format!("ssh: {e}")))?;
+    let status = child.wait().map_err(|e| Error::Failed(msg!("ssh: {e}")))?;
     if !status.success() {
-        return Err(Error::Failed(format!(
+        return Err(Error::Failed(msg!(
             "copying {} to {}:.kube/config failed (ssh {status})",
             path.display(),
             args.address
         )));
     }
-    write_result.map_err(|e| Error::Failed(format!("ssh: cannot send the kubeconfig: {e}")))?;
+    write_result.map_err(|e| Error::Failed(msg!("ssh: cannot send the kubeconfig: {e}")))?;
     println!(
-        "{NAME}: {} copied to {}:.kube/config (0600, in a 0700 ~/.kube)",
-        path.display(),
-        args.address
+        "{NAME}: {}",
+        podsec_common::i18n::translate_message(&msg!(
+            "{} copied to {}:.kube/config (0600, in a 0700 ~/.kube)",
+            path.display(),
+            args.address
+        ))
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -1,5 +1,6 @@
 //! podsec-k8s-rbac-create-user: the local account of a cluster user.
 
+use podsec_common::msg;
 use std::ffi::OsString;
 use std::process::ExitCode;
 
@@ -56,15 +57,21 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
     let dir = user_kubeconfig::open_kube_dir(&account)?;
     if created {
         println!(
-            "{NAME}: account '{}' created with a private {}",
-            account.name,
-            dir.path().display()
+            "{NAME}: {}",
+            podsec_common::i18n::translate_message(&msg!(
+                "account '{}' created with a private {}",
+                account.name,
+                dir.path().display()
+            ))
         );
     } else {
         println!(
-            "{NAME}: account '{}' exists; {} is private",
-            account.name,
-            dir.path().display()
+            "{NAME}: {}",
+            podsec_common::i18n::translate_message(&msg!(
+                "account '{}' exists; {} is private",
+                account.name,
+                dir.path().display()
+            ))
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -4,6 +4,7 @@
 //! rcgen's distinguished names keep one value per attribute type and a user may be in several
 //! groups: CN = user, one O = per group, as Kubernetes reads them (username = CN, groups = O).
 
+use podsec_common::msg;
 use rcgen::{KeyPair, PKCS_ECDSA_P256_SHA256, PublicKeyData, SigningKey};
 use x509_parser::prelude::*;
 use yasna::models::ObjectIdentifier;
@@ -17,7 +18,7 @@ const OID_ECDSA_SHA256: &[u64] = &[1, 2, 840, 10045, 4, 3, 2];
 /// A fresh private key (never written anywhere but the user's own kubeconfig).
 pub fn generate_key() -> Result<KeyPair, Error> {
     KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)
-        .map_err(|e| Error::Failed(format!("cannot generate a private key: {e}")))
+        .map_err(|e| Error::Failed(msg!("cannot generate a private key: {e}")))
 }
 
 /// The PEM PKCS#10 request for CN=`user`, O=`groups`..., signed by `key`.
@@ -40,7 +41,7 @@ pub fn request_pem(key: &KeyPair, user: &str, groups: &[String]) -> Result<Strin
     });
     let signature = key
         .sign(&info)
-        .map_err(|e| Error::Failed(format!("cannot sign the certificate request: {e}")))?;
+        .map_err(|e| Error::Failed(msg!("cannot sign the certificate request: {e}")))?;
     let der = yasna::construct_der(|w| {
         w.write_sequence(|w| {
             w.next().write_der(&info);
@@ -89,18 +90,18 @@ pub fn check_issued(
     user: &str,
     groups: &[String],
 ) -> Result<Issued, Error> {
-    let bad = |why: String| Error::Failed(format!("the certificate issued for '{user}' {why}"));
+    let bad = |why: String| Error::Failed(msg!("the certificate issued for '{user}' {why}"));
     let (_, pem) =
-        x509_parser::pem::parse_x509_pem(cert_pem).map_err(|e| bad(format!("is not PEM: {e}")))?;
+        x509_parser::pem::parse_x509_pem(cert_pem).map_err(|e| bad(msg!("is not PEM: {e}")))?;
     let cert = pem
         .parse_x509()
-        .map_err(|e| bad(format!("cannot be parsed: {e}")))?;
+        .map_err(|e| bad(msg!("cannot be parsed: {e}")))?;
     if cert.public_key().raw != key.subject_public_key_info().as_slice() {
         return Err(bad("does not match the generated private key".into()));
     }
-    let names = subject_names(&cert).map_err(|e| bad(format!("has an unreadable subject: {e}")))?;
+    let names = subject_names(&cert).map_err(|e| bad(msg!("has an unreadable subject: {e}")))?;
     if names.common_names != [user.to_string()] {
-        return Err(bad(format!(
+        return Err(bad(msg!(
             "has CN={} instead of CN={user}",
             names.common_names.join(",")
         )));
@@ -110,7 +111,7 @@ pub fn check_issued(
     got.sort();
     want.sort();
     if got != want {
-        return Err(bad(format!(
+        return Err(bad(msg!(
             "has groups O={} instead of O={}",
             names.organizations.join(","),
             groups.join(",")

@@ -3,6 +3,7 @@
 use podsec_common::cli::{Failure, NotRoot};
 use podsec_common::host::files::FileError;
 use podsec_common::host::users::AccountError;
+use podsec_common::msg;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -44,7 +45,7 @@ pub fn describe(err: &kube::Error) -> String {
     match err {
         kube::Error::Api(status) => {
             let mut text = if status.message.is_empty() {
-                format!("the API server answered {}", status.code)
+                msg!("the API server answered {}", status.code)
             } else {
                 status.message.clone()
             };
@@ -68,7 +69,7 @@ pub fn describe(err: &kube::Error) -> String {
                 }
                 source = cause.source();
             }
-            format!("cannot talk to the API server: {}", parts.join(": ")).replace('\n', " ")
+            msg!("cannot talk to the API server: {}", parts.join(": ")).replace('\n', " ")
         }
     }
 }

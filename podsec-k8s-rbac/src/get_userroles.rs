@@ -1,5 +1,6 @@
 //! podsec-k8s-rbac-get-userroles: the roles a user is bound to, as JSON.
 
+use podsec_common::msg;
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -83,7 +84,7 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
         None => false,
         Some("showRules") => true,
         Some(other) => {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Invalid(msg!(
                 "invalid second argument '{}': the only one is showRules",
                 other.escape_debug()
             )));
@@ -106,7 +107,7 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
     let mut out = BTreeMap::new();
     out.insert(args.user.clone(), report);
     let text = serde_json::to_string_pretty(&out)
-        .map_err(|e| Error::Failed(format!("cannot write the report: {e}")))?;
+        .map_err(|e| Error::Failed(msg!("cannot write the report: {e}")))?;
     println!("{text}");
     Ok(ExitCode::SUCCESS)
 }
@@ -126,8 +127,11 @@ fn certificate_groups(user: &str) -> Vec<String> {
         Ok(groups) => groups,
         Err(why) => {
             eprintln!(
-                "{NAME}: note: no groups from {} ({why}); only --group ones are used",
-                path.display()
+                "{NAME}: {}",
+                podsec_common::i18n::translate_message(&msg!(
+                    "note: no groups from {} ({why}); only --group ones are used",
+                    path.display()
+                ))
             );
             Vec::new()
         }
@@ -290,7 +294,7 @@ async fn rules(
         Ok(rules) => Ok(Some(rules)),
         Err(e) if is_not_found(&e) => Ok(None),
         Err(e) => Err(Error::api(
-            format!("cannot read {} '{}'", role_ref.kind, role_ref.name),
+            msg!("cannot read {} '{}'", role_ref.kind, role_ref.name),
             &e,
         )),
     }

@@ -3,6 +3,7 @@
 
 use podsec_common::cli::Package;
 use podsec_common::command;
+use podsec_common::i18n::Catalogue;
 
 pub mod api;
 pub mod binding;
@@ -17,6 +18,9 @@ pub mod get_userroles;
 pub mod names;
 pub mod unbindrole;
 pub mod user_kubeconfig;
+
+/// The package's Russian messages (msgid = the English template as the code writes it).
+pub static TRANSLATIONS: Catalogue = Catalogue::new("ru", include_str!("../po/ru.po"));
 
 pub const PACKAGE: Package = Package {
     name: "podsec-k8s-rbac",

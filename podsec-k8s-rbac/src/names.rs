@@ -2,6 +2,7 @@
 //! path, or the unbindCmd line).
 
 use podsec_common::host::users::valid_account_name;
+use podsec_common::msg;
 
 use crate::error::Error;
 
@@ -18,7 +19,7 @@ pub fn check_user(user: &str) -> Result<(), Error> {
     if valid_account_name(user) || system_ok {
         Ok(())
     } else {
-        Err(Error::Invalid(format!(
+        Err(Error::Invalid(msg!(
             "invalid user name '{user}': use a local account name (lower-case letters, digits, '_' and '-', starting with a letter or '_', at most 32 characters) or system:<name>"
         )))
     }
@@ -29,7 +30,7 @@ pub fn check_account(user: &str) -> Result<(), Error> {
     if valid_account_name(user) {
         Ok(())
     } else {
-        Err(Error::Invalid(format!(
+        Err(Error::Invalid(msg!(
             "invalid user name '{user}': use lower-case letters, digits, '_' and '-', starting with a letter or '_', at most 32 characters"
         )))
     }
@@ -45,7 +46,7 @@ pub fn check_path_segment(what: &str, name: &str) -> Result<(), Error> {
         || name.contains(['/', '%'])
         || name.chars().any(char::is_control);
     if bad {
-        Err(Error::Invalid(format!(
+        Err(Error::Invalid(msg!(
             "invalid {what} name '{}': it must be 1 to 253 characters without '/', '%' or control characters, and not '.' or '..'",
             name.escape_debug()
         )))
@@ -67,7 +68,7 @@ pub fn check_namespace(name: &str) -> Result<(), Error> {
     if ok {
         Ok(())
     } else {
-        Err(Error::Invalid(format!(
+        Err(Error::Invalid(msg!(
             "invalid namespace '{}': use at most 63 lower-case letters, digits and '-', starting and ending with a letter or digit",
             name.escape_debug()
         )))
@@ -78,13 +79,13 @@ pub fn check_namespace(name: &str) -> Result<(), Error> {
 /// as `system:masters` give powers no podsec user should get by accident.
 pub fn check_group(group: &str, allow_system: bool) -> Result<(), Error> {
     if group.is_empty() || group.chars().count() > 64 || group.chars().any(char::is_control) {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Invalid(msg!(
             "invalid group '{}': use 1 to 64 characters without control characters",
             group.escape_debug()
         )));
     }
     if group.starts_with("system:") && !allow_system {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Invalid(msg!(
             "refusing group '{group}': system: groups carry built-in powers; add --allow-system-groups if this is really meant"
         )));
     }

@@ -35,6 +35,9 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
         let client = admin.client().await?;
         binding::unbind(client, &target).await
     })??;
-    println!("{NAME}: {message}");
+    println!(
+        "{NAME}: {}",
+        podsec_common::i18n::translate_message(&message)
+    );
     Ok(ExitCode::SUCCESS)
 }

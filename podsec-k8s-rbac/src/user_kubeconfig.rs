@@ -1,6 +1,7 @@
 //! `~user/.kube/config`: written through `SafeDir` (no symlink is ever followed, the file is
 //! replaced atomically, 0600 owned by the user) and read back without following symlinks.
 
+use podsec_common::msg;
 use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::path::{Component, Path};
@@ -115,7 +116,7 @@ pub fn render(
     };
     serde_norway::to_string(&config)
         .map(String::into_bytes)
-        .map_err(|e| Error::Failed(format!("cannot write the kubeconfig of '{user}': {e}")))
+        .map_err(|e| Error::Failed(msg!("cannot write the kubeconfig of '{user}': {e}")))
 }
 
 /// Opens (creating) `~user/.kube`, private to the user (0700, owned by them), refusing symlinks.

@@ -9,6 +9,7 @@ pub mod k8s_save_oci;
 pub mod node_config;
 pub mod u7s;
 pub mod u7s_kubeadm;
+pub mod upstream_env;
 
 pub const PACKAGE: Package = Package {
     name: "podsec-k8s",

@@ -16,6 +16,7 @@ use podsec_common::host::files::{FileError, Owner, SafeDir, write_atomic};
 use podsec_common::host::users::{self, Account, NewAccount};
 use podsec_common::image_ref::{self, RefError};
 use podsec_common::policy::{Policy, PolicyError, Requirement, SignedBy};
+use podsec_common::tr;
 
 use crate::as_user;
 use crate::create_services::{self, check_is_server};
@@ -223,8 +224,11 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
             users::set_password(&account.name, password)?;
         } else if !args.batch {
             println!(
-                "Enter the password for user {} - the container image developer",
-                account.name
+                "{}",
+                tr!(
+                    "Enter the password for user {user} - the container image developer",
+                    user = account.name
+                )
             );
             let status = std::process::Command::new("passwd")
                 .arg("--")
@@ -233,7 +237,7 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
             if !status.is_ok_and(|s| s.success()) {
                 return Err(Error::Password {
                     user: account.name.clone(),
-                    detail: "passwd failed".into(),
+                    detail: tr!("passwd failed").into(),
                 });
             }
         }
@@ -248,16 +252,21 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
         )?;
         write_user_config(&account, &policy)?;
         println!(
-            "Image maker {} signs {} with key {fingerprint} ({email}); public key {}",
-            maker.user,
-            maker.scope,
-            layout::key_path(&maker.user)
+            "{}",
+            tr!(
+                "Image maker {user} signs {scope} with key {fingerprint} ({email}); public key {key}",
+                user = maker.user,
+                scope = maker.scope,
+                fingerprint = fingerprint,
+                email = email,
+                key = layout::key_path(&maker.user)
+            )
         );
     }
     let text = policy.to_json();
     match layout::policy_file().install(text.as_bytes(), 0o644)? {
         podsec_common::host::versioned::Outcome::Unchanged => {
-            println!("/etc/containers/policy.json: unchanged")
+            println!("{}", tr!("/etc/containers/policy.json: unchanged"))
         }
         podsec_common::host::versioned::Outcome::Switched { version, .. } => {
             println!("/etc/containers/policy.json -> {}", version.display())
@@ -270,7 +279,11 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
         Owner::new(0, 0),
     )?;
     println!(
-        "Published {KEYS_DIR}/policy.json: run podsec-create-policy <server address> on the other nodes to fetch it"
+        "{}",
+        tr!(
+            "Published {dir}/policy.json: run podsec-create-policy <server address> on the other nodes to fetch it",
+            dir = KEYS_DIR
+        )
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -298,8 +311,12 @@ fn create_account(maker: &Maker) -> Result<Account, Error> {
     if !created {
         users::add_to_groups(&maker.user, &[GROUP_PODMAN, GROUP_PODMAN_DEV])?;
         println!(
-            "User {} exists; added to groups {GROUP_PODMAN}, {GROUP_PODMAN_DEV}",
-            maker.user
+            "{}",
+            tr!(
+                "User {user} exists; added to groups {groups}",
+                user = maker.user,
+                groups = format!("{GROUP_PODMAN}, {GROUP_PODMAN_DEV}")
+            )
         );
     }
     Ok(account)
@@ -360,8 +377,12 @@ fn ensure_key(
 ) -> Result<String, Error> {
     if let Some(fingerprint) = secret_key_fingerprint(account, email)? {
         println!(
-            "User {} already has a signing key for {email}",
-            account.name
+            "{}",
+            tr!(
+                "User {user} already has a signing key for {email}",
+                user = account.name,
+                email = email
+            )
         );
         return Ok(fingerprint);
     }
@@ -383,8 +404,11 @@ fn ensure_key(
         }
     } else {
         println!(
-            "Creating the signing key of {}: gpg asks for its passphrase",
-            account.name
+            "{}",
+            tr!(
+                "Creating the signing key of {user}: gpg asks for its passphrase",
+                user = account.name
+            )
         );
         let status = as_user::interactive(account, "gpg", &key_spec).map_err(|e| Error::Gpg {
             user: account.name.clone(),
@@ -393,13 +417,13 @@ fn ensure_key(
         if !status.success() {
             return Err(Error::Gpg {
                 user: account.name.clone(),
-                detail: format!("key generation failed ({status})"),
+                detail: tr!("key generation failed ({status})", status = status),
             });
         }
     }
     secret_key_fingerprint(account, email)?.ok_or_else(|| Error::Gpg {
         user: account.name.clone(),
-        detail: format!("no secret key for {email} after generation"),
+        detail: tr!("no secret key for {email} after generation", email = email),
     })
 }
 

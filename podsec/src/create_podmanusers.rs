@@ -15,6 +15,7 @@ use clap::Parser;
 use podsec_common::cli::{self, Failure, NotRoot};
 use podsec_common::host::files::{FileError, Owner, SafeDir};
 use podsec_common::host::users::{self, Account, NewAccount};
+use podsec_common::tr;
 
 use crate::layout::GROUP_PODMAN;
 
@@ -111,7 +112,10 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
         match &password {
             Some(password) => users::set_password(name, password)?,
             None if !args.batch && created => {
-                println!("Enter the password for user '{name}':");
+                println!(
+                    "{}",
+                    tr!("Enter the password for user '{name}':", name = name)
+                );
                 let ok = Command::new("passwd")
                     .arg("--")
                     .arg(name)
@@ -120,14 +124,20 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
                 if !ok {
                     return Err(Error::Password {
                         user: name.clone(),
-                        detail: "passwd failed".into(),
+                        detail: tr!("passwd failed").into(),
                     });
                 }
             }
             None => {}
         }
         lock_configuration(&account)?;
-        println!("Podman user {name}: ~/.config/containers is fixed by root");
+        println!(
+            "{}",
+            tr!(
+                "Podman user {name}: ~/.config/containers is fixed by root",
+                name = name
+            )
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -151,8 +161,11 @@ fn lock_configuration(account: &Account) -> Result<(), Error> {
     containers.write_file("storage.conf", conf.as_bytes(), 0o644, root)?;
     if !containers.set_immutable(true)? {
         eprintln!(
-            "{NAME}: note: {} could not be made immutable (file system without attributes); it stays root-owned",
-            containers.path().display()
+            "{NAME}: {}",
+            tr!(
+                "note: {path} could not be made immutable (file system without attributes); it stays root-owned",
+                path = containers.path().display()
+            )
         );
     }
     Ok(())

@@ -18,6 +18,7 @@ use podsec_common::host::versioned::Outcome;
 use podsec_common::host::{hosts, net, users};
 use podsec_common::policy::{Policy, Requirement};
 use podsec_common::profile::Profile;
+use podsec_common::tr;
 
 use crate::fetch::{self, FetchError};
 use crate::layout::{self, GROUP_PODMAN, GROUP_PODMAN_DEV, KEYS_DIR};
@@ -116,8 +117,12 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
             key_fingerprints: args.expect_key_fingerprints.clone(),
         };
         println!(
-            "Downloading keys and policy from http://sigstore.local:{}/keys/ ({address})",
-            layout::SIGSTORE_PORT
+            "{}",
+            tr!(
+                "Downloading keys and policy from http://sigstore.local:{port}/keys/ ({address})",
+                port = layout::SIGSTORE_PORT,
+                address = address
+            )
         );
         Some(fetch::trust_bundle(address, &pins)?)
     };
@@ -127,7 +132,11 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
     match new_hosts {
         Some(text) => {
             println!(
-                "Adding a binding of domains registry.local sigstore.local trivy.local to IP address {address}"
+                "{}",
+                tr!(
+                    "Adding a binding of domains registry.local sigstore.local trivy.local to IP address {address}",
+                    address = address
+                )
             );
             write_atomic(
                 Path::new("/etc/hosts"),
@@ -137,7 +146,11 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
             )?;
         }
         None => println!(
-            "Domains registry.local sigstore.local trivy.local are already bound to {address}"
+            "{}",
+            tr!(
+                "Domains registry.local sigstore.local trivy.local are already bound to {address}",
+                address = address
+            )
         ),
     }
     let signature_group = users::group_gid(GROUP_PODMAN_DEV)?.expect("group just ensured");
@@ -179,7 +192,7 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
 
 fn report(what: &str, outcome: Outcome) {
     match outcome {
-        Outcome::Unchanged => println!("{what}: unchanged"),
+        Outcome::Unchanged => println!("{}", tr!("{what}: unchanged", what = what)),
         Outcome::Switched { version, .. } => println!("{what} -> {}", version.display()),
     }
 }
@@ -226,7 +239,10 @@ fn install_keys(keys: &BTreeMap<String, Vec<u8>>) -> Result<(), FileError> {
     let dir = SafeDir::open(Path::new(KEYS_DIR))?;
     for (name, bytes) in keys {
         dir.write_file(name, bytes, 0o644, Owner::new(0, 0))?;
-        println!("Installed key {KEYS_DIR}/{name}");
+        println!(
+            "{}",
+            tr!("Installed key {path}", path = format!("{KEYS_DIR}/{name}"))
+        );
     }
     Ok(())
 }
@@ -239,12 +255,21 @@ fn alt_only_steps() {
         Some(control) => {
             for tool in ["newgidmap", "newuidmap"] {
                 if let Err(e) = podsec_common::host::services::run(control, &[tool, "podmanonly"]) {
-                    eprintln!("{NAME}: warning: {e}");
+                    eprintln!(
+                        "{NAME}: {}",
+                        tr!(
+                            "warning: {error}",
+                            error = podsec_common::i18n::translate_message(&e.to_string())
+                        )
+                    );
                 }
             }
         }
         None => println!(
-            "Note: control(8) is not available here; newuidmap/newgidmap are not restricted to group podman"
+            "{}",
+            tr!(
+                "Note: control(8) is not available here; newuidmap/newgidmap are not restricted to group podman"
+            )
         ),
     }
     match profile.userns_sysctl {
@@ -253,7 +278,10 @@ fn alt_only_steps() {
             let _ = std::fs::write(Path::new("/proc/sys").join(knob.replace('.', "/")), "1\n");
         }
         _ => {
-            println!("Note: this kernel has no unprivileged_userns_clone switch; nothing to enable")
+            println!(
+                "{}",
+                tr!("Note: this kernel has no unprivileged_userns_clone switch; nothing to enable")
+            )
         }
     }
 }

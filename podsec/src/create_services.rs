@@ -17,6 +17,7 @@ use podsec_common::host::files::{FileError, Owner, write_atomic};
 use podsec_common::host::services::{self, ServiceError};
 use podsec_common::host::{hosts, net, users};
 use podsec_common::profile::Profile;
+use podsec_common::tr;
 
 use crate::layout::SIGSTORE_ROOT;
 
@@ -118,21 +119,25 @@ pub fn nginx_site(push_auth: bool) -> String {
 /// /etc/hosts to one of this host's own addresses.
 pub fn check_is_server() -> Result<(), Error> {
     let text = std::fs::read_to_string("/etc/hosts")
-        .map_err(|e| Error::NotServer(format!("cannot read /etc/hosts: {e}")))?;
+        .map_err(|e| Error::NotServer(tr!("cannot read /etc/hosts: {error}", error = e)))?;
     let bound = hosts::address_of(&text, "registry.local")
-        .ok_or_else(|| Error::NotServer("registry.local is not bound in /etc/hosts".into()))?;
+        .ok_or_else(|| Error::NotServer(tr!("registry.local is not bound in /etc/hosts").into()))?;
     let local = bound
         .parse()
         .ok()
         .and_then(|address| net::is_local_address(address).ok())
         .unwrap_or(false);
     if !local {
-        return Err(Error::NotServer(format!(
-            "registry.local is bound to {bound}, which is not an address of this host"
+        return Err(Error::NotServer(tr!(
+            "registry.local is bound to {bound}, which is not an address of this host",
+            bound = bound
         )));
     }
     if !Path::new(SIGSTORE_ROOT).is_dir() {
-        return Err(Error::NotServer(format!("{SIGSTORE_ROOT} does not exist")));
+        return Err(Error::NotServer(tr!(
+            "{path} does not exist",
+            path = SIGSTORE_ROOT
+        )));
     }
     Ok(())
 }
@@ -213,23 +218,37 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
         services::systemd_enable_and_reload(profile.registry_unit)?;
         services::systemd_enable_and_reload(profile.nginx_unit)?;
         println!(
-            "Enabled and (re)started {} and {} (systemd)",
-            profile.registry_unit, profile.nginx_unit
+            "{}",
+            tr!(
+                "Enabled and (re)started {registry} and {nginx} (systemd)",
+                registry = profile.registry_unit,
+                nginx = profile.nginx_unit
+            )
         );
     } else {
         println!(
-            "systemd is not running: starting the daemons directly (PIDs in {})",
-            services::PID_DIR
+            "{}",
+            tr!(
+                "systemd is not running: starting the daemons directly (PIDs in {dir})",
+                dir = services::PID_DIR
+            )
         );
         start_registry(profile, registry_user.as_ref(), registry_changed)?;
         start_nginx(site_changed)?;
     }
     start_trivy(profile)?;
     wait_until_served()?;
-    println!("registry.local:80 (registry), sigstore.local:81 (signatures) are served");
+    println!(
+        "{}",
+        tr!("registry.local:80 (registry), sigstore.local:81 (signatures) are served")
+    );
     if push_auth {
         println!(
-            "Pushes to registry.local need the credentials of {PUSH_HTPASSWD} (podman login registry.local)"
+            "{}",
+            tr!(
+                "Pushes to registry.local need the credentials of {file} (podman login registry.local)",
+                file = PUSH_HTPASSWD
+            )
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -296,7 +315,7 @@ fn wait_until_served() -> Result<(), Error> {
         let served = (0..50).any(|_| {
             match agent.get(url).header("Host", host).call() {
                 Ok(response) if response.status().as_u16() == expected => return true,
-                Ok(response) => last = format!("status {}", response.status()),
+                Ok(response) => last = tr!("status {status}", status = response.status()),
                 Err(e) => last = e.to_string(),
             }
             std::thread::sleep(std::time::Duration::from_millis(100));
@@ -320,7 +339,7 @@ fn start_registry(
 ) -> Result<(), Error> {
     if services::running_pid("registry").is_some() {
         if !changed {
-            println!("registry: already running");
+            println!("{}", tr!("registry: already running"));
             return Ok(());
         }
         services::stop_direct("registry");
@@ -346,7 +365,7 @@ fn start_registry(
             &["serve", REGISTRY_CONFIG],
         )?,
     };
-    println!("registry: started, pid {pid}");
+    println!("{}", tr!("registry: started, pid {pid}", pid = pid));
     Ok(())
 }
 
@@ -354,14 +373,14 @@ fn start_nginx(changed: bool) -> Result<(), Error> {
     if services::running_pid("nginx").is_some() {
         if changed {
             services::run("nginx", &["-s", "reload"])?;
-            println!("nginx: configuration reloaded");
+            println!("{}", tr!("nginx: configuration reloaded"));
         } else {
-            println!("nginx: already running");
+            println!("{}", tr!("nginx: already running"));
         }
         return Ok(());
     }
     let pid = services::start_direct("nginx", "nginx", &["-g", "daemon off;"])?;
-    println!("nginx: started, pid {pid}");
+    println!("{}", tr!("nginx: started, pid {pid}", pid = pid));
     Ok(())
 }
 
@@ -370,7 +389,13 @@ fn start_trivy(profile: &Profile) -> Result<(), Error> {
         .map(|path| std::env::split_paths(&path).any(|dir| dir.join("trivy").is_file()))
         .unwrap_or(false);
     if !installed {
-        println!("Note: trivy is not installed; no vulnerability server on port {TRIVY_PORT}");
+        println!(
+            "{}",
+            tr!(
+                "Note: trivy is not installed; no vulnerability server on port {port}",
+                port = TRIVY_PORT
+            )
+        );
         return Ok(());
     }
     if services::systemd_running() {
@@ -378,7 +403,7 @@ fn start_trivy(profile: &Profile) -> Result<(), Error> {
     } else if services::running_pid("trivy").is_none() {
         let listen = format!("0.0.0.0:{TRIVY_PORT}");
         let pid = services::start_direct("trivy", "trivy", &["server", "--listen", &listen])?;
-        println!("trivy: started, pid {pid}");
+        println!("{}", tr!("trivy: started, pid {pid}", pid = pid));
     }
     Ok(())
 }

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use podsec_common::cli::{self, Failure};
 use podsec_common::profile::OsRelease;
+use podsec_common::tr;
 
 pub const NAME: &str = "podsec-get-platform";
 /// Whether the command does its job yet (see `--status`).
@@ -49,7 +50,12 @@ pub fn run(_args: Args) -> Result<ExitCode, Error> {
     let variable = std::env::var(PLATFORM_VARIABLE).ok();
     if let Some(value) = variable.as_deref().filter(|v| !v.is_empty()) {
         eprintln!(
-            "The platform {value} is predefined by the variable {PLATFORM_VARIABLE}. This value is taken."
+            "{}",
+            tr!(
+                "The platform {value} is predefined by the variable {variable}. This value is taken.",
+                value = value,
+                variable = PLATFORM_VARIABLE
+            )
         );
     }
     let platform =

@@ -3,6 +3,7 @@
 
 use podsec_common::cli::Package;
 use podsec_common::command;
+use podsec_common::i18n::Catalogue;
 
 pub mod as_user;
 pub mod auth_file;
@@ -19,6 +20,9 @@ pub mod oci_archive;
 pub mod registries_conf;
 pub mod registry;
 pub mod save_oci;
+
+/// The package's Russian messages (msgid = the English template as the code writes it).
+pub static TRANSLATIONS: Catalogue = Catalogue::new("ru", include_str!("../po/ru.po"));
 
 pub const PACKAGE: Package = Package {
     name: "podsec",

@@ -22,6 +22,7 @@ use podsec_common::lookaside;
 use podsec_common::profile::OsRelease;
 use podsec_common::registries_d::{Access, RegistriesD};
 use podsec_common::signature::SimpleSigning;
+use podsec_common::tr;
 
 use crate::layout::GROUP_PODMAN_DEV;
 use crate::oci_archive::{self, ARCHITECTURES, ArchiveError, Image, Layout};
@@ -287,19 +288,35 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
     let mut failed = 0;
     for (plan, signature) in planned.iter().zip(signatures) {
         print!(
-            "Signing and transferring the {} to the registry: ",
-            plan.reference
+            "{}",
+            tr!(
+                "Signing and transferring the {image} to the registry: ",
+                image = plan.reference
+            )
         );
         match finish_image(plan, &failed_blobs, signature) {
-            Ok(path) => println!("pushed, signed ({})", path.display()),
+            Ok(path) => println!("{}", tr!("pushed, signed ({path})", path = path.display())),
             Err(e) => {
                 failed += 1;
-                println!("FAILED: {e}");
+                println!(
+                    "{}",
+                    tr!(
+                        "FAILED: {error}",
+                        error = podsec_common::i18n::translate_message(&e.to_string())
+                    )
+                );
             }
         }
     }
     let total = planned.len();
-    println!("{} of {total} images pushed and signed", total - failed);
+    println!(
+        "{}",
+        tr!(
+            "{done} of {total} images pushed and signed",
+            done = total - failed,
+            total = total
+        )
+    );
     if failed > 0 {
         return Err(Error::Failed { failed, total });
     }

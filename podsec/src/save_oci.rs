@@ -132,7 +132,9 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
             name: image.clone(),
         })
         .collect();
-    oci_save::save(&args.oci_dir, &archs, &sources, |line| println!("{line}"))?;
+    oci_save::save(&args.oci_dir, &archs, &sources, |line| {
+        println!("{}", podsec_common::i18n::translate_message(line))
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,5 +1,6 @@
 pub mod fixtures;
 pub mod k8s;
+pub mod rpm;
 pub mod sandbox;
 pub mod trivy;
 pub mod u7s;

@@ -1,0 +1,889 @@
+//! Translated messages, selected by the locale as gettext selects them.
+//!
+//! Catalogues are gettext `.po` files embedded at compile time (`<crate>/po/ru.po`, checked
+//! with `msgfmt --check` by the tests), keyed by the English message: the `msgid` is the
+//! template exactly as the code writes it, with its `{name}` placeholders, and the `msgstr`
+//! uses the same placeholders. Three ways in:
+//! - [`tr!`](crate::tr) for what the code prints itself: `tr!("Installed key {path}", path = p)`
+//!   (and [`msg!`](crate::msg): `format!` that marks a message translated later, at the edge);
+//! - [`translate_message`] for what is already rendered in English, such as an error's
+//!   `Display` (the thiserror templates are the msgids): the entry point translates the error
+//!   chain, so libraries keep returning typed English errors;
+//! - [`translate_command`] for clap definitions (Russian man pages).
+//!
+//! The language comes from `LC_ALL`, else `LC_MESSAGES`, else `LANG`; `C`/`POSIX` (or nothing
+//! set) means English, and otherwise `LANGUAGE` (a colon-separated list) takes precedence, as in
+//! GNU gettext. The nagwad journal lines and the Nagios plugin output stay English whatever the
+//! locale: monitoring parses them (they never go through this module).
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+/// One language's catalogue of one crate: the text of a `.po` file, parsed on first use.
+pub struct Catalogue {
+    language: &'static str,
+    po: &'static str,
+    parsed: OnceLock<Parsed>,
+}
+
+struct Parsed {
+    exact: HashMap<String, String>,
+    /// The msgids with placeholders, for [`translate_message`], most literal text first.
+    templates: Vec<Template>,
+}
+
+struct Template {
+    pieces: Vec<Piece>,
+    literal_len: usize,
+    translation: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Piece {
+    Literal(String),
+    /// A placeholder as written, `{path}`, `{0}`, `{}` or `{0:?}`.
+    Placeholder(String),
+}
+
+impl Catalogue {
+    pub const fn new(language: &'static str, po: &'static str) -> Catalogue {
+        Catalogue {
+            language,
+            po,
+            parsed: OnceLock::new(),
+        }
+    }
+
+    pub fn language(&self) -> &'static str {
+        self.language
+    }
+
+    /// Every `msgid` with its translation (fuzzy and untranslated entries are not included).
+    pub fn entries(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.parsed()
+            .exact
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    pub fn get(&self, msgid: &str) -> Option<&str> {
+        self.parsed().exact.get(msgid).map(String::as_str)
+    }
+
+    fn parsed(&self) -> &Parsed {
+        self.parsed.get_or_init(|| {
+            let exact = parse_po(self.po);
+            let mut templates: Vec<Template> = exact
+                .iter()
+                .filter_map(|(id, translation)| {
+                    let pieces = split_template(id);
+                    let literal_len: usize = pieces
+                        .iter()
+                        .map(|p| match p {
+                            Piece::Literal(l) => l.chars().count(),
+                            Piece::Placeholder(_) => 0,
+                        })
+                        .sum();
+                    let has_placeholder = pieces.iter().any(|p| matches!(p, Piece::Placeholder(_)));
+                    // Two placeholders in a row cannot be told apart, and a template of
+                    // placeholders only would match anything.
+                    let adjacent = pieces.windows(2).any(|w| {
+                        matches!(
+                            (&w[0], &w[1]),
+                            (Piece::Placeholder(_), Piece::Placeholder(_))
+                        )
+                    });
+                    (has_placeholder && literal_len >= 2 && !adjacent).then(|| Template {
+                        pieces,
+                        literal_len,
+                        translation: translation.clone(),
+                    })
+                })
+                .collect();
+            templates.sort_by_key(|t| std::cmp::Reverse(t.literal_len));
+            Parsed { exact, templates }
+        })
+    }
+}
+
+/// The catalogue of `common` itself: the CLI layer's messages (usage errors, refusals).
+static COMMON: Catalogue = Catalogue::new("ru", include_str!("../po/ru.po"));
+static PACKAGE: OnceLock<&'static Catalogue> = OnceLock::new();
+static LANGUAGE: OnceLock<Option<String>> = OnceLock::new();
+
+/// Called once by a package binary's `main` with its own catalogue; `common`'s is always used.
+pub fn install(catalogue: &'static Catalogue) {
+    let _ = PACKAGE.set(catalogue);
+}
+
+/// Makes `language` the language of this process whatever the environment says (for
+/// rendering the Russian man pages); false if the language was already chosen.
+pub fn force_language(language: &str) -> bool {
+    LANGUAGE.set(Some(language.to_string())).is_ok()
+}
+
+/// The language messages are translated into, if not English, from the environment.
+pub fn language() -> Option<&'static str> {
+    LANGUAGE
+        .get_or_init(|| language_from(|name| std::env::var(name).ok(), &available_languages()))
+        .as_deref()
+}
+
+fn available_languages() -> Vec<&'static str> {
+    let mut languages = vec![COMMON.language];
+    if let Some(catalogue) = PACKAGE.get()
+        && !languages.contains(&catalogue.language)
+    {
+        languages.push(catalogue.language);
+    }
+    languages
+}
+
+/// gettext's choice: the locale of messages (`LC_ALL` > `LC_MESSAGES` > `LANG`); none or
+/// `C`/`POSIX` is English; otherwise the first entry of `LANGUAGE` (or the locale itself) whose
+/// language has a catalogue, English (`en`) ending the search.
+pub fn language_from(var: impl Fn(&str) -> Option<String>, available: &[&str]) -> Option<String> {
+    let locale = ["LC_ALL", "LC_MESSAGES", "LANG"]
+        .iter()
+        .find_map(|name| var(name).filter(|v| !v.is_empty()))?;
+    let base = language_of(&locale);
+    if base == "C" || base == "POSIX" {
+        return None;
+    }
+    let list = var("LANGUAGE")
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| locale.clone());
+    for entry in list.split(':').filter(|e| !e.is_empty()) {
+        let language = language_of(entry);
+        if language == "en" || language == "C" {
+            return None;
+        }
+        if available.contains(&language) {
+            return Some(language.to_string());
+        }
+    }
+    None
+}
+
+/// `ru_RU.UTF-8@euro` -> `ru`.
+fn language_of(locale: &str) -> &str {
+    locale.split(['_', '.', '@']).next().unwrap_or(locale)
+}
+
+fn catalogues() -> impl Iterator<Item = &'static Catalogue> {
+    let language = language();
+    PACKAGE
+        .get()
+        .copied()
+        .into_iter()
+        .chain(std::iter::once(&COMMON))
+        .filter(move |c| Some(c.language) == language)
+}
+
+/// The translation of an exact msgid in the current language, if there is one.
+pub fn lookup(msgid: &str) -> Option<&'static str> {
+    language()?;
+    catalogues().find_map(|c| c.get(msgid))
+}
+
+/// `msgid` translated when the current language has it, as it is otherwise.
+pub fn gettext(msgid: &'static str) -> &'static str {
+    lookup(msgid).unwrap_or(msgid)
+}
+
+/// Fills `{name}` placeholders of a translated template (`{{` and `}}` are braces).
+pub fn substitute(template: &str, values: &[(&str, String)]) -> String {
+    let mut out = String::with_capacity(template.len() + 32);
+    let mut rest = template;
+    while let Some(i) = rest.find(['{', '}']) {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        if tail.starts_with("{{") || tail.starts_with("}}") {
+            out.push_str(&tail[..1]);
+            rest = &tail[2..];
+        } else if tail.starts_with('{') {
+            match tail.find('}') {
+                Some(end) => {
+                    let name = &tail[1..end];
+                    match values.iter().find(|(n, _)| *n == name) {
+                        Some((_, value)) => out.push_str(value),
+                        None => out.push_str(&tail[..=end]),
+                    }
+                    rest = &tail[end + 1..];
+                }
+                None => {
+                    out.push_str(tail);
+                    rest = "";
+                }
+            }
+        } else {
+            out.push('}');
+            rest = &tail[1..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `tr!("English {name}", name = value)`: the message in the user's language. English is
+/// rendered by `format!` (so the placeholders are checked at compile time), a translation by
+/// [`substitute`]. The msgid is the literal exactly as written.
+#[macro_export]
+macro_rules! tr {
+    ($template:literal) => {
+        $crate::i18n::gettext($template)
+    };
+    ($template:literal, $($name:ident = $value:expr),+ $(,)?) => {
+        match $crate::i18n::lookup($template) {
+            Some(translated) => $crate::i18n::substitute(
+                translated,
+                &[$((stringify!($name), ::std::string::ToString::to_string(&$value))),+],
+            ),
+            None => ::std::format!($template, $($name = $value),+),
+        }
+    };
+}
+
+/// `msg!` is `format!` that marks its format string as a msgid: for messages composed now and
+/// translated at the edge (errors carried as strings, which the entry point translates with
+/// [`translate_error_chain`], or a print site with [`translate_message`]).
+#[macro_export]
+macro_rules! msg {
+    ($($arg:tt)+) => {
+        ::std::format!($($arg)+)
+    };
+}
+
+/// A message already rendered in English (an error's `Display`, a message of a tool), in the
+/// user's language: an exact msgid, or the msgid template it was rendered from (placeholders
+/// match any text, which is translated in turn), or an OS error text; unchanged otherwise.
+pub fn translate_message(english: &str) -> Cow<'_, str> {
+    if language().is_none() {
+        return Cow::Borrowed(english);
+    }
+    translate_depth(english, 0)
+}
+
+fn translate_depth(english: &str, depth: usize) -> Cow<'_, str> {
+    if let Some(exact) = lookup(english) {
+        return Cow::Borrowed(exact);
+    }
+    if let Some(os) = translate_os_error(english) {
+        return Cow::Owned(os);
+    }
+    if depth >= 4 {
+        return Cow::Borrowed(english);
+    }
+    let mut best: Option<(usize, String)> = None;
+    for catalogue in catalogues() {
+        for template in &catalogue.parsed().templates {
+            if best
+                .as_ref()
+                .is_some_and(|(len, _)| *len >= template.literal_len)
+            {
+                break;
+            }
+            if let Some(captures) = match_template(&template.pieces, english) {
+                let mut values: Vec<(String, String)> = Vec::new();
+                for (placeholder, text) in captures {
+                    values.push((placeholder, translate_depth(text, depth + 1).into_owned()));
+                }
+                best = Some((
+                    template.literal_len,
+                    fill_placeholders(&template.translation, &values),
+                ));
+                break;
+            }
+        }
+    }
+    match best {
+        Some((_, text)) => Cow::Owned(text),
+        None => Cow::Borrowed(english),
+    }
+}
+
+/// An error chain (`error: cause: cause`, as [`crate::cli::error_chain`] writes it), each
+/// part translated.
+pub fn translate_error_chain(err: &dyn std::error::Error) -> String {
+    if language().is_none() {
+        return crate::cli::error_chain(err);
+    }
+    let mut parts: Vec<String> = vec![err.to_string()];
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !parts.last().is_some_and(|last| last.ends_with(&text)) {
+            parts.push(text);
+        }
+        source = cause.source();
+    }
+    // A part that ends with its cause's text carries it; translate each part on its own.
+    parts
+        .iter()
+        .map(|p| translate_message(p).into_owned())
+        .collect::<Vec<_>>()
+        .join(": ")
+        .replace('\n', " ")
+}
+
+fn split_template(template: &str) -> Vec<Piece> {
+    let mut pieces = Vec::new();
+    let mut literal = String::new();
+    let mut rest = template;
+    while let Some(i) = rest.find(['{', '}']) {
+        literal.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        if tail.starts_with("{{") || tail.starts_with("}}") {
+            literal.push_str(&tail[..1]);
+            rest = &tail[2..];
+        } else if tail.starts_with('{') {
+            match tail.find('}') {
+                Some(end) => {
+                    if !literal.is_empty() {
+                        pieces.push(Piece::Literal(std::mem::take(&mut literal)));
+                    }
+                    pieces.push(Piece::Placeholder(tail[..=end].to_string()));
+                    rest = &tail[end + 1..];
+                }
+                None => {
+                    literal.push_str(tail);
+                    rest = "";
+                }
+            }
+        } else {
+            literal.push('}');
+            rest = &tail[1..];
+        }
+    }
+    literal.push_str(rest);
+    if !literal.is_empty() {
+        pieces.push(Piece::Literal(literal));
+    }
+    pieces
+}
+
+/// Matches `text` against a template: literals in order (each placeholder takes the shortest
+/// text up to the next literal; the last one takes the rest). Returns the placeholders with
+/// the text each matched.
+fn match_template<'t>(pieces: &[Piece], text: &'t str) -> Option<Vec<(String, &'t str)>> {
+    let mut captures = Vec::new();
+    let mut rest = text;
+    let mut pending: Option<&str> = None;
+    for piece in pieces {
+        match piece {
+            Piece::Literal(literal) => match pending.take() {
+                None => rest = rest.strip_prefix(literal.as_str())?,
+                Some(placeholder) => {
+                    let at = rest.find(literal.as_str())?;
+                    if at == 0 {
+                        return None;
+                    }
+                    captures.push((placeholder.to_string(), &rest[..at]));
+                    rest = &rest[at + literal.len()..];
+                }
+            },
+            Piece::Placeholder(p) => pending = Some(p),
+        }
+    }
+    match pending {
+        Some(placeholder) if !rest.is_empty() => captures.push((placeholder.to_string(), rest)),
+        Some(_) => return None,
+        None if !rest.is_empty() => return None,
+        None => {}
+    }
+    Some(captures)
+}
+
+/// Puts captured texts into a translated template: a placeholder takes the capture of the
+/// same placeholder in the msgid (the k-th `{}` the k-th `{}`).
+fn fill_placeholders(translation: &str, values: &[(String, String)]) -> String {
+    let mut used = vec![false; values.len()];
+    split_template(translation)
+        .into_iter()
+        .map(|piece| match piece {
+            Piece::Literal(l) => l,
+            Piece::Placeholder(p) => {
+                match values
+                    .iter()
+                    .enumerate()
+                    .find(|(i, (name, _))| !used[*i] && *name == p)
+                {
+                    Some((i, (_, value))) => {
+                        used[i] = true;
+                        value.clone()
+                    }
+                    None => p,
+                }
+            }
+        })
+        .collect()
+}
+
+/// The placeholders of a template as written (`{path}`, `{}`, `{0:?}`), sorted: a msgstr must
+/// have the same ones as its msgid.
+pub fn placeholders(template: &str) -> Vec<String> {
+    let mut found: Vec<String> = split_template(template)
+        .into_iter()
+        .filter_map(|p| match p {
+            Piece::Placeholder(p) => Some(p),
+            Piece::Literal(_) => None,
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// glibc's texts of the OS errors people meet here, in English (as Rust's `io::Error` shows
+/// them: it never calls setlocale) and in Russian (glibc's Russian catalogue).
+const OS_ERRORS: &[(i32, &str, &str)] = &[
+    (1, "Operation not permitted", "Операция не позволена"),
+    (
+        2,
+        "No such file or directory",
+        "Нет такого файла или каталога",
+    ),
+    (3, "No such process", "Нет такого процесса"),
+    (4, "Interrupted system call", "Прерван системный вызов"),
+    (5, "Input/output error", "Ошибка ввода/вывода"),
+    (
+        7,
+        "Argument list too long",
+        "Слишком длинный список аргументов",
+    ),
+    (8, "Exec format error", "Ошибка формата выполняемого файла"),
+    (
+        11,
+        "Resource temporarily unavailable",
+        "Ресурс временно недоступен",
+    ),
+    (12, "Cannot allocate memory", "Невозможно выделить память"),
+    (13, "Permission denied", "Отказано в доступе"),
+    (
+        16,
+        "Device or resource busy",
+        "Устройство или ресурс занято",
+    ),
+    (17, "File exists", "Файл существует"),
+    (
+        18,
+        "Invalid cross-device link",
+        "Неверная ссылка между устройствами",
+    ),
+    (20, "Not a directory", "Это не каталог"),
+    (21, "Is a directory", "Это каталог"),
+    (22, "Invalid argument", "Недопустимый аргумент"),
+    (26, "Text file busy", "Текстовый файл занят"),
+    (
+        28,
+        "No space left on device",
+        "На устройстве не осталось свободного места",
+    ),
+    (
+        30,
+        "Read-only file system",
+        "Файловая система доступна только для чтения",
+    ),
+    (32, "Broken pipe", "Обрыв канала"),
+    (36, "File name too long", "Слишком длинное имя файла"),
+    (39, "Directory not empty", "Каталог не пуст"),
+    (
+        40,
+        "Too many levels of symbolic links",
+        "Слишком много уровней символьных ссылок",
+    ),
+    (98, "Address already in use", "Адрес уже используется"),
+    (
+        99,
+        "Cannot assign requested address",
+        "Невозможно назначить запрошенный адрес",
+    ),
+    (101, "Network is unreachable", "Сеть недоступна"),
+    (
+        104,
+        "Connection reset by peer",
+        "Соединение сброшено другой стороной",
+    ),
+    (
+        110,
+        "Connection timed out",
+        "Время ожидания соединения истекло",
+    ),
+    (111, "Connection refused", "В соединении отказано"),
+    (113, "No route to host", "Нет маршрута до узла"),
+];
+
+/// `No such file or directory (os error 2)` in the user's language (the whole text must be
+/// the OS error, so a message that merely ends with one is matched by its own template).
+fn translate_os_error(english: &str) -> Option<String> {
+    let open = english.rfind(" (os error ")?;
+    let code: i32 = english[open + 11..].strip_suffix(')')?.parse().ok()?;
+    let description = &english[..open];
+    if language()? != "ru" {
+        return None;
+    }
+    let (_, _, russian) = OS_ERRORS
+        .iter()
+        .find(|(c, e, _)| *c == code && *e == description)?;
+    Some(format!("{russian} (os error {code})"))
+}
+
+/// Parses the entries of a `.po` file: `msgid`/`msgstr` with continuation lines and C escapes;
+/// the header, fuzzy entries, entries with a context and untranslated ones are left out.
+pub fn parse_po(text: &str) -> HashMap<String, String> {
+    #[derive(PartialEq)]
+    enum Field {
+        None,
+        Context,
+        Id,
+        Str,
+        Other,
+    }
+    let mut entries = HashMap::new();
+    let (mut id, mut string, mut fuzzy, mut context) = (String::new(), String::new(), false, false);
+    let mut field = Field::None;
+    let mut seen_id = false;
+    let mut flush = |id: &mut String,
+                     string: &mut String,
+                     fuzzy: &mut bool,
+                     context: &mut bool,
+                     seen_id: &mut bool| {
+        if *seen_id && !id.is_empty() && !string.is_empty() && !*fuzzy && !*context {
+            entries.insert(std::mem::take(id), std::mem::take(string));
+        }
+        id.clear();
+        string.clear();
+        *fuzzy = false;
+        *context = false;
+        *seen_id = false;
+    };
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() {
+            flush(&mut id, &mut string, &mut fuzzy, &mut context, &mut seen_id);
+            field = Field::None;
+        } else if let Some(flags) = line.strip_prefix("#,") {
+            if seen_id {
+                flush(&mut id, &mut string, &mut fuzzy, &mut context, &mut seen_id);
+            }
+            fuzzy |= flags.split(',').any(|f| f.trim() == "fuzzy");
+        } else if line.starts_with('#') {
+            continue;
+        } else if let Some(rest) = line.strip_prefix("msgctxt ") {
+            if seen_id {
+                flush(&mut id, &mut string, &mut fuzzy, &mut context, &mut seen_id);
+            }
+            context = true;
+            field = Field::Context;
+            let _ = unquote_po(rest);
+        } else if let Some(rest) = line.strip_prefix("msgid ") {
+            if seen_id {
+                flush(&mut id, &mut string, &mut fuzzy, &mut context, &mut seen_id);
+            }
+            seen_id = true;
+            field = Field::Id;
+            id.push_str(&unquote_po(rest));
+        } else if let Some(rest) = line.strip_prefix("msgstr ") {
+            field = Field::Str;
+            string.push_str(&unquote_po(rest));
+        } else if line.starts_with("msgid_plural") || line.starts_with("msgstr[") {
+            // Plural forms are not used; such an entry is left out.
+            context = true;
+            field = Field::Other;
+        } else if line.starts_with('"') {
+            match field {
+                Field::Id => id.push_str(&unquote_po(line)),
+                Field::Str => string.push_str(&unquote_po(line)),
+                _ => {}
+            }
+        }
+    }
+    flush(&mut id, &mut string, &mut fuzzy, &mut context, &mut seen_id);
+    entries
+}
+
+/// A string as a `.po` file quotes it (one line per `\n` of the text).
+pub fn po_string(text: &str) -> String {
+    let escape = |s: &str| {
+        s.replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\t', "\\t")
+    };
+    if !text.contains('\n') {
+        return format!("\"{}\"", escape(text));
+    }
+    let mut out = String::from("\"\"");
+    for line in text.split_inclusive('\n') {
+        out.push_str(&format!("\n\"{}\"", escape(line).replace('\n', "\\n")));
+    }
+    out
+}
+
+fn unquote_po(quoted: &str) -> String {
+    let inner = quoted
+        .trim()
+        .strip_prefix('"')
+        .and_then(|s| s.strip_suffix('"'))
+        .unwrap_or("");
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('t') => out.push('\t'),
+            Some('r') => out.push('\r'),
+            Some(other) => out.push(other),
+            None => {}
+        }
+    }
+    out
+}
+
+/// A clap definition with its texts (about, help of every argument, after-help) translated;
+/// also returns the English texts that have no translation. Used for the Russian man pages.
+pub fn translate_command(command: clap::Command) -> (clap::Command, Vec<String>) {
+    let mut missing = Vec::new();
+    let command = translate_command_inner(command, &mut missing);
+    (command, missing)
+}
+
+fn translated(
+    text: Option<&clap::builder::StyledStr>,
+    missing: &mut Vec<String>,
+) -> Option<String> {
+    let english = text?.to_string();
+    match lookup(&english) {
+        Some(t) => Some(t.to_string()),
+        None => {
+            if !missing.contains(&english) {
+                missing.push(english.clone());
+            }
+            Some(english)
+        }
+    }
+}
+
+fn translate_command_inner(mut command: clap::Command, missing: &mut Vec<String>) -> clap::Command {
+    if let Some(about) = translated(command.get_about(), missing) {
+        command = command.about(about);
+    }
+    if let Some(long_about) = translated(command.get_long_about(), missing) {
+        command = command.long_about(long_about);
+    }
+    if let Some(after) = translated(command.get_after_help(), missing) {
+        command = command.after_help(after);
+    }
+    if let Some(after) = translated(command.get_after_long_help(), missing) {
+        command = command.after_long_help(after);
+    }
+    if let Some(before) = translated(command.get_before_help(), missing) {
+        command = command.before_help(before);
+    }
+    // clap adds --help and --version when it builds; build first so they are translated too.
+    command.build();
+    let ids: Vec<clap::Id> = command
+        .get_arguments()
+        .filter(|a| !a.is_hide_set())
+        .map(|a| a.get_id().clone())
+        .collect();
+    for id in ids {
+        let (help, long_help) = {
+            let arg = command
+                .get_arguments()
+                .find(|a| a.get_id() == &id)
+                .expect("argument just listed");
+            (
+                translated(arg.get_help(), missing),
+                translated(arg.get_long_help(), missing),
+            )
+        };
+        command = command.mut_arg(id, |arg| {
+            let arg = match help {
+                Some(h) => arg.help(h),
+                None => arg,
+            };
+            match long_help {
+                Some(h) => arg.long_help(h),
+                None => arg,
+            }
+        });
+    }
+    let names: Vec<String> = command
+        .get_subcommands()
+        .map(|s| s.get_name().to_string())
+        .collect();
+    for name in names {
+        command = command.mut_subcommand(name, |sub| translate_command_inner(sub, missing));
+    }
+    command
+}
+
+/// The section headings and fixed words of a clap_mangen page, in the current language.
+pub fn translate_man_page(roff: &str) -> String {
+    let mut out = String::with_capacity(roff.len());
+    for line in roff.split_inclusive('\n') {
+        let (body, newline) = match line.strip_suffix('\n') {
+            Some(b) => (b, "\n"),
+            None => (line, ""),
+        };
+        let translated = match body.strip_prefix(".SH ") {
+            Some(heading) => {
+                let key = heading.trim_matches('"');
+                format!(".SH {}", man_heading(key))
+            }
+            None => body
+                .replace("[default: ", gettext("[default: "))
+                .replace("Possible values:", gettext("Possible values:")),
+        };
+        out.push_str(&translated);
+        out.push_str(newline);
+    }
+    out
+}
+
+fn man_heading(heading: &str) -> Cow<'static, str> {
+    let msgid = match heading {
+        "NAME" => "NAME",
+        "SYNOPSIS" => "SYNOPSIS",
+        "DESCRIPTION" => "DESCRIPTION",
+        "OPTIONS" => "OPTIONS",
+        "SUBCOMMANDS" => "SUBCOMMANDS",
+        "EXTRA" => "EXTRA",
+        "VERSION" => "VERSION",
+        "AUTHORS" => "AUTHORS",
+        other => return Cow::Owned(other.to_string()),
+    };
+    Cow::Borrowed(gettext(msgid))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    #[test]
+    fn the_language_is_chosen_as_gettext_chooses_it() {
+        let ru = ["ru"];
+        assert_eq!(language_from(env(&[]), &ru), None);
+        assert_eq!(
+            language_from(env(&[("LANG", "ru_RU.UTF-8")]), &ru).as_deref(),
+            Some("ru")
+        );
+        assert_eq!(
+            language_from(env(&[("LANG", "ru_RU.UTF-8"), ("LC_ALL", "C")]), &ru),
+            None
+        );
+        assert_eq!(
+            language_from(env(&[("LANG", "C.UTF-8"), ("LC_MESSAGES", "ru_RU")]), &ru).as_deref(),
+            Some("ru")
+        );
+        // LANGUAGE wins over the locale, but not over C.
+        assert_eq!(
+            language_from(env(&[("LANG", "de_DE.UTF-8"), ("LANGUAGE", "uk:ru")]), &ru).as_deref(),
+            Some("ru")
+        );
+        assert_eq!(
+            language_from(env(&[("LANG", "ru_RU.UTF-8"), ("LANGUAGE", "en:ru")]), &ru),
+            None
+        );
+        assert_eq!(
+            language_from(env(&[("LANG", "C"), ("LANGUAGE", "ru")]), &ru),
+            None
+        );
+        assert_eq!(language_from(env(&[("LANG", "de_DE.UTF-8")]), &ru), None);
+    }
+
+    #[test]
+    fn po_entries_are_parsed_with_continuations_and_escapes() {
+        let po = r#"
+# header
+msgid ""
+msgstr "Content-Type: text/plain; charset=UTF-8\n"
+
+#: src/x.rs
+msgid "cannot read {path}: "
+"{source}"
+msgstr "не удалось прочитать {path}: {source}"
+
+#, fuzzy
+msgid "fuzzy one"
+msgstr "нечёткий"
+
+msgid "untranslated"
+msgstr ""
+
+msgid "a \"quoted\"\tline\n"
+msgstr "строка \"в кавычках\"\t\n"
+"#;
+        let entries = parse_po(po);
+        assert_eq!(
+            entries
+                .get("cannot read {path}: {source}")
+                .map(String::as_str),
+            Some("не удалось прочитать {path}: {source}")
+        );
+        assert!(!entries.contains_key("fuzzy one"));
+        assert!(!entries.contains_key("untranslated"));
+        assert!(!entries.contains_key(""));
+        assert_eq!(
+            entries.get("a \"quoted\"\tline\n").map(String::as_str),
+            Some("строка \"в кавычках\"\t\n")
+        );
+    }
+
+    #[test]
+    fn templates_match_rendered_text_and_fill_the_translation() {
+        let pieces = split_template("cannot read {path}: {source}");
+        let captures = match_template(&pieces, "cannot read /etc/x: bad: worse").unwrap();
+        assert_eq!(
+            captures,
+            vec![
+                ("{path}".to_string(), "/etc/x"),
+                ("{source}".to_string(), "bad: worse")
+            ]
+        );
+        assert!(match_template(&pieces, "cannot write /etc/x: bad").is_none());
+        assert!(match_template(&split_template("key {0} unknown"), "key x unknown here").is_none());
+        let values: Vec<(String, String)> = captures
+            .into_iter()
+            .map(|(p, t)| (p, t.to_string()))
+            .collect();
+        assert_eq!(
+            fill_placeholders("{source}: при чтении {path}", &values),
+            "bad: worse: при чтении /etc/x"
+        );
+        let positional = vec![
+            ("{}".to_string(), "a".to_string()),
+            ("{}".to_string(), "b".to_string()),
+        ];
+        assert_eq!(fill_placeholders("{} и {}", &positional), "a и b");
+    }
+
+    #[test]
+    fn substitution_fills_names_and_keeps_braces() {
+        assert_eq!(
+            substitute("{{x}} {name} и {other}", &[("name", "v".into())]),
+            "{x} v и {other}"
+        );
+        assert_eq!(placeholders("a {b} {} {c:?}"), vec!["{b}", "{c:?}", "{}"]);
+    }
+
+    #[test]
+    fn the_common_catalogue_is_consistent() {
+        for (id, text) in COMMON.entries() {
+            assert_eq!(placeholders(id), placeholders(text), "msgid {id:?}");
+        }
+        assert!(COMMON.get("NAME").is_some());
+    }
+}

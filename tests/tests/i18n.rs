@@ -1,0 +1,525 @@
+//! Russian messages and man pages (issue 7, acceptance 4): the catalogues are valid gettext
+//! files whose translations keep every placeholder; every message of the shared CLI layer and
+//! of the podsec and podsec-k8s-rbac packages has a translation (found in the sources: the
+//! `#[error("...")]` templates, `tr!("...")` and `msg!("...")`); commands run under a Russian
+//! locale print Russian; C and English locales stay English; monitoring output stays English.
+//! (`man -L ru` of the installed packages: tests/tests/packaging.rs.)
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use podsec_common::i18n::{parse_po, placeholders};
+use podsec_tests::rpm::project_root;
+use podsec_tests::sandbox::{Options, Sandbox, target_dir};
+
+/// The crates whose messages are all translated, and their catalogues.
+const TRANSLATED: &[&str] = &["common", "podsec", "podsec-k8s-rbac"];
+
+fn catalogue(krate: &str) -> BTreeMap<String, String> {
+    let path = project_root().join(krate).join("po/ru.po");
+    parse_po(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+        .into_iter()
+        .collect()
+}
+
+#[test]
+fn catalogues_are_valid_gettext_files_that_keep_every_placeholder() {
+    for krate in ["common", "podsec", "podsec-k8s-rbac"] {
+        let path = project_root().join(krate).join("po/ru.po");
+        let out = Command::new("msgfmt")
+            .args(["--check", "-o", "/dev/null"])
+            .arg(&path)
+            .output()
+            .expect("msgfmt (Debian package gettext)");
+        assert!(
+            out.status.success(),
+            "msgfmt --check {}: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let entries = catalogue(krate);
+        assert!(entries.len() > 20, "{krate}: {} entries", entries.len());
+        for (id, text) in &entries {
+            assert_eq!(
+                placeholders(id),
+                placeholders(text),
+                "{krate}: msgid {id:?}"
+            );
+            assert!(
+                text.chars()
+                    .any(|c| ('а'..='я').contains(&c.to_ascii_lowercase())
+                        || ('А'..='Я').contains(&c))
+                    || id == text,
+                "{krate}: {id:?} is not translated into Russian: {text:?}"
+            );
+        }
+    }
+}
+
+/// A message found in the sources: the msgid and, for `tr!`, the names of its arguments.
+#[derive(Debug)]
+struct Found {
+    file: PathBuf,
+    msgid: String,
+    tr_args: Option<Vec<String>>,
+}
+
+#[test]
+fn every_message_of_the_translated_packages_has_a_translation() {
+    let common = catalogue("common");
+    let mut missing = Vec::new();
+    for krate in TRANSLATED {
+        let own = catalogue(krate);
+        for found in messages_in(&project_root().join(krate).join("src")) {
+            // A template of placeholders only has nothing to translate.
+            if placeholders(&found.msgid).concat().len() == found.msgid.len() {
+                continue;
+            }
+            if !own.contains_key(&found.msgid) && !common.contains_key(&found.msgid) {
+                missing.push(format!(
+                    "#: {}\nmsgid {}\nmsgstr \"\"\n",
+                    found.file.display(),
+                    podsec_common::i18n::po_string(&found.msgid)
+                ));
+            }
+            // tr! fills named placeholders from its arguments only (no implicit captures).
+            if let Some(args) = &found.tr_args {
+                for placeholder in placeholders(&found.msgid) {
+                    let name = placeholder.trim_matches(['{', '}']);
+                    assert!(
+                        args.iter().any(|a| a == name),
+                        "{}: tr!({:?}) has no argument {name}",
+                        found.file.display(),
+                        found.msgid
+                    );
+                }
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "messages without a Russian translation (add them to <crate>/po/ru.po):\n{}",
+        missing.join("\n")
+    );
+}
+
+/// `#[error("...")]`, `tr!("...")` and `msg!("...")` literals of every .rs file below `dir`.
+fn messages_in(dir: &Path) -> Vec<Found> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                for (msgid, tr_args) in scan(&text) {
+                    found.push(Found {
+                        file: path.clone(),
+                        msgid,
+                        tr_args,
+                    });
+                }
+            }
+        }
+    }
+    assert!(!found.is_empty(), "no messages found in {}", dir.display());
+    found
+}
+
+/// A small Rust lexer: skips comments and string contents, and at `#[error(`, `tr!(` and
+/// `msg!(` reads the string literal that follows (and, for `tr!`, its argument names).
+fn scan(source: &str) -> Vec<(String, Option<Vec<String>>)> {
+    let bytes = source.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'/' if bytes.get(i + 1) == Some(&b'/') => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'"' => i = skip_string(bytes, i).1,
+            b'r' if matches!(bytes.get(i + 1), Some(b'"' | b'#'))
+                && (i == 0 || !is_ident(bytes[i - 1])) =>
+            {
+                i = skip_raw_string(bytes, i);
+            }
+            b'\'' => {
+                // A char literal ('x', '\n', '\'') or a lifetime.
+                if bytes.get(i + 1) == Some(&b'\\') {
+                    i += 2;
+                    while i < bytes.len() && bytes[i] != b'\'' {
+                        i += 1;
+                    }
+                    i += 1;
+                } else if bytes.get(i + 2) == Some(&b'\'') {
+                    i += 3;
+                } else {
+                    i += 1;
+                }
+            }
+            _ => {
+                let rest = &source[i..];
+                let boundary = i == 0 || !is_ident(bytes[i - 1]);
+                let marker = ["#[error(", "tr!(", "msg!("]
+                    .into_iter()
+                    .find(|m| boundary && rest.starts_with(m));
+                if let Some(marker) = marker {
+                    let mut j = i + marker.len();
+                    while j < bytes.len() && bytes[j].is_ascii_whitespace() {
+                        j += 1;
+                    }
+                    if bytes.get(j) == Some(&b'"') {
+                        let (literal, end) = skip_string(bytes, j);
+                        let args = (marker == "tr!(").then(|| argument_names(&source[end..]));
+                        out.push((literal, args));
+                        i = end;
+                        continue;
+                    }
+                }
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+fn is_ident(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// The value of the string literal at `start` (with Rust's escapes) and the index after it.
+fn skip_string(bytes: &[u8], start: usize) -> (String, usize) {
+    let mut value = Vec::new();
+    let mut i = start + 1;
+    while i < bytes.len() && bytes[i] != b'"' {
+        if bytes[i] == b'\\' {
+            i += 1;
+            match bytes.get(i) {
+                Some(b'n') => value.push(b'\n'),
+                Some(b't') => value.push(b'\t'),
+                Some(b'"') => value.push(b'"'),
+                Some(b'\\') => value.push(b'\\'),
+                Some(b'\'') => value.push(b'\''),
+                Some(b'0') => value.push(0),
+                // A line continuation drops the newline and the next line's indentation.
+                Some(b'\n') => {
+                    while bytes.get(i + 1).is_some_and(|b| b.is_ascii_whitespace()) {
+                        i += 1;
+                    }
+                }
+                Some(b'x') => {
+                    let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap();
+                    value.push(u8::from_str_radix(hex, 16).unwrap());
+                    i += 2;
+                }
+                Some(other) => value.push(*other),
+                None => {}
+            }
+            i += 1;
+            continue;
+        }
+        value.push(bytes[i]);
+        i += 1;
+    }
+    (String::from_utf8(value).expect("UTF-8 literal"), i + 1)
+}
+
+fn skip_raw_string(bytes: &[u8], start: usize) -> usize {
+    let mut i = start + 1;
+    let mut hashes = 0;
+    while bytes.get(i) == Some(&b'#') {
+        hashes += 1;
+        i += 1;
+    }
+    if bytes.get(i) != Some(&b'"') {
+        return start + 1;
+    }
+    i += 1;
+    loop {
+        if i >= bytes.len() {
+            return i;
+        }
+        if bytes[i] == b'"'
+            && bytes[i + 1..]
+                .iter()
+                .take(hashes)
+                .filter(|b| **b == b'#')
+                .count()
+                == hashes
+        {
+            return i + 1 + hashes;
+        }
+        i += 1;
+    }
+}
+
+/// The `name = value` names at the top level of a macro's remaining arguments.
+fn argument_names(rest: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut depth = 0usize;
+    let bytes = rest.as_bytes();
+    let mut i = 0;
+    let mut item_start = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                i = skip_string(bytes, i).1;
+                continue;
+            }
+            b'(' | b'[' | b'{' => depth += 1,
+            b')' | b']' | b'}' if depth == 0 => break,
+            b')' | b']' | b'}' => depth -= 1,
+            b',' if depth == 0 => item_start = i + 1,
+            b'=' if depth == 0 && bytes.get(i + 1) != Some(&b'=') && bytes[i - 1] != b'=' => {
+                let name = rest[item_start..i].trim();
+                if name.bytes().all(is_ident) && !name.is_empty() {
+                    names.push(name.to_string());
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    names
+}
+
+#[test]
+fn the_scanner_finds_messages_and_argument_names() {
+    let found = scan(
+        r##"
+        // tr!("in a comment")
+        #[error("cannot read {path}: {source}")]
+        let s = "tr!(\"in a string\")";
+        let r = r#"msg!("in a raw string")"#;
+        let c = '"';
+        println!("{}", tr!("a {b} and {c}", b = x(1, 2), c = "y,z"));
+        Error::Failed(msg!("line \
+                           continued {x}"));
+        "##,
+    );
+    let msgids: Vec<&str> = found.iter().map(|(m, _)| m.as_str()).collect();
+    assert_eq!(
+        msgids,
+        vec![
+            "cannot read {path}: {source}",
+            "a {b} and {c}",
+            "line continued {x}"
+        ]
+    );
+    assert_eq!(
+        found[1].1.as_deref(),
+        Some(&["b".to_string(), "c".to_string()][..])
+    );
+}
+
+fn run_as(sandbox: &Sandbox, user: Option<&str>, env: &[(&str, &str)], argv: &[&str]) -> Output {
+    let binary = target_dir().join(argv[0]);
+    let mut command = sandbox.command(&binary).args(&argv[1..]);
+    if let Some(user) = user {
+        command = command.user(user);
+    }
+    for (k, v) in env {
+        command = command.env(k, v);
+    }
+    command.output()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn commands_speak_russian_under_a_russian_locale() {
+    let sandbox = Sandbox::start(&Options::default()).expect("sandbox");
+    sandbox.sh_ok("groupadd podman_dev && useradd -m -G podman_dev maker && useradd -m alice");
+    let ru = [("LANG", "ru_RU.UTF-8")];
+    let cases: &[(&[&str], Option<&str>, &str, &str)] = &[
+        // (command, user, Russian text, the English it replaces)
+        (
+            &["podsec", "create-policy"],
+            None,
+            "не указаны обязательные аргументы",
+            "the following required arguments were not provided",
+        ),
+        (
+            &["podsec", "create-policy", "--bogus", "192.0.2.1"],
+            None,
+            "неизвестный аргумент '--bogus' (см. --help)",
+            "unexpected argument '--bogus' found (see --help)",
+        ),
+        (
+            &["podsec", "create-policy", "999.1.1.1"],
+            None,
+            "недопустимый IP-адрес: '999.1.1.1'",
+            "invalid IP address: '999.1.1.1'",
+        ),
+        (
+            &["podsec", "create-policy", "192.0.2.1"],
+            Some("alice"),
+            "команду должен запускать root",
+            "must be run as root",
+        ),
+        (
+            &[
+                "podsec",
+                "load-sign-oci",
+                "/nonexistent.tar.xz",
+                "amd64",
+                "me@example.com",
+            ],
+            Some("alice"),
+            "вызывающий пользователь не входит в группу podman_dev",
+            "the caller is not a member of group podman_dev",
+        ),
+        (
+            &[
+                "podsec-k8s-rbac",
+                "bindrole",
+                "alice",
+                "badtype",
+                "view",
+                "rb",
+            ],
+            None,
+            "недопустимый тип роли 'badtype'",
+            "invalid role type 'badtype'",
+        ),
+        (
+            &["podsec-k8s-rbac", "get-userroles", "Bad!"],
+            None,
+            "недопустимое имя пользователя 'Bad!'",
+            "invalid user name 'Bad!'",
+        ),
+        (
+            &["podsec", "no-such-command"],
+            None,
+            "неизвестная команда 'no-such-command'",
+            "unknown command 'no-such-command'",
+        ),
+    ];
+    for (argv, user, russian, english) in cases {
+        let out = run_as(&sandbox, *user, &ru, argv);
+        assert!(!out.status.success(), "{argv:?} must fail");
+        let text = stderr(&out);
+        assert!(text.contains(russian), "{argv:?} under ru_RU: {text}");
+        assert!(
+            !text.contains(english),
+            "{argv:?} under ru_RU still English: {text}"
+        );
+        // The same under C, and LC_ALL=C over a Russian LANG, is English.
+        for env in [
+            &[("LANG", "C")][..],
+            &[("LANG", "ru_RU.UTF-8"), ("LC_ALL", "C")][..],
+        ] {
+            let text = stderr(&run_as(&sandbox, *user, env, argv));
+            assert!(text.contains(english), "{argv:?} with {env:?}: {text}");
+        }
+    }
+    // LANGUAGE picks Russian for a locale that is not C; LC_MESSAGES alone does too.
+    for env in [
+        &[("LANG", "de_DE.UTF-8"), ("LANGUAGE", "ru")][..],
+        &[("LC_MESSAGES", "ru_RU.UTF-8")][..],
+    ] {
+        let text = stderr(&run_as(
+            &sandbox,
+            None,
+            env,
+            &["podsec", "create-policy", "999.1.1.1"],
+        ));
+        assert!(text.contains("недопустимый IP-адрес"), "{env:?}: {text}");
+    }
+    // An error template of the library, translated at the edge.
+    let text = stderr(&run_as(
+        &sandbox,
+        Some("maker"),
+        &ru,
+        &[
+            "podsec",
+            "load-sign-oci",
+            "/nonexistent.tar.xz",
+            "amd64",
+            "me@example.com",
+            "registry.local/demo",
+        ],
+    ));
+    assert!(
+        text.contains("архив /nonexistent.tar.xz отсутствует или не является обычным файлом"),
+        "{text}"
+    );
+    // An OS error inside a translated message is translated too.
+    let text = stderr(&run_as(
+        &sandbox,
+        Some("alice"),
+        &ru,
+        &["podsec-k8s-rbac", "create-remoteplace", "ws.example.com"],
+    ));
+    assert!(
+        text.contains(
+            "не удалось прочитать /home/alice/.kube/config: Нет такого файла или каталога"
+        ),
+        "{text}"
+    );
+
+    // Monitoring output stays English whatever the locale: Nagios parses it.
+    let out = run_as(
+        &sandbox,
+        Some("alice"),
+        &ru,
+        &["podsec-inotify", "check-policy"],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{stdout}");
+    assert!(stdout.contains("UNKNOWN"), "{stdout}");
+    assert!(
+        !stdout.chars().any(|c| ('а'..='я').contains(&c)),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn russian_man_pages_are_rendered_for_the_translated_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut pages = BTreeSet::new();
+    for binary in ["podsec", "podsec-k8s-rbac"] {
+        let out = Command::new(target_dir().join(binary))
+            .args(["--generate", "man-ru"])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        assert!(out.stderr.is_empty(), "{binary}: {}", stderr(&out));
+        let list = Command::new(target_dir().join(binary))
+            .arg("--list")
+            .output()
+            .unwrap();
+        pages.extend(
+            String::from_utf8_lossy(&list.stdout)
+                .lines()
+                .map(str::to_string),
+        );
+    }
+    for command in &pages {
+        let page = dir.path().join(format!("{command}.1"));
+        let out = Command::new("man")
+            .env("MANWIDTH", "80")
+            .arg("-l")
+            .arg(&page)
+            .output()
+            .expect("man");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "man -l {}", page.display());
+        for heading in ["ИМЯ", "ОБЗОР", "ОПИСАНИЕ", "ПАРАМЕТРЫ"] {
+            assert!(text.contains(heading), "{command}: {heading}\n{text}");
+        }
+        assert!(
+            text.contains("Показать справку"),
+            "{command}: --help is translated"
+        );
+        assert!(!text.contains("Print help"), "{command}: {text}");
+    }
+}
