@@ -591,7 +591,11 @@ fn packages_install_into_a_sandbox_and_verify() {
             .lines()
             .filter_map(|l| {
                 let f: Vec<&str> = l.split(':').collect();
-                Some((f.first()?.to_string(), f.get(1)?.parse().ok()?, f.get(2)?.parse().ok()?))
+                Some((
+                    f.first()?.to_string(),
+                    f.get(1)?.parse().ok()?,
+                    f.get(2)?.parse().ok()?,
+                ))
             })
             .collect();
         let own: Vec<_> = ranges.iter().filter(|r| r.0 == "u7s-admin").collect();
