@@ -3,6 +3,7 @@
 //! - formats: [`policy`] (containers-policy.json(5)), [`registries_d`] (containers-registries.d(5)),
 //!   [`image_ref`] (docker references and policy scopes), [`lookaside`] (signature storage paths),
 //!   [`signature`] (the simple-signing payload);
+//! - registries: [`registry_access`] (TLS, insecure registries, credentials, bearer tokens);
 //! - the machine: [`host`] (users, groups, atomic and no-follow file writes), [`profile`]
 //!   (distribution-specific paths and commands, in one place);
 //! - the edges: [`log`] (journald/syslog with the nagwad `<Level>: <text>` contract) and [`cli`]
@@ -25,5 +26,7 @@ pub mod openpgp;
 pub mod policy;
 pub mod profile;
 pub mod registries_d;
+#[cfg(feature = "registry")]
+pub mod registry_access;
 pub mod signature;
 pub mod timestamp;

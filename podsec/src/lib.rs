@@ -6,7 +6,6 @@ use podsec_common::command;
 use podsec_common::i18n::Catalogue;
 
 pub mod as_user;
-pub mod auth_file;
 pub mod create_imagemakeruser;
 pub mod create_podmanusers;
 pub mod create_policy;

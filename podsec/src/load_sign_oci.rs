@@ -280,9 +280,10 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
 
     // Signatures need only the manifest digests, known from the archive: sign while the blobs
     // upload, store each signature once its manifest is in the registry.
+    let registries = connect_registries(&planned);
     let (failed_blobs, signatures) = std::thread::scope(|scope| {
         let signing = scope.spawn(|| sign_all(&planned, &signer));
-        let failed = upload_blobs(&layout, &planned);
+        let failed = upload_blobs(&layout, &planned, &registries);
         (failed, signing.join().expect("signing thread"))
     });
     let mut failed = 0;
@@ -294,7 +295,7 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
                 image = plan.reference
             )
         );
-        match finish_image(plan, &failed_blobs, signature) {
+        match finish_image(plan, &registries, &failed_blobs, signature) {
             Ok(path) => println!("{}", tr!("pushed, signed ({path})", path = path.display())),
             Err(e) => {
                 failed += 1;
@@ -336,9 +337,29 @@ fn load_registries_d() -> Result<RegistriesD, Error> {
     })
 }
 
+/// Reaches each target registry once; a registry that cannot be reached fails its images
+/// with the reason.
+fn connect_registries(planned: &[Planned]) -> Registries {
+    let hosts: BTreeSet<&str> = planned.iter().map(|p| p.reference.domain.as_str()).collect();
+    hosts
+        .into_iter()
+        .map(|host| {
+            let registry = Registry::connect(host).map_err(|e| e.to_string());
+            (host.to_string(), registry)
+        })
+        .collect()
+}
+
+/// The registries of a run by host, or why one cannot be used.
+type Registries = BTreeMap<String, Result<Registry, String>>;
+
 /// Uploads every blob every image needs, in parallel; returns the blobs that failed, by
 /// repository and digest, with the reason.
-fn upload_blobs(layout: &Layout, planned: &[Planned]) -> BTreeMap<(String, String), String> {
+fn upload_blobs(
+    layout: &Layout,
+    planned: &[Planned],
+    registries: &Registries,
+) -> BTreeMap<(String, String), String> {
     let mut jobs = BTreeSet::new();
     for plan in planned {
         for blob in &plan.image.blobs {
@@ -359,19 +380,21 @@ fn upload_blobs(layout: &Layout, planned: &[Planned]) -> BTreeMap<(String, Strin
                     else {
                         break;
                     };
-                    let registry = Registry::new(&host);
-                    let result = match registry.has_blob(&repository, &digest) {
-                        Ok(true) => Ok(()),
-                        Ok(false) => {
-                            registry.push_blob(&repository, &digest, &layout.blob_path(&digest))
-                        }
-                        Err(e) => Err(e),
+                    let result = match &registries[&host] {
+                        Ok(registry) => match registry.has_blob(&repository, &digest) {
+                            Ok(true) => Ok(()),
+                            Ok(false) => registry
+                                .push_blob(&repository, &digest, &layout.blob_path(&digest))
+                                .map_err(|e| e.to_string()),
+                            Err(e) => Err(e.to_string()),
+                        },
+                        Err(reason) => Err(reason.clone()),
                     };
                     if let Err(e) = result {
                         failures
                             .lock()
                             .expect("failures")
-                            .insert((repository, digest), e.to_string());
+                            .insert((repository, digest), e);
                     }
                 }
             });
@@ -408,6 +431,8 @@ fn sign_all(planned: &[Planned], signer: &SigningKey) -> Vec<Result<Vec<u8>, Ima
 enum ImageError {
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    #[error("{0}")]
+    Unreachable(String),
     #[error("blob {0} did not reach the registry")]
     MissingBlob(String),
     #[error("the registry stored manifest {stored}, expected {expected}")]
@@ -430,9 +455,13 @@ enum SigningKey {
 /// Puts the manifest (when all its blobs arrived) and stores the signature.
 fn finish_image(
     plan: &Planned,
+    registries: &Registries,
     failed_blobs: &BTreeMap<(String, String), String>,
     signature: Result<Vec<u8>, ImageError>,
 ) -> Result<PathBuf, ImageError> {
+    let registry = registries[&plan.reference.domain]
+        .as_ref()
+        .map_err(|reason| ImageError::Unreachable(reason.clone()))?;
     for blob in &plan.image.blobs {
         let key = (plan.reference.path.clone(), blob.digest().to_string());
         if let Some(reason) = failed_blobs.get(&key) {
@@ -440,7 +469,6 @@ fn finish_image(
         }
     }
     let signature = signature?;
-    let registry = Registry::new(&plan.reference.domain);
     let tag = plan.reference.tag.as_deref().expect("references have tags");
     let stored = registry.push_manifest(
         &plan.reference.path,

@@ -1,12 +1,30 @@
 //! A Docker Registry HTTP API v2 client for pushing: blobs straight from the OCI layout (no
 //! re-compression), skipped when the registry already has them, then the manifest by tag.
+//!
+//! How the registry is reached (TLS verified against the system store and containers'
+//! certs.d, plain HTTP only for registry.local and registries.conf's insecure registries,
+//! credentials from `podman login`, bearer tokens) is common's [`registry_access`]; this adds
+//! the push protocol and the authorization a push needs: the challenge of `GET /v2/` decides
+//! between a bearer token per repository (scope `repository:<name>:pull,push`), Basic
+//! credentials, or none, in which case credentials the caller has are still sent with every
+//! request (podsec's nginx lets anyone pull and asks for a password only on writes).
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::path::Path;
+use std::sync::Mutex;
 use std::time::Duration;
+
+use podsec_common::msg;
+use podsec_common::registry_access::{self, AccessError, Challenge, Endpoint, Trust};
+
+/// Long enough for a large layer over a slow link; a stalled registry still ends the run.
+const TIMEOUT: Duration = Duration::from_secs(900);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
+    #[error(transparent)]
+    Access(#[from] AccessError),
     #[error("{method} {url}: {detail}")]
     Http {
         method: &'static str,
@@ -23,25 +41,79 @@ pub enum RegistryError {
 }
 
 pub struct Registry {
-    agent: ureq::Agent,
-    base: String,
-    /// `Basic ...` from the caller's auth.json, sent with every request when present.
-    authorization: Option<String>,
+    endpoint: Endpoint,
+    /// What `GET /v2/` asked for, if anything.
+    challenge: Option<Challenge>,
+    /// The Authorization header per repository (bearer tokens are scoped to one).
+    authorizations: Mutex<HashMap<String, Option<String>>>,
 }
 
 impl Registry {
-    /// `host` as in the image reference (registry.local, host:port); plain HTTP.
-    pub fn new(host: &str) -> Registry {
-        let agent = ureq::Agent::config_builder()
-            .timeout_global(Some(Duration::from_secs(900)))
-            .http_status_as_error(false)
-            .build()
-            .into();
-        Registry {
-            agent,
-            base: format!("http://{host}"),
-            authorization: crate::auth_file::basic_auth(host),
+    /// `host` as in the image reference (registry.local, host:port), with the system's trust.
+    pub fn connect(host: &str) -> Result<Registry, RegistryError> {
+        Registry::connect_with(host, &Trust::default())
+    }
+
+    /// Reaches `host` once (`GET /v2/`) to learn the scheme and what authentication it wants.
+    pub fn connect_with(host: &str, trust: &Trust) -> Result<Registry, RegistryError> {
+        let endpoint = Endpoint::connect(host, trust, "podsec-load-sign-oci", TIMEOUT)?;
+        let url = format!("{}/v2/", endpoint.base_url());
+        let response = endpoint
+            .agent()
+            .get(&url)
+            .call()
+            .map_err(|e| endpoint.transport_error(&url, e))?;
+        let challenge = match response.status().as_u16() {
+            200 => None,
+            401 => Some(registry_access::challenge_of(&response).ok_or_else(|| {
+                AccessError::Status {
+                    url: url.clone(),
+                    status: 401,
+                    hint: msg!(" (no usable WWW-Authenticate challenge)"),
+                }
+            })?),
+            status => {
+                return Err(AccessError::Status {
+                    url,
+                    status,
+                    hint: msg!(" (not a Docker Registry HTTP API v2)"),
+                }
+                .into());
+            }
+        };
+        Ok(Registry {
+            endpoint,
+            challenge,
+            authorizations: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// `https://host` or, for registry.local and insecure registries, `http://host`.
+    pub fn base_url(&self) -> &str {
+        self.endpoint.base_url()
+    }
+
+    /// The Authorization header for requests on `repository`, fetched once.
+    fn authorization(&self, repository: &str) -> Result<Option<String>, RegistryError> {
+        if let Some(known) = self.authorizations.lock().expect("lock").get(repository) {
+            return Ok(known.clone());
         }
+        let authorization = match &self.challenge {
+            // Plain HTTP reaches only registry.local and registries the administrator marked
+            // insecure, where podman sends credentials in clear too.
+            Some(challenge) => Some(self.endpoint.answer(
+                challenge,
+                &format!("repository:{repository}:pull,push"),
+                self.endpoint.base_url(),
+                true,
+            )?),
+            None => self.endpoint.basic_authorization(),
+        };
+        self.authorizations
+            .lock()
+            .expect("lock")
+            .insert(repository.to_string(), authorization.clone());
+        Ok(authorization)
     }
 
     fn http_error(
@@ -56,20 +128,34 @@ impl Registry {
         }
     }
 
+    fn status_error(method: &'static str, url: &str, status: u16, body: &str) -> RegistryError {
+        let hint = match status {
+            401 | 403 => msg!(" (access denied: log in with `podman login` as this user)"),
+            _ => String::new(),
+        };
+        let body = body.trim();
+        let detail = if body.is_empty() {
+            format!("status {status}{hint}")
+        } else {
+            format!("status {status}{hint}: {body}")
+        };
+        Self::http_error(method, url, detail)
+    }
+
     /// Whether the repository already has the blob.
     pub fn has_blob(&self, repository: &str, digest: &str) -> Result<bool, RegistryError> {
-        let url = format!("{}/v2/{repository}/blobs/{digest}", self.base);
-        let mut request = self.agent.head(&url);
-        if let Some(auth) = &self.authorization {
+        let url = format!("{}/v2/{repository}/blobs/{digest}", self.base_url());
+        let mut request = self.endpoint.agent().head(&url);
+        if let Some(auth) = self.authorization(repository)? {
             request = request.header("Authorization", auth);
         }
         let response = request
             .call()
-            .map_err(|e| Self::http_error("HEAD", &url, e))?;
+            .map_err(|e| self.endpoint.transport_error(&url, e))?;
         match response.status().as_u16() {
             200 => Ok(true),
             404 => Ok(false),
-            code => Err(Self::http_error("HEAD", &url, format!("status {code}"))),
+            code => Err(Self::status_error("HEAD", &url, code, "")),
         }
     }
 
@@ -80,19 +166,22 @@ impl Registry {
         digest: &str,
         path: &Path,
     ) -> Result<(), RegistryError> {
-        let url = format!("{}/v2/{repository}/blobs/uploads/", self.base);
-        let mut request = self.agent.post(&url);
-        if let Some(auth) = &self.authorization {
+        let authorization = self.authorization(repository)?;
+        let url = format!("{}/v2/{repository}/blobs/uploads/", self.base_url());
+        let mut request = self.endpoint.agent().post(&url);
+        if let Some(auth) = &authorization {
             request = request.header("Authorization", auth);
         }
-        let response = request
+        let mut response = request
             .send_empty()
-            .map_err(|e| Self::http_error("POST", &url, e))?;
+            .map_err(|e| self.endpoint.transport_error(&url, e))?;
         if response.status().as_u16() != 202 {
-            return Err(Self::http_error(
+            let body = response.body_mut().read_to_string().unwrap_or_default();
+            return Err(Self::status_error(
                 "POST",
                 &url,
-                format!("status {}", response.status()),
+                response.status().as_u16(),
+                &body,
             ));
         }
         let location = response
@@ -102,10 +191,18 @@ impl Registry {
             .ok_or_else(|| RegistryError::NoLocation { url: url.clone() })?
             .to_string();
         let location = if location.starts_with('/') {
-            format!("{}{location}", self.base)
+            format!("{}{location}", self.base_url())
         } else {
             location
         };
+        // The upload location must stay on this registry: credentials go nowhere else.
+        if !location.starts_with(&format!("{}/", self.base_url())) {
+            return Err(Self::http_error(
+                "POST",
+                &url,
+                msg!("refusing an upload location off the registry: {location}"),
+            ));
+        }
         let separator = if location.contains('?') { '&' } else { '?' };
         let put_url = format!("{location}{separator}digest={digest}");
         let file = File::open(path).map_err(|source| RegistryError::Read {
@@ -113,20 +210,23 @@ impl Registry {
             source,
         })?;
         let mut request = self
-            .agent
+            .endpoint
+            .agent()
             .put(&put_url)
             .header("Content-Type", "application/octet-stream");
-        if let Some(auth) = &self.authorization {
+        if let Some(auth) = &authorization {
             request = request.header("Authorization", auth);
         }
-        let response = request
+        let mut response = request
             .send(file)
-            .map_err(|e| Self::http_error("PUT", &put_url, e))?;
+            .map_err(|e| self.endpoint.transport_error(&put_url, e))?;
         if response.status().as_u16() != 201 {
-            return Err(Self::http_error(
+            let body = response.body_mut().read_to_string().unwrap_or_default();
+            return Err(Self::status_error(
                 "PUT",
                 &put_url,
-                format!("status {}", response.status()),
+                response.status().as_u16(),
+                &body,
             ));
         }
         Ok(())
@@ -140,20 +240,25 @@ impl Registry {
         media_type: &str,
         bytes: &[u8],
     ) -> Result<Option<String>, RegistryError> {
-        let url = format!("{}/v2/{repository}/manifests/{tag}", self.base);
-        let mut request = self.agent.put(&url).header("Content-Type", media_type);
-        if let Some(auth) = &self.authorization {
+        let url = format!("{}/v2/{repository}/manifests/{tag}", self.base_url());
+        let mut request = self
+            .endpoint
+            .agent()
+            .put(&url)
+            .header("Content-Type", media_type);
+        if let Some(auth) = self.authorization(repository)? {
             request = request.header("Authorization", auth);
         }
         let mut response = request
             .send(bytes)
-            .map_err(|e| Self::http_error("PUT", &url, e))?;
+            .map_err(|e| self.endpoint.transport_error(&url, e))?;
         if response.status().as_u16() != 201 {
             let body = response.body_mut().read_to_string().unwrap_or_default();
-            return Err(Self::http_error(
+            return Err(Self::status_error(
                 "PUT",
                 &url,
-                format!("status {}: {}", response.status(), body.trim()),
+                response.status().as_u16(),
+                &body,
             ));
         }
         Ok(response

@@ -806,3 +806,205 @@ fn pushes_can_require_credentials_while_pulls_stay_anonymous() {
         "root:www-data 640\n"
     );
 }
+
+/// Registries other than registry.local are reached over TLS, verified against containers'
+/// certs.d, never over plain HTTP: the real docker-registry with TLS and htpasswd takes the
+/// maker's `podman login` credentials, and a bearer-token registry (the token-server stand-in
+/// in front of the real registry) gets a token of push scope. The pushed image is the one the
+/// signature names: skopeo verifies it through a policy for that registry.
+#[test]
+fn pushes_to_other_registries_use_verified_tls_and_their_authentication() {
+    let server = Server::start();
+    let archive = server.archive("tls.tar.xz", &["demo/app:1"]);
+    let pki = server.sandbox.share().join("tls");
+    std::fs::create_dir_all(&pki).unwrap();
+    podsec_tests::k8s::make_ca(&pki, "ca", "podsec-test-registry-ca").unwrap();
+    podsec_tests::k8s::make_cert(
+        &pki,
+        "ca",
+        "server",
+        "/CN=tls.registry.test",
+        "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:tls.registry.test,DNS:token.registry.test\n",
+    )
+    .unwrap();
+    let p = |name: &str| pki.join(name).display().to_string();
+    // distribution's htpasswd wants bcrypt.
+    server.root_ok(&format!(
+        "python3 -W ignore -c 'import crypt; print(\"imagemaker:\" + crypt.crypt(\"s3cret\", crypt.mksalt(crypt.METHOD_BLOWFISH)))' > {}",
+        p("htpasswd")
+    ));
+    std::fs::write(
+        pki.join("registry.yml"),
+        format!(
+            "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: /var/lib/tls-registry\n\
+             http:\n  addr: 127.0.0.1:5443\n  tls:\n    certificate: {}\n    key: {}\n\
+             auth:\n  htpasswd:\n    realm: tls-test\n    path: {}\n",
+            p("server.crt"),
+            p("server.key"),
+            p("htpasswd")
+        ),
+    )
+    .unwrap();
+    server.root_ok("echo '127.0.0.1 tls.registry.test token.registry.test' >> /etc/hosts");
+    server
+        .sandbox
+        .spawn_daemon(
+            "tls-registry",
+            &["docker-registry", "serve", &p("registry.yml")],
+        )
+        .unwrap();
+    server.root_ok(&format!(
+        "for i in $(seq 100); do [ \"$(curl -s -o /dev/null -w '%{{http_code}}' --cacert {} https://tls.registry.test:5443/v2/)\" = 401 ] && exit 0; sleep 0.1; done; exit 1",
+        p("ca.crt")
+    ));
+    let load = |target: &str| {
+        format!(
+            "podsec-load-sign-oci {} amd64 {EMAIL} {target}",
+            archive.display()
+        )
+    };
+    let catalog = || {
+        server.root_ok(&format!(
+            "curl -s --cacert {} -u imagemaker:s3cret https://tls.registry.test:5443/v2/_catalog",
+            p("ca.crt")
+        ))
+    };
+
+    // The registry's CA is not trusted yet: TLS is verified, nothing is pushed, and the
+    // summary says where the CA goes.
+    let out = server.maker(&load("tls.registry.test:5443/demo"));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("/etc/containers/certs.d/tls.registry.test:5443/ca.crt"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(!catalog().contains("demo/app"), "{}", catalog());
+
+    // Trusted now, but the registry wants a login.
+    server.root_ok(&format!(
+        "install -D -m 0644 {} /etc/containers/certs.d/tls.registry.test:5443/ca.crt",
+        p("ca.crt")
+    ));
+    let out = server.maker(&load("tls.registry.test:5443/demo"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stdout).contains("podman login"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(!catalog().contains("demo/app"), "{}", catalog());
+
+    // After `podman login` (which reads the same certs.d) the push goes through with the
+    // maker's credentials.
+    let out = server.maker(&format!(
+        "podman login -u imagemaker -p s3cret tls.registry.test:5443 && {}",
+        load("tls.registry.test:5443/demo")
+    ));
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(catalog().contains("demo/app"), "{}", catalog());
+
+    // skopeo, with a policy that trusts the maker's key for that registry and the lookaside
+    // store for it, accepts the pushed image: what was pushed is what was signed.
+    let policy = server.sandbox.share().join("tls-policy.json");
+    std::fs::write(
+        &policy,
+        r#"{"default":[{"type":"reject"}],"transports":{"docker":{"tls.registry.test:5443/demo":[{"type":"signedBy","keyType":"GPGKeys","keyPath":"/var/sigstore/keys/imagemaker.pgp"}],"token.registry.test:5444/demo":[{"type":"signedBy","keyType":"GPGKeys","keyPath":"/var/sigstore/keys/imagemaker.pgp"}]}}}"#,
+    )
+    .unwrap();
+    let registries_d = server.sandbox.share().join("tls-registries.d");
+    std::fs::create_dir_all(&registries_d).unwrap();
+    std::fs::write(
+        registries_d.join("tls.yaml"),
+        "docker:\n  tls.registry.test:5443:\n    lookaside: http://sigstore.local:81/sigstore/\n  token.registry.test:5444:\n    lookaside: http://sigstore.local:81/sigstore/\n",
+    )
+    .unwrap();
+    let verify = |image: &str, creds: &str| {
+        server.root(&format!(
+            "skopeo --policy {} --registries.d {} copy -q {creds} docker://{image} dir:$(mktemp -d)",
+            policy.display(),
+            registries_d.display()
+        ))
+    };
+    let out = verify(
+        "tls.registry.test:5443/demo/app:1",
+        "--src-creds imagemaker:s3cret",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // A bearer-token registry: the token is fetched for pull and push of the repository and
+    // every write carries it.
+    let log = server.sandbox.share().join("token-registry.log");
+    let stand_in = Path::new(env!("CARGO_MANIFEST_DIR")).join("standins/token-registry.py");
+    server
+        .sandbox
+        .spawn_daemon(
+            "token-registry",
+            &[
+                "python3",
+                stand_in.to_str().unwrap(),
+                "--listen",
+                "127.0.0.1:5444",
+                "--cert",
+                &p("server.crt"),
+                "--key",
+                &p("server.key"),
+                "--upstream",
+                "http://127.0.0.1:5000",
+                "--public",
+                "https://token.registry.test:5444",
+                "--realm",
+                "https://token.registry.test:5444/token",
+                "--service",
+                "token.registry.test",
+                "--log",
+                log.to_str().unwrap(),
+            ],
+        )
+        .unwrap();
+    server.root_ok(&format!(
+        "install -D -m 0644 {0} /etc/containers/certs.d/token.registry.test:5444/ca.crt; for i in $(seq 100); do curl -s -o /dev/null --cacert {0} https://token.registry.test:5444/v2/ && exit 0; sleep 0.1; done; exit 1",
+        p("ca.crt")
+    ));
+    let out = server.maker(&load("token.registry.test:5444/demo"));
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let requests: Vec<serde_json::Value> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r["path"] == "/token" && r["scope"] == "repository:demo/app:pull,push"),
+        "{requests:?}"
+    );
+    let writes: Vec<&serde_json::Value> = requests
+        .iter()
+        .filter(|r| r["method"] == "PUT" || r["method"] == "POST")
+        .collect();
+    assert!(
+        writes.iter().any(|r| r["path"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("/v2/demo/app/manifests/"))),
+        "{writes:?}"
+    );
+    assert!(
+        writes
+            .iter()
+            .all(|r| r["granted"] == "repository:demo/app:pull,push"),
+        "{writes:?}"
+    );
+    let out = verify("token.registry.test:5444/demo/app:1", "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
