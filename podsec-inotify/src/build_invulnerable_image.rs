@@ -13,6 +13,7 @@ use std::process::{Command, ExitCode, Stdio};
 use clap::Parser;
 use podsec_common::cli::{self, Failure};
 use podsec_common::log::{Level, Logger};
+use podsec_common::tr;
 
 use crate::check_containers::escape;
 use crate::trivy::{self, Scanner, TrivyError};
@@ -120,14 +121,20 @@ pub fn run(args: Args) -> Result<ExitCode, BuildError> {
             .is_ok_and(|s| s.success());
         if removed {
             eprintln!(
-                "Image {} of user {} has been deleted.",
-                escape(image.as_bytes()),
-                escape(user.as_bytes())
+                "{}",
+                tr!(
+                    "Image {image} of user {user} has been deleted.",
+                    image = escape(image.as_bytes()),
+                    user = escape(user.as_bytes())
+                )
             );
         } else {
             eprintln!(
-                "{NAME}: could not remove the image {}",
-                escape(image.as_bytes())
+                "{NAME}: {}",
+                tr!(
+                    "could not remove the image {image}",
+                    image = escape(image.as_bytes())
+                )
             );
         }
     }

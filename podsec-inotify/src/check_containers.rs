@@ -20,6 +20,7 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use podsec_common::cli::{self, Failure, NotRoot};
 use podsec_common::log::Logger;
+use podsec_common::{msg, tr};
 
 pub use event::{classify, describe, escape, event_names};
 pub use watcher::{Findings, Watcher, kernel_max_watches};
@@ -76,7 +77,11 @@ pub fn run(args: Args) -> Result<ExitCode, ContainersError> {
     cli::require_root()?;
     for token in &args.stray {
         eprintln!(
-            "{NAME}: warning: ignoring argument '{token}' (systemd does not interpret shell redirections)"
+            "{NAME}: {}",
+            tr!(
+                "warning: ignoring argument '{token}' (systemd does not interpret shell redirections)",
+                token = token
+            )
         );
     }
     let kernel = kernel_max_watches();
@@ -100,15 +105,19 @@ pub fn run(args: Args) -> Result<ExitCode, ContainersError> {
     let mut watcher = Watcher::new(&logger, max_watches).map_err(system("inotify_init"))?;
     watcher.watch_accounts(Path::new("/etc"));
     load_stores(&mut watcher);
-    watcher::note(&format!(
-        "watching {} containers in {} stores with {} of at most {max_watches} watches{}",
+    let (containers, stores, watches) = (
         watcher.container_count(),
         watcher.store_count(),
         watcher.watch_count(),
-        kernel
-            .map(|k| format!(" (fs.inotify.max_user_watches is {k})"))
-            .unwrap_or_default()
-    ));
+    );
+    watcher::note(&match kernel {
+        Some(kernel) => msg!(
+            "watching {containers} containers in {stores} stores with {watches} of at most {max_watches} watches (fs.inotify.max_user_watches is {kernel})"
+        ),
+        None => msg!(
+            "watching {containers} containers in {stores} stores with {watches} of at most {max_watches} watches"
+        ),
+    });
 
     loop {
         let mut fds = [
@@ -131,14 +140,12 @@ pub fn run(args: Args) -> Result<ExitCode, ContainersError> {
             while let Ok(Some(info)) = signal_fd.read_signal() {
                 let signal = Signal::try_from(info.ssi_signo as i32).ok();
                 if signal == Some(Signal::SIGHUP) {
-                    watcher::note("SIGHUP: reading every store again");
+                    watcher::note(&msg!("SIGHUP: reading every store again"));
                     load_stores(&mut watcher);
                     watcher.refresh_all();
                 } else {
-                    watcher::note(&format!(
-                        "stopping on {}",
-                        signal.map(|s| s.as_str()).unwrap_or("a signal")
-                    ));
+                    let signal = signal.map(|s| s.as_str()).unwrap_or(tr!("a signal"));
+                    watcher::note(&msg!("stopping on {signal}"));
                     return Ok(ExitCode::SUCCESS);
                 }
             }
@@ -151,7 +158,7 @@ use std::os::fd::AsFd;
 fn load_stores<F: Findings>(watcher: &mut Watcher<F>) {
     let (stores, errors) = storage::all_stores();
     for error in errors {
-        watcher::note(&format!("skipping a storage configuration: {error}"));
+        watcher::note(&msg!("skipping a storage configuration: {error}"));
     }
     watcher.set_stores(stores);
 }

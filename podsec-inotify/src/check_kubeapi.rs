@@ -19,6 +19,7 @@ use clap::{ArgGroup, Parser};
 use podsec_common::audit::Event;
 use podsec_common::cli::{self, Failure, NotRoot};
 use podsec_common::log::{Level, Logger};
+use podsec_common::tr;
 
 use follow::{Sink, Source, find_holder, open_audit};
 use state::{Cursor, StateDir};
@@ -118,7 +119,11 @@ pub fn run(args: Args) -> Result<ExitCode, KubeapiError> {
     cli::require_root()?;
     for token in &args.stray {
         eprintln!(
-            "{NAME}: warning: ignoring argument '{token}' (systemd does not interpret shell redirections)"
+            "{NAME}: {}",
+            tr!(
+                "warning: ignoring argument '{token}' (systemd does not interpret shell redirections)",
+                token = token
+            )
         );
     }
     let mut state = StateDir::open_or_create(&args.state_dir)?;
@@ -200,8 +205,11 @@ impl<'a> Recorder<'a> {
     fn report_malformed(&mut self) {
         if self.malformed != self.reported_malformed {
             eprintln!(
-                "{NAME}: {} malformed audit log lines skipped so far",
-                self.malformed
+                "{NAME}: {}",
+                tr!(
+                    "{count} malformed audit log lines skipped so far",
+                    count = self.malformed
+                )
             );
             self.reported_malformed = self.malformed;
         }
@@ -314,16 +322,22 @@ fn follow(
                 }
                 None if !daemon => {
                     eprintln!(
-                        "{NAME}: {}: no audit log (not a control-plane node?); nothing to do",
-                        audit_path.display()
+                        "{NAME}: {}",
+                        tr!(
+                            "{path}: no audit log (not a control-plane node?); nothing to do",
+                            path = audit_path.display()
+                        )
                     );
                     return Ok(ExitCode::SUCCESS);
                 }
                 None => {
                     if !told_waiting {
                         eprintln!(
-                            "{NAME}: {}: waiting for the audit log to appear",
-                            audit_path.display()
+                            "{NAME}: {}",
+                            tr!(
+                                "{path}: waiting for the audit log to appear",
+                                path = audit_path.display()
+                            )
                         );
                         told_waiting = true;
                     }
@@ -398,9 +412,12 @@ fn catch_up(
             recorder.commit()?;
         }
         None => eprintln!(
-            "{NAME}: {}: the file last read (offset {}) was rotated away and is gone; reading the current audit log from its start",
-            audit_path.display(),
-            cursor.offset
+            "{NAME}: {}",
+            tr!(
+                "{path}: the file last read (offset {offset}) was rotated away and is gone; reading the current audit log from its start",
+                path = audit_path.display(),
+                offset = cursor.offset
+            )
         ),
     }
     Ok(())
@@ -420,9 +437,12 @@ fn copytruncated(
             recorder.commit()?;
         }
         None => eprintln!(
-            "{NAME}: {}: truncated at offset {} and no copy found; events written just before the truncation may be missing",
-            audit_path.display(),
-            cursor.offset
+            "{NAME}: {}",
+            tr!(
+                "{path}: truncated at offset {offset} and no copy found; events written just before the truncation may be missing",
+                path = audit_path.display(),
+                offset = cursor.offset
+            )
         ),
     }
     source.restart();

@@ -13,7 +13,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use podsec_common::cli::{self, Failure};
+use podsec_common::i18n::translate_message;
 use podsec_common::log::Logger;
+use podsec_common::tr;
 
 use crate::check_containers::escape;
 use crate::mail::{self, MailError};
@@ -87,7 +89,14 @@ impl Target {
 
 pub fn run(args: Args) -> Result<ExitCode, VulnError> {
     for token in &args.stray {
-        eprintln!("{NAME}: warning: ignoring argument '{token}' (not an option of {NAME})");
+        eprintln!(
+            "{NAME}: {}",
+            tr!(
+                "warning: ignoring argument '{token}' (not an option of {name})",
+                token = token,
+                name = NAME
+            )
+        );
     }
     if let Some(to) = &args.mail_to {
         mail::check_address(to)?;
@@ -98,7 +107,13 @@ pub fn run(args: Args) -> Result<ExitCode, VulnError> {
     let stores = if uid == 0 {
         let (stores, errors) = storage::all_stores();
         for error in errors {
-            eprintln!("{NAME}: skipping a storage configuration: {error}");
+            eprintln!(
+                "{NAME}: {}",
+                tr!(
+                    "skipping a storage configuration: {error}",
+                    error = translate_message(&error.to_string())
+                )
+            );
         }
         stores
     } else {
@@ -113,7 +128,7 @@ pub fn run(args: Args) -> Result<ExitCode, VulnError> {
             (!target.podman_default).then_some(target.graphroot.as_path()),
         )?;
         if let Err(e) = report_one(&target, &outcome, report.as_ref(), &logger, &args) {
-            eprintln!("{NAME}: {e}");
+            eprintln!("{NAME}: {}", translate_message(&e.to_string()));
             mail_failed = true;
         }
     }
@@ -150,7 +165,14 @@ pub fn targets(stores: &[Store], as_root: bool) -> Vec<Target> {
             Ok(graphroot) => graphroot,
             Err(e) if e.is_missing() => continue,
             Err(e) => {
-                eprintln!("{NAME}: skipping the store of {}: {e}", store.owner.name);
+                eprintln!(
+                    "{NAME}: {}",
+                    tr!(
+                        "skipping the store of {user}: {error}",
+                        user = store.owner.name,
+                        error = translate_message(&e.to_string())
+                    )
+                );
                 continue;
             }
         };
@@ -165,9 +187,13 @@ pub fn targets(stores: &[Store], as_root: bool) -> Vec<Target> {
                 Ok(images) => images,
                 Err(e) => {
                     eprintln!(
-                        "{NAME}: skipping the {} images of {}: {e}",
-                        driver.name(),
-                        store.owner.name
+                        "{NAME}: {}",
+                        tr!(
+                            "skipping the {driver} images of {user}: {error}",
+                            driver = driver.name(),
+                            user = store.owner.name,
+                            error = translate_message(&e.to_string())
+                        )
                     );
                     continue;
                 }

@@ -3,6 +3,7 @@
 
 use podsec_common::cli::Package;
 use podsec_common::command;
+use podsec_common::i18n::Catalogue;
 
 pub mod build_invulnerable_image;
 pub mod check_containers;
@@ -17,6 +18,9 @@ pub mod plugin;
 pub mod plugin_args;
 pub mod storage;
 pub mod trivy;
+
+/// The package's Russian messages (msgid = the English template as the code writes it).
+pub static TRANSLATIONS: Catalogue = Catalogue::new("ru", include_str!("../po/ru.po"));
 
 pub const PACKAGE: Package = Package {
     name: "podsec-inotify",

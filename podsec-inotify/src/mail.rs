@@ -5,6 +5,8 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
+use podsec_common::msg;
+
 use crate::check_containers::escape;
 
 pub const SENDMAIL: &str = "/usr/sbin/sendmail";
@@ -53,14 +55,14 @@ pub fn send(to: &str, subject: &str, body: &str) -> Result<(), MailError> {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| failed(format!("cannot run {SENDMAIL}: {e}")))?;
+        .map_err(|e| failed(msg!("cannot run {SENDMAIL}: {e}")))?;
     let mut stdin = child.stdin.take().expect("piped");
     let written = stdin.write_all(message(to, subject, body).as_bytes());
     drop(stdin);
     let output = child
         .wait_with_output()
         .map_err(|e| failed(e.to_string()))?;
-    written.map_err(|e| failed(format!("writing to {SENDMAIL}: {e}")))?;
+    written.map_err(|e| failed(msg!("writing to {SENDMAIL}: {e}")))?;
     if !output.status.success() {
         return Err(failed(format!(
             "{SENDMAIL} {}: {}",

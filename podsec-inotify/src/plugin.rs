@@ -21,6 +21,7 @@ use clap::Parser;
 use podsec_common::cli;
 use podsec_common::log::{Level, Logger};
 use podsec_common::nagios::{self, Range, RangeError, State, StatusLine};
+use podsec_common::tr;
 use serde::Serialize;
 
 use crate::mail;
@@ -438,7 +439,11 @@ pub fn main<A: PluginCommand>(
     let plugin = args.plugin();
     for token in &plugin.stray {
         eprintln!(
-            "{name}: warning: ignoring argument '{token}' (systemd does not interpret shell redirections)"
+            "{name}: {}",
+            tr!(
+                "warning: ignoring argument '{token}' (systemd does not interpret shell redirections)",
+                token = token
+            )
         );
     }
     let settings = match Settings::from_args(plugin, argument_count) {
@@ -498,7 +503,11 @@ pub fn finish(
             settings.verbosity.max(DEFAULT_VERBOSITY),
         );
         if let Err(err) = mail::send(to, &subject, &body) {
-            eprintln!("{name}: {err}");
+            // The administrator's copy in their language; the journal's stays English.
+            eprintln!(
+                "{name}: {}",
+                podsec_common::i18n::translate_message(&err.to_string())
+            );
             logger.log(Level::Warning, &err.to_string());
         }
     }

@@ -20,6 +20,7 @@ use std::path::{Component, Path, PathBuf};
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, open, openat};
 use nix::sys::stat::{Mode, fstat};
+use podsec_common::msg;
 use serde::Deserialize;
 
 /// The system storage.conf files, in podman's order of preference.
@@ -521,7 +522,7 @@ impl Beneath {
         if name.is_empty() || name == "." || name == ".." || name.as_bytes().contains(&b'/') {
             return Err(StorageError::Format {
                 path,
-                message: "not a plain name".into(),
+                message: msg!("not a plain name"),
             });
         }
         match openat(self.fd.as_fd(), name, DIR_FLAGS, Mode::empty()) {
@@ -546,7 +547,7 @@ impl Beneath {
                 _ => {
                     return Err(StorageError::Format {
                         path: self.path.join(relative),
-                        message: "not a relative path of plain names".into(),
+                        message: msg!("not a relative path of plain names"),
                     });
                 }
             }
@@ -563,7 +564,7 @@ impl Beneath {
             _ => {
                 return Err(StorageError::Format {
                     path,
-                    message: "not a file name".into(),
+                    message: msg!("not a file name"),
                 });
             }
         };

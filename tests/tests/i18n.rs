@@ -1,8 +1,9 @@
 //! Russian messages and man pages (issue 7, acceptance 4): the catalogues are valid gettext
 //! files whose translations keep every placeholder; every message of the shared CLI layer and
-//! of the podsec and podsec-k8s-rbac packages has a translation (found in the sources: the
-//! `#[error("...")]` templates, `tr!("...")` and `msg!("...")`); commands run under a Russian
-//! locale print Russian; C and English locales stay English; monitoring output stays English.
+//! of the podsec, podsec-k8s-rbac and podsec-inotify packages has a translation (found in the
+//! sources: the `#[error("...")]` templates, `tr!("...")` and `msg!("...")`); commands run
+//! under a Russian locale print Russian; C and English locales stay English; monitoring output
+//! (plugin status lines, journal lines, forbidden.log) stays English.
 //! (`man -L ru` of the installed packages: tests/tests/packaging.rs.)
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -14,7 +15,7 @@ use podsec_tests::rpm::project_root;
 use podsec_tests::sandbox::{Options, Sandbox, target_dir};
 
 /// The crates whose messages are all translated, and their catalogues.
-const TRANSLATED: &[&str] = &["common", "podsec", "podsec-k8s-rbac"];
+const TRANSLATED: &[&str] = &["common", "podsec", "podsec-k8s-rbac", "podsec-inotify"];
 
 fn catalogue(krate: &str) -> BTreeMap<String, String> {
     let path = project_root().join(krate).join("po/ru.po");
@@ -25,7 +26,7 @@ fn catalogue(krate: &str) -> BTreeMap<String, String> {
 
 #[test]
 fn catalogues_are_valid_gettext_files_that_keep_every_placeholder() {
-    for krate in ["common", "podsec", "podsec-k8s-rbac"] {
+    for krate in ["common", "podsec", "podsec-k8s-rbac", "podsec-inotify"] {
         let path = project_root().join(krate).join("po/ru.po");
         let out = Command::new("msgfmt")
             .args(["--check", "-o", "/dev/null"])
@@ -226,7 +227,8 @@ fn skip_string(bytes: &[u8], start: usize) -> (String, usize) {
         value.push(bytes[i]);
         i += 1;
     }
-    (String::from_utf8(value).expect("UTF-8 literal"), i + 1)
+    // A byte string (`b"caf\xc3\xa9 \xff"`, never a message) need not be UTF-8.
+    (String::from_utf8_lossy(&value).into_owned(), i + 1)
 }
 
 fn skip_raw_string(bytes: &[u8], start: usize) -> usize {
@@ -300,6 +302,7 @@ fn the_scanner_finds_messages_and_argument_names() {
         println!("{}", tr!("a {b} and {c}", b = x(1, 2), c = "y,z"));
         Error::Failed(msg!("line \
                            continued {x}"));
+        assert_eq!(escape(b"caf\xc3\xa9 \xff"), "x");
         "##,
     );
     let msgids: Vec<&str> = found.iter().map(|(m, _)| m.as_str()).collect();
@@ -401,6 +404,12 @@ fn commands_speak_russian_under_a_russian_locale() {
             "неизвестная команда 'no-such-command'",
             "unknown command 'no-such-command'",
         ),
+        (
+            &["podsec-inotify", "check-containers", "--max-watches", "0"],
+            None,
+            "значение --max-watches должно быть не меньше 1",
+            "--max-watches must be at least 1",
+        ),
     ];
     for (argv, user, russian, english) in cases {
         let out = run_as(&sandbox, *user, &ru, argv);
@@ -475,17 +484,88 @@ fn commands_speak_russian_under_a_russian_locale() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(3), "{stdout}");
     assert!(stdout.contains("UNKNOWN"), "{stdout}");
-    assert!(
-        !stdout.chars().any(|c| ('а'..='я').contains(&c)),
-        "{stdout}"
+    assert!(!stdout.chars().any(cyrillic), "{stdout}");
+
+    // podsec-inotify: what the administrator reads follows the locale, what monitoring reads
+    // does not. A plugin given a token of an old unit file: the warning on stderr is Russian,
+    // the status line on stdout and the journal lines (on stderr: the sandbox has no log
+    // daemon) stay English.
+    for (env, warning) in [
+        (&ru[..], "предупреждение: аргумент '2>&1' пропущен"),
+        (&[("LANG", "C")][..], "warning: ignoring argument '2>&1'"),
+    ] {
+        let out = run_as(
+            &sandbox,
+            None,
+            env,
+            &["podsec-inotify", "check-policy", "2>&1"],
+        );
+        let (stdout, text) = (String::from_utf8_lossy(&out.stdout), stderr(&out));
+        assert!(text.contains(warning), "{env:?}: {text}");
+        assert!(stdout.starts_with("POLICY "), "{env:?}: {stdout}");
+        assert!(!stdout.chars().any(cyrillic), "{env:?}: {stdout}");
+        for line in text.lines().filter(|l| !l.contains(warning)) {
+            assert!(!line.chars().any(cyrillic), "{env:?}: {line}");
+        }
+    }
+    // check-kubeapi: a request refused with 403 makes a Critical journal line and a
+    // forbidden.log record, both English under a Russian locale; its notes are Russian.
+    let event = r#"{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"a1","stage":"ResponseComplete","requestURI":"/api/v1/namespaces/default/pods","verb":"list","user":{"username":"alice"},"sourceIPs":["192.0.2.7"],"responseStatus":{"metadata":{},"status":"Failure","message":"pods is forbidden","code":403},"requestReceivedTimestamp":"2024-05-01T00:00:00.000000Z","stageTimestamp":"2024-05-01T00:00:00.000000Z"}"#;
+    std::fs::write(sandbox.share().join("audit.log"), format!("{event}\n")).unwrap();
+    sandbox.sh_ok(&format!(
+        "mkdir -p -m 0700 /etc/kubernetes/audit && cp {}/audit.log /etc/kubernetes/audit/audit.log",
+        sandbox.share().display()
+    ));
+    let out = run_as(
+        &sandbox,
+        None,
+        &ru,
+        &["podsec-inotify", "check-kubeapi", "--once"],
     );
+    let text = stderr(&out);
+    assert!(out.status.success(), "{text}");
+    let record = r#"["2024-05-01T00:00:00.000000Z","192.0.2.7","pods is forbidden"]"#;
+    assert!(
+        text.contains(&format!(
+            "podsec-inotify-check-kubeapi: Critical: {record} access denied (403)"
+        )),
+        "{text}"
+    );
+    assert!(!text.chars().any(cyrillic), "{text}");
+    assert_eq!(
+        sandbox.sh_ok("cat /var/lib/podsec/u7s/log/kubeapi/forbidden.log"),
+        format!("{record}\n")
+    );
+    for (env, note) in [
+        (&ru[..], "/nonexistent/audit.log: журнала аудита нет"),
+        (&[("LANG", "C")][..], "/nonexistent/audit.log: no audit log"),
+    ] {
+        let out = run_as(
+            &sandbox,
+            None,
+            env,
+            &[
+                "podsec-inotify",
+                "check-kubeapi",
+                "--once",
+                "--audit-log",
+                "/nonexistent/audit.log",
+            ],
+        );
+        assert!(out.status.success(), "{env:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(note), "{env:?}: {}", stderr(&out));
+    }
+}
+
+fn cyrillic(c: char) -> bool {
+    ('а'..='я').contains(&c.to_lowercase().next().unwrap_or(c))
 }
 
 #[test]
 fn russian_man_pages_are_rendered_for_the_translated_commands() {
     let dir = tempfile::tempdir().unwrap();
     let mut pages = BTreeSet::new();
-    for binary in ["podsec", "podsec-k8s-rbac"] {
+    for binary in ["podsec", "podsec-k8s-rbac", "podsec-inotify"] {
         let out = Command::new(target_dir().join(binary))
             .args(["--generate", "man-ru"])
             .arg(dir.path())

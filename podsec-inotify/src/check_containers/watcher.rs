@@ -23,6 +23,7 @@ use std::path::Path;
 use nix::errno::Errno;
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, InotifyEvent, WatchDescriptor};
 use podsec_common::log::{Level, Logger};
+use podsec_common::msg;
 
 use super::event::{CONTENT_EVENTS, ContainerLabel, EXCLUDED_TOP_DIRS, describe, escape};
 use crate::storage::{self, Beneath, ContainerRecord, Driver, StorageError, Store};
@@ -146,7 +147,7 @@ impl<F: Findings> Watcher<F> {
             Ok(dir) => {
                 self.add_watch(&dir, Role::Accounts);
             }
-            Err(e) => note(&format!("cannot follow new accounts: {e}")),
+            Err(e) => note(&msg!("cannot follow new accounts: {e}")),
         }
     }
 
@@ -296,7 +297,10 @@ impl<F: Findings> Watcher<F> {
                 if !e.is_missing() {
                     self.tell(
                         id,
-                        format!("ignoring the store {}: {e}", store.graphroot.display()),
+                        msg!(
+                            "ignoring the store {graphroot}: {e}",
+                            graphroot = store.graphroot.display()
+                        ),
                     );
                 }
                 self.drop_containers(id, &BTreeSet::new());
@@ -332,9 +336,9 @@ impl<F: Findings> Watcher<F> {
                 Err(e) => {
                     self.tell(
                         id,
-                        format!(
-                            "cannot read the containers of {}: {e}",
-                            store.graphroot.display()
+                        msg!(
+                            "cannot read the containers of {graphroot}: {e}",
+                            graphroot = store.graphroot.display()
                         ),
                     );
                     // keep what is watched: a torn or hostile file must not blind the watcher
@@ -378,11 +382,11 @@ impl<F: Findings> Watcher<F> {
         let layer = match graphroot.open_dir(&key.driver.layer_dir(&record.layer)) {
             Ok(layer) => layer,
             Err(e) => {
-                note(&format!(
-                    "container {} (ID {}) of {}: its layer is not readable yet: {e}",
-                    escape(record.display_name().as_bytes()),
-                    record.id,
-                    store.owner.name
+                note(&msg!(
+                    "container {name} (ID {id}) of {user}: its layer is not readable yet: {e}",
+                    name = escape(record.display_name().as_bytes()),
+                    id = record.id,
+                    user = store.owner.name
                 ));
                 return;
             }
@@ -403,13 +407,13 @@ impl<F: Findings> Watcher<F> {
         );
         self.watch_tree(key, &layer, b"", 0, false);
         let count = self.containers[key].watches.len();
-        note(&format!(
-            "watching container {} (ID {}, user {}, {} driver): {count} directories of {}",
-            escape(record.display_name().as_bytes()),
-            record.id,
-            store.owner.name,
-            key.driver.name(),
-            escape(layer.path().as_os_str().as_bytes()),
+        note(&msg!(
+            "watching container {name} (ID {id}, user {user}, {driver} driver): {count} directories of {layer}",
+            name = escape(record.display_name().as_bytes()),
+            id = record.id,
+            user = store.owner.name,
+            driver = key.driver.name(),
+            layer = escape(layer.path().as_os_str().as_bytes()),
         ));
     }
 
@@ -451,9 +455,9 @@ impl<F: Findings> Watcher<F> {
                 continue;
             }
             if depth + 1 >= MAX_DEPTH {
-                note(&format!(
-                    "{}: deeper than {MAX_DEPTH} directories, not watched below",
-                    escape(&child_path)
+                note(&msg!(
+                    "{path}: deeper than {MAX_DEPTH} directories, not watched below",
+                    path = escape(&child_path)
                 ));
                 continue;
             }
@@ -493,13 +497,15 @@ impl<F: Findings> Watcher<F> {
     /// A gap in the watch is a finding: once per container, with what to do about it.
     fn limit_hit(&mut self, role: &Role, dir: &Beneath, kernel: Option<Option<usize>>) {
         let limit = match kernel {
+            // English: part of the Critical journal line below (and of a note, translated
+            // with it).
             Some(Some(max)) => {
-                format!("the kernel's fs.inotify.max_user_watches ({max}) is used up")
+                msg!("the kernel's fs.inotify.max_user_watches ({max}) is used up")
             }
-            Some(None) => "the kernel's fs.inotify.max_user_watches is used up".to_string(),
-            None => format!(
-                "the watch limit ({} watches, --max-watches) is reached",
-                self.max_watches
+            Some(None) => msg!("the kernel's fs.inotify.max_user_watches is used up"),
+            None => msg!(
+                "the watch limit ({max} watches, --max-watches) is reached",
+                max = self.max_watches
             ),
         };
         match role {
@@ -523,9 +529,9 @@ impl<F: Findings> Watcher<F> {
                 );
                 self.findings.report(Level::Critical, &text);
             }
-            _ => note(&format!(
-                "cannot watch {}: {limit}",
-                escape(dir.path().as_os_str().as_bytes())
+            _ => note(&msg!(
+                "cannot watch {path}: {limit}",
+                path = escape(dir.path().as_os_str().as_bytes())
             )),
         }
     }
@@ -596,12 +602,12 @@ impl<F: Findings> Watcher<F> {
                     |r| !matches!(r, Role::Content { container, .. } if *container == key),
                 );
             }
-            note(&format!(
-                "stopped watching container {} (ID {}, user {}): it is gone (layer {})",
-                escape(state.label.name.as_bytes()),
-                state.label.id,
-                state.label.user,
-                state.layer
+            note(&msg!(
+                "stopped watching container {name} (ID {id}, user {user}): it is gone (layer {layer})",
+                name = escape(state.label.name.as_bytes()),
+                id = state.label.id,
+                user = state.label.user,
+                layer = state.layer
             ));
         }
     }
@@ -659,6 +665,12 @@ pub fn kernel_max_watches() -> Option<usize> {
 }
 
 /// Operational notes (not findings): stderr, which the unit's journal keeps without a level.
+/// They are for the administrator, in their language: `text` is composed in English with
+/// [`msg!`] and translated here.
 pub fn note(text: &str) {
-    eprintln!("{}: {text}", super::NAME);
+    eprintln!(
+        "{}: {}",
+        super::NAME,
+        podsec_common::i18n::translate_message(text)
+    );
 }
