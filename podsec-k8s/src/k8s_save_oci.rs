@@ -18,6 +18,7 @@ use clap::Parser;
 use podsec_common::cli::{self, Failure, NotRoot};
 use podsec_common::oci_save::{self, SaveError, SourceImage};
 use podsec_common::profile::OsRelease;
+use podsec_common::{msg, tr};
 
 use crate::node_config::{KubeVersion, VersionError};
 
@@ -157,7 +158,7 @@ fn kubeadm_version(wanted: &str) -> Result<KubeVersion, Error> {
     let text = String::from_utf8_lossy(&output.stdout).trim().to_string();
     text.parse().map_err(|_| Error::NoKubeadm {
         wanted: wanted.into(),
-        detail: format!("it reports version '{text}'"),
+        detail: msg!("it reports version '{text}'"),
     })
 }
 
@@ -246,17 +247,25 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
         .filter(|v| !v.is_empty())
     {
         Some(text) => text.parse::<KubeVersion>()?,
-        None => kubeadm_version("the installed kubeadm's version")?,
+        None => kubeadm_version(&msg!("the installed kubeadm's version"))?,
     };
     let repository = format!("{registry}/{platform}");
     let images = kubernetes_images(&version, &repository)?;
     let sources = sources(&images, &registry)?;
     eprintln!(
-        "Saving {} images of Kubernetes {version} for platform {platform} from {repository} ({})",
-        sources.len(),
-        archs.join(", ")
+        "{}",
+        tr!(
+            "Saving {count} images of Kubernetes {version} for platform {platform} from {repository} ({archs})",
+            count = sources.len(),
+            version = version,
+            platform = platform,
+            repository = repository,
+            archs = archs.join(", ")
+        )
     );
-    oci_save::save(&args.oci_dir, &archs, &sources, |line| println!("{line}"))?;
+    oci_save::save(&args.oci_dir, &archs, &sources, |line| {
+        println!("{}", podsec_common::i18n::translate_message(line))
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 

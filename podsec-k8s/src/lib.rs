@@ -3,6 +3,7 @@
 
 use podsec_common::cli::Package;
 use podsec_common::command;
+use podsec_common::i18n::Catalogue;
 use u7s::{kubelet, nsenter_u7s, rootlessctl, rootlesskit, start_stop, systemctl};
 
 pub mod k8s_save_oci;
@@ -10,6 +11,9 @@ pub mod node_config;
 pub mod u7s;
 pub mod u7s_kubeadm;
 pub mod upstream_env;
+
+/// The package's Russian messages (msgid = the English template as the code writes it).
+pub static TRANSLATIONS: Catalogue = Catalogue::new("ru", include_str!("../po/ru.po"));
 
 pub const PACKAGE: Package = Package {
     name: "podsec-k8s",

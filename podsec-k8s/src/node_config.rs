@@ -44,6 +44,7 @@ use std::str::FromStr;
 
 use podsec_common::host::files::{self, FileError, Owner};
 use podsec_common::image_ref::ImageRef;
+use podsec_common::msg;
 use serde::{Deserialize, Serialize};
 
 use crate::u7s::ports::{self, PortSpec};
@@ -390,29 +391,26 @@ impl NodeConfig {
             .open(path)
             .map_err(|e| {
                 if e.raw_os_error() == Some(nix::libc::ELOOP) {
-                    untrusted("it is a symbolic link".into())
+                    untrusted(msg!("it is a symbolic link"))
                 } else {
                     read(e)
                 }
             })?;
         let meta = file.metadata().map_err(read)?;
         if !meta.file_type().is_file() {
-            return Err(untrusted("not a regular file".into()));
+            return Err(untrusted(msg!("not a regular file")));
         }
         if meta.uid() != 0 {
-            return Err(untrusted(format!(
-                "owned by uid {}, not by root",
-                meta.uid()
-            )));
+            return Err(untrusted(msg!("owned by uid {}, not by root", meta.uid())));
         }
         if meta.mode() & 0o022 != 0 {
-            return Err(untrusted(format!(
+            return Err(untrusted(msg!(
                 "mode {:04o} lets others write it",
                 meta.mode() & 0o7777
             )));
         }
         if meta.len() > MAX_SIZE {
-            return Err(untrusted(format!("larger than {MAX_SIZE} bytes")));
+            return Err(untrusted(msg!("larger than {MAX_SIZE} bytes")));
         }
         let mut text = String::new();
         file.read_to_string(&mut text).map_err(read)?;
@@ -426,7 +424,7 @@ impl NodeConfig {
         let parent = path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
-            .ok_or_else(|| invalid("(path)", format!("{} has no directory", path.display())))?;
+            .ok_or_else(|| invalid("(path)", msg!("{} has no directory", path.display())))?;
         create_trusted_dirs(parent)?;
         check_trusted_ancestors(path).map_err(|reason| NodeConfigError::Untrusted {
             path: path.to_path_buf(),
@@ -441,19 +439,24 @@ impl NodeConfig {
         if self.kubernetes_version < MINIMUM_VERSION {
             return Err(invalid(
                 "kubernetes-version",
-                format!(
+                msg!(
                     "{} is older than the oldest supported v{}.{}",
-                    self.kubernetes_version, MINIMUM_VERSION.major, MINIMUM_VERSION.minor
+                    self.kubernetes_version,
+                    MINIMUM_VERSION.major,
+                    MINIMUM_VERSION.minor
                 ),
             ));
         }
         if self.uid == 0 {
-            return Err(invalid("uid", "the cluster must not run as root (uid 0)"));
+            return Err(invalid(
+                "uid",
+                msg!("the cluster must not run as root (uid 0)"),
+            ));
         }
         if !valid_registry_host(&self.registry) {
             return Err(invalid(
                 "registry",
-                format!(
+                msg!(
                     "'{}' is not a registry host name (host or host:port, no scheme or path)",
                     self.registry
                 ),
@@ -464,7 +467,7 @@ impl NodeConfig {
         {
             return Err(invalid(
                 "platform",
-                format!(
+                msg!(
                     "'{platform}' is not a platform name (lower-case letters, digits, '.', '_', '-')"
                 ),
             ));
@@ -474,7 +477,7 @@ impl NodeConfig {
         if pause.tag.is_none() && pause.digest.is_none() {
             return Err(invalid(
                 "pause-image",
-                format!("'{}' needs a tag or digest", self.pause_image),
+                msg!("'{}' needs a tag or digest", self.pause_image),
             ));
         }
         for (key, address) in [
@@ -486,10 +489,7 @@ impl NodeConfig {
                 || address.is_multicast()
                 || address.is_broadcast()
             {
-                return Err(invalid(
-                    key,
-                    format!("{address} is not a usable node address"),
-                ));
+                return Err(invalid(key, msg!("{address} is not a usable node address")));
             }
         }
         if self.bind_port == 0 {
@@ -506,27 +506,27 @@ impl NodeConfig {
         for (i, (key, net)) in networks.iter().enumerate() {
             for (other_key, other) in &networks[i + 1..] {
                 if net.overlaps(other) {
-                    return Err(invalid(key, format!("{net} overlaps {other_key} {other}")));
+                    return Err(invalid(key, msg!("{net} overlaps {other_key} {other}")));
                 }
             }
         }
         if self.service_cidr.prefix() > 28 {
             return Err(invalid(
                 "service-cidr",
-                format!("{} is too small", self.service_cidr),
+                msg!("{} is too small", self.service_cidr),
             ));
         }
         if self.pod_cidr.prefix() > 24 {
             return Err(invalid(
                 "pod-cidr",
-                format!("{} is too small (at least a /24)", self.pod_cidr),
+                msg!("{} is too small (at least a /24)", self.pod_cidr),
             ));
         }
         // slirp4netns puts the gateway on .2, DNS on .3 and the namespace on .100.
         if self.slirp_cidr.prefix() > 25 {
             return Err(invalid(
                 "slirp-cidr",
-                format!(
+                msg!(
                     "{} is too small for slirp4netns (at least a /25)",
                     self.slirp_cidr
                 ),
@@ -538,7 +538,7 @@ impl NodeConfig {
         ] {
             for (net_key, net) in &networks {
                 if net.contains(address) {
-                    return Err(invalid(key, format!("{address} lies in {net_key} {net}")));
+                    return Err(invalid(key, msg!("{address} lies in {net_key} {net}")));
                 }
             }
         }
@@ -546,7 +546,7 @@ impl NodeConfig {
         if let Some(clash) = ports::first_duplicate(&role_ports) {
             return Err(invalid(
                 "bind-port",
-                format!(
+                msg!(
                     "{} collides with another port the node publishes ({clash})",
                     self.bind_port
                 ),
@@ -560,10 +560,7 @@ impl NodeConfig {
                 .count()
                 > 1
             {
-                return Err(invalid(
-                    "extra-ports",
-                    format!("{extra} is published twice"),
-                ));
+                return Err(invalid("extra-ports", msg!("{extra} is published twice")));
             }
         }
         Ok(())
@@ -605,7 +602,7 @@ impl NodeConfig {
             if let Some((device, host)) = host_networks.iter().find(|(_, h)| h.overlaps(&net)) {
                 return Err(invalid(
                     key,
-                    format!("{net} overlaps the network {host} of interface {device}"),
+                    msg!("{net} overlaps the network {host} of interface {device}"),
                 ));
             }
         }
@@ -678,12 +675,12 @@ fn valid_platform(text: &str) -> bool {
 fn check_endpoint(text: &str) -> Result<(), String> {
     let (host, port) = text
         .rsplit_once(':')
-        .ok_or_else(|| format!("'{text}' is not host:port"))?;
+        .ok_or_else(|| msg!("'{text}' is not host:port"))?;
     if port.parse::<u16>().map_or(true, |p| p == 0) {
-        return Err(format!("'{text}' has no valid port"));
+        return Err(msg!("'{text}' has no valid port"));
     }
     if host.parse::<Ipv4Addr>().is_err() && !valid_registry_host(host) {
-        return Err(format!("'{text}' has no valid host"));
+        return Err(msg!("'{text}' has no valid host"));
     }
     Ok(())
 }
@@ -715,7 +712,7 @@ fn check_trusted_ancestors(path: &Path) -> Result<(), String> {
             // Distribution symlinks (/var/run -> /run) are root's; a user's would be refused below.
             let target = std::fs::metadata(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
             if meta.uid() != 0 || !target.is_dir() {
-                return Err(format!(
+                return Err(msg!(
                     "{} is a symbolic link not owned by root",
                     dir.display()
                 ));
@@ -723,10 +720,10 @@ fn check_trusted_ancestors(path: &Path) -> Result<(), String> {
             continue;
         }
         if !meta.is_dir() {
-            return Err(format!("{} is not a directory", dir.display()));
+            return Err(msg!("{} is not a directory", dir.display()));
         }
         if meta.uid() != 0 {
-            return Err(format!(
+            return Err(msg!(
                 "directory {} is owned by uid {}, not by root",
                 dir.display(),
                 meta.uid()
@@ -734,7 +731,7 @@ fn check_trusted_ancestors(path: &Path) -> Result<(), String> {
         }
         let sticky = meta.mode() & 0o1000 != 0;
         if meta.mode() & 0o022 != 0 && !sticky {
-            return Err(format!(
+            return Err(msg!(
                 "directory {} (mode {:04o}) is writable by others",
                 dir.display(),
                 meta.mode() & 0o7777

@@ -22,6 +22,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use podsec_common::cli::{self, Failure};
 use podsec_common::host::users;
+use podsec_common::{msg, tr};
 
 use crate::node_config::{
     CniPlugin, DEFAULT_SLIRP_CIDR, Ipv4Cidr, KubeVersion, NODE_CONFIG_PATH, NodeConfig,
@@ -184,7 +185,7 @@ pub fn convert(
             return Err(invalid(
                 "U7S_CONTROLPLANE",
                 other,
-                "expected initMaster, master or empty".into(),
+                msg!("expected initMaster, master or empty"),
             ));
         }
     };
@@ -212,7 +213,7 @@ pub fn convert(
                     return Err(invalid(
                         "U7S_REGISTRY_PLATFORM",
                         with_platform,
-                        format!("does not continue U7S_REGISTRY={registry} with /<platform>"),
+                        msg!("does not continue U7S_REGISTRY={registry} with /<platform>"),
                     ));
                 }
             },
@@ -220,7 +221,7 @@ pub fn convert(
                 return Err(invalid(
                     "U7S_REGISTRY_PLATFORM",
                     with_platform,
-                    format!("does not start with U7S_REGISTRY={registry}"),
+                    msg!("does not start with U7S_REGISTRY={registry}"),
                 ));
             }
         },
@@ -265,7 +266,7 @@ pub fn convert(
             return Err(invalid(
                 "U7S_CNI_PLUGIN",
                 other,
-                "expected flannel or calico".into(),
+                msg!("expected flannel or calico"),
             ));
         }
     };
@@ -313,7 +314,7 @@ fn read_no_follow(path: &Path) -> Result<(String, u32), ImportError> {
     if !meta.file_type().is_file() || meta.len() > MAX_SIZE {
         return Err(ImportError::Untrusted {
             path: path.to_path_buf(),
-            reason: format!("not a regular file of at most {MAX_SIZE} bytes"),
+            reason: msg!("not a regular file of at most {MAX_SIZE} bytes"),
         });
     }
     let mut text = String::new();
@@ -332,20 +333,30 @@ pub fn run(args: Args) -> Result<ExitCode, ImportError> {
     })?;
     if std::fs::symlink_metadata(&args.output).is_ok() {
         println!(
-            "{NAME}: {} exists; nothing to import",
-            args.output.display()
+            "{NAME}: {}",
+            tr!(
+                "{path} exists; nothing to import",
+                path = args.output.display()
+            )
         );
         return Ok(ExitCode::SUCCESS);
     }
     if std::fs::symlink_metadata(&args.env).is_err() {
-        println!("{NAME}: no {}; nothing to import", args.env.display());
+        println!(
+            "{NAME}: {}",
+            tr!("no {path}; nothing to import", path = args.env.display())
+        );
         return Ok(ExitCode::SUCCESS);
     }
     let (text, owner) = read_no_follow(&args.env)?;
     if owner != 0 {
         println!(
-            "{NAME}: note: {} is owned by uid {owner}, not root; its values are checked as any input",
-            args.env.display()
+            "{NAME}: {}",
+            tr!(
+                "note: {path} is owned by uid {owner}, not root; its values are checked as any input",
+                path = args.env.display(),
+                owner = owner
+            )
         );
     }
     let env = EnvFile::parse(&text, &args.env)?;
@@ -359,8 +370,12 @@ pub fn run(args: Args) -> Result<ExitCode, ImportError> {
             != Some(&env)
     {
         println!(
-            "{NAME}: note: {UPSTREAM_USER_ENV} differs from {}; only the latter was used",
-            args.env.display()
+            "{NAME}: {}",
+            tr!(
+                "note: {copy} differs from {path}; only the latter was used",
+                copy = UPSTREAM_USER_ENV,
+                path = args.env.display()
+            )
         );
     }
     if args.dry_run {
@@ -369,17 +384,23 @@ pub fn run(args: Args) -> Result<ExitCode, ImportError> {
     }
     config.save(&args.output)?;
     println!(
-        "{NAME}: {} converted into {} ({:?}, Kubernetes {}, registry {})",
-        args.env.display(),
-        args.output.display(),
-        config.role,
-        config.kubernetes_version,
-        config.registry
+        "{NAME}: {}",
+        tr!(
+            "{path} converted into {output} ({role}, Kubernetes {version}, registry {registry})",
+            path = args.env.display(),
+            output = args.output.display(),
+            role = format!("{:?}", config.role),
+            version = config.kubernetes_version,
+            registry = config.registry
+        )
     );
     if !dropped.is_empty() {
         println!(
-            "{NAME}: not carried over: {} (join secrets and values recomputed at each start)",
-            dropped.join(", ")
+            "{NAME}: {}",
+            tr!(
+                "not carried over: {keys} (join secrets and values recomputed at each start)",
+                keys = dropped.join(", ")
+            )
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -1,9 +1,9 @@
 //! Russian messages and man pages (issue 7, acceptance 4): the catalogues are valid gettext
 //! files whose translations keep every placeholder; every message of the shared CLI layer and
-//! of the podsec, podsec-k8s-rbac and podsec-inotify packages has a translation (found in the
-//! sources: the `#[error("...")]` templates, `tr!("...")` and `msg!("...")`); commands run
-//! under a Russian locale print Russian; C and English locales stay English; monitoring output
-//! (plugin status lines, journal lines, forbidden.log) stays English.
+//! of every package (podsec, podsec-k8s, podsec-k8s-rbac, podsec-inotify) has a translation
+//! (found in the sources: the `#[error("...")]` templates, `tr!("...")` and `msg!("...")`);
+//! commands run under a Russian locale print Russian; C and English locales stay English;
+//! monitoring output (plugin status lines, journal lines, forbidden.log) stays English.
 //! (`man -L ru` of the installed packages: tests/tests/packaging.rs.)
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -15,7 +15,13 @@ use podsec_tests::rpm::project_root;
 use podsec_tests::sandbox::{Options, Sandbox, target_dir};
 
 /// The crates whose messages are all translated, and their catalogues.
-const TRANSLATED: &[&str] = &["common", "podsec", "podsec-k8s-rbac", "podsec-inotify"];
+const TRANSLATED: &[&str] = &[
+    "common",
+    "podsec",
+    "podsec-k8s",
+    "podsec-k8s-rbac",
+    "podsec-inotify",
+];
 
 fn catalogue(krate: &str) -> BTreeMap<String, String> {
     let path = project_root().join(krate).join("po/ru.po");
@@ -26,7 +32,7 @@ fn catalogue(krate: &str) -> BTreeMap<String, String> {
 
 #[test]
 fn catalogues_are_valid_gettext_files_that_keep_every_placeholder() {
-    for krate in ["common", "podsec", "podsec-k8s-rbac", "podsec-inotify"] {
+    for krate in TRANSLATED {
         let path = project_root().join(krate).join("po/ru.po");
         let out = Command::new("msgfmt")
             .args(["--check", "-o", "/dev/null"])
@@ -399,6 +405,30 @@ fn commands_speak_russian_under_a_russian_locale() {
             "invalid user name 'Bad!'",
         ),
         (
+            &["podsec-k8s", "u7s-kubeadm", "init", "--ttl", "1h"],
+            None,
+            "неизвестный флаг --ttl для kubeadm init (см. kubeadm init --help)",
+            "unknown flag --ttl for kubeadm init (see kubeadm init --help)",
+        ),
+        (
+            &[
+                "podsec-k8s",
+                "u7s-kubeadm",
+                "init",
+                "--config",
+                "/tmp/init.yaml",
+            ],
+            None,
+            "флаг --config не поддерживается: podsec сам генерирует конфигурацию kubeadm",
+            "flag --config is not supported: podsec generates the kubeadm configuration",
+        ),
+        (
+            &["podsec-k8s", "k8s-save-oci", "/tmp/k8s-oci", "sparc"],
+            None,
+            "неизвестная архитектура sparc; допустимы: amd64 arm64 arm ppc64le 386",
+            "unknown architecture sparc; allowed: amd64 arm64 arm ppc64le 386",
+        ),
+        (
             &["podsec", "no-such-command"],
             None,
             "неизвестная команда 'no-such-command'",
@@ -565,7 +595,7 @@ fn cyrillic(c: char) -> bool {
 fn russian_man_pages_are_rendered_for_the_translated_commands() {
     let dir = tempfile::tempdir().unwrap();
     let mut pages = BTreeSet::new();
-    for binary in ["podsec", "podsec-k8s-rbac", "podsec-inotify"] {
+    for binary in ["podsec", "podsec-k8s", "podsec-k8s-rbac", "podsec-inotify"] {
         let out = Command::new(target_dir().join(binary))
             .args(["--generate", "man-ru"])
             .arg(dir.path())

@@ -233,10 +233,10 @@ fn every_command_its_man_pages_and_completion_land_in_its_package() {
     let kubeadm = "/usr/libexec/podsec/u7s/bin/kubeadm";
     assert_eq!(owner.get(kubeadm).map(String::as_str), Some("podsec-k8s"));
     assert_eq!(files[kubeadm].link_to, "/usr/bin/podsec-u7s-kubeadm");
-    // Every translated command of podsec, podsec-k8s-rbac and podsec-inotify has its Russian
-    // page.
+    // Every command of every package has its Russian page.
     for command in commands_of("podsec")
         .into_iter()
+        .chain(commands_of("podsec-k8s"))
         .chain(commands_of("podsec-k8s-rbac"))
         .chain(commands_of("podsec-inotify"))
     {

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use podsec_common::cli::{self, Failure};
 use podsec_common::host::files;
+use podsec_common::msg;
 use serde_norway::{Mapping, Value};
 
 use super::nsenter;
@@ -200,7 +201,7 @@ pub fn parse_kubeadm_flags(text: &str) -> Result<Vec<String>, String> {
         }
         let value = line
             .strip_prefix("KUBELET_KUBEADM_ARGS=")
-            .ok_or_else(|| format!("unexpected line '{line}'"))?;
+            .ok_or_else(|| msg!("unexpected line '{line}'"))?;
         let value = value
             .strip_prefix('"')
             .and_then(|v| v.strip_suffix('"'))
@@ -213,7 +214,7 @@ pub fn parse_kubeadm_flags(text: &str) -> Result<Vec<String>, String> {
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '-');
             if !valid_name || word.contains(['"', '\'', '$', '`', '\\', ';']) {
-                return Err(format!("'{word}' is not a kubelet flag"));
+                return Err(msg!("'{word}' is not a kubelet flag"));
             }
             flags.push(word.to_string());
         }
@@ -231,7 +232,7 @@ pub fn merge_config(text: &str, paths: &U7sPaths) -> Result<String, String> {
     };
     let root = document
         .as_mapping_mut()
-        .ok_or("not a KubeletConfiguration mapping")?;
+        .ok_or_else(|| msg!("not a KubeletConfiguration mapping"))?;
     let key = |k: &str| Value::String(k.to_string());
     root.entry(key("apiVersion"))
         .or_insert(Value::String("kubelet.config.k8s.io/v1beta1".into()));

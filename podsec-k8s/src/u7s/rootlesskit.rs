@@ -32,6 +32,7 @@ use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, kill, sig
 use nix::unistd::Pid;
 use podsec_common::cli::{self, Failure};
 use podsec_common::host::files::{self, Owner};
+use podsec_common::msg;
 
 use super::crio::{self, CrioConfig};
 use super::nsenter;
@@ -358,11 +359,11 @@ pub fn readiness(paths: &U7sPaths, expected: &[ports::PortSpec]) -> Result<i32, 
     let pid = nsenter::ready_pid(paths).map_err(|e| e.to_string())?;
     let published = ports::published(&paths.api_socket()).map_err(|e| e.to_string())?;
     if let Some(missing) = expected.iter().find(|p| !published.contains(p)) {
-        return Err(format!("port {missing} is not published yet"));
+        return Err(msg!("port {missing} is not published yet"));
     }
     let socket = paths.crio_socket();
     if std::os::unix::net::UnixStream::connect(&socket).is_err() {
-        return Err(format!("CRI-O does not answer on {} yet", socket.display()));
+        return Err(msg!("CRI-O does not answer on {} yet", socket.display()));
     }
     Ok(pid)
 }
@@ -488,7 +489,7 @@ fn bind(source: &Path, target: &Path) -> Result<(), Error> {
     )
     .map_err(|e| {
         setup_error(
-            format!("bind mount of {} on {}", source.display(), target.display()),
+            msg!("bind mount of {} on {}", source.display(), target.display()),
             e,
         )
     })
@@ -591,7 +592,7 @@ fn add_address(address: Ipv4Addr) -> Result<(), Error> {
         }
     }
     Err(setup_error(
-        format!("ip address add {cidr} dev tap0 ({ADDRESS_ATTEMPTS} attempts)"),
+        msg!("ip address add {cidr} dev tap0 ({ADDRESS_ATTEMPTS} attempts)"),
         last,
     ))
 }
@@ -604,8 +605,8 @@ fn write_ready_file(paths: &U7sPaths) -> Result<(), Error> {
             Ok(text) if !text.trim().is_empty() => break text.trim().to_string(),
             _ if Instant::now() > deadline => {
                 return Err(setup_error(
-                    "waiting for RootlessKit's child_pid",
-                    format!("{} did not appear", paths.child_pid_file().display()),
+                    msg!("waiting for RootlessKit's child_pid"),
+                    msg!("{} did not appear", paths.child_pid_file().display()),
                 ));
             }
             _ => std::thread::sleep(Duration::from_millis(50)),

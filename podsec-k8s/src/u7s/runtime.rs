@@ -30,6 +30,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use podsec_common::host::services::{self, ServiceError};
 use podsec_common::host::users::{Account, AccountError};
+use podsec_common::msg;
 
 use super::nsenter;
 use super::paths::{self, U7sPaths};
@@ -74,12 +75,12 @@ pub enum RuntimeError {
     Caller { expected: u32, actual: u32 },
     #[error(transparent)]
     Service(#[from] ServiceError),
-    #[error("{unit} did not get ready within {timeout:?}: {reason}{log}")]
+    /// `reason` ends with the unit's log, if any.
+    #[error("{unit} did not get ready within {timeout:?}: {reason}")]
     NotReady {
         unit: &'static str,
         timeout: Duration,
         reason: String,
-        log: String,
     },
     #[error("the u7s namespace is not running: {0}")]
     NotRunning(String),
@@ -258,7 +259,7 @@ impl Runtime {
         let deadline = Instant::now() + Duration::from_secs(30);
         while !dir.is_dir() {
             if Instant::now() > deadline {
-                return Err(RuntimeError::NotRunning(format!(
+                return Err(RuntimeError::NotRunning(msg!(
                     "{} did not appear: the user manager of {} is not running",
                     dir.display(),
                     self.account.name
@@ -293,20 +294,19 @@ impl Runtime {
             };
             let launcher_gone = unit.is_some_and(|u| self.direct_pid(u).is_none());
             if launcher_gone || Instant::now() > deadline {
-                let log = unit
-                    .map(|u| self.log_tail(u))
-                    .filter(|t| !t.is_empty())
-                    .map(|t| format!("; its log ends: {t}"))
-                    .unwrap_or_default();
+                let reason = if launcher_gone {
+                    msg!("the launcher exited ({reason})")
+                } else {
+                    reason
+                };
+                let log = unit.map(|u| self.log_tail(u)).filter(|t| !t.is_empty());
                 return Err(RuntimeError::NotReady {
                     unit: UserUnit::Rootlesskit.name(),
                     timeout,
-                    reason: if launcher_gone {
-                        format!("the launcher exited ({reason})")
-                    } else {
-                        reason
+                    reason: match log {
+                        Some(log) => msg!("{reason}; its log ends: {log}"),
+                        None => reason,
                     },
-                    log,
                 });
             }
             std::thread::sleep(Duration::from_millis(200));

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
 use podsec_common::cli::{self, Failure};
+use podsec_common::tr;
 
 use super::runtime::{Runtime, RuntimeError, Units};
 use crate::node_config::{NodeConfig, NodeConfigError};
@@ -59,29 +60,39 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
             };
             let pid = runtime.start(units)?;
             println!(
-                "u7s namespace ready (RootlessKit child {pid}, {:?} launch); ports: {}",
-                runtime.launch(),
-                config
-                    .published_ports()
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(" ")
+                "{}",
+                tr!(
+                    "u7s namespace ready (RootlessKit child {pid}, {launch} launch); ports: {ports}",
+                    pid = pid,
+                    launch = format!("{:?}", runtime.launch()),
+                    ports = config
+                        .published_ports()
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                )
             );
             Ok(ExitCode::SUCCESS)
         }
         Action::Stop => {
             runtime.stop()?;
-            println!("u7s runtime stopped");
+            println!("{}", tr!("u7s runtime stopped"));
             Ok(ExitCode::SUCCESS)
         }
         Action::Status => match runtime.ready() {
             Ok(pid) => {
-                println!("running: RootlessKit child {pid}");
+                println!("{}", tr!("running: RootlessKit child {pid}", pid = pid));
                 Ok(ExitCode::SUCCESS)
             }
             Err(reason) => {
-                println!("not running: {reason}");
+                println!(
+                    "{}",
+                    tr!(
+                        "not running: {reason}",
+                        reason = podsec_common::i18n::translate_message(&reason)
+                    )
+                );
                 // systemctl's "not active".
                 Ok(ExitCode::from(3))
             }

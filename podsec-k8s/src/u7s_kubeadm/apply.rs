@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use podsec_common::host::files::{FileError, Owner as FileOwner, SafeDir};
 use podsec_common::host::users;
+use podsec_common::{msg, tr};
 
 use super::audit::{self, AuditError};
 use super::plan::{ADMIN_CONF, Owner, Plan, Step};
@@ -32,7 +33,7 @@ fn owner_of(owner: &Owner) -> Result<FileOwner, String> {
     let uid = users::user(&owner.user).map_err(|e| e.to_string())?.uid;
     let gid = users::group_gid(&owner.group)
         .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("no group {}", owner.group))?;
+        .ok_or_else(|| msg!("no group {}", owner.group))?;
     Ok(FileOwner::new(uid, gid))
 }
 
@@ -55,12 +56,15 @@ pub fn write_file(file: &PlannedFile) -> Result<(), String> {
         user: file.user.clone(),
         group: file.group.clone(),
     })?;
-    let parent = file.path.parent().ok_or("no parent directory")?;
+    let parent = file
+        .path
+        .parent()
+        .ok_or_else(|| msg!("no parent directory"))?;
     let name = file
         .path
         .file_name()
         .and_then(|n| n.to_str())
-        .ok_or("no file name")?;
+        .ok_or_else(|| msg!("no file name"))?;
     let dir = SafeDir::open(parent).map_err(|e| e.to_string())?;
     dir.write_file(name, file.contents.as_bytes(), file.mode, owner)
         .map_err(|e: FileError| e.to_string())
@@ -78,18 +82,18 @@ fn remove(path: &Path) -> Result<(), String> {
 fn status_of(command: &mut std::process::Command, what: &str) -> Result<(), String> {
     let status = command
         .status()
-        .map_err(|e| format!("cannot run {what}: {e}"))?;
+        .map_err(|e| msg!("cannot run {what}: {e}"))?;
     if status.success() {
         Ok(())
     } else {
-        Err(format!("{what} failed ({status}); its messages are above"))
+        Err(msg!("{what} failed ({status}); its messages are above"))
     }
 }
 
 /// An admin kubeconfig root may use: credentials embedded, no files or programs named in it.
 pub fn check_kubeconfig(text: &str) -> Result<(), String> {
     let document: serde_norway::Value =
-        serde_norway::from_str(text).map_err(|e| format!("not a kubeconfig: {e}"))?;
+        serde_norway::from_str(text).map_err(|e| msg!("not a kubeconfig: {e}"))?;
     let refused_user = [
         "client-certificate",
         "client-key",
@@ -100,7 +104,7 @@ pub fn check_kubeconfig(text: &str) -> Result<(), String> {
     for user in document["users"].as_sequence().into_iter().flatten() {
         for key in refused_user {
             if !user["user"][key].is_null() {
-                return Err(format!(
+                return Err(msg!(
                     "its user entry names '{key}', which root does not follow"
                 ));
             }
@@ -108,14 +112,14 @@ pub fn check_kubeconfig(text: &str) -> Result<(), String> {
     }
     for cluster in document["clusters"].as_sequence().into_iter().flatten() {
         if !cluster["cluster"]["certificate-authority"].is_null() {
-            return Err("its cluster entry names a certificate-authority file".into());
+            return Err(msg!("its cluster entry names a certificate-authority file"));
         }
     }
     if document["clusters"]
         .as_sequence()
         .is_none_or(|c| c.is_empty())
     {
-        return Err("it has no cluster".into());
+        return Err(msg!("it has no cluster"));
     }
     Ok(())
 }
@@ -126,7 +130,7 @@ fn patch_audit() -> Result<(), String> {
     let text = manifests
         .read_file("kube-apiserver.yaml", 1 << 20)
         .map_err(|e| e.to_string())?;
-    let text = String::from_utf8(text).map_err(|_| "not UTF-8".to_string())?;
+    let text = String::from_utf8(text).map_err(|_| msg!("not UTF-8"))?;
     match audit::patch_manifest(&text).map_err(|e: AuditError| e.to_string())? {
         None => Ok(()),
         Some(patched) => manifests
@@ -144,9 +148,9 @@ fn copy_admin_conf(targets: &[std::path::PathBuf]) -> Result<(), String> {
     let kube = SafeDir::open(Path::new("/etc/kubernetes")).map_err(|e| e.to_string())?;
     let conf = kube
         .read_file("admin.conf", 1 << 20)
-        .map_err(|e| format!("{ADMIN_CONF} was not written by kubeadm: {e}"))?;
+        .map_err(|e| msg!("{ADMIN_CONF} was not written by kubeadm: {e}"))?;
     if conf.is_empty() {
-        return Err(format!("{ADMIN_CONF} is empty"));
+        return Err(msg!("{ADMIN_CONF} is empty"));
     }
     check_kubeconfig(&String::from_utf8_lossy(&conf)).map_err(|e| format!("{ADMIN_CONF}: {e}"))?;
     for target in targets {
@@ -176,7 +180,7 @@ fn apply_flannel(argv: &[String], attempts: u32, pause: Duration) -> Result<(), 
         let output = std::process::Command::new(&argv[0])
             .args(&argv[1..])
             .output()
-            .map_err(|e| format!("cannot run {}: {e}", argv[0]))?;
+            .map_err(|e| msg!("cannot run {}: {e}", argv[0]))?;
         if output.status.success() {
             let _ = std::io::stdout().write_all(&output.stdout);
             return Ok(());
@@ -184,7 +188,7 @@ fn apply_flannel(argv: &[String], attempts: u32, pause: Duration) -> Result<(), 
         last = String::from_utf8_lossy(&output.stderr).trim().to_string();
         std::thread::sleep(pause);
     }
-    Err(format!(
+    Err(msg!(
         "the API server did not accept the flannel manifest after {attempts} attempts in {} s: {last}",
         u64::from(attempts) * pause.as_secs()
     ))
@@ -251,7 +255,7 @@ fn run_step(step: &Step, runtime: &dyn Runtime) -> Result<(), String> {
             confirmed,
         } => {
             if !confirmed {
-                return Err("not confirmed: run with --reset".into());
+                return Err(msg!("not confirmed: run with --reset"));
             }
             if *stop_runtime {
                 runtime.stop().map_err(runtime_error)?;
@@ -281,8 +285,11 @@ fn run_step(step: &Step, runtime: &dyn Runtime) -> Result<(), String> {
                 // Built-in or absent modules are the kernel's business; the pods that need
                 // them fail visibly if they are absent.
                 eprintln!(
-                    "podsec-u7s-kubeadm: warning: kernel modules not loaded (built in, or missing): {}",
-                    missing.join(" ")
+                    "podsec-u7s-kubeadm: {}",
+                    tr!(
+                        "warning: kernel modules not loaded (built in, or missing): {modules}",
+                        modules = missing.join(" ")
+                    )
                 );
             }
             Ok(())
@@ -302,7 +309,7 @@ fn run_step(step: &Step, runtime: &dyn Runtime) -> Result<(), String> {
         Step::PullImages { commands } => {
             for command in commands {
                 let mut cmd = runtime.in_namespace(command).map_err(runtime_error)?;
-                status_of(&mut cmd, &format!("pulling {}", command[4]))?;
+                status_of(&mut cmd, &msg!("pulling {}", command[4]))?;
             }
             Ok(())
         }
@@ -338,8 +345,11 @@ pub fn apply(plan: &Plan, runtime: &dyn Runtime) -> Result<(), ApplyError> {
     }
     if plan.prepare_only {
         eprintln!(
-            "podsec-u7s-kubeadm: the host is prepared (--prepare-only); run kubeadm {} again without it to deploy",
-            plan.command
+            "podsec-u7s-kubeadm: {}",
+            tr!(
+                "the host is prepared (--prepare-only); run kubeadm {command} again without it to deploy",
+                command = plan.command
+            )
         );
     }
     Ok(())

@@ -114,7 +114,7 @@ pub fn patch_manifest(text: &str) -> Result<Option<String>, AuditError> {
             if pod.spec.volumes.iter().any(|v| v.name == VOLUME) {
                 return Err(AuditError::Conflict {
                     name: VOLUME.into(),
-                    path: "another directory".into(),
+                    path: podsec_common::msg!("another directory"),
                 });
             }
             pod.spec.volumes.push(Volume {

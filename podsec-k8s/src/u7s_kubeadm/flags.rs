@@ -11,6 +11,8 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 
+use podsec_common::{msg, tr};
+
 use super::network::{Ipv4Net, NetworkError};
 use super::versions::{VersionError, VersionRequest};
 
@@ -720,7 +722,7 @@ fn list(occurrences: &[Occurrence], name: &'static str) -> Result<Vec<String>, F
         for item in text.split(',') {
             let item = item.trim();
             if item.is_empty() {
-                return Err(invalid(name, text, "empty list element"));
+                return Err(invalid(name, text, msg!("empty list element")));
             }
             if !items.iter().any(|i: &String| i == item) {
                 items.push(item.to_string());
@@ -745,7 +747,7 @@ fn common_flags(occurrences: &[Occurrence]) -> Result<CommonFlags, FlagError> {
             return Err(invalid(
                 "ignore-preflight-errors",
                 item,
-                "not a preflight check name",
+                msg!("not a preflight check name"),
             ));
         }
     }
@@ -754,7 +756,11 @@ fn common_flags(occurrences: &[Occurrence]) -> Result<CommonFlags, FlagError> {
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '/')
         {
-            return Err(invalid("skip-phases", item, "not a kubeadm phase name"));
+            return Err(invalid(
+                "skip-phases",
+                item,
+                msg!("not a kubeadm phase name"),
+            ));
         }
     }
     if let Some(v) = value(occurrences, "v") {
@@ -762,7 +768,7 @@ fn common_flags(occurrences: &[Occurrence]) -> Result<CommonFlags, FlagError> {
             .parse()
             .ok()
             .filter(|l| *l <= 10)
-            .ok_or_else(|| invalid("v", v, "a log level from 0 to 10"))?;
+            .ok_or_else(|| invalid("v", v, msg!("a log level from 0 to 10")))?;
         common.verbosity = Some(level);
     }
     if let Some(v) = value(occurrences, "apiserver-advertise-address") {
@@ -775,8 +781,8 @@ fn common_flags(occurrences: &[Occurrence]) -> Result<CommonFlags, FlagError> {
         if v.len() != 64 || !v.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(invalid(
                 "certificate-key",
-                "(hidden)",
-                "a hex-encoded 32-byte key (64 hex digits)",
+                tr!("(hidden)"),
+                msg!("a hex-encoded 32-byte key (64 hex digits)"),
             ));
         }
         common.certificate_key = Some(v.to_ascii_lowercase());
@@ -786,14 +792,14 @@ fn common_flags(occurrences: &[Occurrence]) -> Result<CommonFlags, FlagError> {
             return Err(invalid(
                 "node-name",
                 v,
-                "a lower-case DNS subdomain name (RFC 1123)",
+                msg!("a lower-case DNS subdomain name (RFC 1123)"),
             ));
         }
         common.node_name = Some(v.to_string());
     }
     if let Some(v) = value(occurrences, "patches") {
         if !v.starts_with('/') || v.contains('\n') {
-            return Err(invalid("patches", v, "an absolute directory path"));
+            return Err(invalid("patches", v, msg!("an absolute directory path")));
         }
         common.patches = Some(v.to_string());
     }
@@ -807,7 +813,7 @@ fn common_flags(occurrences: &[Occurrence]) -> Result<CommonFlags, FlagError> {
         return Err(invalid(
             "cri-socket",
             v,
-            format!("a rootless node runs its own CRI-O at {CRI_SOCKET}"),
+            msg!("a rootless node runs its own CRI-O at {CRI_SOCKET}"),
         ));
     }
     Ok(common)
@@ -827,7 +833,7 @@ fn init_flags(common: CommonFlags, occurrences: &[Occurrence]) -> Result<InitFla
             return Err(invalid(
                 "apiserver-cert-extra-sans",
                 san,
-                "an IP address or DNS name",
+                msg!("an IP address or DNS name"),
             ));
         }
     }
@@ -837,7 +843,7 @@ fn init_flags(common: CommonFlags, occurrences: &[Occurrence]) -> Result<InitFla
         return Err(invalid(
             "cert-dir",
             v,
-            format!("the rootless node keeps its certificates in {CERT_DIR}"),
+            msg!("the rootless node keeps its certificates in {CERT_DIR}"),
         ));
     }
     if let Some(v) = value(occurrences, "control-plane-endpoint") {
@@ -865,7 +871,7 @@ fn init_flags(common: CommonFlags, occurrences: &[Occurrence]) -> Result<InitFla
     }
     if let Some(v) = value(occurrences, "service-dns-domain") {
         if !is_dns_subdomain(v) {
-            return Err(invalid("service-dns-domain", v, "a DNS domain name"));
+            return Err(invalid("service-dns-domain", v, msg!("a DNS domain name")));
         }
         flags.service_dns_domain = Some(v.to_string());
     }
@@ -874,7 +880,7 @@ fn init_flags(common: CommonFlags, occurrences: &[Occurrence]) -> Result<InitFla
             return Err(invalid(
                 "token-ttl",
                 v,
-                "a duration such as 2h, 30m or 1h30m (0 = never expires)",
+                msg!("a duration such as 2h, 30m or 1h30m (0 = never expires)"),
             ));
         }
         flags.token_ttl = Some(v.to_string());
@@ -902,7 +908,7 @@ fn join_flags(
             FlagError::Invalid {
                 flag: "(API server endpoint)",
                 value: endpoint.clone(),
-                reason: "expected HOST:PORT, e.g. 192.0.2.10:6443".into(),
+                reason: msg!("expected HOST:PORT, e.g. 192.0.2.10:6443"),
             }
         })?;
     }
@@ -915,7 +921,7 @@ fn join_flags(
             return Err(invalid(
                 "discovery-token-ca-cert-hash",
                 hash,
-                "sha256:<64 hex digits>",
+                msg!("sha256:<64 hex digits>"),
             ));
         }
     }
@@ -925,7 +931,7 @@ fn join_flags(
             return Err(invalid(
                 "discovery-file",
                 v,
-                "an absolute path or an https:// URL",
+                msg!("an absolute path or an https:// URL"),
             ));
         }
         flags.discovery_file = Some(v.to_string());
@@ -966,13 +972,13 @@ fn join_flags(
 fn ipv4(flag: &'static str, v: &str) -> Result<Ipv4Addr, FlagError> {
     match v.parse::<IpAddr>() {
         Ok(IpAddr::V4(a)) if !a.is_unspecified() && !a.is_multicast() && !a.is_broadcast() => Ok(a),
-        Ok(IpAddr::V4(_)) => Err(invalid(flag, v, "not a usable unicast address")),
+        Ok(IpAddr::V4(_)) => Err(invalid(flag, v, msg!("not a usable unicast address"))),
         Ok(IpAddr::V6(_)) => Err(invalid(
             flag,
             v,
-            "IPv6 is not supported by the rootless node network (slirp4netns with IPv4)",
+            msg!("IPv6 is not supported by the rootless node network (slirp4netns with IPv4)"),
         )),
-        Err(_) => Err(invalid(flag, v, "an IPv4 address")),
+        Err(_) => Err(invalid(flag, v, msg!("an IPv4 address"))),
     }
 }
 
@@ -980,7 +986,7 @@ fn port(flag: &'static str, v: &str) -> Result<u16, FlagError> {
     v.parse::<u16>()
         .ok()
         .filter(|p| *p > 0)
-        .ok_or_else(|| invalid(flag, v, "a port number from 1 to 65535"))
+        .ok_or_else(|| invalid(flag, v, msg!("a port number from 1 to 65535")))
 }
 
 fn cidr(flag: &'static str, v: &str) -> Result<Ipv4Net, FlagError> {
@@ -1001,7 +1007,8 @@ fn bootstrap_token(flag: &'static str, v: &str) -> Result<String, FlagError> {
     } else {
         Err(invalid(
             flag,
-            "(hidden)",
+            tr!("(hidden)"),
+            // Not msg!: the braces are text (the catalogue has it as printed).
             "a bootstrap token [a-z0-9]{6}.[a-z0-9]{16}",
         ))
     }
@@ -1024,7 +1031,7 @@ fn check_endpoint(flag: &'static str, v: &str, port_required: bool) -> Result<()
         Err(invalid(
             flag,
             v,
-            "HOST[:PORT] with an IPv4 address or DNS name",
+            msg!("HOST[:PORT] with an IPv4 address or DNS name"),
         ))
     }
 }
@@ -1052,7 +1059,7 @@ fn check_repository(flag: &'static str, v: &str) -> Result<(), FlagError> {
         Err(invalid(
             flag,
             v,
-            "REGISTRY[/PATH], e.g. registry.local/c10f",
+            msg!("REGISTRY[/PATH], e.g. registry.local/c10f"),
         ))
     }
 }
@@ -1062,18 +1069,18 @@ fn feature_gates(v: &str) -> Result<Vec<(String, bool)>, FlagError> {
     for item in v.split(',') {
         let (name, state) = item
             .split_once('=')
-            .ok_or_else(|| invalid("feature-gates", v, "NAME=true|false[,...]"))?;
+            .ok_or_else(|| invalid("feature-gates", v, msg!("NAME=true|false[,...]")))?;
         let state = match state.trim() {
             "true" => true,
             "false" => false,
-            _ => return Err(invalid("feature-gates", v, "NAME=true|false[,...]")),
+            _ => return Err(invalid("feature-gates", v, msg!("NAME=true|false[,...]"))),
         };
         let name = name.trim();
         if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Err(invalid(
                 "feature-gates",
                 v,
-                "feature gate names are alphanumeric",
+                msg!("feature gate names are alphanumeric"),
             ));
         }
         gates.retain(|(n, _)| n != name);
@@ -1131,16 +1138,17 @@ fn is_go_duration(v: &str) -> bool {
 
 /// The wrapper's usage of `init` or `join`: every flag with its disposition.
 pub fn subcommand_usage(command: &str) -> String {
-    let mut text = format!(
-        "Usage: kubeadm [-v N] {command} {}[flags]\n\n\
+    let mut text = tr!(
+        "Usage: kubeadm [-v N] {command} {endpoint}[flags]\n\n\
          podsec-u7s-kubeadm deploys a rootless node: every flag of kubeadm {command} is either\n\
          honoured (put into the generated configuration), passed to the native kubeadm, or refused.\n\n",
-        if command == "join" { "HOST:PORT " } else { "" }
+        command = command,
+        endpoint = if command == "join" { "HOST:PORT " } else { "" }
     );
     for (title, wanted) in [
-        ("Honoured:", 0u8),
-        ("Passed to the native kubeadm:", 1),
-        ("Refused:", 2),
+        (tr!("Honoured:"), 0u8),
+        (tr!("Passed to the native kubeadm:"), 1),
+        (tr!("Refused:"), 2),
     ] {
         text.push_str(title);
         text.push('\n');
@@ -1150,10 +1158,11 @@ pub fn subcommand_usage(command: &str) -> String {
                 || (f.scope == Scope::Init && command == "init")
                 || (f.scope == Scope::Join && command == "join")
         }) {
+            // The notes are translated where printed (FLAGS is a constant table).
             let (class, note) = match f.disposition {
-                Disposition::Honoured(note) => (0, note),
+                Disposition::Honoured(note) => (0, podsec_common::i18n::gettext(note)),
                 Disposition::Native => (1, ""),
-                Disposition::Rejected(reason) => (2, reason),
+                Disposition::Rejected(reason) => (2, podsec_common::i18n::gettext(reason)),
             };
             if class != wanted {
                 continue;
@@ -1227,6 +1236,25 @@ mod tests {
             Invocation::Native { args: args(argv) },
             "{argv:?}"
         );
+    }
+
+    /// FLAGS is a constant table, so its texts are not marked for the catalogue: each one that
+    /// is prose (a note of `kubeadm init --help`, a reason for a refusal) must be in it.
+    #[test]
+    fn every_disposition_text_has_a_russian_translation() {
+        for f in FLAGS {
+            let text = match f.disposition {
+                Disposition::Honoured(text) | Disposition::Rejected(text) => text,
+                Disposition::Native => continue,
+            };
+            if text.contains(' ') {
+                assert!(
+                    crate::TRANSLATIONS.get(text).is_some(),
+                    "--{}: {text:?} is not in po/ru.po",
+                    f.name
+                );
+            }
+        }
     }
 
     // --- global flags

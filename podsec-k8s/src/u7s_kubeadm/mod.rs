@@ -22,6 +22,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use podsec_common::cli::{self, Failure, NotRoot};
 use podsec_common::profile::{Distribution, Profile};
+use podsec_common::{msg, tr};
 
 use flags::{FlagError, Invocation};
 use host_prep::HostFacts;
@@ -100,11 +101,13 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
 
 /// The wrapper's own usage (no subcommand: never the deployment path).
 fn usage() -> String {
-    "Usage: kubeadm [-v N] init [flags]\n       \
-     kubeadm [-v N] join HOST:PORT --token T --discovery-token-ca-cert-hash sha256:H [--control-plane --certificate-key K]\n       \
-     kubeadm SUBCOMMAND ...   (reset, token, upgrade, config, certs, version...: the native kubeadm in the u7s namespace)\n\n\
-     podsec-u7s-kubeadm --help for the environment, kubeadm init --help and kubeadm join --help for the flags.\n"
-        .to_string()
+    tr!(
+        "Usage: kubeadm [-v N] init [flags]\n       \
+         kubeadm [-v N] join HOST:PORT --token T --discovery-token-ca-cert-hash sha256:H [--control-plane --certificate-key K]\n       \
+         kubeadm SUBCOMMAND ...   (reset, token, upgrade, config, certs, version...: the native kubeadm in the u7s namespace)\n\n\
+         podsec-u7s-kubeadm --help for the environment, kubeadm init --help and kubeadm join --help for the flags.\n"
+    )
+    .to_string()
 }
 
 pub fn run(args: Args) -> Result<ExitCode, Error> {
@@ -139,15 +142,11 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
 
 /// The native kubeadm must be a real kubeadm, never this wrapper again.
 fn check_native_kubeadm() -> Result<(), Error> {
-    let native = std::fs::canonicalize(packages::KUBEADM).map_err(|e| {
-        Error::Native(format!(
-            "{}: {e} (is kubeadm installed?)",
-            packages::KUBEADM
-        ))
-    })?;
+    let native = std::fs::canonicalize(packages::KUBEADM)
+        .map_err(|e| Error::Native(msg!("{}: {e} (is kubeadm installed?)", packages::KUBEADM)))?;
     let me = std::env::current_exe().and_then(std::fs::canonicalize).ok();
     if Some(&native) == me.as_ref() {
-        return Err(Error::Native(format!(
+        return Err(Error::Native(msg!(
             "{} is this wrapper, not the native kubeadm",
             packages::KUBEADM
         )));
@@ -160,16 +159,16 @@ fn native(args: &[String]) -> Result<ExitCode, Error> {
     check_native_kubeadm()?;
     let runtime = InstalledRuntime::new();
     if !runtime.is_running() {
-        return Err(Error::Native(
-            "the u7s namespace is not running: start u7s.service, or deploy the node with kubeadm init or join first".into(),
-        ));
+        return Err(Error::Native(msg!(
+            "the u7s namespace is not running: start u7s.service, or deploy the node with kubeadm init or join first"
+        )));
     }
     let mut argv = vec![packages::KUBEADM.to_string()];
     argv.extend(args.iter().cloned());
     let status = runtime
         .in_namespace(&argv)?
         .status()
-        .map_err(|e| Error::Native(format!("cannot run {}: {e}", packages::KUBEADM)))?;
+        .map_err(|e| Error::Native(msg!("cannot run {}: {e}", packages::KUBEADM)))?;
     Ok(ExitCode::from(
         status.code().unwrap_or(1).clamp(0, 255) as u8
     ))
@@ -249,18 +248,25 @@ fn deploy(deployment: Deployment, common: &flags::CommonFlags) -> Result<ExitCod
     })?;
     let mut reset = false;
     let mut plan = match build_plan(&deployment, &env, &runtime, reset) {
-        Err(PlanError::Leftovers { list, .. })
+        Err(PlanError::Leftovers { list } | PlanError::LeftoversRunning { list })
             if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() =>
         {
-            eprintln!("podsec-u7s-kubeadm: leftovers of an earlier deployment: {list}");
-            if !confirm("Remove them (the cluster state of this node is lost)?") {
-                return Err(Error::Plan(PlanError::Leftovers { list, running: "" }));
+            eprintln!(
+                "podsec-u7s-kubeadm: {}",
+                tr!(
+                    "leftovers of an earlier deployment: {list}",
+                    list = podsec_common::i18n::translate_message(&list)
+                )
+            );
+            if !confirm(tr!("Remove them (the cluster state of this node is lost)?")) {
+                return Err(Error::Plan(PlanError::Leftovers { list }));
             }
             reset = true;
             build_plan(&deployment, &env, &runtime, reset)?
         }
         other => other?,
     };
+    // The notes are in the user's language already (see plan::common).
     for note in &plan.notes {
         eprintln!("podsec-u7s-kubeadm: {note}");
     }

@@ -8,6 +8,8 @@
 
 use std::process::Command;
 
+use podsec_common::{msg, tr};
+
 use super::versions::{KubeVersion, MIN_MINOR, Minor};
 
 pub const KUBEADM: &str = "/usr/bin/kubeadm";
@@ -25,14 +27,13 @@ pub enum PackageError {
     )]
     NothingInstallable { wanted: Minor, available: String },
     #[error(
-        "{missing} of Kubernetes {wanted} {verb} not installed, and this distribution has no packages podsec can install; install {them} of {wanted} first"
+        "{missing} of Kubernetes {wanted} is not installed, and this distribution has no packages podsec can install; install it of {wanted} first"
     )]
-    NotInstalledOffAlt {
-        missing: String,
-        verb: &'static str,
-        them: &'static str,
-        wanted: Minor,
-    },
+    NotInstalledOffAlt { missing: String, wanted: Minor },
+    #[error(
+        "{missing} of Kubernetes {wanted} are not installed, and this distribution has no packages podsec can install; install them of {wanted} first"
+    )]
+    NoneInstalledOffAlt { missing: String, wanted: Minor },
 }
 
 /// Versions of what is installed.
@@ -213,18 +214,19 @@ pub fn plan(
         });
     }
     if !index.available() {
-        return Err(PackageError::NotInstalledOffAlt {
-            verb: if missing.len() == 1 { "is" } else { "are" },
-            them: if missing.len() == 1 { "it" } else { "them" },
-            missing: missing.join(", "),
-            wanted,
+        let one = missing.len() == 1;
+        let missing = missing.join(", ");
+        return Err(if one {
+            PackageError::NotInstalledOffAlt { missing, wanted }
+        } else {
+            PackageError::NoneInstalledOffAlt { missing, wanted }
         });
     }
     let minors = index.minors();
     let list = || {
         let mut names: Vec<String> = minors.iter().map(|(m, v)| format!("{m} ({v})")).collect();
         if names.is_empty() {
-            names.push("none".into());
+            names.push(msg!("none"));
         }
         names.join(", ")
     };
@@ -250,12 +252,16 @@ pub fn plan(
             wanted,
             available: list(),
         })?;
-    let mut notes = vec![format!(
-        "WARNING: no packages of Kubernetes {wanted}: installing {fallback} and deploying Kubernetes {fallback} instead"
+    let mut notes = vec![tr!(
+        "WARNING: no packages of Kubernetes {wanted}: installing {fallback} and deploying Kubernetes {fallback} instead",
+        wanted = wanted,
+        fallback = fallback
     )];
     if wanted.minor - fallback.minor > 1 {
-        notes.push(format!(
-            "WARNING: {fallback} is more than one minor older than {wanted}: joining a cluster of {wanted} with it may fail"
+        notes.push(tr!(
+            "WARNING: {fallback} is more than one minor older than {wanted}: joining a cluster of {wanted} with it may fail",
+            fallback = fallback,
+            wanted = wanted
         ));
     }
     Ok(PackagePlan {

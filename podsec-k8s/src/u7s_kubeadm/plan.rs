@@ -7,6 +7,8 @@ use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
+use podsec_common::{msg, tr};
+
 use super::audit;
 use super::flags::{CommonFlags, InitFlags, JoinFlags, is_dns_subdomain};
 use super::flannel;
@@ -42,10 +44,12 @@ pub enum PlanError {
     Flannel(#[from] flannel::FlannelError),
     #[error("the host name '{0}' is not a valid Kubernetes node name; give --node-name")]
     NodeName(String),
+    #[error("leftovers of an earlier deployment: {list}; run again with --reset to remove them")]
+    Leftovers { list: String },
     #[error(
-        "leftovers of an earlier deployment: {list}; run again with --reset to remove them{running}"
+        "leftovers of an earlier deployment: {list}; run again with --reset to remove them (the running u7s runtime is stopped first)"
     )]
-    Leftovers { list: String, running: &'static str },
+    LeftoversRunning { list: String },
     #[error("{0}")]
     Kubeadm(String),
     #[error(transparent)]
@@ -79,9 +83,9 @@ impl KubeadmImages for NativeKubeadm {
                 prefix,
             ])
             .output()
-            .map_err(|e| PlanError::Kubeadm(format!("cannot run {}: {e}", packages::KUBEADM)))?;
+            .map_err(|e| PlanError::Kubeadm(msg!("cannot run {}: {e}", packages::KUBEADM)))?;
         if !output.status.success() {
-            return Err(PlanError::Kubeadm(format!(
+            return Err(PlanError::Kubeadm(msg!(
                 "kubeadm config images list for {version}: {}",
                 String::from_utf8_lossy(&output.stderr).trim()
             )));
@@ -222,6 +226,9 @@ fn chosen_text<T: std::fmt::Display>(c: &Chosen<T>) -> String {
     format!("{} ({})", c.value, c.origin)
 }
 
+// The texts of a plan (summary, notes, steps, processes) are for the administrator and made
+// in the user's language (`tr!`); the files and commands it shows are not translated.
+
 /// An image of U7S_ARCHIMAGES: relative ones live on the node's registry.
 fn absolute_reference(image: &str, registry: &str) -> String {
     let first = image.split('/').next().unwrap_or(image);
@@ -261,7 +268,8 @@ fn common(
     let mut notes = Vec::new();
     if env.certmanager_tag.is_some() {
         notes.push(
-            "U7S_CERTMANAGER_TAG has no effect: podsec does not deploy cert-manager".to_string(),
+            tr!("U7S_CERTMANAGER_TAG has no effect: podsec does not deploy cert-manager")
+                .to_string(),
         );
     }
     let advertise = match flags.advertise_address {
@@ -273,7 +281,10 @@ fn common(
             let found = network::advertise_address(&facts.route_table, &facts.addresses)?;
             Chosen {
                 value: found.address,
-                origin: format!("address of {} on the default route", found.interface),
+                origin: tr!(
+                    "address of {interface} on the default route",
+                    interface = found.interface
+                ),
             }
         }
     };
@@ -311,7 +322,10 @@ fn common(
     if package_plan.minor != minor {
         requested = resolve::Requested {
             request: VersionRequest::Minor(package_plan.minor),
-            origin: format!("{}, lowered to the packages' minor", requested.origin),
+            origin: tr!(
+                "{origin}, lowered to the packages' minor",
+                origin = requested.origin
+            ),
             explicit: false,
         };
     }
@@ -350,10 +364,10 @@ fn common(
         }
         None => (
             Vec::new(),
-            Some(format!(
-                "the images of {} (pause, etcd, CoreDNS tags included) are listed by kubeadm {} once its package is installed; the run checks each in the registry then",
-                version.value,
-                version.value.minor_line()
+            Some(tr!(
+                "the images of {version} (pause, etcd, CoreDNS tags included) are listed by kubeadm {minor} once its package is installed; the run checks each in the registry then",
+                version = version.value,
+                minor = version.value.minor_line()
             )),
         ),
     };
@@ -430,17 +444,15 @@ fn leftover_step(
             .map(|p| p.display().to_string())
             .collect::<Vec<_>>()
             .join(", ");
-        return Err(PlanError::Leftovers {
-            list: if list.is_empty() {
-                "the u7s namespace is running".into()
-            } else {
-                list
-            },
-            running: if facts.runtime_running {
-                " (the running u7s runtime is stopped first)"
-            } else {
-                ""
-            },
+        let list = if list.is_empty() {
+            msg!("the u7s namespace is running")
+        } else {
+            list
+        };
+        return Err(if facts.runtime_running {
+            PlanError::LeftoversRunning { list }
+        } else {
+            PlanError::Leftovers { list }
         });
     }
     Ok(Some(Step::RemoveLeftovers {
@@ -611,9 +623,9 @@ pub fn init(flags: &InitFlags, ctx: &Context) -> Result<Plan, PlanError> {
     let mut native = flags.native_args();
     native.retain(|a| !a.is_empty());
     let mut summary = vec![
-        ("control-plane endpoint".to_string(), endpoint),
-        ("pod network".to_string(), pod.to_string()),
-        ("service network".to_string(), service.to_string()),
+        (tr!("control-plane endpoint").to_string(), endpoint),
+        (tr!("pod network").to_string(), pod.to_string()),
+        (tr!("service network").to_string(), service.to_string()),
     ];
     let manifest = flannel::render(
         c.flannel.manifest,
@@ -686,7 +698,7 @@ pub fn join(flags: &JoinFlags, ctx: &Context) -> Result<Plan, PlanError> {
         }),
     };
     let mut summary = vec![(
-        "cluster".to_string(),
+        tr!("cluster").to_string(),
         flags
             .endpoint
             .clone()
@@ -695,8 +707,9 @@ pub fn join(flags: &JoinFlags, ctx: &Context) -> Result<Plan, PlanError> {
     )];
     if flags.unsafe_skip_ca_verification {
         summary.push((
-            "WARNING".into(),
-            "--discovery-token-unsafe-skip-ca-verification: the cluster's CA is not pinned".into(),
+            tr!("WARNING").into(),
+            tr!("--discovery-token-unsafe-skip-ca-verification: the cluster's CA is not pinned")
+                .into(),
         ));
     }
     let pod = Ipv4Net::parse_cluster(DEFAULT_POD_CIDR).expect("default");
@@ -788,11 +801,11 @@ fn finish(
     let mut notes = c.notes.clone();
     let earlier = host_prep::cni_configs_before_ours(&facts.cni_configs, flannel::CONFLIST_NAME);
     if !earlier.is_empty() {
-        notes.push(format!(
-            "WARNING: {} in {} sort before {}: CRI-O would use them instead of flannel's; move them away",
-            earlier.join(", "),
-            host_prep::CNI_NET_DIR,
-            flannel::CONFLIST_NAME
+        notes.push(tr!(
+            "WARNING: {files} in {dir} sort before {ours}: CRI-O would use them instead of flannel's; move them away",
+            files = earlier.join(", "),
+            dir = host_prep::CNI_NET_DIR,
+            ours = flannel::CONFLIST_NAME
         ));
     }
     // Secrets (tokens, certificate keys) are in it: readable by root and u7s-admin only.
@@ -843,44 +856,50 @@ fn finish(
 
     let mut full_summary = vec![
         (
-            "role".to_string(),
+            tr!("role").to_string(),
             match role {
-                Role::Init => "first control-plane node (kubeadm init)",
-                Role::ControlPlane => "control-plane node (kubeadm join --control-plane)",
-                Role::Worker => "worker node (kubeadm join)",
+                Role::Init => tr!("first control-plane node (kubeadm init)"),
+                Role::ControlPlane => tr!("control-plane node (kubeadm join --control-plane)"),
+                Role::Worker => tr!("worker node (kubeadm join)"),
             }
             .to_string(),
         ),
         ("Kubernetes".to_string(), chosen_text(&c.version)),
         (
-            "images".to_string(),
+            tr!("images").to_string(),
             format!("{} ({})", c.source.prefix, c.source.origin),
         ),
         ("flannel".to_string(), c.flannel.origin.clone()),
-        ("node name".to_string(), c.node_name.clone()),
+        (tr!("node name").to_string(), c.node_name.clone()),
         (
-            "advertise address".to_string(),
-            format!(
-                "{} ({}), API server port {}",
-                c.advertise.value, c.advertise.origin, c.bind_port
+            tr!("advertise address").to_string(),
+            tr!(
+                "{address} ({origin}), API server port {port}",
+                address = c.advertise.value,
+                origin = c.advertise.origin,
+                port = c.bind_port
             ),
         ),
     ];
     full_summary.append(summary);
     let mut processes = ctx.runtime.processes(&node);
-    processes.push(format!(
-        "{} {command} inside the namespace as {U7S_ADMIN}, with {}",
-        packages::KUBEADM,
-        config_path.display()
+    processes.push(tr!(
+        "{kubeadm} {command} inside the namespace as {user}, with {config}",
+        kubeadm = packages::KUBEADM,
+        command = command,
+        user = U7S_ADMIN,
+        config = config_path.display()
     ));
     processes.extend(match role {
         Role::Init | Role::ControlPlane => [
-            "static pods: etcd, kube-apiserver (audited), kube-controller-manager, kube-scheduler",
-            "kube-proxy and flannel (DaemonSets), CoreDNS (Deployment)",
+            tr!(
+                "static pods: etcd, kube-apiserver (audited), kube-controller-manager, kube-scheduler"
+            ),
+            tr!("kube-proxy and flannel (DaemonSets), CoreDNS (Deployment)"),
         ]
         .map(String::from)
         .to_vec(),
-        Role::Worker => vec!["kube-proxy and flannel (DaemonSets)".to_string()],
+        Role::Worker => vec![tr!("kube-proxy and flannel (DaemonSets)").to_string()],
     });
     Ok(Plan {
         command,
@@ -1009,97 +1028,123 @@ impl Step {
     pub fn describe(&self) -> String {
         match self {
             Step::InstallPackages { packages, .. } => {
-                format!("install packages {}", packages.join(" "))
+                tr!("install packages {packages}", packages = packages.join(" "))
             }
-            Step::CreateGroup { name } => format!("create system group {name}"),
-            Step::CreateUser { name, home, groups } => format!(
-                "create system user {name} (home {home}, primary group {name}{})",
+            Step::CreateGroup { name } => tr!("create system group {name}", name = name),
+            Step::CreateUser { name, home, groups } => {
                 if groups.is_empty() {
-                    String::new()
+                    tr!(
+                        "create system user {name} (home {home}, primary group {name})",
+                        name = name,
+                        home = home
+                    )
                 } else {
-                    format!(", also in {}", groups.join(","))
+                    tr!(
+                        "create system user {name} (home {home}, primary group {name}, also in {groups})",
+                        name = name,
+                        home = home,
+                        groups = groups.join(",")
+                    )
                 }
-            ),
-            Step::AddSubIds { user, start, count } => format!(
+            }
+            Step::AddSubIds { user, start, count } => tr!(
                 "give {user} subordinate ids: usermod --add-subuids {start}-{end} --add-subgids {start}-{end} {user}",
+                user = user,
+                start = start,
                 end = start + count - 1
             ),
-            Step::AddToGroups { user, groups } => {
-                format!(
-                    "add {user} to the groups {} (keeping its others)",
-                    groups.join(",")
-                )
-            }
+            Step::AddToGroups { user, groups } => tr!(
+                "add {user} to the groups {groups} (keeping its others)",
+                user = user,
+                groups = groups.join(",")
+            ),
             Step::RemoveLeftovers {
                 paths,
                 stop_runtime,
                 confirmed,
-            } => format!(
-                "{}{}remove the leftovers of an earlier deployment: {}{}",
-                if *stop_runtime {
-                    "stop the running u7s runtime, "
-                } else {
-                    ""
-                },
-                "",
-                if paths.is_empty() {
-                    "(none)".to_string()
+            } => {
+                let paths = if paths.is_empty() {
+                    tr!("(none)").to_string()
                 } else {
                     paths
                         .iter()
                         .map(|p| p.display().to_string())
                         .collect::<Vec<_>>()
                         .join(", ")
-                },
-                if *confirmed {
-                    ""
-                } else {
-                    " -- needs --reset (or yes at the prompt)"
+                };
+                match (*stop_runtime, *confirmed) {
+                    (false, true) => tr!(
+                        "remove the leftovers of an earlier deployment: {paths}",
+                        paths = paths
+                    ),
+                    (true, true) => tr!(
+                        "stop the running u7s runtime, remove the leftovers of an earlier deployment: {paths}",
+                        paths = paths
+                    ),
+                    (false, false) => tr!(
+                        "remove the leftovers of an earlier deployment: {paths} -- needs --reset (or yes at the prompt)",
+                        paths = paths
+                    ),
+                    (true, false) => tr!(
+                        "stop the running u7s runtime, remove the leftovers of an earlier deployment: {paths} -- needs --reset (or yes at the prompt)",
+                        paths = paths
+                    ),
                 }
-            ),
-            Step::Sysctl { key, value } => format!("set {key} = {value} now"),
-            Step::LoadModules { modules } => {
-                format!("load kernel modules not loaded yet: {}", modules.join(" "))
             }
-            Step::Directory { path, mode, owner } => format!(
-                "directory {} ({}:{} {})",
-                path.display(),
-                owner.user,
-                owner.group,
-                mode_text(*mode)
-            ),
-            Step::File { file } => format!(
-                "file {} ({}:{} {})",
-                file.path.display(),
-                file.user,
-                file.group,
-                mode_text(file.mode)
-            ),
-            Step::NodeConfig { .. } => {
-                format!("node configuration {NODE_CONFIG_PATH} (root:root 0644)")
+            Step::Sysctl { key, value } => {
+                tr!("set {key} = {value} now", key = key, value = value)
             }
-            Step::StartRuntime => "start the u7s runtime of u7s-admin (namespace, CRI-O)".into(),
-            Step::PullImages { commands } => format!(
-                "pull {} images into u7s-admin's storage inside the namespace (the node's signature policy applies)",
-                commands.len()
+            Step::LoadModules { modules } => tr!(
+                "load kernel modules not loaded yet: {modules}",
+                modules = modules.join(" ")
             ),
-            Step::RunKubeadm { argv } => format!("run inside the namespace: {}", argv_text(argv)),
-            Step::PatchAudit => format!(
-                "add the audit flags, mount and volume to {}",
-                audit::APISERVER_MANIFEST
+            Step::Directory { path, mode, owner } => tr!(
+                "directory {path} ({user}:{group} {mode})",
+                path = path.display(),
+                user = owner.user,
+                group = owner.group,
+                mode = mode_text(*mode)
             ),
-            Step::CopyAdminConf { targets } => format!(
-                "copy {ADMIN_CONF} to {}",
-                targets
+            Step::File { file } => tr!(
+                "file {path} ({user}:{group} {mode})",
+                path = file.path.display(),
+                user = file.user,
+                group = file.group,
+                mode = mode_text(file.mode)
+            ),
+            Step::NodeConfig { .. } => tr!(
+                "node configuration {path} (root:root 0644)",
+                path = NODE_CONFIG_PATH
+            ),
+            Step::StartRuntime => {
+                tr!("start the u7s runtime of u7s-admin (namespace, CRI-O)").to_string()
+            }
+            Step::PullImages { commands } => tr!(
+                "pull {count} images into u7s-admin's storage inside the namespace (the node's signature policy applies)",
+                count = commands.len()
+            ),
+            Step::RunKubeadm { argv } => tr!(
+                "run inside the namespace: {command}",
+                command = argv_text(argv)
+            ),
+            Step::PatchAudit => tr!(
+                "add the audit flags, mount and volume to {manifest}",
+                manifest = audit::APISERVER_MANIFEST
+            ),
+            Step::CopyAdminConf { targets } => tr!(
+                "copy {admin_conf} to {targets}",
+                admin_conf = ADMIN_CONF,
+                targets = targets
                     .iter()
                     .map(|p| p.display().to_string())
                     .collect::<Vec<_>>()
-                    .join(" and ")
+                    .join(tr!(" and "))
             ),
-            Step::ApplyFlannel { argv } => {
-                format!("apply flannel: {} (bounded retries)", argv_text(argv))
-            }
-            Step::EnableService => "enable and start u7s.service".into(),
+            Step::ApplyFlannel { argv } => tr!(
+                "apply flannel: {command} (bounded retries)",
+                command = argv_text(argv)
+            ),
+            Step::EnableService => tr!("enable and start u7s.service").to_string(),
         }
     }
 }
@@ -1108,18 +1153,25 @@ impl Plan {
     /// The text `--dry-run` prints.
     pub fn render(&self, dry_run: bool) -> String {
         let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "podsec-u7s-kubeadm {}: the plan{}",
-            self.command,
-            if dry_run {
-                " (dry run: nothing was changed)"
-            } else {
-                ""
-            }
-        );
+        let title = if dry_run {
+            tr!(
+                "podsec-u7s-kubeadm {command}: the plan (dry run: nothing was changed)",
+                command = self.command
+            )
+        } else {
+            tr!(
+                "podsec-u7s-kubeadm {command}: the plan",
+                command = self.command
+            )
+        };
+        let _ = writeln!(out, "{title}");
         out.push('\n');
-        let width = self.summary.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+        let width = self
+            .summary
+            .iter()
+            .map(|(k, _)| k.chars().count())
+            .max()
+            .unwrap_or(0);
         for (key, value) in &self.summary {
             let _ = writeln!(out, "  {key:<width$}  {value}");
         }
@@ -1129,7 +1181,7 @@ impl Plan {
                 let _ = writeln!(out, "  {note}");
             }
         }
-        let _ = writeln!(out, "\nSteps:");
+        let _ = writeln!(out, "\n{}", tr!("Steps:"));
         for (i, step) in self.steps.iter().enumerate() {
             let _ = writeln!(out, "  {:>2}. {}", i + 1, step.describe());
             match step {
@@ -1159,29 +1211,34 @@ impl Plan {
         if self.prepare_only {
             let _ = writeln!(
                 out,
-                "  (--prepare-only: the node is not started; run again without it to deploy)"
+                "  {}",
+                tr!("(--prepare-only: the node is not started; run again without it to deploy)")
             );
         }
-        let _ = writeln!(out, "\nImages:");
+        let _ = writeln!(out, "\n{}", tr!("Images:"));
         for image in &self.images {
             if image.substituted() {
                 let _ = writeln!(
                     out,
-                    "  {} (substitute, kept as {})",
-                    image.pull, image.wanted
+                    "  {}",
+                    tr!(
+                        "{pull} (substitute, kept as {wanted})",
+                        pull = image.pull,
+                        wanted = image.wanted
+                    )
                 );
             } else {
                 let _ = writeln!(out, "  {}", image.pull);
             }
         }
         if let Some(pending) = &self.images_pending {
-            let _ = writeln!(out, "  and {pending}");
+            let _ = writeln!(out, "  {}", tr!("and {pending}", pending = pending));
         }
-        let _ = writeln!(out, "\nProcesses:");
+        let _ = writeln!(out, "\n{}", tr!("Processes:"));
         for p in &self.processes {
             let _ = writeln!(out, "  {p}");
         }
-        let _ = writeln!(out, "\nPublished ports (host -> u7s namespace):");
+        let _ = writeln!(out, "\n{}", tr!("Published ports (host -> u7s namespace):"));
         let ports: Vec<String> = self.ports.iter().map(|p| p.to_string()).collect();
         let _ = writeln!(out, "  {}", ports.join(" "));
         out

@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine;
+use podsec_common::msg;
 use ureq::ResponseExt;
 use ureq::tls::{Certificate, RootCerts, TlsConfig};
 
@@ -29,8 +30,11 @@ const MAX_PAGES: usize = 1000;
 pub enum RegistryError {
     #[error("{url}: {detail}")]
     Http { url: String, detail: String },
-    #[error("{url}: status {status}{hint}")]
-    Status {
+    #[error("{url}: status {status}")]
+    Status { url: String, status: u16 },
+    /// A status with what it means here.
+    #[error("{url}: status {status} ({hint})")]
+    StatusHint {
         url: String,
         status: u16,
         hint: String,
@@ -331,7 +335,7 @@ impl Registry {
         if !valid {
             return Err(RegistryError::Protocol {
                 url: format!("{}/v2/{repository}", self.base),
-                detail: "invalid repository name".into(),
+                detail: msg!("invalid repository name"),
             });
         }
         let scope = format!("repository:{repository}:pull");
@@ -342,7 +346,7 @@ impl Registry {
             if !seen.insert(url.clone()) {
                 return Err(RegistryError::Protocol {
                     url,
-                    detail: "pagination loops".into(),
+                    detail: msg!("pagination loops"),
                 });
             }
             let Some((body, link)) = self.get(&url, &scope)? else {
@@ -351,7 +355,7 @@ impl Registry {
             let page: TagList =
                 serde_json::from_slice(&body).map_err(|e| RegistryError::Protocol {
                     url: url.clone(),
-                    detail: format!("not a tag list: {e}"),
+                    detail: msg!("not a tag list: {e}"),
                 })?;
             tags.extend(page.tags.unwrap_or_default());
             match link.as_deref().and_then(next_link) {
@@ -361,7 +365,7 @@ impl Registry {
         }
         Err(RegistryError::Protocol {
             url,
-            detail: format!("more than {MAX_PAGES} pages of tags"),
+            detail: msg!("more than {MAX_PAGES} pages of tags"),
         })
     }
 
@@ -375,7 +379,7 @@ impl Registry {
         }
         Err(RegistryError::Protocol {
             url: current.to_string(),
-            detail: format!("refusing to follow a pagination link off the registry: {next}"),
+            detail: msg!("refusing to follow a pagination link off the registry: {next}"),
         })
     }
 
@@ -426,23 +430,25 @@ impl Registry {
                         .filter_map(|v| v.to_str().ok())
                         .filter_map(parse_challenge)
                         .find(|c| c.scheme == "bearer" || c.scheme == "basic")
-                        .ok_or_else(|| RegistryError::Status {
+                        .ok_or_else(|| RegistryError::StatusHint {
                             url: url.to_string(),
                             status,
-                            hint: " (no usable WWW-Authenticate challenge)".into(),
+                            hint: msg!("no usable WWW-Authenticate challenge"),
                         })?;
                     authorization = Some(self.answer(&challenge, scope, &final_url)?);
                 }
                 _ => {
-                    let hint = if status == 401 || status == 403 {
-                        " (access denied: log in with `podman login` as this user)".to_string()
+                    return Err(if status == 401 || status == 403 {
+                        RegistryError::StatusHint {
+                            url: final_url,
+                            status,
+                            hint: msg!("access denied: log in with `podman login` as this user"),
+                        }
                     } else {
-                        String::new()
-                    };
-                    return Err(RegistryError::Status {
-                        url: final_url,
-                        status,
-                        hint,
+                        RegistryError::Status {
+                            url: final_url,
+                            status,
+                        }
                     });
                 }
             }
@@ -468,13 +474,13 @@ impl Registry {
             if !url.starts_with("https://") {
                 return Err(RegistryError::Protocol {
                     url: url.to_string(),
-                    detail: "refusing to send credentials over plain HTTP".into(),
+                    detail: msg!("refusing to send credentials over plain HTTP"),
                 });
             }
-            return basic().ok_or_else(|| RegistryError::Status {
+            return basic().ok_or_else(|| RegistryError::StatusHint {
                 url: url.to_string(),
                 status: 401,
-                hint: " (the registry wants a login: `podman login` as this user)".into(),
+                hint: msg!("the registry wants a login: `podman login` as this user"),
             });
         }
         let realm = challenge
@@ -482,7 +488,7 @@ impl Registry {
             .get("realm")
             .ok_or_else(|| RegistryError::Protocol {
                 url: url.to_string(),
-                detail: "bearer challenge without realm".into(),
+                detail: msg!("bearer challenge without realm"),
             })?;
         let realm_https = realm.starts_with("https://");
         let plain_realm_on_plain_registry =
@@ -490,7 +496,7 @@ impl Registry {
         if !(realm_https || plain_realm_on_plain_registry) {
             return Err(RegistryError::Protocol {
                 url: url.to_string(),
-                detail: format!("refusing token realm {realm}: not HTTPS"),
+                detail: msg!("refusing token realm {realm}: not HTTPS"),
             });
         }
         let scope = challenge
@@ -510,10 +516,10 @@ impl Registry {
             detail: tls_hint(&e.to_string(), realm),
         })?;
         if response.status().as_u16() != 200 {
-            return Err(RegistryError::Status {
+            return Err(RegistryError::StatusHint {
                 url: realm.clone(),
                 status: response.status().as_u16(),
-                hint: " (token request refused)".into(),
+                hint: msg!("token request refused"),
             });
         }
         let body = response
@@ -528,7 +534,7 @@ impl Registry {
         let document: serde_json::Value =
             serde_json::from_slice(&body).map_err(|e| RegistryError::Protocol {
                 url: realm.clone(),
-                detail: format!("token response: {e}"),
+                detail: msg!("token response: {e}"),
             })?;
         let token = document
             .get("token")
@@ -537,7 +543,7 @@ impl Registry {
             .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_graphic()))
             .ok_or_else(|| RegistryError::Protocol {
                 url: realm.clone(),
-                detail: "token response without a token".into(),
+                detail: msg!("token response without a token"),
             })?;
         if let Ok(mut tokens) = self.tokens.lock() {
             tokens.insert(scope.clone(), token.to_string());
@@ -555,7 +561,7 @@ fn tls_hint(detail: &str, host: &str) -> String {
             .split('/')
             .next()
             .unwrap_or(host);
-        format!(
+        msg!(
             "{detail} (TLS is verified: put the registry's CA into /etc/containers/certs.d/{host}/ca.crt)"
         )
     } else {

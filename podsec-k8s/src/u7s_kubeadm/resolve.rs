@@ -14,6 +14,8 @@
 
 use std::collections::HashMap;
 
+use podsec_common::{msg, tr};
+
 use super::flannel;
 use super::registry::{Registry, RegistryError, Trust, host_of};
 use super::versions::{KubeVersion, Minor, Tag, VersionRequest, newest, newest_patch};
@@ -64,17 +66,52 @@ pub enum ResolveError {
     NoVersion,
     #[error("{0}")]
     Registry(String),
-    #[error("{image}: the registry has no tag {tag}{available}{advice}")]
+    // `available` is "it has ..." (see available_of); one template per message, so that each
+    // can be translated whole.
+    #[error("{image}: the registry has no tag {tag} ({available})")]
     MissingTag {
         image: String,
         tag: String,
         available: String,
-        advice: String,
     },
-    #[error("{image}: the registry has no {what}{available}")]
+    #[error(
+        "{image}: the registry has no tag {tag} ({available}); U7S_SETAVAILABLEIMAGES=yes would use the newest of these"
+    )]
+    MissingTagSubstitutable {
+        image: String,
+        tag: String,
+        available: String,
+    },
+    #[error(
+        "{image}: the registry has no tag {tag} ({available}); export U7S_KUBEVERSION={suggested} or U7S_SETAVAILABLEIMAGES=yes"
+    )]
+    MissingPatch {
+        image: String,
+        tag: String,
+        available: String,
+        suggested: String,
+    },
+    #[error("{image}: the registry has no {minor}.x version ({available})")]
+    NoPatch {
+        image: String,
+        minor: String,
+        available: String,
+    },
+    /// No tag of the same minor to substitute for `tag`.
+    #[error(
+        "{image}: the registry has no tag of the same minor as {tag} to substitute (U7S_SETAVAILABLEIMAGES keeps major.minor) ({available})"
+    )]
     NothingUsable {
         image: String,
-        what: String,
+        tag: String,
+        available: String,
+    },
+    #[error(
+        "{image}: the registry has no flannel release with a shipped manifest ({shipped}) ({available})"
+    )]
+    NoFlannelRelease {
+        image: String,
+        shipped: String,
         available: String,
     },
     #[error("{0}")]
@@ -123,7 +160,7 @@ impl U7sEnv {
                     return Err(variable_error(
                         "U7S_SETAVAILABLEIMAGES",
                         &value,
-                        "expected yes or no",
+                        msg!("expected yes or no"),
                     ));
                 }
             };
@@ -136,7 +173,7 @@ impl U7sEnv {
             return Err(variable_error(
                 "U7S_PLATFORM",
                 platform,
-                "a platform name such as c10f, p10, p11, sisyphus",
+                msg!("a platform name such as c10f, p10, p11, sisyphus"),
             ));
         }
         if let RegistryVar::Value(registry) = &env.registry {
@@ -154,7 +191,11 @@ impl U7sEnv {
             if let Some(tag) = tag
                 && Tag::parse(tag).is_none()
             {
-                return Err(variable_error(name, tag, "a version tag such as v0.26.7"));
+                return Err(variable_error(
+                    name,
+                    tag,
+                    msg!("a version tag such as v0.26.7"),
+                ));
             }
         }
         if let Some(plugin) = &env.cni_plugin {
@@ -164,14 +205,16 @@ impl U7sEnv {
                     return Err(variable_error(
                         "U7S_CNI_PLUGIN",
                         plugin,
-                        "calico is not supported by this podsec yet (no pinned local manifests); use flannel",
+                        msg!(
+                            "calico is not supported by this podsec yet (no pinned local manifests); use flannel"
+                        ),
                     ));
                 }
                 _ => {
                     return Err(variable_error(
                         "U7S_CNI_PLUGIN",
                         plugin,
-                        "flannel or calico",
+                        msg!("flannel or calico"),
                     ));
                 }
             }
@@ -182,7 +225,9 @@ impl U7sEnv {
                     return Err(variable_error(
                         "U7S_ARCHIMAGES",
                         image,
-                        "an image reference PATH/NAME:TAG (relative to the registry) or REGISTRY/PATH/NAME:TAG",
+                        msg!(
+                            "an image reference PATH/NAME:TAG (relative to the registry) or REGISTRY/PATH/NAME:TAG"
+                        ),
                     ));
                 }
                 env.arch_images.push(image.to_string());
@@ -197,7 +242,7 @@ impl U7sEnv {
                     return Err(variable_error(
                         "U7S_SKIP_PHASES",
                         phase,
-                        "a kubeadm phase name",
+                        msg!("a kubeadm phase name"),
                     ));
                 }
                 env.skip_phases.push(phase.to_string());
@@ -243,7 +288,9 @@ fn check_prefix(variable: &'static str, value: &str) -> Result<(), ResolveError>
         Err(variable_error(
             variable,
             value,
-            "a registry name, optionally with a path (registry.local, registry.altlinux.org/p11)",
+            msg!(
+                "a registry name, optionally with a path (registry.local, registry.altlinux.org/p11)"
+            ),
         ))
     }
 }
@@ -272,8 +319,10 @@ pub fn platform(
             p.clone()
         };
         if &mapped != p {
-            notes.push(format!(
-                "U7S_PLATFORM={p}: images live under /{mapped} now; using {mapped}"
+            notes.push(tr!(
+                "U7S_PLATFORM={platform}: images live under /{mapped} now; using {mapped}",
+                platform = p,
+                mapped = mapped
             ));
         }
         return Some(Chosen {
@@ -333,7 +382,7 @@ pub fn source(
             return Ok(Source {
                 prefix: NATIVE_REGISTRY.into(),
                 platform: None,
-                origin: "U7S_REGISTRY set empty: native Kubernetes images".into(),
+                origin: tr!("U7S_REGISTRY set empty: native Kubernetes images").into(),
                 native: true,
             });
         }
@@ -341,16 +390,16 @@ pub fn source(
             return Ok(Source {
                 prefix: value.clone(),
                 platform: None,
-                origin: "U7S_REGISTRY (with path)".into(),
+                origin: tr!("U7S_REGISTRY (with path)").into(),
                 native: false,
             });
         }
         RegistryVar::Value(value) => (value.clone(), "U7S_REGISTRY"),
         RegistryVar::Unset if hosts_binds_registry_local => (
             "registry.local".to_string(),
-            "registry.local bound in /etc/hosts",
+            tr!("registry.local bound in /etc/hosts"),
         ),
-        RegistryVar::Unset => (ALT_REGISTRY.to_string(), "default"),
+        RegistryVar::Unset => (ALT_REGISTRY.to_string(), tr!("default")),
     };
     if registry == NATIVE_REGISTRY {
         return Ok(Source {
@@ -363,9 +412,11 @@ pub fn source(
     let platform = platform(env, os_platform, notes).ok_or(ResolveError::NoPlatform)?;
     Ok(Source {
         prefix: format!("{registry}/{}", platform.value),
-        origin: format!(
-            "{origin}; platform {} from {}",
-            platform.value, platform.origin
+        origin: tr!(
+            "{origin}; platform {platform} from {source}",
+            origin = origin,
+            platform = platform.value,
+            source = platform.origin
         ),
         platform: Some(platform.value),
         native: false,
@@ -465,12 +516,12 @@ pub fn requested(
         (None, None) => match (installed_kubeadm, newest_package_minor) {
             (Some(v), _) => (
                 VersionRequest::Minor(v.minor_line()),
-                format!("the minor of the installed kubeadm {v}"),
+                tr!("the minor of the installed kubeadm {version}", version = v),
                 false,
             ),
             (None, Some(m)) => (
                 VersionRequest::Minor(m),
-                "the newest minor of the kubeadm packages".to_string(),
+                tr!("the newest minor of the kubeadm packages").to_string(),
                 false,
             ),
             (None, None) => return Err(ResolveError::NoVersion),
@@ -509,40 +560,48 @@ pub fn patch_version(
             {
                 // The kube images share the version: deploy the available patch itself rather
                 // than retagging it under a version it is not.
-                notes.push(format!(
-                    "WARNING: U7S_SETAVAILABLEIMAGES=yes: {repository}:{v} is not in the registry; deploying {newest} of the same minor instead"
+                notes.push(tr!(
+                    "WARNING: U7S_SETAVAILABLEIMAGES=yes: {repository}:{version} is not in the registry; deploying {newest} of the same minor instead",
+                    repository = repository,
+                    version = v,
+                    newest = newest
                 ));
                 Ok(Chosen {
                     value: newest,
-                    origin: format!("{origin}, replaced by the newest available {minor} patch"),
+                    origin: tr!(
+                        "{origin}, replaced by the newest available {minor} patch",
+                        origin = origin,
+                        minor = minor
+                    ),
                 })
             } else {
-                Err(ResolveError::MissingTag {
+                Err(ResolveError::MissingPatch {
                     image: repository,
                     tag: v.to_string(),
                     available: available_of(&available, |t| {
                         KubeVersion::from_tag(t).is_some_and(|k| k.minor_line() == minor)
                     }),
-                    advice: format!(
-                        "; export U7S_KUBEVERSION={} or U7S_SETAVAILABLEIMAGES=yes",
-                        newest_patch(available.iter().map(String::as_str), minor)
-                            .map(|v| v.to_string())
-                            .unwrap_or_else(|| minor.to_string())
-                    ),
+                    suggested: newest_patch(available.iter().map(String::as_str), minor)
+                        .map(|v| v.to_string())
+                        .unwrap_or_else(|| minor.to_string()),
                 })
             }
         }
         VersionRequest::Minor(m) => {
             let v = newest_patch(available.iter().map(String::as_str), m).ok_or_else(|| {
-                ResolveError::NothingUsable {
+                ResolveError::NoPatch {
                     image: repository.clone(),
-                    what: format!("{m}.x version"),
+                    minor: m.to_string(),
                     available: available_of(&available, |t| KubeVersion::from_tag(t).is_some()),
                 }
             })?;
             Ok(Chosen {
                 value: v,
-                origin: format!("{origin}, newest {m} patch in the registry"),
+                origin: tr!(
+                    "{origin}, newest {minor} patch in the registry",
+                    origin = origin,
+                    minor = m
+                ),
             })
         }
     }
@@ -569,10 +628,10 @@ fn available_of(tags: &[String], keep: impl Fn(&Tag) -> bool) -> String {
         .collect();
     parsed.sort();
     if parsed.is_empty() {
-        " (it has none of that kind)".to_string()
+        msg!("it has none of that kind")
     } else {
-        format!(
-            " (it has {})",
+        msg!(
+            "it has {}",
             parsed
                 .iter()
                 .map(|t| t.raw.as_str())
@@ -650,28 +709,36 @@ pub fn check_images(
         let same_minor = |t: &Tag| wanted_tag.as_ref().is_some_and(|w| w.same_minor(t));
         if !set_available {
             let best = newest(available.iter().map(String::as_str), same_minor);
-            return Err(ResolveError::MissingTag {
-                image: repository.to_string(),
-                tag: tag.to_string(),
-                available: available_of(&available, same_minor),
-                advice: match best {
-                    Some(_) => "; U7S_SETAVAILABLEIMAGES=yes would use the newest of these".into(),
-                    None => String::new(),
+            let (image, tag, available) = (
+                repository.to_string(),
+                tag.to_string(),
+                available_of(&available, same_minor),
+            );
+            return Err(match best {
+                Some(_) => ResolveError::MissingTagSubstitutable {
+                    image,
+                    tag,
+                    available,
+                },
+                None => ResolveError::MissingTag {
+                    image,
+                    tag,
+                    available,
                 },
             });
         }
         let best = newest(available.iter().map(String::as_str), same_minor).ok_or_else(|| {
             ResolveError::NothingUsable {
                 image: repository.to_string(),
-                what: format!(
-                    "tag of the same minor as {tag} to substitute (U7S_SETAVAILABLEIMAGES keeps major.minor)"
-                ),
+                tag: tag.to_string(),
                 available: available_of(&available, |_| true),
             }
         })?;
-        notes.push(format!(
-            "WARNING: U7S_SETAVAILABLEIMAGES=yes: {repository}:{tag} is not in the registry; using {repository}:{} in its place",
-            best.raw
+        notes.push(tr!(
+            "WARNING: U7S_SETAVAILABLEIMAGES=yes: {repository}:{tag} is not in the registry; using {repository}:{best} in its place",
+            repository = repository,
+            tag = tag,
+            best = best.raw
         ));
         images.push(Image {
             role,
@@ -706,17 +773,14 @@ pub fn flannel_images(
             // flannel registry: upstream asked the kube registry, §10.2/12).
             let available = tags.tags(&flannel_repo)?;
             let best = newest(available.iter().map(String::as_str), flannel::has_manifest)
-                .ok_or_else(|| ResolveError::NothingUsable {
+                .ok_or_else(|| ResolveError::NoFlannelRelease {
                     image: flannel_repo.clone(),
-                    what: format!(
-                        "flannel release with a shipped manifest ({})",
-                        flannel::shipped()
-                    ),
+                    shipped: flannel::shipped(),
                     available: available_of(&available, |t| t.v_prefix),
                 })?;
             (
                 best.raw,
-                "newest in the registry with a shipped manifest".to_string(),
+                tr!("newest in the registry with a shipped manifest").to_string(),
             )
         }
     };
@@ -745,12 +809,15 @@ pub fn flannel_images(
         manifest,
         flannel,
         cni_plugin,
-        origin: format!(
-            "flannel {tag} ({origin}), CNI plugin {cni_tag} ({})",
-            if env.flannel_cni_plugin_tag.is_some() {
+        origin: tr!(
+            "flannel {tag} ({origin}), CNI plugin {cni_tag} ({cni_origin})",
+            tag = tag,
+            origin = origin,
+            cni_tag = cni_tag,
+            cni_origin = if env.flannel_cni_plugin_tag.is_some() {
                 "U7S_FLANNELCNIPLUGIN_TAG"
             } else {
-                "pinned by the manifest"
+                tr!("pinned by the manifest")
             }
         ),
     })

@@ -8,6 +8,8 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::Command;
 
+use podsec_common::{msg, tr};
+
 use crate::node_config::NodeConfig;
 use crate::u7s::paths::U7sPaths;
 use crate::u7s::runtime::{Runtime as U7s, Units};
@@ -75,7 +77,7 @@ impl InstalledRuntime {
         let config =
             NodeConfig::load_default().map_err(|e| RuntimeError::Unavailable(e.to_string()))?;
         U7s::new(&config).map_err(|e| RuntimeError::Failed {
-            what: "the u7s runtime".into(),
+            what: tr!("the u7s runtime").into(),
             detail: e.to_string(),
         })
     }
@@ -106,17 +108,18 @@ impl Runtime for InstalledRuntime {
             .map(|p| p.to_string())
             .collect();
         vec![
-            format!(
-                "rootlesskit as {U7S_ADMIN} (user, mount, net, pid, ipc, uts, cgroup namespaces; slirp4netns {}, MTU 65520; {} on tap0; publishes {})",
-                node.slirp_cidr,
-                node.external_ip,
-                ports.join(" ")
+            tr!(
+                "rootlesskit as {user} (user, mount, net, pid, ipc, uts, cgroup namespaces; slirp4netns {slirp}, MTU 65520; {address} on tap0; publishes {ports})",
+                user = U7S_ADMIN,
+                slirp = node.slirp_cidr,
+                address = node.external_ip,
+                ports = ports.join(" ")
             ),
-            format!(
-                "crio inside the namespace (pause image {})",
-                node.pause_image
+            tr!(
+                "crio inside the namespace (pause image {image})",
+                image = node.pause_image
             ),
-            "kubelet inside the namespace".to_string(),
+            tr!("kubelet inside the namespace").to_string(),
         ]
     }
 
@@ -129,20 +132,20 @@ impl Runtime for InstalledRuntime {
         self.runtime()?
             .start(Units::All)
             .map(|_| ())
-            .map_err(failed("starting the u7s runtime"))
+            .map_err(failed(tr!("starting the u7s runtime")))
     }
 
     fn stop(&self) -> Result<(), RuntimeError> {
         self.runtime()?
             .stop()
-            .map_err(failed("stopping the u7s runtime"))
+            .map_err(failed(tr!("stopping the u7s runtime")))
     }
 
     fn in_namespace(&self, argv: &[String]) -> Result<Command, RuntimeError> {
         let argv: Vec<OsString> = argv.iter().map(OsString::from).collect();
         self.runtime()?
             .command(&argv)
-            .map_err(failed("entering the u7s namespace"))
+            .map_err(failed(tr!("entering the u7s namespace")))
     }
 
     fn image_storage(&self) -> String {
@@ -168,7 +171,7 @@ impl Runtime for InstalledRuntime {
                 .unwrap_or_else(|| PathBuf::from("systemctl"));
             run_checked(
                 Command::new(systemctl).args(["enable", "u7s.service"]),
-                "enabling u7s.service",
+                tr!("enabling u7s.service"),
             )
         } else {
             // Without systemd the runtime started above keeps running; nothing to enable.
@@ -187,7 +190,7 @@ fn run_checked(command: &mut Command, what: &str) -> Result<(), RuntimeError> {
     } else {
         Err(RuntimeError::Failed {
             what: what.into(),
-            detail: format!("exit status {status}"),
+            detail: msg!("exit status {status}"),
         })
     }
 }
