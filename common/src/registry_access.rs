@@ -24,8 +24,11 @@ pub const REGISTRY_LOCAL: &str = "registry.local";
 pub enum AccessError {
     #[error("{url}: {detail}")]
     Http { url: String, detail: String },
-    #[error("{url}: status {status}{hint}")]
-    Status {
+    #[error("{url}: status {status}")]
+    Status { url: String, status: u16 },
+    /// A status with what it means here.
+    #[error("{url}: status {status} ({hint})")]
+    StatusHint {
         url: String,
         status: u16,
         hint: String,
@@ -382,10 +385,10 @@ impl Endpoint {
             }
             return self
                 .basic_authorization()
-                .ok_or_else(|| AccessError::Status {
+                .ok_or_else(|| AccessError::StatusHint {
                     url: url.to_string(),
                     status: 401,
-                    hint: crate::msg!(" (the registry wants a login: `podman login` as this user)"),
+                    hint: crate::msg!("the registry wants a login: `podman login` as this user"),
                 });
         }
         let realm = challenge
@@ -416,10 +419,10 @@ impl Endpoint {
             detail: tls_hint(&e.to_string(), realm),
         })?;
         if response.status().as_u16() != 200 {
-            return Err(AccessError::Status {
+            return Err(AccessError::StatusHint {
                 url: realm.clone(),
                 status: response.status().as_u16(),
-                hint: crate::msg!(" (token request refused)"),
+                hint: crate::msg!("token request refused"),
             });
         }
         let body = response
@@ -505,7 +508,12 @@ mod tests {
             Endpoint::connect("registry.local", &trust, "t", Duration::from_secs(5)).unwrap();
         let basic = parse_challenge(r#"Basic realm="r""#).unwrap();
         let err = endpoint
-            .answer(&basic, "repository:a:pull", "http://registry.local/v2/", false)
+            .answer(
+                &basic,
+                "repository:a:pull",
+                "http://registry.local/v2/",
+                false,
+            )
             .unwrap_err();
         assert!(err.to_string().contains("plain HTTP"), "{err}");
         let bearer = parse_challenge(r#"Bearer realm="http://elsewhere/token""#).unwrap();
@@ -513,7 +521,12 @@ mod tests {
         // plain realm is refused before any request.
         let tls = Endpoint::connect("tls.example", &trust, "t", Duration::from_secs(5)).unwrap();
         let err = tls
-            .answer(&bearer, "repository:a:pull", "https://tls.example/v2/", false)
+            .answer(
+                &bearer,
+                "repository:a:pull",
+                "https://tls.example/v2/",
+                false,
+            )
             .unwrap_err();
         assert!(err.to_string().contains("not HTTPS"), "{err}");
     }

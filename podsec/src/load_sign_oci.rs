@@ -340,7 +340,10 @@ fn load_registries_d() -> Result<RegistriesD, Error> {
 /// Reaches each target registry once; a registry that cannot be reached fails its images
 /// with the reason.
 fn connect_registries(planned: &[Planned]) -> Registries {
-    let hosts: BTreeSet<&str> = planned.iter().map(|p| p.reference.domain.as_str()).collect();
+    let hosts: BTreeSet<&str> = planned
+        .iter()
+        .map(|p| p.reference.domain.as_str())
+        .collect();
     hosts
         .into_iter()
         .map(|host| {

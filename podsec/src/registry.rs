@@ -31,6 +31,27 @@ pub enum RegistryError {
         url: String,
         detail: String,
     },
+    #[error("{method} {url}: status {status}")]
+    Status {
+        method: &'static str,
+        url: String,
+        status: u16,
+    },
+    #[error("{method} {url}: status {status}: {body}")]
+    StatusBody {
+        method: &'static str,
+        url: String,
+        status: u16,
+        body: String,
+    },
+    #[error(
+        "{method} {url}: status {status} (access denied: log in with `podman login` as this user)"
+    )]
+    Denied {
+        method: &'static str,
+        url: String,
+        status: u16,
+    },
     #[error("{url}: the registry gave no upload location")]
     NoLocation { url: String },
     #[error("cannot read {path}: {source}")]
@@ -66,17 +87,17 @@ impl Registry {
         let challenge = match response.status().as_u16() {
             200 => None,
             401 => Some(registry_access::challenge_of(&response).ok_or_else(|| {
-                AccessError::Status {
+                AccessError::StatusHint {
                     url: url.clone(),
                     status: 401,
-                    hint: msg!(" (no usable WWW-Authenticate challenge)"),
+                    hint: msg!("no usable WWW-Authenticate challenge"),
                 }
             })?),
             status => {
-                return Err(AccessError::Status {
+                return Err(AccessError::StatusHint {
                     url,
                     status,
-                    hint: msg!(" (not a Docker Registry HTTP API v2)"),
+                    hint: msg!("not a Docker Registry HTTP API v2"),
                 }
                 .into());
             }
@@ -129,17 +150,25 @@ impl Registry {
     }
 
     fn status_error(method: &'static str, url: &str, status: u16, body: &str) -> RegistryError {
-        let hint = match status {
-            401 | 403 => msg!(" (access denied: log in with `podman login` as this user)"),
-            _ => String::new(),
-        };
-        let body = body.trim();
-        let detail = if body.is_empty() {
-            format!("status {status}{hint}")
-        } else {
-            format!("status {status}{hint}: {body}")
-        };
-        Self::http_error(method, url, detail)
+        let (url, body) = (url.to_string(), body.trim().to_string());
+        match status {
+            401 | 403 => RegistryError::Denied {
+                method,
+                url,
+                status,
+            },
+            _ if body.is_empty() => RegistryError::Status {
+                method,
+                url,
+                status,
+            },
+            _ => RegistryError::StatusBody {
+                method,
+                url,
+                status,
+                body,
+            },
+        }
     }
 
     /// Whether the repository already has the blob.
