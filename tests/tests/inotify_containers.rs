@@ -220,9 +220,11 @@ fn changes_in_root_and_rootless_containers_reach_journald_naming_the_container()
         ),
     );
 
-    // nothing ran the name: no file `pwned` anywhere, on the host side or in the containers
+    // nothing ran the name: no file `pwned` anywhere, on the host side (the root file system
+    // and every overlaid directory of the sandbox) or in the containers
     let found = sandbox.sh_ok(
-        "find / -xdev -name pwned 2>/dev/null; find /var/lib/containers /home -name pwned 2>/dev/null; \
+        "find / -xdev -name pwned 2>/dev/null; \
+         find /etc /root /run /var /home /srv /opt /mnt -name pwned 2>/dev/null; \
          podman exec web ls / /etc | grep -x pwned || true",
     );
     assert!(found.trim().is_empty(), "pwned exists: {found}");

@@ -69,6 +69,29 @@ fn journald_receives_level_prefix_identifier_and_priority() {
         !short.contains("High:"),
         "-p crit must not show err-level lines: {short}"
     );
+
+    // A real command called as `<package binary> <command>` logs under the command's full
+    // name: check-policy finds root's accept-anything policy here (weight 102, Critical).
+    sandbox.sh(&format!(
+        "{} check-policy",
+        target_dir().join("podsec-inotify").display()
+    ));
+    let json = sandbox.sh_ok(&format!(
+        "for i in $(seq 50); do journalctl -t {COMMAND} -o json --no-pager | grep -q '\"_COMM\":\"podsec-inotify\"' && break; sleep 0.1; done; \
+         journalctl -t {COMMAND} -o json --no-pager"
+    ));
+    let from_binary: Vec<serde_json::Value> = json
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["_COMM"] == "podsec-inotify")
+        .collect();
+    assert!(
+        from_binary.iter().any(|e| e["SYSLOG_IDENTIFIER"] == COMMAND
+            && e["MESSAGE"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("Critical: 102"))),
+        "{json}"
+    );
 }
 
 #[test]
