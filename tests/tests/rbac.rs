@@ -771,3 +771,132 @@ fn failures_are_clear_and_leave_no_files() {
     assert!(err.contains("refusing to follow"), "{err}");
     assert_eq!(sandbox.sh_ok("ls -A /root/victim").trim(), "");
 }
+
+/// How many requests the API server answered 409 for `resource` `name` (its audit log).
+fn conflicts_in_audit_log(sandbox: &Sandbox, resource: &str, name: &str) -> usize {
+    sandbox
+        .sh_ok(&format!("cat {}", k8s::AUDIT_LOG))
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|event| {
+            event["stage"] == "ResponseComplete"
+                && event["objectRef"]["resource"] == resource
+                && event["objectRef"]["name"] == name
+                && event["responseStatus"]["code"] == 409
+        })
+        .count()
+}
+
+#[test]
+fn concurrent_binds_lose_no_subject() {
+    // bindrole is read-modify-write: writers racing on one binding get 409s (AlreadyExists on the
+    // create, Conflict on the update) and must re-read and retry, so that every user ends up
+    // bound. Rounds go on until the API server has answered at least one 409, so the retry path
+    // is known to have run.
+    const WRITERS: usize = 8;
+    const MAX_ROUNDS: usize = 6;
+    let (sandbox, plane) = started(false);
+    plane
+        .kubectl_ok(&sandbox, &["create", "namespace", "ns1"])
+        .unwrap();
+    let users: Vec<String> = (1..=WRITERS).map(|i| format!("racer{i}")).collect();
+    let (mut conflicts, mut rounds) = (0, 0);
+    let bind_or_unbind = |command: &str, user: &str, binding: &str| {
+        podsec(
+            &sandbox,
+            None,
+            &[],
+            &[command, user, "role=clusterrole", "view", binding, "ns1"],
+        )
+    };
+    while rounds < MAX_ROUNDS && (conflicts == 0 || rounds < 2) {
+        let binding = format!("rb-race-{rounds}");
+        rounds += 1;
+        let outputs = concurrently(&users, |user| {
+            bind_or_unbind("podsec-k8s-rbac-bindrole", user, &binding)
+        });
+        for (user, out) in &outputs {
+            assert!(
+                out.status.success(),
+                "bindrole {user} {binding}: {}",
+                text(out)
+            );
+        }
+        let object = kubectl_json(
+            &sandbox,
+            &plane,
+            &["-n", "ns1", "get", "rolebinding", &binding],
+        );
+        let mut bound: Vec<String> = object["subjects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                assert_eq!(s["kind"], "User", "{s}");
+                s["name"].as_str().unwrap().to_string()
+            })
+            .collect();
+        bound.sort();
+        let mut expected = users.clone();
+        expected.sort();
+        assert_eq!(bound, expected, "{binding}: a concurrent bind was lost");
+        assert_eq!(object["roleRef"]["name"], "view");
+        conflicts += conflicts_in_audit_log(&sandbox, "rolebindings", &binding);
+    }
+    assert!(
+        conflicts > 0,
+        "{rounds} rounds of {WRITERS} concurrent bindrole never conflicted: the retry path was not exercised"
+    );
+
+    // The same race the other way: every unbind succeeds, none takes another user's subject
+    // with it, and the binding goes once it is empty (a delete whose preconditions fail because
+    // another writer changed the binding meanwhile is retried too).
+    let binding = format!("rb-race-{}", rounds - 1);
+    let before = conflicts_in_audit_log(&sandbox, "rolebindings", &binding);
+    let outputs = concurrently(&users, |user| {
+        bind_or_unbind("podsec-k8s-rbac-unbindrole", user, &binding)
+    });
+    for (user, out) in &outputs {
+        assert!(
+            out.status.success(),
+            "unbindrole {user} {binding}: {}",
+            text(out)
+        );
+    }
+    let deleted = outputs
+        .iter()
+        .filter(|(_, out)| String::from_utf8_lossy(&out.stdout).contains("was deleted"))
+        .count();
+    assert_eq!(deleted, 1, "exactly the last unbind deletes the binding");
+    let gone = plane
+        .kubectl(&sandbox)
+        .unwrap()
+        .args(["-n", "ns1", "get", "rolebinding", &binding])
+        .output();
+    assert!(!gone.status.success(), "the empty binding is still there");
+    eprintln!(
+        "bindrole: {rounds} rounds, {conflicts} conflicts retried; unbindrole: {} conflicts retried",
+        conflicts_in_audit_log(&sandbox, "rolebindings", &binding) - before
+    );
+}
+
+/// Runs `run` for every user at once (threads released together); the outputs in order.
+fn concurrently<F>(users: &[String], run: F) -> Vec<(String, Output)>
+where
+    F: Fn(&str) -> Output + Sync,
+{
+    let barrier = std::sync::Barrier::new(users.len());
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = users
+            .iter()
+            .map(|user| {
+                let (barrier, run) = (&barrier, &run);
+                scope.spawn(move || {
+                    barrier.wait();
+                    (user.clone(), run(user))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
