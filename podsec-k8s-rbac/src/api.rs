@@ -46,8 +46,7 @@ impl AdminConfig {
     pub fn load() -> Result<AdminConfig, Error> {
         if let Some(value) = std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty()) {
             let source = format!("KUBECONFIG={}", value.to_string_lossy());
-            let kubeconfig = Kubeconfig::from_env()
-                .map_err(|e| Error::Kubeconfig(format!("{source}: {}", chain(&e))))?
+            let kubeconfig = merge_files(&value, &source)?
                 .ok_or_else(|| Error::Kubeconfig(msg!("{source}: no kubeconfig")))?;
             return Ok(AdminConfig { kubeconfig, source });
         }
@@ -150,6 +149,27 @@ impl AdminConfig {
     }
 }
 
+/// The files of a KUBECONFIG list merged as kubectl merges them: in order, the first to set a
+/// value wins, files that do not exist are skipped (kube's `Kubeconfig::from_env` fails on them);
+/// None when none exists.
+fn merge_files(list: &std::ffi::OsStr, source: &str) -> Result<Option<Kubeconfig>, Error> {
+    let mut merged: Option<Kubeconfig> = None;
+    for path in std::env::split_paths(list).filter(|p| !p.as_os_str().is_empty()) {
+        if matches!(std::fs::metadata(&path), Err(e) if e.kind() == std::io::ErrorKind::NotFound) {
+            continue;
+        }
+        let one = Kubeconfig::read_from(&path)
+            .map_err(|e| Error::Kubeconfig(format!("{}: {}", path.display(), chain(&e))))?;
+        merged = Some(match merged {
+            None => one,
+            Some(earlier) => earlier
+                .merge(one)
+                .map_err(|e| Error::Kubeconfig(format!("{source}: {}", chain(&e))))?,
+        });
+    }
+    Ok(merged)
+}
+
 pub async fn client_for(kubeconfig: Kubeconfig, source: &str) -> Result<Client, Error> {
     let mut config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
@@ -172,4 +192,50 @@ pub struct ClusterInfo {
 
 fn chain(err: &dyn std::error::Error) -> String {
     podsec_common::cli::error_chain(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(dir: &std::path::Path, name: &str, cluster: &str, current: Option<&str>) -> String {
+        let text = serde_json::json!({
+            "apiVersion": "v1", "kind": "Config",
+            "clusters": [{"name": cluster, "cluster": {
+                "server": format!("https://{cluster}:6443"), "certificate-authority-data": "Q0E="}}],
+            "users": [{"name": "admin", "user": {"token": "t"}}],
+            "contexts": [{"name": cluster, "context": {"cluster": cluster, "user": "admin"}}],
+            "current-context": current,
+        });
+        let path = dir.join(name);
+        std::fs::write(&path, text.to_string()).unwrap();
+        path.display().to_string()
+    }
+
+    #[test]
+    fn a_kubeconfig_list_is_merged_as_kubectl_merges_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.conf").display().to_string();
+        // the first file to set current-context wins; clusters come from every file
+        let a = config(dir.path(), "a.conf", "one", None);
+        let b = config(dir.path(), "b.conf", "two", Some("two"));
+        let c = config(dir.path(), "c.conf", "three", Some("three"));
+        let list = format!("{missing}:{a}::{b}:{c}");
+        let merged = merge_files(list.as_ref(), "test").unwrap().unwrap();
+        let admin = AdminConfig {
+            kubeconfig: merged,
+            source: "test".into(),
+        };
+        let cluster = admin.current_cluster().unwrap();
+        assert_eq!(cluster.name, "two");
+        assert_eq!(cluster.server, "https://two:6443");
+        assert_eq!(admin.kubeconfig.clusters.len(), 3);
+        // nothing there at all
+        assert!(merge_files(missing.as_ref(), "test").unwrap().is_none());
+        // an unreadable file is an error, not skipped
+        std::fs::write(dir.path().join("bad.conf"), "clusters: [").unwrap();
+        let bad = dir.path().join("bad.conf").display().to_string();
+        let list = format!("{bad}:{b}");
+        assert!(merge_files(list.as_ref(), "test").is_err());
+    }
 }

@@ -65,7 +65,13 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
     };
     names::check_account(&user)?;
     if let Some(remote) = &remote {
-        names::check_account(remote)?;
+        names::check_account(remote).map_err(|_| {
+            Error::Invalid(msg!(
+                "invalid remote user '{}' in '{}': it must be an account name (it is accepted for compatibility and not used)",
+                remote.escape_debug(),
+                args.user.escape_debug()
+            ))
+        })?;
     }
     let groups = if args.groups.is_empty() {
         vec![crate::create_user::K8S_GROUP.to_string()]

@@ -771,3 +771,414 @@ fn failures_are_clear_and_leave_no_files() {
     assert!(err.contains("refusing to follow"), "{err}");
     assert_eq!(sandbox.sh_ok("ls -A /root/victim").trim(), "");
 }
+
+/// How many requests the API server answered 409 for `resource` `name` (its audit log).
+fn conflicts_in_audit_log(sandbox: &Sandbox, resource: &str, name: &str) -> usize {
+    sandbox
+        .sh_ok(&format!("cat {}", k8s::AUDIT_LOG))
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|event| {
+            event["stage"] == "ResponseComplete"
+                && event["objectRef"]["resource"] == resource
+                && event["objectRef"]["name"] == name
+                && event["responseStatus"]["code"] == 409
+        })
+        .count()
+}
+
+#[test]
+fn concurrent_binds_lose_no_subject() {
+    // bindrole is read-modify-write: writers racing on one binding get 409s (AlreadyExists on the
+    // create, Conflict on the update) and must re-read and retry, so that every user ends up
+    // bound. Rounds go on until the API server has answered at least one 409, so the retry path
+    // is known to have run.
+    const WRITERS: usize = 8;
+    const MAX_ROUNDS: usize = 6;
+    let (sandbox, plane) = started(false);
+    plane
+        .kubectl_ok(&sandbox, &["create", "namespace", "ns1"])
+        .unwrap();
+    let users: Vec<String> = (1..=WRITERS).map(|i| format!("racer{i}")).collect();
+    let (mut conflicts, mut rounds) = (0, 0);
+    let bind_or_unbind = |command: &str, user: &str, binding: &str| {
+        podsec(
+            &sandbox,
+            None,
+            &[],
+            &[command, user, "role=clusterrole", "view", binding, "ns1"],
+        )
+    };
+    while rounds < MAX_ROUNDS && (conflicts == 0 || rounds < 2) {
+        let binding = format!("rb-race-{rounds}");
+        rounds += 1;
+        let outputs = concurrently(&users, |user| {
+            bind_or_unbind("podsec-k8s-rbac-bindrole", user, &binding)
+        });
+        for (user, out) in &outputs {
+            assert!(
+                out.status.success(),
+                "bindrole {user} {binding}: {}",
+                text(out)
+            );
+        }
+        let object = kubectl_json(
+            &sandbox,
+            &plane,
+            &["-n", "ns1", "get", "rolebinding", &binding],
+        );
+        let mut bound: Vec<String> = object["subjects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                assert_eq!(s["kind"], "User", "{s}");
+                s["name"].as_str().unwrap().to_string()
+            })
+            .collect();
+        bound.sort();
+        let mut expected = users.clone();
+        expected.sort();
+        assert_eq!(bound, expected, "{binding}: a concurrent bind was lost");
+        assert_eq!(object["roleRef"]["name"], "view");
+        conflicts += conflicts_in_audit_log(&sandbox, "rolebindings", &binding);
+    }
+    assert!(
+        conflicts > 0,
+        "{rounds} rounds of {WRITERS} concurrent bindrole never conflicted: the retry path was not exercised"
+    );
+
+    // The same race the other way: every unbind succeeds, none takes another user's subject
+    // with it, and the binding goes once it is empty (a delete whose preconditions fail because
+    // another writer changed the binding meanwhile is retried too).
+    let binding = format!("rb-race-{}", rounds - 1);
+    let before = conflicts_in_audit_log(&sandbox, "rolebindings", &binding);
+    let outputs = concurrently(&users, |user| {
+        bind_or_unbind("podsec-k8s-rbac-unbindrole", user, &binding)
+    });
+    for (user, out) in &outputs {
+        assert!(
+            out.status.success(),
+            "unbindrole {user} {binding}: {}",
+            text(out)
+        );
+    }
+    let deleted = outputs
+        .iter()
+        .filter(|(_, out)| String::from_utf8_lossy(&out.stdout).contains("was deleted"))
+        .count();
+    assert_eq!(deleted, 1, "exactly the last unbind deletes the binding");
+    let gone = plane
+        .kubectl(&sandbox)
+        .unwrap()
+        .args(["-n", "ns1", "get", "rolebinding", &binding])
+        .output();
+    assert!(!gone.status.success(), "the empty binding is still there");
+    eprintln!(
+        "bindrole: {rounds} rounds, {conflicts} conflicts retried; unbindrole: {} conflicts retried",
+        conflicts_in_audit_log(&sandbox, "rolebindings", &binding) - before
+    );
+}
+
+/// Runs `run` for every user at once (threads released together); the outputs in order.
+fn concurrently<F>(users: &[String], run: F) -> Vec<(String, Output)>
+where
+    F: Fn(&str) -> Output + Sync,
+{
+    let barrier = std::sync::Barrier::new(users.len());
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = users
+            .iter()
+            .map(|user| {
+                let (barrier, run) = (&barrier, &run);
+                scope.spawn(move || {
+                    barrier.wait();
+                    (user.clone(), run(user))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+/// A podsec command as root with the variables `unset` removed from its environment (`env -u`),
+/// not just emptied.
+fn podsec_unset(sandbox: &Sandbox, unset: &[&str], argv: &[&str]) -> Output {
+    let mut command = sandbox.command("env").env("PATH", &path_with_commands());
+    for name in unset {
+        command = command.args(["-u", name]);
+    }
+    command.args(argv).output()
+}
+
+fn ok_unset(sandbox: &Sandbox, unset: &[&str], argv: &[&str]) -> String {
+    let out = podsec_unset(sandbox, unset, argv);
+    assert!(out.status.success(), "{unset:?} {argv:?}: {}", text(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn ok_env(sandbox: &Sandbox, env: &[(&str, &str)], argv: &[&str]) -> String {
+    let out = podsec(sandbox, None, env, argv);
+    assert!(out.status.success(), "{env:?} {argv:?}: {}", text(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A kubeconfig as kubectl reads it (JSON, data kept).
+fn kubeconfig_json(sandbox: &Sandbox, path: &str) -> Value {
+    let out = sandbox
+        .command(k8s::binary("kubectl").unwrap())
+        .args([
+            "config",
+            "view",
+            "--raw",
+            "-o",
+            "json",
+            "--kubeconfig",
+            path,
+        ])
+        .output();
+    assert!(out.status.success(), "{}", text(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The user's kubeconfig without their credentials (a new key and certificate every time).
+fn without_credentials(config: &Value) -> Value {
+    let mut config = config.clone();
+    for user in config["users"].as_array_mut().unwrap() {
+        user["user"] = Value::Null;
+    }
+    config
+}
+
+/// `kubectl --kubeconfig <path> auth whoami` as root: the user name and groups it logs in as.
+fn whoami_with(sandbox: &Sandbox, path: &str) -> (String, Vec<String>) {
+    let out = sandbox
+        .command(k8s::binary("kubectl").unwrap())
+        .args(["--kubeconfig", path, "auth", "whoami", "-o", "json"])
+        .output();
+    assert!(
+        out.status.success(),
+        "kubectl --kubeconfig {path}: {}",
+        text(&out)
+    );
+    let info: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let info = &info["status"]["userInfo"];
+    let groups = info["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g.as_str().unwrap().to_string())
+        .collect();
+    (info["username"].as_str().unwrap().to_string(), groups)
+}
+
+#[test]
+fn the_admin_kubeconfig_is_the_current_context_of_the_first_one_found() {
+    let (sandbox, plane) = started(true);
+    let share = sandbox.share();
+    ok(&sandbox, &["podsec-k8s-rbac-create-user", "bob"]);
+    const BOB: &str = "/home/bob/.kube/config";
+    let ca = std::fs::read(plane.ca_cert()).unwrap();
+    let read = |name: &str| k8s::base64_encode(&std::fs::read(plane.dir.join(name)).unwrap());
+
+    // Several clusters, users and contexts; the current context is not the first one. The first
+    // cluster is unreachable and has another CA (upstream took clusters[0]); the current one is
+    // the API server under another name (localhost) with its CA in a file beside the kubeconfig
+    // (a relative path, as kubectl resolves it).
+    k8s::make_ca(&share, "decoy-ca", "decoy").unwrap();
+    std::fs::write(share.join("multi-ca.crt"), &ca).unwrap();
+    let multi = serde_json::json!({
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [
+            {"name": "decoy", "cluster": {"server": "https://127.0.0.1:6999",
+                "certificate-authority-data":
+                    k8s::base64_encode(&std::fs::read(share.join("decoy-ca.crt")).unwrap())}},
+            {"name": "real", "cluster": {"server": "https://localhost:6443",
+                "certificate-authority": "multi-ca.crt"}},
+        ],
+        "users": [
+            {"name": "decoy-admin", "user": {"token": "not-a-token"}},
+            {"name": "kubernetes-admin", "user": {
+                "client-certificate-data": read("admin.crt"),
+                "client-key-data": read("admin.key")}},
+        ],
+        "contexts": [
+            {"name": "decoy", "context": {"cluster": "decoy", "user": "decoy-admin"}},
+            {"name": "real", "context": {"cluster": "real", "user": "kubernetes-admin"}},
+        ],
+        "current-context": "real",
+    });
+    let multi_path = share.join("multi.conf");
+    std::fs::write(&multi_path, multi.to_string()).unwrap();
+    let multi_env = [("KUBECONFIG", multi_path.to_str().unwrap())];
+
+    // user@remote_user (upstream: the account to scp ca.crt from) is accepted; the remote
+    // account need not exist here
+    let out = ok_env(
+        &sandbox,
+        &multi_env,
+        &[
+            "podsec-k8s-rbac-create-kubeconfig",
+            "bob@remote-user",
+            "devs",
+        ],
+    );
+    assert!(
+        out.contains("cluster real at https://localhost:6443"),
+        "{out}"
+    );
+    let remote_form = kubeconfig_json(&sandbox, BOB);
+    assert_eq!(
+        remote_form["clusters"],
+        serde_json::json!([{"name": "real", "cluster": {
+            "server": "https://localhost:6443",
+            "certificate-authority-data": k8s::base64_encode(&ca)}}]),
+        "{remote_form}"
+    );
+    assert_eq!(remote_form["current-context"], "default");
+    assert_eq!(
+        remote_form["contexts"],
+        serde_json::json!([{"name": "default", "context": {"cluster": "real", "user": "bob"}}])
+    );
+    assert_eq!(remote_form["users"][0]["name"], "bob");
+    let (name, groups) = whoami_with(&sandbox, BOB);
+    assert_eq!(name, "bob");
+    assert!(groups.contains(&"devs".to_string()), "{groups:?}");
+    assert_eq!(sandbox.sh_ok("ls -A /home/bob/.kube").trim(), "config");
+    // the CSR is the user's, without the remote part
+    let csr = kubectl_json(&sandbox, &plane, &["get", "csr", "bob"]);
+    assert_eq!(csr["status"]["conditions"][0]["type"], "Approved");
+
+    // the plain form gives the same kubeconfig (but for the new key and certificate)
+    ok_env(
+        &sandbox,
+        &multi_env,
+        &[
+            "podsec-k8s-rbac-create-kubeconfig",
+            "bob",
+            "devs",
+            "--replace-csr",
+        ],
+    );
+    let plain = kubeconfig_json(&sandbox, BOB);
+    assert_eq!(
+        without_credentials(&plain),
+        without_credentials(&remote_form)
+    );
+    assert_ne!(plain["users"][0]["user"], remote_form["users"][0]["user"]);
+    assert_eq!(whoami_with(&sandbox, BOB).0, "bob");
+
+    // KUBECONFIG is a list, merged as kubectl merges it: files that do not exist are skipped;
+    // none at all is an error.
+    let missing = share.join("missing.conf").display().to_string();
+    let list = format!("{missing}:{}", multi_path.display());
+    ok_env(
+        &sandbox,
+        &[("KUBECONFIG", &list)],
+        &["podsec-k8s-rbac-get-userroles", "bob"],
+    );
+    let err = fails(
+        &sandbox,
+        &[("KUBECONFIG", &missing)],
+        &["podsec-k8s-rbac-get-userroles", "bob"],
+    );
+    assert!(
+        err.contains(&format!("KUBECONFIG={missing}: no kubeconfig")),
+        "{err}"
+    );
+
+    // An empty remote part is refused before any request.
+    let err = fails(
+        &sandbox,
+        &multi_env,
+        &["podsec-k8s-rbac-create-kubeconfig", "bob@", "--replace-csr"],
+    );
+    assert!(err.contains("invalid remote user '' in 'bob@'"), "{err}");
+
+    // Without KUBECONFIG: ~/.kube/config (here the API server as localhost), found through
+    // HOME or, without HOME, root's home in passwd.
+    let home_conf = share.join("home.conf");
+    let admin = std::fs::read_to_string(plane.admin_kubeconfig()).unwrap();
+    std::fs::write(
+        &home_conf,
+        admin.replace(&plane.server, "https://localhost:6443"),
+    )
+    .unwrap();
+    sandbox.sh_ok(&format!(
+        "install -m 0600 {} /root/.kube/config",
+        home_conf.display()
+    ));
+    for unset in [&["KUBECONFIG"][..], &["KUBECONFIG", "HOME"]] {
+        let out = ok_unset(
+            &sandbox,
+            unset,
+            &["podsec-k8s-rbac-create-kubeconfig", "bob", "--replace-csr"],
+        );
+        assert!(
+            out.contains("cluster kubernetes at https://localhost:6443"),
+            "{unset:?}: {out}"
+        );
+    }
+
+    // Neither KUBECONFIG nor ~/.kube/config: /etc/kubernetes/admin.conf.
+    sandbox.sh_ok("rm /root/.kube/config");
+    let out = ok_unset(
+        &sandbox,
+        &["KUBECONFIG"],
+        &[
+            "podsec-k8s-rbac-create-kubeconfig",
+            "bob",
+            "ops",
+            "--replace-csr",
+        ],
+    );
+    assert!(
+        out.contains(&format!("cluster kubernetes at {}", plane.server)),
+        "{out}"
+    );
+    let fallback = kubeconfig_json(&sandbox, BOB);
+    assert_eq!(fallback["clusters"][0]["cluster"]["server"], plane.server);
+    let (name, groups) = whoami_with(&sandbox, BOB);
+    assert_eq!(name, "bob");
+    assert!(groups.contains(&"ops".to_string()), "{groups:?}");
+    ok_unset(
+        &sandbox,
+        &["KUBECONFIG"],
+        &[
+            "podsec-k8s-rbac-bindrole",
+            "bob",
+            "role=clusterrole",
+            "view",
+            "rb-bob",
+            "default",
+        ],
+    );
+    assert!(can_i(&sandbox, "bob", &["get", "pods", "-n", "default"]));
+    let report: Value = serde_json::from_str(&ok_unset(
+        &sandbox,
+        &["KUBECONFIG"],
+        &["podsec-k8s-rbac-get-userroles", "bob"],
+    ))
+    .unwrap();
+    assert_eq!(
+        report["bob"]["roles"]["namespaces"][0]["default"][0]["bindName"],
+        "rb-bob"
+    );
+
+    // None at all: a clear error naming what was tried.
+    sandbox.sh_ok("mv /etc/kubernetes/admin.conf /etc/kubernetes/admin.conf.away");
+    let out = podsec_unset(
+        &sandbox,
+        &["KUBECONFIG"],
+        &["podsec-k8s-rbac-get-userroles", "bob"],
+    );
+    assert!(!out.status.success(), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "no kubeconfig: set KUBECONFIG or provide /root/.kube/config (tried /root/.kube/config, /etc/kubernetes/admin.conf)"
+        ),
+        "{err}"
+    );
+    sandbox.sh_ok("mv /etc/kubernetes/admin.conf.away /etc/kubernetes/admin.conf");
+}
