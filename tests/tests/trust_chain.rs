@@ -59,12 +59,38 @@ impl Server {
     }
 
     fn maker(&self, script: &str) -> std::process::Output {
+        self.as_user(MAKER, script)
+    }
+
+    fn as_user(&self, user: &str, script: &str) -> std::process::Output {
         self.sandbox
             .command("sh")
             .args(["-c", script])
             .env("PATH", &self.path)
-            .user(MAKER)
+            .user(user)
             .output()
+    }
+
+    /// The manifest digest's hex of image `reference` in the layout `archive` left in the share.
+    fn manifest_hex(&self, archive: &str, reference: &str) -> String {
+        let index = self
+            .sandbox
+            .share()
+            .join(format!("{archive}.layout/amd64/index.json"));
+        let index: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(index).unwrap()).unwrap();
+        let manifest = index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == reference)
+            .expect("image in the layout");
+        manifest["digest"]
+            .as_str()
+            .unwrap()
+            .strip_prefix("sha256:")
+            .unwrap()
+            .to_string()
     }
 
     /// An upstream-format archive: `amd64/` OCI layout with `demo/<name>:<tag>` images, tar.xz.
@@ -604,13 +630,12 @@ fn save_oci_archives_load_and_sign_and_push_failures_are_reported() {
     ));
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(!dir.exists());
-    server.root_ok(
-        &format!(
-            "podsec-save-oci {0} amd64 containers-storage: demo/saved:1 && chmod -R a+rX {0}",
-            dir.display()
-        )
-        .replace("demo/saved:1", "localhost/bb:latest"),
-    );
+    // The image as demo/saved:1 (U7S_ALTREGISTRY names where it comes from), so that it lands
+    // in the maker's scope registry.local/demo.
+    server.root_ok(&format!(
+        "podman tag localhost/bb localhost/demo/saved:1 && U7S_ALTREGISTRY=localhost podsec-save-oci {0} amd64 containers-storage: demo/saved:1 && chmod -R a+rX {0}",
+        dir.display()
+    ));
     let archive = dir.join("amd64.tar.xz");
     assert!(
         archive.is_file() && !dir.join("amd64").exists(),
@@ -626,13 +651,12 @@ fn save_oci_archives_load_and_sign_and_push_failures_are_reported() {
         text(&out.stdout),
         text(&out.stderr)
     );
-    // localhost/... is outside the target base, so it lands as registry.local/localhost/bb:latest;
-    // that scope has no maker, so the system policy rejects it: exactly what podsec wants.
     assert!(
-        text(&out.stdout).contains("registry.local/localhost/bb:latest"),
+        text(&out.stdout).contains("registry.local/demo/saved:1"),
         "{}",
         text(&out.stdout)
     );
+    server.pull("registry.local/demo/saved:1").unwrap();
 
     // The registry stops: every image fails, the exit status says so, no signature is stored.
     let again = server.archive("again.tar.xz", &["demo/again:1"]);
@@ -1007,4 +1031,173 @@ fn pushes_to_other_registries_use_verified_tls_and_their_authentication() {
     );
     let out = verify("token.registry.test:5444/demo/app:1", "");
     assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+/// The signature store gives each image maker only its own place: the top directory is root's,
+/// a maker of `registry.local/<path>` writes only below its root-created directory, the maker of
+/// the whole registry (upstream's default scope) alone creates entries at the top (an ACL entry,
+/// sticky). Nobody can create anything in another maker's directory, pre-create its
+/// `<repo>@sha256=...` directories or remove them; load-sign-oci never writes into a directory
+/// that is not the caller's and says so before pushing anything.
+#[test]
+fn one_image_maker_can_neither_pre_create_nor_replace_anothers_signatures() {
+    let server = Server::start(); // imagemaker@registry.local/demo
+    server.root_ok(
+        "podsec-create-imagemakeruser --batch --email whole@registry.local whole@registry.local",
+    );
+    server.root_ok(
+        "podsec-create-imagemakeruser --batch --email other@registry.local other@registry.local/other",
+    );
+    assert_eq!(
+        server.root_ok("cd /var/sigstore/sigstore && stat -c '%n %U:%G %A' . demo other"),
+        ". root:root drwxrwxr-t\ndemo imagemaker:podman_dev drwxr-xr-x\nother other:podman_dev drwxr-xr-x\n"
+    );
+    let archive = server.archive("app.tar.xz", &["demo/app:1", "demo/tool:2"]);
+    let app = server.manifest_hex("app.tar.xz", "demo/app:1");
+    let tool = server.manifest_hex("app.tar.xz", "demo/tool:2");
+    let store = "/var/sigstore/sigstore";
+
+    // Another scoped maker and the whole-registry maker: nothing inside demo/, no
+    // pre-created signature directory of imagemaker's, nothing removed or renamed.
+    for (user, script) in [
+        ("other", format!("mkdir {store}/demo/x")),
+        ("other", format!("touch {store}/demo/x")),
+        ("other", format!("mkdir {store}/demo/app@sha256={app}")),
+        ("other", format!("mkdir {store}/app@sha256={app}")),
+        ("other", format!("mkdir {store}/planted")),
+        ("other", format!("rm -rf {store}/demo")),
+        ("whole", format!("mkdir {store}/demo/app@sha256={app}")),
+        ("whole", format!("mv {store}/demo {store}/demo.old")),
+        ("whole", format!("rm -rf {store}/other")),
+        ("imagemaker", format!("mkdir {store}/other/x")),
+        ("imagemaker", format!("mkdir {store}/web@sha256={app}")),
+    ] {
+        let out = server.as_user(user, &script);
+        assert!(!out.status.success(), "{user} could: {script}");
+    }
+    assert_eq!(
+        server.root_ok(&format!("find {store} -mindepth 1 | sort")),
+        format!("{store}/demo\n{store}/other\n"),
+        "something was created or removed"
+    );
+
+    // A directory planted in imagemaker's place (as the group-writable store of earlier
+    // versions allowed): the load fails before anything is pushed, naming it, and writes
+    // nothing into it.
+    server.root_ok(&format!(
+        "mkdir -m 0777 {store}/demo/tool@sha256={tool} && chown other {store}/demo/tool@sha256={tool}"
+    ));
+    let snapshot = format!("find /var/lib/podsec/registry {store} | sort");
+    let before = server.root_ok(&snapshot);
+    let load = format!(
+        "podsec-load-sign-oci {} amd64 {EMAIL} registry.local/demo",
+        archive.display()
+    );
+    let out = server.maker(&load);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).contains(&format!(
+            "{store}/demo/tool@sha256={tool} belongs to other, not to you"
+        )),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(server.root_ok(&snapshot), before, "something was pushed");
+
+    // Root removes it: the load goes through, into directories of imagemaker's own, 0755
+    // whatever the umask.
+    server.root_ok(&format!("rmdir {store}/demo/tool@sha256={tool}"));
+    let out = server.maker(&format!("umask 077; {load}"));
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert_eq!(
+        server.root_ok(&format!(
+            "cd {store}/demo && stat -c '%U %a' app@sha256={app} tool@sha256={tool} app@sha256={app}/signature-1"
+        )),
+        "imagemaker 755\nimagemaker 755\nimagemaker 644\n"
+    );
+    server.pull("registry.local/demo/app:1").unwrap();
+    server.pull("registry.local/demo/tool:2").unwrap();
+
+    // The whole-registry maker signs registry.local/apps/... at the top of the store; the
+    // demo maker cannot sign there and is told so before anything is pushed.
+    let apps = server.archive("apps.tar.xz", &["apps/web:1"]);
+    let web = server.manifest_hex("apps.tar.xz", "apps/web:1");
+    let load_apps = format!(
+        "podsec-load-sign-oci {} amd64 {{email}} registry.local/apps",
+        apps.display()
+    );
+    let before = server.root_ok(&snapshot);
+    let out = server.maker(&load_apps.replace("{email}", EMAIL));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).contains(&format!(
+            "cannot create {store}/apps: it is outside your signature directories"
+        )),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(server.root_ok(&snapshot), before, "something was pushed");
+    let out = server.as_user(
+        "whole",
+        &load_apps.replace("{email}", "whole@registry.local"),
+    );
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert_eq!(
+        server.root_ok(&format!(
+            "stat -c '%U %a' {store}/apps {store}/apps/web@sha256={web}"
+        )),
+        "whole 755\nwhole 755\n"
+    );
+    server.pull("registry.local/apps/web:1").unwrap();
+
+    // create-policy again keeps that arrangement (it is derived from the policy).
+    server.root_ok(&format!("podsec-create-policy {SERVER_IP}"));
+    assert!(
+        server
+            .as_user(
+                "whole",
+                &format!("mkdir {store}/more && rmdir {store}/more")
+            )
+            .status
+            .success()
+    );
+    assert!(
+        !server
+            .as_user("other", &format!("mkdir {store}/more"))
+            .status
+            .success()
+    );
+
+    // A second maker of a whole registry would share the top: refused, nothing changed.
+    let policy = server.root_ok("sha256sum /etc/containers/policy.json");
+    let out = server.root(
+        "podsec-create-imagemakeruser --batch --email harbor@harbor.example harbor@harbor.example",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains(
+            "harbor@harbor.example would sign for a whole registry, as whole@registry.local does"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        !server
+            .root_ok("getent passwd harbor || true")
+            .contains("harbor")
+    );
+    assert_eq!(
+        server.root_ok("sha256sum /etc/containers/policy.json"),
+        policy
+    );
 }
