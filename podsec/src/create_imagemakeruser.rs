@@ -100,6 +100,12 @@ pub enum Error {
     File(#[from] FileError),
     #[error("gpg for {user}: {detail}")]
     Gpg { user: String, detail: String },
+    #[error("{0}: the passphrase (its first line) is empty")]
+    EmptyPassphrase(PathBuf),
+    #[error(
+        "--password-stdin: the password (the first line of standard input) is empty or contains ':'"
+    )]
+    BadPassword,
     #[error("setting the password of {user}: {detail}")]
     Password { user: String, detail: String },
     #[error("cannot read {path}: {source}")]
@@ -204,7 +210,11 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
         return Err(Error::NoSigstore);
     }
     let passphrase = match &args.passphrase_file {
-        Some(path) => Some(read_trimmed(path)?),
+        Some(path) => match read_trimmed(path)? {
+            // An empty passphrase would leave the key unprotected without a word.
+            empty if empty.is_empty() => return Err(Error::EmptyPassphrase(path.clone())),
+            passphrase => Some(passphrase),
+        },
         None => None,
     };
     let password = if args.password_stdin {
@@ -215,7 +225,11 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
                 path: "<stdin>".into(),
                 source,
             })?;
-        Some(text.lines().next().unwrap_or_default().to_string())
+        let password = text.lines().next().unwrap_or_default().to_string();
+        if password.is_empty() || password.contains(':') {
+            return Err(Error::BadPassword);
+        }
+        Some(password)
     } else {
         None
     };
