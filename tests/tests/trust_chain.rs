@@ -1337,3 +1337,68 @@ fn create_imagemakeruser_options_do_what_they_say() {
             .contains("/var/sigstore/keys/guarded.pgp")
     );
 }
+
+/// load-sign-oci asks nothing: without a target it loads into registry.local/<platform of this
+/// host> (U7S_PLATFORM, else /etc/os-release); an archive of another platform is refused
+/// without `--yes` (exit 1, nothing pushed, the message says what to do) and loaded under its
+/// own platform with it.
+#[test]
+fn a_platform_mismatch_is_refused_without_yes_and_loaded_with_it() {
+    let server = Server::start();
+    let archive = server.archive("platform.tar.xz", &["demo/app:1"]);
+    let snapshot = "find /var/lib/podsec/registry /var/sigstore/sigstore | sort";
+    let before = server.root_ok(snapshot);
+    let load = |environment: &str, yes: &str| {
+        server.maker(&format!(
+            "{environment} podsec-load-sign-oci {yes} {} amd64 {EMAIL} </dev/null",
+            archive.display()
+        ))
+    };
+    for (environment, message) in [
+        (
+            "U7S_PLATFORM=c10f",
+            "the archive's platform demo does not match this host's c10f; run with --yes to load it anyway",
+        ),
+        // Debian has no ALT platform in os-release.
+        (
+            "unset U7S_PLATFORM;",
+            "the platform is unknown: set U7S_PLATFORM or give <registry>/<path>",
+        ),
+    ] {
+        let out = load(environment, "");
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{environment}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stderr).contains(message),
+            "{environment}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stdout).is_empty(),
+            "{environment}: {}",
+            text(&out.stdout)
+        );
+        assert_eq!(server.root_ok(snapshot), before, "{environment}: pushed");
+    }
+    let out = load("U7S_PLATFORM=c10f", "--yes");
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stdout).contains("registry.local/demo/app:1")
+            && text(&out.stdout).contains("1 of 1 images pushed and signed"),
+        "{}",
+        text(&out.stdout)
+    );
+    server.pull("registry.local/demo/app:1").unwrap();
+    // The host's own platform needs no --yes.
+    let out = load("U7S_PLATFORM=demo", "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
