@@ -130,6 +130,13 @@ impl Server {
         ));
     }
 
+    /// The registry answers through nginx (registry.local:80) and the store (sigstore.local:81).
+    fn pull_anonymous_catalog(&self) {
+        self.root_ok(
+            "curl -sf http://registry.local/v2/_catalog >/dev/null && curl -sf http://sigstore.local:81/keys/ >/dev/null",
+        );
+    }
+
     /// `skopeo copy docker://<image> dir:` with the system policy: Ok or the error text.
     fn pull(&self, image: &str) -> Result<(), String> {
         let out = self.root(&format!("skopeo copy -q docker://{image} dir:$(mktemp -d)"));
@@ -1401,4 +1408,152 @@ fn a_platform_mismatch_is_refused_without_yes_and_loaded_with_it() {
     // The host's own platform needs no --yes.
     let out = load("U7S_PLATFORM=demo", "");
     assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+/// With systemd as PID 1 (`/run/systemd/system`; systemctl is a stand-in that records each call
+/// and runs the units' files as the manager would), create-services installs the registry's
+/// drop-in, enables and starts each unit once, and on later runs reloads (the registry:
+/// restarts) only a unit whose configuration changed: an already-running nginx is reloaded,
+/// never started twice.
+#[test]
+fn with_systemd_units_are_started_once_and_reloaded_only_when_their_configuration_changes() {
+    let sandbox = Sandbox::start(&Options {
+        name: None,
+        addresses: vec![format!("{SERVER_IP}/32")],
+    })
+    .unwrap();
+    let server = Server {
+        sandbox,
+        path: path_with_commands(),
+    };
+    server.root_ok(&format!("podsec-create-policy {SERVER_IP}"));
+    server.root_ok(&format!(
+        "install -m 0755 {} /usr/bin/systemctl && mkdir -p /run/systemd/system",
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("standins/systemctl-system")
+            .display()
+    ));
+    // The calls since the last look, one line each.
+    let calls = || -> Vec<String> {
+        let log = server.root_ok(
+            "cat /run/podsec-standin/systemctl.log 2>/dev/null; rm -f /run/podsec-standin/systemctl.log",
+        );
+        log.lines()
+            .map(|line| {
+                let argv: Vec<String> = serde_json::from_str(line).unwrap();
+                argv.join(" ")
+            })
+            .collect()
+    };
+    let pids = "cat /run/nginx.pid /run/podsec-standin/docker-registry.service.pid";
+
+    let out = server.root_ok("podsec-create-services");
+    assert_eq!(
+        calls(),
+        [
+            "daemon-reload",
+            "is-active --quiet docker-registry.service",
+            "enable --now docker-registry.service",
+            "is-active --quiet nginx.service",
+            "enable --now nginx.service",
+        ]
+    );
+    assert!(
+        out.contains("docker-registry.service: enabled and started (systemd)")
+            && out.contains("nginx.service: enabled and started (systemd)"),
+        "{out}"
+    );
+    assert_eq!(
+        server.root_ok("cat /etc/systemd/system/docker-registry.service.d/podsec.conf"),
+        "# Written by podsec-create-services: serve the podsec registry configuration.\n\
+         [Service]\nExecStart=\nExecStart=/usr/bin/docker-registry serve /etc/podsec/registry/config.yml\n"
+    );
+    // The registry runs from the drop-in, as its own account (the unit's User=).
+    assert_eq!(
+        server.root_ok(
+            "p=$(cat /run/podsec-standin/docker-registry.service.pid); stat -c %U /proc/$p; tr '\\0' ' ' < /proc/$p/cmdline"
+        ),
+        "docker-registry\n/usr/bin/docker-registry serve /etc/podsec/registry/config.yml "
+    );
+    let running = server.root_ok(pids);
+    server.pull_anonymous_catalog();
+
+    // Nothing changed: enabled, neither started again nor reloaded nor restarted.
+    let out = server.root_ok("podsec-create-services");
+    assert_eq!(
+        calls(),
+        [
+            "is-active --quiet docker-registry.service",
+            "enable docker-registry.service",
+            "is-active --quiet nginx.service",
+            "enable nginx.service",
+        ]
+    );
+    assert!(
+        out.contains("nginx.service: already running (systemd)"),
+        "{out}"
+    );
+    assert_eq!(server.root_ok(pids), running);
+
+    // A new nginx configuration (push credentials): nginx is reloaded (same master process,
+    // the new rule in force), the registry is left alone.
+    let htpasswd = server.sandbox.share().join("push.htpasswd");
+    server.root_ok(&format!(
+        "echo \"imagemaker:$(openssl passwd -apr1 s3cret)\" > {}",
+        htpasswd.display()
+    ));
+    let out = server.root_ok(&format!(
+        "podsec-create-services --push-htpasswd {}",
+        htpasswd.display()
+    ));
+    assert_eq!(
+        calls(),
+        [
+            "is-active --quiet docker-registry.service",
+            "enable docker-registry.service",
+            "is-active --quiet nginx.service",
+            "enable nginx.service",
+            "reload-or-restart nginx.service",
+        ]
+    );
+    assert!(
+        out.contains("nginx.service: configuration changed, reloaded or restarted (systemd)"),
+        "{out}"
+    );
+    assert_eq!(server.root_ok(pids), running);
+    let status = || {
+        server.root_ok(
+            "for i in $(seq 50); do s=$(curl -s -o /dev/null -w '%{http_code}' -X POST http://registry.local/v2/demo/x/blobs/uploads/); [ \"$s\" = 401 ] && break; sleep 0.1; done; echo $s",
+        )
+    };
+    assert_eq!(
+        status().trim(),
+        "401",
+        "the reloaded nginx does not ask for credentials"
+    );
+
+    // A changed registry configuration restarts the registry (it has no reload).
+    server.root_ok("echo '# changed by hand' >> /etc/podsec/registry/config.yml");
+    server.root_ok("podsec-create-services");
+    assert_eq!(
+        calls(),
+        [
+            "is-active --quiet docker-registry.service",
+            "enable docker-registry.service",
+            "reload-or-restart docker-registry.service",
+            "is-active --quiet nginx.service",
+            "enable nginx.service",
+        ]
+    );
+    let after = server.root_ok(pids);
+    assert_eq!(
+        after.lines().next(),
+        running.lines().next(),
+        "nginx restarted"
+    );
+    assert_ne!(
+        after.lines().nth(1),
+        running.lines().nth(1),
+        "registry not restarted"
+    );
 }
