@@ -21,6 +21,7 @@ use podsec_common::tr;
 use crate::as_user;
 use crate::create_services::{self, check_is_server};
 use crate::layout::{self, GROUP_PODMAN, GROUP_PODMAN_DEV, KEYS_DIR, SIGNATURES_DIR};
+use crate::signature_store::{self, StoreError};
 
 pub const NAME: &str = "podsec-create-imagemakeruser";
 /// Whether the command does its job yet (see `--status`).
@@ -82,12 +83,29 @@ pub enum Error {
     NoSigstore,
     #[error("{path} belongs to another account; refusing to hand it to {user}")]
     StoreTaken { path: String, user: String },
+    #[error(
+        "{user}@{scope} would sign for a whole registry, as {other}@{other_scope} does: signature paths do not name the registry, so both would write at the top of the signature store; give {user} a scope with a path (<registry>/<path>)"
+    )]
+    WholeRegistryTaken {
+        user: String,
+        scope: String,
+        other: String,
+        other_scope: String,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
     #[error(transparent)]
     Account(#[from] users::AccountError),
     #[error(transparent)]
     File(#[from] FileError),
     #[error("gpg for {user}: {detail}")]
     Gpg { user: String, detail: String },
+    #[error("{0}: the passphrase (its first line) is empty")]
+    EmptyPassphrase(PathBuf),
+    #[error(
+        "--password-stdin: the password (the first line of standard input) is empty or contains ':'"
+    )]
+    BadPassword,
     #[error("setting the password of {user}: {detail}")]
     Password { user: String, detail: String },
     #[error("cannot read {path}: {source}")]
@@ -192,7 +210,11 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
         return Err(Error::NoSigstore);
     }
     let passphrase = match &args.passphrase_file {
-        Some(path) => Some(read_trimmed(path)?),
+        Some(path) => match read_trimmed(path)? {
+            // An empty passphrase would leave the key unprotected without a word.
+            empty if empty.is_empty() => return Err(Error::EmptyPassphrase(path.clone())),
+            passphrase => Some(passphrase),
+        },
         None => None,
     };
     let password = if args.password_stdin {
@@ -203,7 +225,11 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
                 path: "<stdin>".into(),
                 source,
             })?;
-        Some(text.lines().next().unwrap_or_default().to_string())
+        let password = text.lines().next().unwrap_or_default().to_string();
+        if password.is_empty() || password.contains(':') {
+            return Err(Error::BadPassword);
+        }
+        Some(password)
     } else {
         None
     };
@@ -212,6 +238,7 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .unwrap_or_else(|| Policy::reject_all().to_json());
     let policy = add_rules(Policy::from_json(&current)?, &makers)?;
+    check_store(&makers, &policy)?;
 
     for (index, maker) in makers.iter().enumerate() {
         let email = args
@@ -241,7 +268,7 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
                 });
             }
         }
-        prepare_store(maker, &account)?;
+        prepare_store(maker, &account, &policy)?;
         let fingerprint = ensure_key(&account, &email, args.batch, passphrase.as_deref())?;
         let public = export_key(&account, &fingerprint)?;
         write_atomic(
@@ -322,28 +349,70 @@ fn create_account(maker: &Maker) -> Result<Account, Error> {
     Ok(account)
 }
 
-/// The maker's own directory in the signature store (for a scope with a namespace): created by
-/// root for this maker only, so no other maker can pre-create or replace its signatures.
-fn prepare_store(maker: &Maker, account: &Account) -> Result<(), Error> {
-    let Some(namespace) = &maker.namespace else {
-        return Ok(());
-    };
-    let store = SafeDir::open(Path::new(SIGNATURES_DIR))?;
-    let first = namespace.split('/').next().unwrap_or_default();
-    let path = format!("{SIGNATURES_DIR}/{first}");
-    if let Ok(meta) = std::fs::symlink_metadata(&path) {
-        use std::os::unix::fs::MetadataExt;
-        if !meta.is_dir() || (meta.uid() != account.uid && meta.uid() != 0) {
-            return Err(Error::StoreTaken {
-                path,
-                user: account.name.clone(),
-            });
+/// Whether the signature store can give each maker its own place, decided before any change:
+/// a scope with a path needs its directory free (absent, root's or already this maker's); a
+/// whole registry needs the top of the store to be no other maker's and ACLs to give it.
+fn check_store(makers: &[Maker], policy: &Policy) -> Result<(), Error> {
+    let whole = signature_store::whole_registry_makers(policy);
+    for maker in makers {
+        match &maker.namespace {
+            Some(namespace) => {
+                let uid = users::find_user(&maker.user)?.map(|a| a.uid);
+                check_scope_dir(maker, namespace, uid)?;
+            }
+            None => {
+                if let Some((other_scope, other)) = whole.iter().find(|(_, u)| *u != maker.user) {
+                    return Err(Error::WholeRegistryTaken {
+                        user: maker.user.clone(),
+                        scope: maker.scope.clone(),
+                        other: other.clone(),
+                        other_scope: other_scope.clone(),
+                    });
+                }
+                if !signature_store::acl_supported()? {
+                    return Err(StoreError::NoAcl {
+                        path: SIGNATURES_DIR.into(),
+                        user: maker.user.clone(),
+                    }
+                    .into());
+                }
+            }
         }
     }
-    let podman_dev = users::group_gid(GROUP_PODMAN_DEV)?.unwrap_or(account.gid);
-    let owner = Owner::new(account.uid, podman_dev);
-    let dir = store.create_dir_all(Path::new(namespace), 0o755, owner)?;
-    dir.set_mode_owner(0o755, owner)?;
+    Ok(())
+}
+
+/// The first directory of a scope's path in the store must be absent, root's or the maker's
+/// (`uid`, when the account exists).
+fn check_scope_dir(maker: &Maker, namespace: &str, uid: Option<u32>) -> Result<(), Error> {
+    use std::os::unix::fs::MetadataExt;
+    let first = namespace.split('/').next().unwrap_or_default();
+    let path = format!("{SIGNATURES_DIR}/{first}");
+    if let Ok(meta) = std::fs::symlink_metadata(&path)
+        && (!meta.is_dir() || (Some(meta.uid()) != uid && meta.uid() != 0))
+    {
+        return Err(Error::StoreTaken {
+            path,
+            user: maker.user.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// The maker's place in the signature store, so that no other maker can pre-create or replace
+/// its signatures: for a scope with a path, its own directory created by root; for a whole
+/// registry, the right to create entries at the top of the store (an ACL entry; see
+/// [`signature_store`]). The top itself stays root's.
+fn prepare_store(maker: &Maker, account: &Account, policy: &Policy) -> Result<(), Error> {
+    if let Some(namespace) = &maker.namespace {
+        check_scope_dir(maker, namespace, Some(account.uid))?;
+        let store = SafeDir::open(Path::new(SIGNATURES_DIR))?;
+        let podman_dev = users::group_gid(GROUP_PODMAN_DEV)?.unwrap_or(account.gid);
+        let owner = Owner::new(account.uid, podman_dev);
+        let dir = store.create_dir_all(Path::new(namespace), 0o755, owner)?;
+        dir.set_mode_owner(0o755, owner)?;
+    }
+    signature_store::secure(NAME, policy)?;
     Ok(())
 }
 

@@ -23,6 +23,7 @@ use podsec_common::tr;
 use crate::fetch::{self, FetchError};
 use crate::layout::{self, GROUP_PODMAN, GROUP_PODMAN_DEV, KEYS_DIR};
 use crate::registries_conf;
+use crate::signature_store::{self, StoreError};
 
 pub const NAME: &str = "podsec-create-policy";
 /// Whether the command does its job yet (see `--status`).
@@ -66,6 +67,8 @@ pub enum Error {
     File(#[from] FileError),
     #[error(transparent)]
     Fetch(#[from] FetchError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
     #[error("{0}")]
     RegistriesConf(#[from] registries_conf::RegistriesConfError),
     #[error("cannot read /etc/hosts: {0}")]
@@ -153,8 +156,7 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
             )
         ),
     }
-    let signature_group = users::group_gid(GROUP_PODMAN_DEV)?.expect("group just ensured");
-    create_sigstore_layout(is_server, signature_group)?;
+    create_sigstore_layout(is_server)?;
 
     let policy = match downloaded {
         Some(bundle) => {
@@ -163,6 +165,10 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
         }
         None => server_policy(),
     };
+    if is_server {
+        let rules = Policy::from_json(&policy).unwrap_or_else(|_| Policy::reject_all());
+        signature_store::secure(NAME, &rules)?;
+    }
     report(
         "/etc/containers/policy.json",
         layout::policy_file().install(policy.as_bytes(), 0o644)?,
@@ -211,10 +217,9 @@ fn server_policy() -> String {
     }
 }
 
-/// /var/sigstore: root-owned and read-only for others, except the signature store on the
-/// server, which image makers write into: group podman_dev, sticky, so no maker can remove or
-/// rename another's entries.
-fn create_sigstore_layout(is_server: bool, signature_group: u32) -> Result<(), FileError> {
+/// /var/sigstore: root-owned and read-only for others; on the server also the signature store,
+/// whose permissions [`signature_store::secure`] sets.
+fn create_sigstore_layout(is_server: bool) -> Result<(), FileError> {
     let var = SafeDir::open(Path::new("/var"))?;
     let root_owned = Owner::new(0, 0);
     let sigstore = var.create_dir_all(Path::new("sigstore"), 0o755, root_owned)?;
@@ -222,9 +227,7 @@ fn create_sigstore_layout(is_server: bool, signature_group: u32) -> Result<(), F
     let keys = sigstore.create_dir_all(Path::new("keys"), 0o755, root_owned)?;
     keys.set_mode_owner(0o755, root_owned)?;
     if is_server {
-        let store_owner = Owner::new(0, signature_group);
-        let store = sigstore.create_dir_all(Path::new("sigstore"), 0o1775, store_owner)?;
-        store.set_mode_owner(0o1775, store_owner)?;
+        sigstore.create_dir_all(Path::new("sigstore"), 0o1755, root_owned)?;
         sigstore.write_file(
             "index.html",
             b"<html><body><h1>SigStore works!</h1></body></html>\n",

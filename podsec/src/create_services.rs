@@ -3,8 +3,9 @@
 //! Dedicated configuration files (never sed edits of the distribution's): the registry
 //! (distribution v2, `docker-registry`) listens on 127.0.0.1:5000 with storage in
 //! /var/lib/podsec/registry; nginx serves it as registry.local on port 80 and /var/sigstore as
-//! sigstore.local on port 81 with a JSON autoindex. With systemd the units are enabled and
-//! reloaded; without it (containers, CI) the daemons are started directly and their PIDs kept in
+//! sigstore.local on port 81 with a JSON autoindex. With systemd the units are enabled, started
+//! when not running and reloaded (the registry restarted) only when their configuration
+//! changed; without it (containers, CI) the daemons are started directly and their PIDs kept in
 //! /run/podsec.
 
 use std::ffi::OsString;
@@ -208,22 +209,22 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
             "/etc/systemd/system/{}.d/podsec.conf",
             profile.registry_unit
         );
-        install(
+        let drop_in_changed = install(
             &drop_in,
             &format!(
                 "# Written by {NAME}: serve the podsec registry configuration.\n[Service]\nExecStart=\nExecStart={} serve {REGISTRY_CONFIG}\n",
                 profile.registry_program
             ),
         )?;
-        services::systemd_enable_and_reload(profile.registry_unit)?;
-        services::systemd_enable_and_reload(profile.nginx_unit)?;
-        println!(
-            "{}",
-            tr!(
-                "Enabled and (re)started {registry} and {nginx} (systemd)",
-                registry = profile.registry_unit,
-                nginx = profile.nginx_unit
-            )
+        if drop_in_changed {
+            services::run("systemctl", &["daemon-reload"])?;
+        }
+        let registry =
+            services::systemd_ensure(profile.registry_unit, registry_changed || drop_in_changed)?;
+        report_unit(profile.registry_unit, registry);
+        report_unit(
+            profile.nginx_unit,
+            services::systemd_ensure(profile.nginx_unit, site_changed)?,
         );
     } else {
         println!(
@@ -369,6 +370,18 @@ fn start_registry(
     Ok(())
 }
 
+fn report_unit(unit: &str, action: services::UnitAction) {
+    let text = match action {
+        services::UnitAction::Started => tr!("{unit}: enabled and started (systemd)", unit = unit),
+        services::UnitAction::Reloaded => tr!(
+            "{unit}: configuration changed, reloaded or restarted (systemd)",
+            unit = unit
+        ),
+        services::UnitAction::Unchanged => tr!("{unit}: already running (systemd)", unit = unit),
+    };
+    println!("{text}");
+}
+
 fn start_nginx(changed: bool) -> Result<(), Error> {
     if services::running_pid("nginx").is_some() {
         if changed {
@@ -399,7 +412,10 @@ fn start_trivy(profile: &Profile) -> Result<(), Error> {
         return Ok(());
     }
     if services::systemd_running() {
-        services::systemd_enable_and_reload(profile.trivy_unit)?;
+        report_unit(
+            profile.trivy_unit,
+            services::systemd_ensure(profile.trivy_unit, false)?,
+        );
     } else if services::running_pid("trivy").is_none() {
         let listen = format!("0.0.0.0:{TRIVY_PORT}");
         let pid = services::start_direct("trivy", "trivy", &["server", "--listen", &listen])?;

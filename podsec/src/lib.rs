@@ -19,6 +19,7 @@ pub mod oci_archive;
 pub mod registries_conf;
 pub mod registry;
 pub mod save_oci;
+pub mod signature_store;
 
 /// The package's Russian messages (msgid = the English template as the code writes it).
 pub static TRANSLATIONS: Catalogue = Catalogue::new("ru", include_str!("../po/ru.po"));

@@ -2,9 +2,11 @@
 //!
 //! Decided before the first push: the caller's exact membership in podman_dev, the arguments,
 //! the archive (unpacked safely, every blob checked against its digest), the target names and
-//! the signature store. Then blobs are uploaded in parallel (skipping those the registry has),
-//! each manifest pushed and its simple-signing signature written into the lookaside staging
-//! store. Any failed push or signature makes the exit status non-zero, with a per-image summary.
+//! the signature store (each image's signature directory must be the caller's, or creatable by
+//! it: see [`crate::signature_store`]). Then blobs are uploaded in parallel (skipping those the
+//! registry has), each manifest pushed and its simple-signing signature written into the
+//! lookaside staging store. Any failed push or signature makes the exit status non-zero, with a
+//! per-image summary.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
@@ -27,6 +29,7 @@ use podsec_common::tr;
 use crate::layout::GROUP_PODMAN_DEV;
 use crate::oci_archive::{self, ARCHITECTURES, ArchiveError, Image, Layout};
 use crate::registry::{Registry, RegistryError};
+use crate::signature_store::{self, StoreError};
 
 pub const NAME: &str = "podsec-load-sign-oci";
 /// Whether the command does its job yet (see `--status`).
@@ -112,6 +115,8 @@ pub enum Error {
         path: PathBuf,
         source: podsec_common::openpgp::OpenPgpError,
     },
+    #[error("signatures of {image}: {source}")]
+    SignatureStore { image: String, source: StoreError },
     #[error("{failed} of {total} images failed")]
     Failed { failed: usize, total: usize },
 }
@@ -197,6 +202,8 @@ struct Planned {
     image: Image,
     reference: ImageRef,
     store: PathBuf,
+    /// `<repository path>@sha256=<hex>` below `store`.
+    signatures: String,
 }
 
 pub fn run(args: Args) -> Result<ExitCode, Error> {
@@ -257,6 +264,7 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
     }
 
     let registries_d = load_registries_d()?;
+    let caller_uid = nix::unistd::geteuid().as_raw();
     let mut planned = Vec::new();
     for image in images {
         let reference = reference_for(&target, &image.ref_name)?;
@@ -271,10 +279,24 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
                 image: reference.to_string(),
                 url: url.clone(),
             })?;
+        let digest = Digest::parse(&image.manifest_digest).map_err(|e| Error::BadName {
+            name: image.ref_name.clone(),
+            reference: reference.to_string(),
+            detail: e.to_string(),
+        })?;
+        let signatures = lookaside::signature_dir(&reference, &digest);
+        // Nothing is pushed for a signature that could not be stored.
+        signature_store::signature_dir(&store, &signatures, caller_uid, false).map_err(
+            |source| Error::SignatureStore {
+                image: reference.to_string(),
+                source,
+            },
+        )?;
         planned.push(Planned {
             image,
             reference,
             store,
+            signatures,
         });
     }
 
@@ -443,10 +465,7 @@ enum ImageError {
     #[error("signing: {0}")]
     Gpg(String),
     #[error("writing the signature {path}: {source}")]
-    Store {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Store { path: PathBuf, source: StoreError },
 }
 
 /// Who signs: the caller's gpg (by e-mail, through the agent) or a key file (sequoia).
@@ -525,51 +544,28 @@ fn gpg_sign(signer: &str, payload: &[u8]) -> Result<Vec<u8>, ImageError> {
     Ok(output.stdout)
 }
 
-/// `<store>/<path>@sha256=<hex>/signature-<first free N>`, written completely before it appears.
+/// `<store>/<path>@sha256=<hex>/signature-<first free N>`: in a directory of the caller's (see
+/// [`signature_store::signature_dir`]), written completely before it appears, never replacing
+/// a signature somebody else wrote meanwhile.
 fn store_signature(plan: &Planned, signature: &[u8]) -> Result<PathBuf, ImageError> {
-    let digest =
-        Digest::parse(&plan.image.manifest_digest).map_err(|e| ImageError::Gpg(e.to_string()))?;
-    let dir = plan
-        .store
-        .join(lookaside::signature_dir(&plan.reference, &digest));
-    std::fs::create_dir_all(&dir).map_err(|source| ImageError::Store {
-        path: dir.clone(),
+    let path = plan.store.join(&plan.signatures);
+    let store_error = |source: StoreError| ImageError::Store {
+        path: path.clone(),
         source,
-    })?;
-    let mut temp = tempfile::Builder::new()
-        .prefix(".signature.")
-        .tempfile_in(&dir)
-        .map_err(|source| ImageError::Store {
-            path: dir.clone(),
-            source,
-        })?;
-    temp.write_all(signature)
-        .map_err(|source| ImageError::Store {
-            path: dir.clone(),
-            source,
-        })?;
-    let permissions = std::os::unix::fs::PermissionsExt::from_mode(0o644);
-    temp.as_file()
-        .set_permissions(permissions)
-        .map_err(|source| ImageError::Store {
-            path: dir.clone(),
-            source,
-        })?;
-    for index in 1.. {
-        let path = dir.join(format!("signature-{index}"));
-        // persist_noclobber: never replace a signature somebody else wrote meanwhile.
-        match temp.persist_noclobber(&path) {
-            Ok(_) => return Ok(path),
-            Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => temp = e.file,
-            Err(e) => {
-                return Err(ImageError::Store {
-                    path,
-                    source: e.error,
-                });
-            }
-        }
-    }
-    unreachable!("an unbounded range always yields")
+    };
+    let uid = nix::unistd::geteuid().as_raw();
+    let dir = signature_store::signature_dir(&plan.store, &plan.signatures, uid, true)
+        .map_err(store_error)?
+        .expect("created");
+    let name = dir
+        .create_new_file(
+            (1..).map(|index| format!("signature-{index}")),
+            signature,
+            0o644,
+        )
+        .map_err(|e| store_error(e.into()))?
+        .expect("an unbounded range of names");
+    Ok(dir.path().join(name))
 }
 
 #[cfg(test)]

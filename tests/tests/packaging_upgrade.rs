@@ -306,6 +306,26 @@ fn a_host_with_upstream_podsec_keeps_working_after_the_upgrade() {
             && policy.contains("/var/sigstore/keys/second.pgp"),
         "{policy}"
     );
+    // The signature store becomes root's: upstream's imagemaker, whose scope is the whole
+    // registry, keeps the top (an ACL entry), the second maker writes only in its own directory.
+    assert_eq!(
+        sandbox.sh_ok("stat -c '%U:%G %A' /var/sigstore/sigstore /var/sigstore/sigstore/second"),
+        "root:root drwxrwxr-t\nsecond:podman_dev drwxr-xr-x\n"
+    );
+    let as_user = |user: &str, script: &str| {
+        sandbox
+            .command("sh")
+            .args(["-c", script])
+            .user(user)
+            .output()
+            .status
+            .success()
+    };
+    assert!(as_user(
+        "imagemaker",
+        "mkdir /var/sigstore/sigstore/c10f && rmdir /var/sigstore/sigstore/c10f"
+    ));
+    assert!(!as_user("second", "mkdir /var/sigstore/sigstore/c10f"));
     let after = kept(&sandbox);
     for line in before
         .lines()

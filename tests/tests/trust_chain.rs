@@ -59,12 +59,38 @@ impl Server {
     }
 
     fn maker(&self, script: &str) -> std::process::Output {
+        self.as_user(MAKER, script)
+    }
+
+    fn as_user(&self, user: &str, script: &str) -> std::process::Output {
         self.sandbox
             .command("sh")
             .args(["-c", script])
             .env("PATH", &self.path)
-            .user(MAKER)
+            .user(user)
             .output()
+    }
+
+    /// The manifest digest's hex of image `reference` in the layout `archive` left in the share.
+    fn manifest_hex(&self, archive: &str, reference: &str) -> String {
+        let index = self
+            .sandbox
+            .share()
+            .join(format!("{archive}.layout/amd64/index.json"));
+        let index: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(index).unwrap()).unwrap();
+        let manifest = index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == reference)
+            .expect("image in the layout");
+        manifest["digest"]
+            .as_str()
+            .unwrap()
+            .strip_prefix("sha256:")
+            .unwrap()
+            .to_string()
     }
 
     /// An upstream-format archive: `amd64/` OCI layout with `demo/<name>:<tag>` images, tar.xz.
@@ -102,6 +128,13 @@ impl Server {
             "skopeo --policy {} copy -q --remove-signatures --dest-tls-verify=false containers-storage:localhost/bb docker://{destination}",
             self.accept_anything().display()
         ));
+    }
+
+    /// The registry answers through nginx (registry.local:80) and the store (sigstore.local:81).
+    fn pull_anonymous_catalog(&self) {
+        self.root_ok(
+            "curl -sf http://registry.local/v2/_catalog >/dev/null && curl -sf http://sigstore.local:81/keys/ >/dev/null",
+        );
     }
 
     /// `skopeo copy docker://<image> dir:` with the system policy: Ok or the error text.
@@ -604,13 +637,12 @@ fn save_oci_archives_load_and_sign_and_push_failures_are_reported() {
     ));
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(!dir.exists());
-    server.root_ok(
-        &format!(
-            "podsec-save-oci {0} amd64 containers-storage: demo/saved:1 && chmod -R a+rX {0}",
-            dir.display()
-        )
-        .replace("demo/saved:1", "localhost/bb:latest"),
-    );
+    // The image as demo/saved:1 (U7S_ALTREGISTRY names where it comes from), so that it lands
+    // in the maker's scope registry.local/demo.
+    server.root_ok(&format!(
+        "podman tag localhost/bb localhost/demo/saved:1 && U7S_ALTREGISTRY=localhost podsec-save-oci {0} amd64 containers-storage: demo/saved:1 && chmod -R a+rX {0}",
+        dir.display()
+    ));
     let archive = dir.join("amd64.tar.xz");
     assert!(
         archive.is_file() && !dir.join("amd64").exists(),
@@ -626,13 +658,12 @@ fn save_oci_archives_load_and_sign_and_push_failures_are_reported() {
         text(&out.stdout),
         text(&out.stderr)
     );
-    // localhost/... is outside the target base, so it lands as registry.local/localhost/bb:latest;
-    // that scope has no maker, so the system policy rejects it: exactly what podsec wants.
     assert!(
-        text(&out.stdout).contains("registry.local/localhost/bb:latest"),
+        text(&out.stdout).contains("registry.local/demo/saved:1"),
         "{}",
         text(&out.stdout)
     );
+    server.pull("registry.local/demo/saved:1").unwrap();
 
     // The registry stops: every image fails, the exit status says so, no signature is stored.
     let again = server.archive("again.tar.xz", &["demo/again:1"]);
@@ -1007,4 +1038,522 @@ fn pushes_to_other_registries_use_verified_tls_and_their_authentication() {
     );
     let out = verify("token.registry.test:5444/demo/app:1", "");
     assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+/// The signature store gives each image maker only its own place: the top directory is root's,
+/// a maker of `registry.local/<path>` writes only below its root-created directory, the maker of
+/// the whole registry (upstream's default scope) alone creates entries at the top (an ACL entry,
+/// sticky). Nobody can create anything in another maker's directory, pre-create its
+/// `<repo>@sha256=...` directories or remove them; load-sign-oci never writes into a directory
+/// that is not the caller's and says so before pushing anything.
+#[test]
+fn one_image_maker_can_neither_pre_create_nor_replace_anothers_signatures() {
+    let server = Server::start(); // imagemaker@registry.local/demo
+    server.root_ok(
+        "podsec-create-imagemakeruser --batch --email whole@registry.local whole@registry.local",
+    );
+    server.root_ok(
+        "podsec-create-imagemakeruser --batch --email other@registry.local other@registry.local/other",
+    );
+    assert_eq!(
+        server.root_ok("cd /var/sigstore/sigstore && stat -c '%n %U:%G %A' . demo other"),
+        ". root:root drwxrwxr-t\ndemo imagemaker:podman_dev drwxr-xr-x\nother other:podman_dev drwxr-xr-x\n"
+    );
+    let archive = server.archive("app.tar.xz", &["demo/app:1", "demo/tool:2"]);
+    let app = server.manifest_hex("app.tar.xz", "demo/app:1");
+    let tool = server.manifest_hex("app.tar.xz", "demo/tool:2");
+    let store = "/var/sigstore/sigstore";
+
+    // Another scoped maker and the whole-registry maker: nothing inside demo/, no
+    // pre-created signature directory of imagemaker's, nothing removed or renamed.
+    for (user, script) in [
+        ("other", format!("mkdir {store}/demo/x")),
+        ("other", format!("touch {store}/demo/x")),
+        ("other", format!("mkdir {store}/demo/app@sha256={app}")),
+        ("other", format!("mkdir {store}/app@sha256={app}")),
+        ("other", format!("mkdir {store}/planted")),
+        ("other", format!("rm -rf {store}/demo")),
+        ("whole", format!("mkdir {store}/demo/app@sha256={app}")),
+        ("whole", format!("mv {store}/demo {store}/demo.old")),
+        ("whole", format!("rm -rf {store}/other")),
+        ("imagemaker", format!("mkdir {store}/other/x")),
+        ("imagemaker", format!("mkdir {store}/web@sha256={app}")),
+    ] {
+        let out = server.as_user(user, &script);
+        assert!(!out.status.success(), "{user} could: {script}");
+    }
+    assert_eq!(
+        server.root_ok(&format!("find {store} -mindepth 1 | sort")),
+        format!("{store}/demo\n{store}/other\n"),
+        "something was created or removed"
+    );
+
+    // A directory planted in imagemaker's place (as the group-writable store of earlier
+    // versions allowed): the load fails before anything is pushed, naming it, and writes
+    // nothing into it.
+    server.root_ok(&format!(
+        "mkdir -m 0777 {store}/demo/tool@sha256={tool} && chown other {store}/demo/tool@sha256={tool}"
+    ));
+    let snapshot = format!("find /var/lib/podsec/registry {store} | sort");
+    let before = server.root_ok(&snapshot);
+    let load = format!(
+        "podsec-load-sign-oci {} amd64 {EMAIL} registry.local/demo",
+        archive.display()
+    );
+    let out = server.maker(&load);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).contains(&format!(
+            "{store}/demo/tool@sha256={tool} belongs to other, not to you"
+        )),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(server.root_ok(&snapshot), before, "something was pushed");
+
+    // Root removes it: the load goes through, into directories of imagemaker's own, 0755
+    // whatever the umask.
+    server.root_ok(&format!("rmdir {store}/demo/tool@sha256={tool}"));
+    let out = server.maker(&format!("umask 077; {load}"));
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert_eq!(
+        server.root_ok(&format!(
+            "cd {store}/demo && stat -c '%U %a' app@sha256={app} tool@sha256={tool} app@sha256={app}/signature-1"
+        )),
+        "imagemaker 755\nimagemaker 755\nimagemaker 644\n"
+    );
+    server.pull("registry.local/demo/app:1").unwrap();
+    server.pull("registry.local/demo/tool:2").unwrap();
+
+    // The whole-registry maker signs registry.local/apps/... at the top of the store; the
+    // demo maker cannot sign there and is told so before anything is pushed.
+    let apps = server.archive("apps.tar.xz", &["apps/web:1"]);
+    let web = server.manifest_hex("apps.tar.xz", "apps/web:1");
+    let load_apps = format!(
+        "podsec-load-sign-oci {} amd64 {{email}} registry.local/apps",
+        apps.display()
+    );
+    let before = server.root_ok(&snapshot);
+    let out = server.maker(&load_apps.replace("{email}", EMAIL));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).contains(&format!(
+            "cannot create {store}/apps: it is outside your signature directories"
+        )),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(server.root_ok(&snapshot), before, "something was pushed");
+    let out = server.as_user(
+        "whole",
+        &load_apps.replace("{email}", "whole@registry.local"),
+    );
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert_eq!(
+        server.root_ok(&format!(
+            "stat -c '%U %a' {store}/apps {store}/apps/web@sha256={web}"
+        )),
+        "whole 755\nwhole 755\n"
+    );
+    server.pull("registry.local/apps/web:1").unwrap();
+
+    // create-policy again keeps that arrangement (it is derived from the policy).
+    server.root_ok(&format!("podsec-create-policy {SERVER_IP}"));
+    assert!(
+        server
+            .as_user(
+                "whole",
+                &format!("mkdir {store}/more && rmdir {store}/more")
+            )
+            .status
+            .success()
+    );
+    assert!(
+        !server
+            .as_user("other", &format!("mkdir {store}/more"))
+            .status
+            .success()
+    );
+
+    // A second maker of a whole registry would share the top: refused, nothing changed.
+    let policy = server.root_ok("sha256sum /etc/containers/policy.json");
+    let out = server.root(
+        "podsec-create-imagemakeruser --batch --email harbor@harbor.example harbor@harbor.example",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains(
+            "harbor@harbor.example would sign for a whole registry, as whole@registry.local does"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        !server
+            .root_ok("getent passwd harbor || true")
+            .contains("harbor")
+    );
+    assert_eq!(
+        server.root_ok("sha256sum /etc/containers/policy.json"),
+        policy
+    );
+}
+
+/// create-imagemakeruser's options: `--batch` needs `--email` (checked before any change),
+/// `--passphrase-file` protects the signing key, `--password-stdin` sets the password (the
+/// account stays locked without it), and a new maker leaves the other users' own
+/// `~/.config/containers/policy.json` alone.
+#[test]
+fn create_imagemakeruser_options_do_what_they_say() {
+    let server = Server::start();
+    server.root_ok(
+        "useradd -m bob && install -d -o bob ~bob/.config/containers && \
+         echo '{\"default\":[{\"type\":\"reject\"}]}' > ~bob/.config/containers/policy.json && \
+         chown bob ~bob/.config/containers/policy.json",
+    );
+    let others =
+        "sha256sum ~imagemaker/.config/containers/policy.json ~bob/.config/containers/policy.json";
+    let others_before = server.root_ok(others);
+    let snapshot = "getent passwd; getent group; sha256sum /etc/containers/policy.json /var/sigstore/keys/*; \
+                    ls -l --time-style=+ /etc/containers /var/sigstore/sigstore; ls /home";
+    let before = server.root_ok(snapshot);
+
+    // --batch without --email, bad input on stdin or in the passphrase file: a clear message,
+    // nothing changed.
+    let share = server.sandbox.share();
+    std::fs::write(share.join("empty-passphrase"), "\n").unwrap();
+    std::fs::write(share.join("passphrase"), "s3cret phrase\n").unwrap();
+    for (script, message) in [
+        (
+            "podsec-create-imagemakeruser --batch nomail@registry.local/nomail".to_string(),
+            "--batch needs one --email per image maker (1 given, 0 e-mails)".to_string(),
+        ),
+        (
+            "echo | podsec-create-imagemakeruser --batch --password-stdin --email x@registry.local x@registry.local/x".to_string(),
+            "--password-stdin: the password (the first line of standard input) is empty".to_string(),
+        ),
+        (
+            "echo 'a:b' | podsec-create-imagemakeruser --batch --password-stdin --email x@registry.local x@registry.local/x".to_string(),
+            "is empty or contains ':'".to_string(),
+        ),
+        (
+            format!(
+                "podsec-create-imagemakeruser --batch --passphrase-file {} --email x@registry.local x@registry.local/x",
+                share.join("empty-passphrase").display()
+            ),
+            "the passphrase (its first line) is empty".to_string(),
+        ),
+    ] {
+        let out = server.root(&script);
+        assert_eq!(out.status.code(), Some(1), "{script}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains(&message),
+            "{script}: {}",
+            text(&out.stderr)
+        );
+        assert_eq!(text(&out.stderr).lines().count(), 1, "{}", text(&out.stderr));
+        assert_eq!(server.root_ok(snapshot), before, "{script} changed the host");
+    }
+
+    // --passphrase-file: the key is protected. Without the passphrase gpg cannot sign; with it
+    // (loopback pinentry) it can, and then podsec-load-sign-oci signs through the agent, as
+    // after a pinentry prompt.
+    server.root_ok(&format!(
+        "podsec-create-imagemakeruser --batch --passphrase-file {} --email guarded@registry.local guarded@registry.local/guarded",
+        share.join("passphrase").display()
+    ));
+    let sign = |passphrase: &str| {
+        server.as_user(
+            "guarded",
+            &format!(
+                "echo payload | gpg --batch --pinentry-mode loopback --passphrase '{passphrase}' \
+                 --local-user guarded@registry.local --sign -o /dev/null"
+            ),
+        )
+    };
+    server.as_user("guarded", "gpgconf --kill gpg-agent");
+    assert!(!sign("").status.success(), "signed without the passphrase");
+    assert!(
+        !sign("wrong").status.success(),
+        "signed with a wrong passphrase"
+    );
+    let out = sign("s3cret phrase");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let archive = server.archive("guarded.tar.xz", &["guarded/app:1"]);
+    let out = server.as_user(
+        "guarded",
+        &format!(
+            "podsec-load-sign-oci {} amd64 guarded@registry.local registry.local/guarded",
+            archive.display()
+        ),
+    );
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    server.pull("registry.local/guarded/app:1").unwrap();
+    // The --batch key without --passphrase-file has no passphrase: any is accepted.
+    let out = server.maker(&format!(
+        "echo payload | gpg --batch --pinentry-mode loopback --passphrase wrong --local-user {EMAIL} --sign -o /dev/null"
+    ));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // --password-stdin sets the password; without it the account is locked.
+    server.root_ok(
+        "echo 'Pa55-word' | podsec-create-imagemakeruser --batch --password-stdin --email pw@registry.local pw@registry.local/pw",
+    );
+    let status = |user: &str| {
+        server
+            .root_ok(&format!("passwd -S {user}"))
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(status("pw"), "P");
+    server.root_ok(
+        "python3 -W ignore -c 'import crypt, spwd; h = spwd.getspnam(\"pw\").sp_pwdp; assert crypt.crypt(\"Pa55-word\", h) == h, h'",
+    );
+    for user in ["guarded", MAKER] {
+        assert_eq!(status(user), "L", "{user}");
+        assert!(
+            server
+                .root_ok(&format!("getent shadow {user} | cut -d: -f2"))
+                .starts_with('!'),
+            "{user}"
+        );
+    }
+
+    // Two more makers later, the other users' own policy.json files are byte-identical.
+    assert_eq!(server.root_ok(others), others_before);
+    assert!(
+        server
+            .root_ok("cat ~pw/.config/containers/policy.json")
+            .contains("/var/sigstore/keys/guarded.pgp")
+    );
+}
+
+/// load-sign-oci asks nothing: without a target it loads into registry.local/<platform of this
+/// host> (U7S_PLATFORM, else /etc/os-release); an archive of another platform is refused
+/// without `--yes` (exit 1, nothing pushed, the message says what to do) and loaded under its
+/// own platform with it.
+#[test]
+fn a_platform_mismatch_is_refused_without_yes_and_loaded_with_it() {
+    let server = Server::start();
+    let archive = server.archive("platform.tar.xz", &["demo/app:1"]);
+    let snapshot = "find /var/lib/podsec/registry /var/sigstore/sigstore | sort";
+    let before = server.root_ok(snapshot);
+    let load = |environment: &str, yes: &str| {
+        server.maker(&format!(
+            "{environment} podsec-load-sign-oci {yes} {} amd64 {EMAIL} </dev/null",
+            archive.display()
+        ))
+    };
+    for (environment, message) in [
+        (
+            "U7S_PLATFORM=c10f",
+            "the archive's platform demo does not match this host's c10f; run with --yes to load it anyway",
+        ),
+        // Debian has no ALT platform in os-release.
+        (
+            "unset U7S_PLATFORM;",
+            "the platform is unknown: set U7S_PLATFORM or give <registry>/<path>",
+        ),
+    ] {
+        let out = load(environment, "");
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{environment}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stderr).contains(message),
+            "{environment}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stdout).is_empty(),
+            "{environment}: {}",
+            text(&out.stdout)
+        );
+        assert_eq!(server.root_ok(snapshot), before, "{environment}: pushed");
+    }
+    let out = load("U7S_PLATFORM=c10f", "--yes");
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stdout).contains("registry.local/demo/app:1")
+            && text(&out.stdout).contains("1 of 1 images pushed and signed"),
+        "{}",
+        text(&out.stdout)
+    );
+    server.pull("registry.local/demo/app:1").unwrap();
+    // The host's own platform needs no --yes.
+    let out = load("U7S_PLATFORM=demo", "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+/// With systemd as PID 1 (`/run/systemd/system`; systemctl is a stand-in that records each call
+/// and runs the units' files as the manager would), create-services installs the registry's
+/// drop-in, enables and starts each unit once, and on later runs reloads (the registry:
+/// restarts) only a unit whose configuration changed: an already-running nginx is reloaded,
+/// never started twice.
+#[test]
+fn with_systemd_units_are_started_once_and_reloaded_only_when_their_configuration_changes() {
+    let sandbox = Sandbox::start(&Options {
+        name: None,
+        addresses: vec![format!("{SERVER_IP}/32")],
+    })
+    .unwrap();
+    let server = Server {
+        sandbox,
+        path: path_with_commands(),
+    };
+    server.root_ok(&format!("podsec-create-policy {SERVER_IP}"));
+    server.root_ok(&format!(
+        "install -m 0755 {} /usr/bin/systemctl && mkdir -p /run/systemd/system",
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("standins/systemctl-system")
+            .display()
+    ));
+    // The calls since the last look, one line each.
+    let calls = || -> Vec<String> {
+        let log = server.root_ok(
+            "cat /run/podsec-standin/systemctl.log 2>/dev/null; rm -f /run/podsec-standin/systemctl.log",
+        );
+        log.lines()
+            .map(|line| {
+                let argv: Vec<String> = serde_json::from_str(line).unwrap();
+                argv.join(" ")
+            })
+            .collect()
+    };
+    let pids = "cat /run/nginx.pid /run/podsec-standin/docker-registry.service.pid";
+
+    let out = server.root_ok("podsec-create-services");
+    assert_eq!(
+        calls(),
+        [
+            "daemon-reload",
+            "is-active --quiet docker-registry.service",
+            "enable --now docker-registry.service",
+            "is-active --quiet nginx.service",
+            "enable --now nginx.service",
+        ]
+    );
+    assert!(
+        out.contains("docker-registry.service: enabled and started (systemd)")
+            && out.contains("nginx.service: enabled and started (systemd)"),
+        "{out}"
+    );
+    assert_eq!(
+        server.root_ok("cat /etc/systemd/system/docker-registry.service.d/podsec.conf"),
+        "# Written by podsec-create-services: serve the podsec registry configuration.\n\
+         [Service]\nExecStart=\nExecStart=/usr/bin/docker-registry serve /etc/podsec/registry/config.yml\n"
+    );
+    // The registry runs from the drop-in, as its own account (the unit's User=).
+    assert_eq!(
+        server.root_ok(
+            "p=$(cat /run/podsec-standin/docker-registry.service.pid); stat -c %U /proc/$p; tr '\\0' ' ' < /proc/$p/cmdline"
+        ),
+        "docker-registry\n/usr/bin/docker-registry serve /etc/podsec/registry/config.yml "
+    );
+    let running = server.root_ok(pids);
+    server.pull_anonymous_catalog();
+
+    // Nothing changed: enabled, neither started again nor reloaded nor restarted.
+    let out = server.root_ok("podsec-create-services");
+    assert_eq!(
+        calls(),
+        [
+            "is-active --quiet docker-registry.service",
+            "enable docker-registry.service",
+            "is-active --quiet nginx.service",
+            "enable nginx.service",
+        ]
+    );
+    assert!(
+        out.contains("nginx.service: already running (systemd)"),
+        "{out}"
+    );
+    assert_eq!(server.root_ok(pids), running);
+
+    // A new nginx configuration (push credentials): nginx is reloaded (same master process,
+    // the new rule in force), the registry is left alone.
+    let htpasswd = server.sandbox.share().join("push.htpasswd");
+    server.root_ok(&format!(
+        "echo \"imagemaker:$(openssl passwd -apr1 s3cret)\" > {}",
+        htpasswd.display()
+    ));
+    let out = server.root_ok(&format!(
+        "podsec-create-services --push-htpasswd {}",
+        htpasswd.display()
+    ));
+    assert_eq!(
+        calls(),
+        [
+            "is-active --quiet docker-registry.service",
+            "enable docker-registry.service",
+            "is-active --quiet nginx.service",
+            "enable nginx.service",
+            "reload-or-restart nginx.service",
+        ]
+    );
+    assert!(
+        out.contains("nginx.service: configuration changed, reloaded or restarted (systemd)"),
+        "{out}"
+    );
+    assert_eq!(server.root_ok(pids), running);
+    let status = || {
+        server.root_ok(
+            "for i in $(seq 50); do s=$(curl -s -o /dev/null -w '%{http_code}' -X POST http://registry.local/v2/demo/x/blobs/uploads/); [ \"$s\" = 401 ] && break; sleep 0.1; done; echo $s",
+        )
+    };
+    assert_eq!(
+        status().trim(),
+        "401",
+        "the reloaded nginx does not ask for credentials"
+    );
+
+    // A changed registry configuration restarts the registry (it has no reload).
+    server.root_ok("echo '# changed by hand' >> /etc/podsec/registry/config.yml");
+    server.root_ok("podsec-create-services");
+    assert_eq!(
+        calls(),
+        [
+            "is-active --quiet docker-registry.service",
+            "enable docker-registry.service",
+            "reload-or-restart docker-registry.service",
+            "is-active --quiet nginx.service",
+            "enable nginx.service",
+        ]
+    );
+    let after = server.root_ok(pids);
+    assert_eq!(
+        after.lines().next(),
+        running.lines().next(),
+        "nginx restarted"
+    );
+    assert_ne!(
+        after.lines().nth(1),
+        running.lines().nth(1),
+        "registry not restarted"
+    );
 }

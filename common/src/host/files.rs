@@ -325,6 +325,76 @@ impl SafeDir {
         nix::sys::stat::fstatat(&self.fd, name, AtFlags::AT_SYMLINK_NOFOLLOW).is_ok()
     }
 
+    /// Opens the directory `name` of this directory without following a symlink; `Ok(None)`
+    /// when there is no entry of that name.
+    pub fn open_dir(&self, name: &str) -> Result<Option<SafeDir>, FileError> {
+        match self.open_child(OsStr::new(name)) {
+            Ok(dir) => Ok(Some(dir)),
+            Err(FileError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Owner, group and mode of this directory itself.
+    pub fn stat(&self) -> Result<nix::sys::stat::FileStat, FileError> {
+        nix::sys::stat::fstat(&self.fd).map_err(|e| io_error(&self.path, e))
+    }
+
+    /// Whether the calling process (its effective ids, ACLs included) may create entries here.
+    pub fn writable(&self) -> bool {
+        nix::unistd::faccessat(
+            &self.fd,
+            ".",
+            nix::unistd::AccessFlags::W_OK,
+            AtFlags::AT_EACCESS,
+        )
+        .is_ok()
+    }
+
+    /// Creates a new file with `contents` and `mode` under the first of `names` that has no entry
+    /// yet, and returns that name (`Ok(None)`: all were taken). The file is written under a
+    /// temporary name and linked into place, so it appears complete and never replaces anything.
+    pub fn create_new_file(
+        &self,
+        names: impl IntoIterator<Item = String>,
+        contents: &[u8],
+        mode: u32,
+    ) -> Result<Option<String>, FileError> {
+        let (temp_name, fd) = self.create_temp(OsStr::new("new"))?;
+        let mut file = File::from(fd);
+        let result = (|| -> Result<Option<String>, FileError> {
+            let temp_path = self.path.join(&temp_name);
+            file.write_all(contents)
+                .map_err(|e| io_error(&temp_path, e))?;
+            fchmod(&file, Mode::from_bits_truncate(mode)).map_err(|e| io_error(&temp_path, e))?;
+            file.sync_all().map_err(|e| io_error(&temp_path, e))?;
+            for name in names {
+                let name = self.check_name(OsStr::new(&name))?;
+                match nix::unistd::linkat(
+                    &self.fd,
+                    temp_name.as_str(),
+                    &self.fd,
+                    name,
+                    AtFlags::empty(),
+                ) {
+                    Ok(()) => return Ok(Some(name.to_string_lossy().into_owned())),
+                    Err(Errno::EEXIST) => continue,
+                    Err(e) => return Err(io_error(&self.path.join(name), e)),
+                }
+            }
+            Ok(None)
+        })();
+        let _ = unlinkat(&self.fd, temp_name.as_str(), UnlinkatFlags::NoRemoveDir);
+        if matches!(result, Ok(Some(_))) {
+            File::from(self.fd.try_clone().map_err(|e| io_error(&self.path, e))?)
+                .sync_all()
+                .map_err(|e| io_error(&self.path, e))?;
+        }
+        result
+    }
+
     /// Changes the owner of an entry without following it if it is a symlink.
     pub fn chown_entry(&self, name: &str, owner: Owner) -> Result<(), FileError> {
         let name = self.check_name(OsStr::new(name))?;
@@ -336,6 +406,12 @@ impl SafeDir {
             AtFlags::AT_SYMLINK_NOFOLLOW,
         )
         .map_err(|e| io_error(&self.path.join(name), e))
+    }
+}
+
+impl AsFd for SafeDir {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.as_fd()
     }
 }
 
@@ -473,5 +549,40 @@ mod tests {
             safe.write_file("../x", b"", 0o600, Owner::default()),
             Err(FileError::BadName { .. })
         ));
+    }
+
+    #[test]
+    fn new_files_take_the_first_free_name_and_never_replace_one() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("signature-1"), "theirs").unwrap();
+        symlink("/etc/passwd", dir.path().join("signature-2")).unwrap();
+        let safe = SafeDir::open(dir.path()).unwrap();
+        let names = || (1..).map(|i| format!("signature-{i}"));
+        let name = safe.create_new_file(names(), b"ours", 0o644).unwrap();
+        assert_eq!(name.as_deref(), Some("signature-3"));
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("signature-1")).unwrap(),
+            "theirs"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("signature-3")).unwrap(),
+            "ours"
+        );
+        assert_eq!(mode_of(&dir.path().join("signature-3")), 0o644);
+        let taken = safe
+            .create_new_file(["signature-1".to_string()], b"x", 0o644)
+            .unwrap();
+        assert_eq!(taken, None);
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            3,
+            "temporary file left behind"
+        );
+        assert!(safe.open_dir("missing").unwrap().is_none());
+        assert!(matches!(
+            safe.open_dir("signature-2"),
+            Err(FileError::NotFollowing { .. })
+        ));
+        assert!(safe.writable());
     }
 }

@@ -52,11 +52,36 @@ pub fn run(program: &str, args: &[&str]) -> Result<String, ServiceError> {
     }
 }
 
-/// `systemctl enable --now UNIT`, then a reload so a unit that already ran picks up new config.
-pub fn systemd_enable_and_reload(unit: &str) -> Result<(), ServiceError> {
-    run("systemctl", &["daemon-reload"])?;
-    run("systemctl", &["enable", "--now", unit])?;
-    run("systemctl", &["reload-or-restart", unit]).map(|_| ())
+/// What [`systemd_ensure`] did to a unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnitAction {
+    /// It was not running: `systemctl enable --now`.
+    Started,
+    /// It ran and its configuration changed: `systemctl reload-or-restart`.
+    Reloaded,
+    /// It ran and nothing changed: only `systemctl enable`.
+    Unchanged,
+}
+
+/// A system unit enabled and running with its current configuration: started when it is not
+/// active, reloaded (or restarted, for a unit without reload) only when `changed`, never
+/// started twice. The caller runs `systemctl daemon-reload` first when unit files changed.
+pub fn systemd_ensure(unit: &str, changed: bool) -> Result<UnitAction, ServiceError> {
+    let active = Command::new("systemctl")
+        .args(["is-active", "--quiet", unit])
+        .status()
+        .is_ok_and(|status| status.success());
+    if !active {
+        run("systemctl", &["enable", "--now", unit])?;
+        return Ok(UnitAction::Started);
+    }
+    run("systemctl", &["enable", unit])?;
+    if changed {
+        run("systemctl", &["reload-or-restart", unit])?;
+        Ok(UnitAction::Reloaded)
+    } else {
+        Ok(UnitAction::Unchanged)
+    }
 }
 
 fn pid_file(name: &str) -> PathBuf {
