@@ -453,6 +453,11 @@ fn requires_follow_what_the_commands_run() {
             ],
         ),
         (
+            // The namespace (rootlesskit, slirp4netns, nsenter, newuidmap), CRI-O's runtime
+            // (crun), the user manager (machinectl), tap0's addresses (ip), kube-proxy and
+            // kubeadm's preflight (iptables, conntrack), modprobe, u7s-admin (useradd, usermod),
+            // the image pre-pull (skopeo copy in plan.rs), flannel (kubectl apply in plan.rs),
+            // the Kubernetes packages of the minor (apt-cache, apt-get in packages.rs).
             "podsec-k8s",
             &[
                 "podsec",
@@ -463,6 +468,13 @@ fn requires_follow_what_the_commands_run() {
                 "util-linux",
                 "iproute2",
                 "shadow-submap",
+                "iptables",
+                "conntrack-tools",
+                "kmod",
+                "shadow-utils",
+                "skopeo",
+                "/usr/bin/kubectl",
+                "apt",
             ],
         ),
         ("podsec-k8s-rbac", &["openssh-clients", "shadow-utils"]),

@@ -1000,11 +1000,14 @@ fn every_generated_configuration_passes_kubeadm_config_validate() {
 
 /// `kubeadm init` as an administrator runs it, through the real u7s runtime (rootlesskit,
 /// slirp4netns, nsenter as u7s-admin) and the real kubeadm inside the namespace, with the
-/// recording stand-ins of CRI-O and the kubelet. The kubelet would start the static pods; here
-/// the test starts etcd and kube-apiserver inside the namespace from the manifests kubeadm wrote,
-/// and the phases that need a running kubelet are skipped. Everything of the wrapper after
-/// kubeadm then runs for real: the audit patch, the admin.conf copies, flannel applied over the
-/// published API port.
+/// recording stand-ins of CRI-O and the kubelet. kubeadm's preflight runs in full, nothing
+/// ignored: the namespace's checks (root, ip_forward, ports, directories, versions...) and, over
+/// the CRI, the runtime's status and every image kubeadm needs, which the CRI-O stand-in finds
+/// in the store the wrapper pulled into. The kubelet would start the static pods; here the test
+/// starts etcd and kube-apiserver inside the namespace from the manifests kubeadm wrote, and the
+/// phases that need a running kubelet are skipped. Everything of the wrapper after kubeadm then
+/// runs for real: the audit patch, the admin.conf copies, flannel applied over the published API
+/// port.
 #[test]
 fn init_through_the_real_runtime_and_kubeadm_inside_the_namespace() {
     const REGISTRY_IP: &str = "192.0.2.30";
@@ -1088,9 +1091,11 @@ chown -R u7s-admin: /var/lib/u7s-admin/.local"#,
     node.push_tags(&standard_tags("c10f"));
 
     let rc = share.join("init.rc");
+    // No --ignore-preflight-errors: every check passes here. Warnings only: SystemVerification
+    // (the test machine's cgroup v1) and Hostname (node1 resolves nowhere).
     let script = format!(
         "export PATH={path}; kubeadm init --apiserver-advertise-address {ADDRESS} --node-name node1 \
-         --ignore-preflight-errors=all --skip-phases=preflight,wait-control-plane,upload-config/kubelet,mark-control-plane,kubelet-finalize \
+         --skip-phases=wait-control-plane,upload-config/kubelet,mark-control-plane,kubelet-finalize \
          </dev/null; echo $? > {rc}",
         path = podsec_tests::u7s::ADMIN_PATH,
         rc = rc.display()
@@ -1146,11 +1151,48 @@ chown -R u7s-admin: /var/lib/u7s-admin/.local"#,
             .collect::<Vec<_>>()
             .join("\n")
     );
-    // kubeadm ran inside the namespace with our configuration, its output kept.
+    // kubeadm ran inside the namespace with our configuration, its output kept; its preflight
+    // ran to the end without an error, the CRI answering.
+    for line in [
+        "[preflight] Running pre-flight checks",
+        "[preflight] Pulling images required for setting up a Kubernetes cluster",
+        "[certs] Generating \"ca\" certificate and key",
+    ] {
+        assert!(log.contains(line), "{line}: {log}");
+    }
+    assert!(!log.contains("[ERROR"), "{log}");
     assert!(
-        log.contains("[certs] Generating \"ca\" certificate and key"),
+        !log.contains("Couldn't create the interface used for talking to the container runtime"),
         "{log}"
     );
+    // Preflight's CRI check asked the runtime's status, and its image check found every image
+    // kubeadm needs in CRI-O's store, pulled there by the wrapper: it asked for no pull.
+    let calls: Vec<serde_json::Value> = node
+        .root_ok("cat /var/lib/u7s-admin/standin/cri-calls.jsonl")
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert!(calls.iter().any(|c| c["method"] == "Status"), "{calls:?}");
+    assert!(
+        calls.iter().all(|c| c["method"] != "PullImage"),
+        "{calls:?}"
+    );
+    for image in [
+        "registry.local/c10f/kube-apiserver:v1.33.13",
+        "registry.local/c10f/kube-controller-manager:v1.33.13",
+        "registry.local/c10f/kube-scheduler:v1.33.13",
+        "registry.local/c10f/kube-proxy:v1.33.13",
+        "registry.local/c10f/coredns:v1.12.0",
+        "registry.local/c10f/pause:3.10",
+        "registry.local/c10f/etcd:3.5.24-0",
+    ] {
+        assert!(
+            calls
+                .iter()
+                .any(|c| c["method"] == "ImageStatus" && c["image"] == image && c["found"] == true),
+            "{image}: {calls:?}"
+        );
+    }
     assert!(
         log.contains("[upload-config] Storing the configuration"),
         "{log}"

@@ -178,6 +178,11 @@ fn the_kubelet_mount_stays_rshared_across_restarts_and_pods_never_write_root_fil
     let host_cni = node.root_ok("ls -ln /usr/lib/cni | sha256sum; stat -c '%u %a' /usr/lib/cni");
     node.root_ok("mkdir -p /etc/cni/net.d && echo '{\"type\":\"loopback\"}' > /etc/cni/net.d/99-loopback.conf");
     let host_ping = node.root_ok("cat /proc/sys/net/ipv4/ping_group_range");
+    // The sandbox's own network namespace stands for the host: forwarding off there, so the
+    // namespace's 1 below can only be its own.
+    node.root_ok("echo 0 > /proc/sys/net/ipv4/ip_forward");
+    let host_forward = node.root_ok("cat /proc/sys/net/ipv4/ip_forward");
+    assert_eq!(host_forward.trim(), "0");
     for round in 0..2 {
         node.root_ok("u7s-start-stop start --namespace-only");
         // Upstream made it rshared once from outside; every restart lost it (defect 20).
@@ -212,6 +217,17 @@ fn the_kubelet_mount_stays_rshared_across_restarts_and_pods_never_write_root_fil
         assert_eq!(
             node.root_ok("cat /proc/sys/net/ipv4/ping_group_range"),
             host_ping
+        );
+        // ip_forward: on in the namespace's own network namespace (kubeadm's preflight requires
+        // it, pod traffic is routed there), the host's knob left as it was.
+        assert_eq!(
+            node.user_ok("nsenter_u7s cat /proc/sys/net/ipv4/ip_forward")
+                .trim(),
+            "1"
+        );
+        assert_eq!(
+            node.root_ok("cat /proc/sys/net/ipv4/ip_forward"),
+            host_forward
         );
         // A worker publishes no control-plane port.
         let ports = node.root_ok("rootlessctl list-ports");

@@ -14,8 +14,8 @@
 //! mounts (u7s-admin's `_var_lib_*` directories over /var/lib/kubelet and friends, private
 //! copies of /etc/cni/net.d and /opt/cni/bin), /var/lib/kubelet made rshared here so it
 //! survives every restart (upstream defect 20), the CRI socket link /run/crio/crio.sock,
-//! ping_group_range of this network namespace only, the node's addresses on tap0 (bounded
-//! retries, defect 18), then the ready file and `exec` of CRI-O.
+//! ping_group_range and ip_forward of this network namespace only, the node's addresses on tap0
+//! (bounded retries, defect 18), then the ready file and `exec` of CRI-O.
 
 use std::ffi::OsString;
 use std::net::Ipv4Addr;
@@ -533,6 +533,7 @@ fn child(
     let _ = std::fs::remove_file(socket_link);
     std::os::unix::fs::symlink(paths.crio_socket(), socket_link).map_err(io(socket_link))?;
     open_ping_group_range()?;
+    enable_ip_forward()?;
     for address in addresses {
         add_address(*address)?;
     }
@@ -569,6 +570,16 @@ fn open_ping_group_range() -> Result<(), Error> {
         .unwrap_or(0);
     let path = Path::new("/proc/sys/net/ipv4/ping_group_range");
     std::fs::write(path, format!("0 {highest}\n")).map_err(io(path))
+}
+
+/// Forwarding in this network namespace only: a new network namespace starts with
+/// `net.ipv4.ip_forward` 0 whatever the host has, kubeadm's preflight refuses that
+/// (FileContent--proc-sys-net-ipv4-ip_forward) and pod traffic (flannel's cni0 to tap0) is routed
+/// here. The host's own knob is the wrapper's business (podsec-u7s-kubeadm sets it and writes
+/// /etc/sysctl.d); this is the namespace's /proc/sys, root of its user namespace owning it.
+fn enable_ip_forward() -> Result<(), Error> {
+    let path = Path::new("/proc/sys/net/ipv4/ip_forward");
+    std::fs::write(path, "1\n").map_err(io(path))
 }
 
 fn add_address(address: Ipv4Addr) -> Result<(), Error> {
