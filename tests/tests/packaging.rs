@@ -488,9 +488,13 @@ fn requires_follow_what_the_commands_run() {
                 "/usr/sbin/sendmail",
             ],
         ),
-        ("podsec-dev", &["podsec", "podsec-k8s", "skopeo"]),
+        // save-oci copies with skopeo; k8s-save-oci lists the images with the native kubeadm.
+        (
+            "podsec-dev",
+            &["podsec", "podsec-k8s", "skopeo", "/usr/bin/kubeadm"],
+        ),
         ("podsec-icinga", &["nagwad-icinga-templates"]),
-        ("podsec-nagios", &["nagwad-nagios-templates"]),
+        ("podsec-nagios", &["nagwad-nagios-templates", "sudo"]),
     ];
     // Upstream's shell tools that the Rust commands no longer run.
     let gone = [
