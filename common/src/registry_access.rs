@@ -267,8 +267,11 @@ pub fn parse_challenge(header: &str) -> Option<Challenge> {
     })
 }
 
-/// The first usable (Bearer or Basic) challenge of a 401 response.
-pub fn challenge_of<B>(response: &ureq::http::Response<B>) -> Option<Challenge> {
+/// The first usable (Bearer or Basic) challenge of a 401 response from `url`.
+pub fn challenge_of<B>(
+    url: &str,
+    response: &ureq::http::Response<B>,
+) -> Result<Challenge, AccessError> {
     response
         .headers()
         .get_all("www-authenticate")
@@ -276,6 +279,11 @@ pub fn challenge_of<B>(response: &ureq::http::Response<B>) -> Option<Challenge> 
         .filter_map(|v| v.to_str().ok())
         .filter_map(parse_challenge)
         .find(|c| c.scheme == "bearer" || c.scheme == "basic")
+        .ok_or_else(|| AccessError::StatusHint {
+            url: url.to_string(),
+            status: response.status().as_u16(),
+            hint: crate::msg!("no usable WWW-Authenticate challenge"),
+        })
 }
 
 /// Adds where to put a CA when a certificate is not trusted.

@@ -86,13 +86,7 @@ impl Registry {
             .map_err(|e| endpoint.transport_error(&url, e))?;
         let challenge = match response.status().as_u16() {
             200 => None,
-            401 => Some(registry_access::challenge_of(&response).ok_or_else(|| {
-                AccessError::StatusHint {
-                    url: url.clone(),
-                    status: 401,
-                    hint: msg!("no usable WWW-Authenticate challenge"),
-                }
-            })?),
+            401 => Some(registry_access::challenge_of(&url, &response)?),
             status => {
                 return Err(AccessError::StatusHint {
                     url,

@@ -48,18 +48,15 @@ impl Server {
     }
 
     fn root_ok(&self, script: &str) -> String {
-        let out = self.root(script);
-        assert!(
-            out.status.success(),
-            "{script}\n{}\n{}",
-            text(&out.stdout),
-            text(&out.stderr)
-        );
-        text(&out.stdout)
+        succeeded(script, self.root(script))
     }
 
     fn maker(&self, script: &str) -> std::process::Output {
         self.as_user(MAKER, script)
+    }
+
+    fn maker_ok(&self, script: &str) -> String {
+        succeeded(script, self.maker(script))
     }
 
     fn as_user(&self, user: &str, script: &str) -> std::process::Output {
@@ -146,6 +143,17 @@ impl Server {
             Err(text(&out.stderr))
         }
     }
+}
+
+/// The script's stdout; the test fails with both outputs unless it exited 0.
+fn succeeded(script: &str, out: std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "{script}\n{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -601,16 +609,10 @@ fn automation_signs_with_a_key_file_through_sequoia() {
     // The maker exports its (unprotected) secret key for a CI job.
     let out = server.maker("umask 077; gpg --batch --pinentry-mode loopback --passphrase '' --export-secret-keys --armor imagemaker@registry.local > ~/signing.key");
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let out = server.maker(&format!(
+    server.maker_ok(&format!(
         "podsec-load-sign-oci --sign-key ~/signing.key {} amd64 {EMAIL} registry.local/demo",
         archive.display()
     ));
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
     server.pull("registry.local/demo/app:1").unwrap();
     // A key file that is not a secret key: refused before anything is pushed.
     let out = server.maker(&format!(
@@ -808,15 +810,9 @@ fn pushes_can_require_credentials_while_pulls_stay_anonymous() {
         text(&out.stdout)
     );
     // After `podman login` the same command pushes with the maker's credentials.
-    let out = server.maker(&format!(
+    server.maker_ok(&format!(
         "podman login -u imagemaker -p s3cret --tls-verify=false registry.local && {load}"
     ));
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
     server.pull("registry.local/demo/app:1").unwrap();
     // A malformed password file is refused and the previous one stays.
     let out = server
@@ -928,16 +924,10 @@ fn pushes_to_other_registries_use_verified_tls_and_their_authentication() {
 
     // After `podman login` (which reads the same certs.d) the push goes through with the
     // maker's credentials.
-    let out = server.maker(&format!(
+    server.maker_ok(&format!(
         "podman login -u imagemaker -p s3cret tls.registry.test:5443 && {}",
         load("tls.registry.test:5443/demo")
     ));
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
     assert!(catalog().contains("demo/app"), "{}", catalog());
 
     // skopeo, with a policy that trusts the maker's key for that registry and the lookaside
@@ -1002,13 +992,7 @@ fn pushes_to_other_registries_use_verified_tls_and_their_authentication() {
         "install -D -m 0644 {0} /etc/containers/certs.d/token.registry.test:5444/ca.crt; for i in $(seq 100); do curl -s -o /dev/null --cacert {0} https://token.registry.test:5444/v2/ && exit 0; sleep 0.1; done; exit 1",
         p("ca.crt")
     ));
-    let out = server.maker(&load("token.registry.test:5444/demo"));
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
+    server.maker_ok(&load("token.registry.test:5444/demo"));
     let requests: Vec<serde_json::Value> = std::fs::read_to_string(&log)
         .unwrap()
         .lines()

@@ -26,13 +26,8 @@ use ureq::ResponseExt;
 const BODY_LIMIT: u64 = 16 << 20;
 const MAX_PAGES: usize = 1000;
 
-#[derive(Debug, thiserror::Error)]
-pub enum RegistryError {
-    #[error(transparent)]
-    Access(#[from] AccessError),
-    #[error("{url}: {detail}")]
-    Protocol { url: String, detail: String },
-}
+/// What can go wrong reaching a registry (common's, pagination included).
+pub type RegistryError = AccessError;
 
 /// The `rel="next"` target of a `Link` header.
 pub fn next_link(header: &str) -> Option<String> {
@@ -98,18 +93,18 @@ impl Registry {
                     })
             });
         if !valid {
-            return Err(RegistryError::Protocol {
+            return Err(AccessError::Protocol {
                 url: format!("{}/v2/{repository}", self.base_url()),
                 detail: msg!("invalid repository name"),
             });
         }
         let scope = format!("repository:{repository}:pull");
-        let mut url = format!("{}/v2/{repository}/tags/list", self.endpoint.base_url());
+        let mut url = format!("{}/v2/{repository}/tags/list", self.base_url());
         let mut tags = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for _ in 0..MAX_PAGES {
             if !seen.insert(url.clone()) {
-                return Err(RegistryError::Protocol {
+                return Err(AccessError::Protocol {
                     url,
                     detail: msg!("pagination loops"),
                 });
@@ -118,7 +113,7 @@ impl Registry {
                 return Ok(tags);
             };
             let page: TagList =
-                serde_json::from_slice(&body).map_err(|e| RegistryError::Protocol {
+                serde_json::from_slice(&body).map_err(|e| AccessError::Protocol {
                     url: url.clone(),
                     detail: msg!("not a tag list: {e}"),
                 })?;
@@ -128,7 +123,7 @@ impl Registry {
                 None => return Ok(tags),
             }
         }
-        Err(RegistryError::Protocol {
+        Err(AccessError::Protocol {
             url,
             detail: msg!("more than {MAX_PAGES} pages of tags"),
         })
@@ -137,12 +132,12 @@ impl Registry {
     /// The absolute URL of a `Link` target, which must stay on this registry.
     fn same_registry(&self, current: &str, next: &str) -> Result<String, RegistryError> {
         if next.starts_with('/') {
-            return Ok(format!("{}{next}", self.endpoint.base_url()));
+            return Ok(format!("{}{next}", self.base_url()));
         }
-        if next.starts_with(&format!("{}/", self.endpoint.base_url())) {
+        if next.starts_with(&format!("{}/", self.base_url())) {
             return Ok(next.to_string());
         }
-        Err(RegistryError::Protocol {
+        Err(AccessError::Protocol {
             url: current.to_string(),
             detail: msg!("refusing to follow a pagination link off the registry: {next}"),
         })
@@ -191,13 +186,7 @@ impl Registry {
                 }
                 404 => return Ok(None),
                 401 if attempt == 1 => {
-                    let challenge = registry_access::challenge_of(&response).ok_or_else(|| {
-                        AccessError::StatusHint {
-                            url: url.to_string(),
-                            status,
-                            hint: msg!("no usable WWW-Authenticate challenge"),
-                        }
-                    })?;
+                    let challenge = registry_access::challenge_of(url, &response)?;
                     // The scope the registry names, else the one this request needs.
                     let scope = challenge
                         .params
@@ -226,8 +215,7 @@ impl Registry {
                             url: final_url,
                             status,
                         }
-                    }
-                    .into());
+                    });
                 }
             }
         }
