@@ -430,6 +430,16 @@ mod tests {
             std::os::unix::fs::PermissionsExt::from_mode(0o755),
         )
         .unwrap();
+        // A fork in another test thread can briefly hold the descriptor the script was
+        // written through (exec gives ETXTBSY): wait until it runs, before the run under test.
+        for _ in 0..500 {
+            match std::process::Command::new(&kubeadm).output() {
+                Err(e) if e.raw_os_error() == Some(nix::libc::ETXTBSY) => {
+                    std::thread::sleep(std::time::Duration::from_millis(10))
+                }
+                _ => break,
+            }
+        }
         let plan = plan_of(vec![
             Step::StartRuntime,
             Step::RunKubeadm {
