@@ -1,5 +1,6 @@
 # The front door: thin wrappers over cargo and scripts/.
 #   make demo     the main job end to end, in a throwaway sandbox (installs what it needs)
+#   make demo-cluster  a one-node rootless cluster with real kubelet and CRI-O, in a sandbox
 #   make test     every test, with the real components (installs what it needs; needs root)
 #   make build | install DESTDIR=... PREFIX=/usr | bench | size | rpm | lint
 #   make test-k8s-matrix   golden kubeadm configurations of every minor against that minor's kubeadm
@@ -13,7 +14,7 @@ TARGET_DIR ?= $(CURDIR)/target
 PACKAGE_BINARIES = podsec podsec-k8s podsec-k8s-rbac podsec-inotify
 CARGO_PACKAGES = $(addprefix -p ,$(PACKAGE_BINARIES))
 
-.PHONY: all build test test-k8s-matrix lint deps demo install bench size rpm clean
+.PHONY: all build test test-k8s-matrix lint deps demo demo-cluster install bench size rpm clean
 
 all: build
 
@@ -36,6 +37,13 @@ test-k8s-matrix:
 demo: deps
 	cargo build --workspace
 	@scripts/demo
+
+demo-cluster: deps
+	scripts/k8s-bins
+	scripts/node-bins
+	scripts/node-images
+	cargo build --workspace --bins
+	target/debug/podsec-demo-cluster
 
 release:
 	cargo build --profile $(PROFILE) $(CARGO_PACKAGES)

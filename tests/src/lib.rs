@@ -1,5 +1,6 @@
 pub mod fixtures;
 pub mod k8s;
+pub mod node;
 pub mod rpm;
 pub mod sandbox;
 pub mod trivy;

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::cgroups::CgroupVersion;
 use super::paths::U7sPaths;
 use crate::node_config::NodeConfig;
 
@@ -52,6 +53,7 @@ pub struct Runtime {
     pub conmon: PathBuf,
     pub conmon_cgroup: String,
     pub cgroup_manager: String,
+    pub drop_infra_ctr: bool,
     pub default_runtime: String,
     pub hooks_dir: Vec<PathBuf>,
     pub container_exits_dir: PathBuf,
@@ -78,7 +80,7 @@ pub struct Network {
 }
 
 impl CrioConfig {
-    pub fn for_node(config: &NodeConfig, paths: &U7sPaths) -> CrioConfig {
+    pub fn for_node(config: &NodeConfig, paths: &U7sPaths, cgroups: CgroupVersion) -> CrioConfig {
         let crio_run = paths.crio_runtime();
         let insecure = if config.registry == INSECURE_REGISTRY {
             vec![INSECURE_REGISTRY.to_string()]
@@ -104,6 +106,7 @@ impl CrioConfig {
                     conmon: "/usr/bin/conmon".into(),
                     conmon_cgroup: "pod".into(),
                     cgroup_manager: "cgroupfs".into(),
+                    drop_infra_ctr: cgroups.drop_infra_container(),
                     default_runtime: "crun".into(),
                     hooks_dir: vec![crio_run.join("hooks.d")],
                     container_exits_dir: crio_run.join("exits"),
@@ -163,7 +166,7 @@ cni-plugin = "flannel"
     #[test]
     fn the_configuration_is_typed_toml_with_the_node_policy_and_pause_image() {
         let paths = U7sPaths::new(990, "/var/lib/u7s-admin");
-        let text = CrioConfig::for_node(&node("registry.local"), &paths).to_toml();
+        let text = CrioConfig::for_node(&node("registry.local"), &paths, CgroupVersion::V2).to_toml();
         let parsed: toml::Table = toml::from_str(&text).unwrap();
         let crio = parsed["crio"].as_table().unwrap();
         assert_eq!(
@@ -195,9 +198,23 @@ cni-plugin = "flannel"
     }
 
     #[test]
+    fn pods_keep_their_infra_container_only_on_cgroup_v1() {
+        let paths = U7sPaths::new(990, "/var/lib/u7s-admin");
+        for (cgroups, drop) in [(CgroupVersion::V1, false), (CgroupVersion::V2, true)] {
+            let text = CrioConfig::for_node(&node("registry.local"), &paths, cgroups).to_toml();
+            let parsed: toml::Table = toml::from_str(&text).unwrap();
+            assert_eq!(
+                parsed["crio"]["runtime"]["drop_infra_ctr"].as_bool(),
+                Some(drop),
+                "{cgroups:?}"
+            );
+        }
+    }
+
+    #[test]
     fn only_registry_local_is_insecure() {
         let paths = U7sPaths::new(990, "/var/lib/u7s-admin");
-        let text = CrioConfig::for_node(&node("registry.altlinux.org"), &paths).to_toml();
+        let text = CrioConfig::for_node(&node("registry.altlinux.org"), &paths, CgroupVersion::V2).to_toml();
         assert!(!text.contains("insecure_registries"), "{text}");
     }
 }

@@ -17,6 +17,7 @@ use podsec_common::host::files;
 use podsec_common::msg;
 use serde_norway::{Mapping, Value};
 
+use super::cgroups::CgroupVersion;
 use super::nsenter;
 use super::paths::{self, U7sPaths};
 use super::runtime::CRIO_TIMEOUT;
@@ -25,6 +26,10 @@ use crate::node_config::{KubeVersion, NodeConfig, NodeConfigError};
 pub const NAME: &str = "u7s-kubelet";
 pub const IMPLEMENTED: bool = true;
 pub const KUBELET: &str = "/usr/bin/kubelet";
+/// How long the launcher waits for kubeadm to write /var/lib/kubelet/config.yaml: the node is
+/// started before `kubeadm init`/`join` runs, and kubeadm's own `systemctl restart kubelet`
+/// reaches no service manager where the runtime was started directly.
+pub const CONFIG_TIMEOUT: Duration = Duration::from_secs(900);
 /// The first release whose kubelet no longer needs (and deprecates) --pod-infra-container-image:
 /// from 1.27 the sandbox image comes from CRI-O's pause_image alone.
 pub const POD_INFRA_FLAG_DROPPED: KubeVersion = KubeVersion {
@@ -66,7 +71,7 @@ pub enum Error {
     NotRunning(String),
     #[error("CRI-O's socket {0} did not appear within {1:?}")]
     NoCrio(PathBuf, Duration),
-    #[error("{0} does not exist yet: kubeadm init or join writes it (systemd retries)")]
+    #[error("{0} did not appear: run kubeadm init or join (through the u7s wrapper)")]
     NoKubeletConfig(PathBuf),
     #[error("{path}: {message}")]
     BadFile { path: PathBuf, message: String },
@@ -97,21 +102,8 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
         .map_err(|e| Error::NotRunning(e.to_string()))?;
     wait_socket(&paths.crio_socket(), CRIO_TIMEOUT)?;
     let config_file = paths.kubelet_dir().join("config.yaml");
-    let text = match std::fs::read_to_string(&config_file) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Error::NoKubeletConfig(PathBuf::from(
-                "/var/lib/kubelet/config.yaml",
-            )));
-        }
-        Err(e) => {
-            return Err(Error::BadFile {
-                path: config_file,
-                message: e.to_string(),
-            });
-        }
-    };
-    let merged = merge_config(&text, &paths).map_err(|message| Error::BadFile {
+    let text = wait_kubelet_config(&config_file, CONFIG_TIMEOUT)?;
+    let merged = merge_config(&text, &paths, CgroupVersion::detect()).map_err(|message| Error::BadFile {
         path: config_file.clone(),
         message,
     })?;
@@ -136,6 +128,38 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
     );
     let error = nsenter::command(&paths, pid, Some(&account.home), &argv).exec();
     Err(Error::Exec(nsenter::NSENTER.into(), error))
+}
+
+/// The KubeletConfiguration kubeadm writes, once it is there (bounded).
+fn wait_kubelet_config(path: &Path, timeout: Duration) -> Result<String, Error> {
+    let deadline = Instant::now() + timeout;
+    let mut told = false;
+    loop {
+        match std::fs::read_to_string(path) {
+            // kubeadm writes it atomically; an empty file is a write still under way.
+            Ok(text) if !text.trim().is_empty() => return Ok(text),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(Error::BadFile {
+                    path: path.to_path_buf(),
+                    message: e.to_string(),
+                });
+            }
+        }
+        if Instant::now() > deadline {
+            return Err(Error::NoKubeletConfig(PathBuf::from(
+                "/var/lib/kubelet/config.yaml",
+            )));
+        }
+        if !told {
+            eprintln!(
+                "[INFO] waiting for /var/lib/kubelet/config.yaml (kubeadm init or join writes it)"
+            );
+            told = true;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }
 
 fn wait_socket(path: &Path, timeout: Duration) -> Result<(), Error> {
@@ -224,7 +248,8 @@ pub fn parse_kubeadm_flags(text: &str) -> Result<Vec<String>, String> {
 
 /// kubeadm's KubeletConfiguration with what a kubelet in a user namespace needs (upstream's
 /// settings), merged key by key: feature gates and eviction thresholds already there stay.
-pub fn merge_config(text: &str, paths: &U7sPaths) -> Result<String, String> {
+/// Per-QoS cgroups only where the host delegates a cgroup v2 subtree (see [`CgroupVersion`]).
+pub fn merge_config(text: &str, paths: &U7sPaths, cgroups: CgroupVersion) -> Result<String, String> {
     let mut document: Value = if text.trim().is_empty() {
         Value::Mapping(Mapping::new())
     } else {
@@ -247,7 +272,7 @@ pub fn merge_config(text: &str, paths: &U7sPaths) -> Result<String, String> {
         ("cgroupDriver", Value::String("cgroupfs".into())),
         ("failSwapOn", Value::Bool(false)),
         ("localStorageCapacityIsolation", Value::Bool(false)),
-        ("cgroupsPerQOS", Value::Bool(true)),
+        ("cgroupsPerQOS", Value::Bool(cgroups.per_qos_cgroups())),
         ("enforceNodeAllocatable", Value::Sequence(Vec::new())),
     ];
     for (name, value) in scalars {
@@ -303,7 +328,7 @@ cni-plugin = "flannel"
         let paths = U7sPaths::new(990, "/var/lib/u7s-admin");
         let kubeadm = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nclusterDNS:\n- 10.96.0.10\nfeatureGates:\n  GracefulNodeShutdown: true\nevictionHard:\n  memory.available: 100Mi\ncgroupDriver: systemd\n";
         let merged: Value =
-            serde_norway::from_str(&merge_config(kubeadm, &paths).unwrap()).unwrap();
+            serde_norway::from_str(&merge_config(kubeadm, &paths, CgroupVersion::V2).unwrap()).unwrap();
         assert_eq!(
             merged["featureGates"]["GracefulNodeShutdown"],
             Value::Bool(true)
@@ -328,9 +353,21 @@ cni-plugin = "flannel"
             Some("/var/lib/u7s-admin/.local/share/usernetes/kubelet-plugins-exec")
         );
         // Merging again changes nothing (no rewrite at every restart).
-        let once = merge_config(kubeadm, &paths).unwrap();
-        assert_eq!(merge_config(&once, &paths).unwrap(), once);
-        assert!(merge_config("- a list", &paths).is_err());
+        let once = merge_config(kubeadm, &paths, CgroupVersion::V2).unwrap();
+        assert_eq!(merge_config(&once, &paths, CgroupVersion::V2).unwrap(), once);
+        assert!(merge_config("- a list", &paths, CgroupVersion::V2).is_err());
+    }
+
+    #[test]
+    fn per_qos_cgroups_only_on_cgroup_v2() {
+        let paths = U7sPaths::new(990, "/var/lib/u7s-admin");
+        let kubeadm = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\ncgroupsPerQOS: true\n";
+        for (cgroups, per_qos) in [(CgroupVersion::V1, false), (CgroupVersion::V2, true)] {
+            let merged: Value =
+                serde_norway::from_str(&merge_config(kubeadm, &paths, cgroups).unwrap()).unwrap();
+            assert_eq!(merged["cgroupsPerQOS"], Value::Bool(per_qos), "{cgroups:?}");
+            assert_eq!(merged["enforceNodeAllocatable"], Value::Sequence(Vec::new()));
+        }
     }
 
     #[test]

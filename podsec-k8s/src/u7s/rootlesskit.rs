@@ -34,6 +34,7 @@ use podsec_common::cli::{self, Failure};
 use podsec_common::host::files::{self, Owner};
 use podsec_common::msg;
 
+use super::cgroups::CgroupVersion;
 use super::crio::{self, CrioConfig};
 use super::nsenter;
 use super::paths::{self, CNI_PLUGIN_DIRS, PRIVATE_DIRS, SEEDED_DIRS, U7sPaths};
@@ -167,8 +168,7 @@ impl HostFacts {
                 .filter(|p| Path::new(p).is_dir())
                 .map(|p| p.to_string())
                 .collect(),
-            cgroup2: nix::sys::statfs::statfs("/sys/fs/cgroup")
-                .is_ok_and(|fs| fs.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC),
+            cgroup2: CgroupVersion::detect() == CgroupVersion::V2,
         }
     }
 }
@@ -401,7 +401,7 @@ fn prepare(config: &NodeConfig, paths: &U7sPaths) -> Result<(), Error> {
     for target in PRIVATE_DIRS.iter().chain(SEEDED_DIRS) {
         create_private_dir(&paths.private_dir(target))?;
     }
-    let crio_config = CrioConfig::for_node(config, paths).to_toml();
+    let crio_config = CrioConfig::for_node(config, paths, CgroupVersion::detect()).to_toml();
     files::write_atomic(
         &paths.crio_config(),
         crio_config.as_bytes(),

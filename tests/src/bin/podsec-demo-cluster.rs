@@ -1,0 +1,116 @@
+//! `make demo-cluster`: a one-node rootless cluster deployed the way the README tells an
+//! administrator (trust chain, signed system images, `kubeadm init` through the wrapper) in a
+//! throwaway sandbox; a pod runs; prints what an administrator would look at; tears down.
+//! `--keep` leaves the sandbox running and prints how to enter it.
+
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use podsec_tests::node::{NODE_NAME, PLATFORM, RealNode};
+
+const POD: &str = r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: hello
+spec:
+  containers:
+  - name: hello
+    image: registry.local/c10f/busybox:1.35
+    command: ["/bin/sh", "-c", "echo hello from a signed image; exec sleep 3600"]
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: unsigned
+spec:
+  containers:
+  - name: unsigned
+    image: registry.local/c10f/unsigned:1
+    command: ["/bin/sleep", "3600"]
+"#;
+
+fn step(text: &str) {
+    println!("\n==> {text}");
+}
+
+fn main() -> Result<()> {
+    let keep = std::env::args().any(|a| a == "--keep");
+    step("sandbox, podsec packages, trust chain, signed system images in registry.local");
+    let node = RealNode::prepare()?;
+    step("kubeadm init (/usr/libexec/podsec/u7s/bin/kubeadm)");
+    let (status, log) = node.init("");
+    print!("{log}");
+    if status != 0 {
+        bail!("kubeadm init failed ({status})\n{}", node.diagnose());
+    }
+    node.wait_cluster_ready(Duration::from_secs(600))?;
+    step("a pod from a signed image, and one from an image nobody signed");
+    node.kubectl_ok(&format!(
+        "taint nodes {NODE_NAME} node-role.kubernetes.io/control-plane:NoSchedule-"
+    ));
+    node.root_ok(&format!(
+        "set -e; t=$(mktemp -d); tar -C $t -xJf {share}/amd64.tar.xz; \
+         echo '{{\"default\":[{{\"type\":\"insecureAcceptAnything\"}}]}}' > $t/accept.json; \
+         skopeo --policy $t/accept.json copy -q --dest-tls-verify=false \
+           oci:$t/amd64:{PLATFORM}/busybox:1.35 docker://registry.local/{PLATFORM}/unsigned:1; rm -rf $t",
+        share = node.sandbox.share().display()
+    ));
+    node.kubectl_apply(POD);
+    node.wait_for("the hello pod running", Duration::from_secs(180), || {
+        let pods = node.pods().ok()?;
+        pods.iter()
+            .any(|p| p.name == "hello" && p.ready())
+            .then_some(())
+    })?;
+    node.wait_for("the unsigned pod refused", Duration::from_secs(120), || {
+        let out = node.kubectl(
+            "get events --field-selector involvedObject.name=unsigned -o jsonpath={.items[*].message}",
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .contains("signature")
+            .then_some(())
+    })?;
+    step("kubectl get nodes,pods -A -o wide");
+    print!("{}", node.kubectl_ok("get nodes,pods -A -o wide"));
+    step("kubectl logs hello");
+    print!("{}", node.kubectl_ok("logs hello"));
+    step("the unsigned image's pod: kubectl describe pod unsigned (events)");
+    let describe = node.kubectl_ok("describe pod unsigned");
+    let events = describe
+        .split_once("Events:")
+        .map(|(_, e)| e)
+        .unwrap_or(&describe);
+    print!("{events}");
+    step("host owners of the node's processes (ps -eo user,comm)");
+    for (user, command) in node.process_owners() {
+        if [
+            "rootlesskit",
+            "crio",
+            "kubelet",
+            "etcd",
+            "kube-apiserver",
+            "conmon",
+            "pause",
+            "sleep",
+            "coredns",
+            "flanneld",
+        ]
+        .contains(&command.as_str())
+        {
+            println!("{user:<12} {command}");
+        }
+    }
+    if keep {
+        println!(
+            "\nkept: podsec-sandbox exec {} -- sh   (stop: podsec-sandbox stop {})",
+            node.sandbox.state().display(),
+            node.sandbox.state().display()
+        );
+        std::mem::forget(node);
+        return Ok(());
+    }
+    step("u7s-start-stop stop; the sandbox is removed");
+    node.root_ok("u7s-start-stop stop");
+    node.assert_nothing_left();
+    Ok(())
+}

@@ -1,0 +1,409 @@
+//! A real rootless node in a sandbox, deployed the way the README tells an administrator:
+//! the package installed as `make install` lays it out, podsec's trust chain (create-policy,
+//! create-services, an image maker), the node's system images loaded and signed into
+//! registry.local by podsec-load-sign-oci, then `kubeadm init` through the wrapper. What runs
+//! is real: CRI-O, conmon, crun, the kubelet and every control-plane component, in the u7s
+//! namespace of u7s-admin (rootlesskit, slirp4netns).
+//!
+//! Where the parts come from: Kubernetes from `scripts/k8s-bins`, CoreDNS, flanneld and pause
+//! from `scripts/node-bins`, the images from `scripts/node-images` (all cached under
+//! ~/.cache/podsec); CRI-O and pinns from `$PODSEC_CRIO`, else `/usr/bin/crio` (ALT installs it),
+//! else `../shared/bin/` (built from CRI-O's sources, its README says how); conmon, crun and the
+//! CNI plugins are Debian's packages.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use crate::k8s;
+use crate::sandbox::{Options, Sandbox, target_dir};
+use crate::u7s::ADMIN_PATH;
+
+/// The node's own address (advertised, on tap0 inside the namespace).
+pub const NODE_IP: &str = "192.0.2.10";
+/// registry.local and sigstore.local: another address of the same host, so that the namespace
+/// (which has NODE_IP on its own tap0) reaches them through slirp4netns.
+pub const REGISTRY_IP: &str = "192.0.2.30";
+pub const NODE_NAME: &str = "node1";
+pub const MAKER: &str = "imagemaker";
+pub const EMAIL: &str = "imagemaker@registry.local";
+pub const PLATFORM: &str = "c10f";
+const USER: &str = "u7s-admin";
+const SUBIDS: &str = "200000-265535";
+const STORE: &str = "/var/lib/u7s-admin/.local/share/usernetes/containers";
+
+/// The directory of the third-party binaries no registry serves here (test infrastructure).
+pub fn shared_bin() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/bin")
+}
+
+/// CRI-O: `$PODSEC_CRIO`, else `/usr/bin/crio`, else `../shared/bin/crio`; pinns beside it
+/// (or `$PODSEC_PINNS`).
+pub fn crio() -> Result<(PathBuf, PathBuf)> {
+    let candidates: Vec<PathBuf> = std::env::var_os("PODSEC_CRIO")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain([PathBuf::from("/usr/bin/crio"), shared_bin().join("crio")])
+        .collect();
+    let crio = candidates
+        .iter()
+        .find(|p| p.is_file())
+        .cloned()
+        .with_context(|| {
+            format!(
+                "no CRI-O: set PODSEC_CRIO, install /usr/bin/crio, or provide ../shared/bin/crio (looked at {candidates:?})"
+            )
+        })?;
+    let pinns = std::env::var_os("PODSEC_PINNS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| crio.with_file_name("pinns"));
+    if !pinns.is_file() {
+        bail!(
+            "no pinns next to {} (set PODSEC_PINNS)",
+            crio.display()
+        );
+    }
+    Ok((crio, pinns))
+}
+
+/// The signed-to-be system images: `scripts/node-images` builds the archive once (cached) and
+/// prints its path last.
+pub fn images_archive() -> Result<PathBuf> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/node-images");
+    let out = Command::new(&script)
+        .output()
+        .with_context(|| format!("cannot run {}", script.display()))?;
+    if !out.status.success() {
+        bail!(
+            "{} failed: {}",
+            script.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().last().unwrap_or_default();
+    let path = line
+        .strip_prefix("node-images: ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .map(PathBuf::from)
+        .with_context(|| format!("unexpected output of node-images: {stdout}"))?;
+    if !path.is_file() {
+        bail!("node-images printed {}, which is not there", path.display());
+    }
+    Ok(path)
+}
+
+/// A sandboxed host with podsec, the real node components and the signed system images.
+pub struct RealNode {
+    pub sandbox: Sandbox,
+    pub uid: u32,
+}
+
+impl RealNode {
+    /// Everything up to (not including) `kubeadm init`.
+    pub fn prepare() -> Result<RealNode> {
+        let (crio, pinns) = crio()?;
+        let mut bins = Vec::new();
+        for name in ["kubeadm", "kubectl", "kubelet"] {
+            bins.push((name, std::fs::canonicalize(k8s::binary(name)?)?));
+        }
+        let archive = images_archive()?;
+        let sandbox = Sandbox::start(&Options {
+            name: Some("node".into()),
+            addresses: vec![format!("{NODE_IP}/32"), format!("{REGISTRY_IP}/32")],
+        })?;
+        let install = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/install-commands");
+        let share = sandbox.share();
+        std::fs::copy(&archive, share.join("amd64.tar.xz"))?;
+        let mut script = format!(
+            r#"set -e
+chmod 0755 {share}; chmod 0644 {share}/amd64.tar.xz
+{install} {build} "" /usr >/dev/null
+install -m 0755 {crio} /usr/bin/crio
+install -m 0755 {pinns} /usr/bin/pinns
+rm -f /etc/os-release
+printf '%s\n' 'NAME="ALT SP Server"' 'ID=altlinux' 'VERSION_ID=10.2' 'ALT_BRANCH_ID="c10f2"' 'CPE_NAME="cpe:/o:alt:spserver:10.2"' > /etc/os-release
+# As the package's %pre leaves it: the account with its subordinate ids.
+useradd -r -m -d /var/lib/{USER} -s /bin/sh {USER}
+usermod --add-subuids {SUBIDS} --add-subgids {SUBIDS} {USER}
+# CRI-O's overlay store cannot sit on the sandbox's own overlayfs: a tmpfs of its own.
+mkdir -p {STORE}
+mount -t tmpfs -o size=6g,mode=0700,uid=$(id -u {USER}),gid=$(id -g {USER}) tmpfs {STORE}
+chown -R {USER}: /var/lib/{USER}/.local
+"#,
+            share = share.display(),
+            install = install.display(),
+            build = target_dir().display(),
+            crio = crio.display(),
+            pinns = pinns.display(),
+        );
+        for (name, path) in &bins {
+            script.push_str(&format!("install -m 0755 {} /usr/bin/{name}\n", path.display()));
+        }
+        script.push_str(&format!("id -u {USER}\n"));
+        let uid: u32 = ok(&script, &sandbox.command("sh").args(["-c", &script]).output())
+            .trim()
+            .parse()?;
+        let node = RealNode { sandbox, uid };
+        // The trust chain on this host, as the README's first section tells it: the policy,
+        // registry.local and sigstore.local, an image maker for the platform's path.
+        node.root_ok(&format!(
+            "podsec-create-policy {REGISTRY_IP} >/dev/null && podsec-create-services >/dev/null && \
+             podsec-create-imagemakeruser --batch --email {EMAIL} {MAKER}@registry.local/{PLATFORM} >/dev/null"
+        ));
+        let out = node.as_user(
+            MAKER,
+            &format!(
+                "podsec-load-sign-oci {}/amd64.tar.xz amd64 {EMAIL} registry.local/{PLATFORM}",
+                share.display()
+            ),
+        );
+        let pushed = ok("podsec-load-sign-oci", &out);
+        if !pushed.contains("10 of 10 images pushed and signed") {
+            bail!("load-sign-oci: {pushed}");
+        }
+        Ok(node)
+    }
+
+    /// `sh -c script` as root with the admin's PATH (the u7s helpers first).
+    pub fn root(&self, script: &str) -> Output {
+        self.sandbox
+            .command("sh")
+            .args(["-c", script])
+            .env("PATH", ADMIN_PATH)
+            .output()
+    }
+
+    pub fn root_ok(&self, script: &str) -> String {
+        ok(script, &self.root(script))
+    }
+
+    pub fn as_user(&self, user: &str, script: &str) -> Output {
+        self.sandbox
+            .command("sh")
+            .args(["-c", script])
+            .env("PATH", ADMIN_PATH)
+            .user(user)
+            .output()
+    }
+
+    /// Runs `script` as root in the background (log `<label>.log`) and waits for its exit
+    /// status, at most `timeout`; returns the status and the log.
+    pub fn run_long(&self, label: &str, script: &str, timeout: Duration) -> (i32, String) {
+        let rc = self.sandbox.share().join(format!("{label}.rc"));
+        let _ = std::fs::remove_file(&rc);
+        let wrapped = format!(
+            "export PATH={ADMIN_PATH}; {{ {script}; }} </dev/null; echo $? > {}",
+            rc.display()
+        );
+        self.sandbox
+            .spawn_daemon(label, &["sh", "-c", &wrapped])
+            .expect("spawn");
+        let deadline = Instant::now() + timeout;
+        while !rc.exists() {
+            if Instant::now() > deadline {
+                return (-1, self.sandbox.daemon_log(label));
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        let status = std::fs::read_to_string(&rc)
+            .unwrap_or_default()
+            .trim()
+            .parse()
+            .unwrap_or(-1);
+        (status, self.sandbox.daemon_log(label))
+    }
+
+    /// kubectl as root with the admin kubeconfig the wrapper copied.
+    pub fn kubectl(&self, args: &str) -> Output {
+        self.root(&format!("kubectl --kubeconfig /root/.kube/config {args}"))
+    }
+
+    pub fn kubectl_ok(&self, args: &str) -> String {
+        ok(&format!("kubectl {args}"), &self.kubectl(args))
+    }
+
+    /// Polls `check` every second until it gives `Some`, at most `timeout`; the error names
+    /// `what` and carries `diagnose()`'s text.
+    pub fn wait_for<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut check: impl FnMut() -> Option<T>,
+    ) -> Result<T> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(value) = check() {
+                return Ok(value);
+            }
+            if Instant::now() > deadline {
+                bail!("{what} within {timeout:?}\n{}", self.diagnose());
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
+
+    /// What an administrator would look at when the node misbehaves.
+    pub fn diagnose(&self) -> String {
+        let script = format!(
+            "kubectl --kubeconfig /root/.kube/config get nodes,pods -A -o wide 2>&1 | tail -n 30; \
+             kubectl --kubeconfig /root/.kube/config get events -A --sort-by=.lastTimestamp 2>&1 | tail -n 25; \
+             for f in /var/log/podsec/u7s-*.log /var/lib/{USER}/.local/share/usernetes/log/*.log; do \
+               [ -f \"$f\" ] && {{ echo \"--- $f\"; tail -n 25 \"$f\"; }}; done; true"
+        );
+        String::from_utf8_lossy(&self.root(&script).stdout).into_owned()
+    }
+
+    /// `kubeadm init` through the wrapper, as the README tells it (no skipped phase, no ignored
+    /// preflight error); its exit status and output.
+    pub fn init(&self, extra: &str) -> (i32, String) {
+        self.run_long(
+            "init",
+            &format!(
+                "kubeadm init --apiserver-advertise-address {NODE_IP} --node-name {NODE_NAME} {extra}"
+            ),
+            Duration::from_secs(900),
+        )
+    }
+
+    /// Waits until the node is Ready and every system pod runs with its containers ready.
+    pub fn wait_cluster_ready(&self, timeout: Duration) -> Result<()> {
+        self.wait_for("node1 Ready", timeout, || {
+            let out = self.kubectl(&format!(
+                "get node {NODE_NAME} -o 'jsonpath={{.status.conditions[?(@.type==\"Ready\")].status}}'"
+            ));
+            (String::from_utf8_lossy(&out.stdout).trim() == "True").then_some(())
+        })?;
+        self.wait_for("every system pod running and ready", timeout, || {
+            let pods = self.pods().ok()?;
+            let all_there = SYSTEM_PODS
+                .iter()
+                .all(|prefix| pods.iter().any(|p| p.name.starts_with(prefix) && p.ready()));
+            all_there.then_some(())
+        })
+    }
+
+    /// Every pod of the cluster.
+    pub fn pods(&self) -> Result<Vec<Pod>> {
+        let out = self.kubectl("get pods -A -o json");
+        if !out.status.success() {
+            bail!("kubectl get pods: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let list: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+        Ok(list["items"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .map(Pod::from_json)
+            .collect())
+    }
+
+    /// `kubectl apply -f -` of `yaml`.
+    pub fn kubectl_apply(&self, yaml: &str) -> String {
+        let out = self
+            .sandbox
+            .command("kubectl")
+            .args(["--kubeconfig", "/root/.kube/config", "apply", "-f", "-"])
+            .env("PATH", ADMIN_PATH)
+            .stdin(yaml.as_bytes())
+            .output();
+        ok(&format!("kubectl apply -f - <<{yaml}"), &out)
+    }
+
+    /// After `u7s-start-stop stop`: no process of u7s-admin or its subordinate ids, and no
+    /// port of the node published on the host.
+    pub fn assert_nothing_left(&self) {
+        let left: Vec<(String, String)> = self
+            .process_owners()
+            .into_iter()
+            .filter(|(user, _)| {
+                user == USER || user.parse::<u32>().is_ok_and(|uid| uid >= 200_000)
+            })
+            .collect();
+        assert!(left.is_empty(), "left running: {left:?}");
+        let listening = self.root_ok("ss -Htlnu");
+        for port in [":6443 ", ":10250 ", ":2379 ", ":8472 ", ":31080 "] {
+            assert!(!listening.contains(port), "{port} still published: {listening}");
+        }
+    }
+
+    /// The host owners of the processes named `names` (`ps -eo user,comm`).
+    pub fn process_owners(&self) -> Vec<(String, String)> {
+        self.root_ok("ps -e -o user:20=,comm=")
+            .lines()
+            .filter_map(|line| {
+                let (user, name) = line.trim().split_once(char::is_whitespace)?;
+                Some((user.to_string(), name.trim().to_string()))
+            })
+            .collect()
+    }
+}
+
+/// The system pods of a one-node cluster, by name prefix.
+pub const SYSTEM_PODS: &[&str] = &[
+    "etcd-node1",
+    "kube-apiserver-node1",
+    "kube-controller-manager-node1",
+    "kube-scheduler-node1",
+    "kube-proxy-",
+    "coredns-",
+    "kube-flannel-ds-",
+];
+
+/// What a test needs of a pod.
+#[derive(Debug, Clone)]
+pub struct Pod {
+    pub namespace: String,
+    pub name: String,
+    pub phase: String,
+    pub images: Vec<String>,
+    /// Every container's `ready`.
+    pub containers_ready: Vec<bool>,
+}
+
+impl Pod {
+    fn from_json(item: &serde_json::Value) -> Pod {
+        let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
+        let statuses = item["status"]["containerStatuses"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        Pod {
+            namespace: text(&item["metadata"]["namespace"]),
+            name: text(&item["metadata"]["name"]),
+            phase: text(&item["status"]["phase"]),
+            images: item["spec"]["containers"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+                .iter()
+                .map(|c| text(&c["image"]))
+                .collect(),
+            containers_ready: statuses
+                .iter()
+                .map(|s| s["ready"].as_bool() == Some(true))
+                .collect(),
+        }
+    }
+
+    pub fn ready(&self) -> bool {
+        self.phase == "Running"
+            && !self.containers_ready.is_empty()
+            && self.containers_ready.iter().all(|r| *r)
+    }
+}
+
+fn ok(what: &str, out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "{what}\nstatus {:?}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

@@ -1,0 +1,180 @@
+//! A real rootless node (issue 11): `kubeadm init` through the wrapper with nothing skipped and
+//! no preflight error ignored; the real kubelet and CRI-O in u7s-admin's namespace pull every
+//! system image, signed by an image maker, from registry.local under the node's policy.json;
+//! the cluster comes up, a signed workload runs, is reachable by name and by NodePort, an
+//! unsigned image is refused; every container process belongs to u7s-admin's ids; reset, a
+//! second init, and stop leave nothing behind. See tests/src/node.rs for where the parts come
+//! from.
+
+use std::time::Duration;
+
+use podsec_tests::node::{NODE_IP, NODE_NAME, PLATFORM, Pod, RealNode};
+
+/// The workload: a signed busybox serving a page, a Service by name and a NodePort.
+const WORKLOAD: &str = r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+  labels: {app: web}
+spec:
+  containers:
+  - name: web
+    image: registry.local/c10f/busybox:1.35
+    command: ["/bin/sh", "-c", "mkdir -p /www && echo signed-and-served > /www/index.html && echo podsec web ready && exec httpd -f -p 8080 -h /www"]
+    ports: [{containerPort: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  type: NodePort
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080, nodePort: 31080}]
+"#;
+
+const UNSIGNED: &str = r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: unsigned
+spec:
+  containers:
+  - name: unsigned
+    image: registry.local/c10f/unsigned:1
+    command: ["/bin/sleep", "3600"]
+"#;
+
+fn panic_on<T>(result: anyhow::Result<T>) -> T {
+    result.unwrap_or_else(|e| panic!("{e:#}"))
+}
+
+fn pod<'a>(pods: &'a [Pod], prefix: &str) -> &'a Pod {
+    pods.iter()
+        .find(|p| p.name.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no pod {prefix}*: {pods:?}"))
+}
+
+#[test]
+fn a_rootless_node_runs_signed_pods_refuses_unsigned_ones_and_leaves_nothing_behind() {
+    let node = panic_on(RealNode::prepare());
+
+    // kubeadm init as the README tells it: no --skip-phases, no --ignore-preflight-errors.
+    let (status, log) = node.init("");
+    assert_eq!(status, 0, "kubeadm init:\n{log}\n{}", node.diagnose());
+    assert!(!log.contains("[ERROR"), "{log}");
+    for line in [
+        "[wait-control-plane]",
+        "[mark-control-plane]",
+        "[kubelet-finalize]",
+        "Your Kubernetes control-plane has initialized successfully!",
+    ] {
+        assert!(log.contains(line), "{line} missing:\n{log}");
+    }
+    panic_on(node.wait_cluster_ready(Duration::from_secs(600)));
+
+    // Every system pod runs the signed image of registry.local/<platform> it was given.
+    let pods = panic_on(node.pods());
+    for prefix in podsec_tests::node::SYSTEM_PODS {
+        let pod = pod(&pods, prefix);
+        assert!(pod.ready(), "{pod:?}");
+        for image in &pod.images {
+            assert!(
+                image.starts_with(&format!("registry.local/{PLATFORM}/")),
+                "{pod:?}"
+            );
+        }
+    }
+
+    // A workload from a signed image, on the one node (the control plane's taint removed as
+    // the upstream documentation tells).
+    node.kubectl_ok(&format!(
+        "taint nodes {NODE_NAME} node-role.kubernetes.io/control-plane:NoSchedule-"
+    ));
+    node.kubectl_apply(WORKLOAD);
+    panic_on(node.wait_for("the web pod running", Duration::from_secs(180), || {
+        let pods = node.pods().ok()?;
+        pods.iter().any(|p| p.name == "web" && p.ready()).then_some(())
+    }));
+    let logs = node.kubectl_ok("logs web");
+    assert!(logs.contains("podsec web ready"), "{logs}");
+    assert_eq!(node.kubectl_ok("exec web -- id -u").trim(), "0");
+    // The Service's name through CoreDNS, and its ClusterIP through kube-proxy.
+    let cluster_ip = node.kubectl_ok("get service web -o jsonpath={.spec.clusterIP}");
+    let lookup = node.kubectl_ok("exec web -- nslookup web.default.svc.cluster.local");
+    assert!(lookup.contains(cluster_ip.trim()), "{lookup}");
+    let page = node.kubectl_ok("exec web -- wget -q -O - http://web.default.svc.cluster.local/");
+    assert_eq!(page.trim(), "signed-and-served");
+    // The NodePort, published with rootlessctl as the documentation tells, answers on the host.
+    node.root_ok("nsenter_u7s rootlessctl add-ports 0.0.0.0:31080:31080/tcp");
+    let page = node.root_ok(&format!(
+        "for i in $(seq 30); do curl -fsS http://{NODE_IP}:31080/ && exit 0; sleep 1; done; exit 1"
+    ));
+    assert_eq!(page.trim(), "signed-and-served");
+
+    // An image that nobody signed is refused by CRI-O under the node's policy, and never runs.
+    node.root_ok(&format!(
+        "set -e; t=$(mktemp -d); tar -C $t -xJf {share}/amd64.tar.xz; \
+         echo '{{\"default\":[{{\"type\":\"insecureAcceptAnything\"}}]}}' > $t/accept.json; \
+         skopeo --policy $t/accept.json copy -q --dest-tls-verify=false \
+           oci:$t/amd64:{PLATFORM}/busybox:1.35 docker://registry.local/{PLATFORM}/unsigned:1; rm -rf $t",
+        share = node.sandbox.share().display()
+    ));
+    node.kubectl_apply(UNSIGNED);
+    let refusal = panic_on(node.wait_for(
+        "the unsigned image refused",
+        Duration::from_secs(120),
+        || {
+            let events = node
+                .kubectl("get events --field-selector involvedObject.name=unsigned -o jsonpath={.items[*].message}");
+            let text = String::from_utf8_lossy(&events.stdout).into_owned();
+            text.contains("signature").then_some(text)
+        },
+    ));
+    assert!(
+        refusal.contains("A signature was required, but no signature exists"),
+        "{refusal}"
+    );
+    let unsigned = node.kubectl_ok("get pod unsigned -o jsonpath={.status.phase}");
+    assert_eq!(unsigned.trim(), "Pending");
+
+    // Nothing of the node runs as root on the host: the runtime is u7s-admin's, the
+    // containers' processes are u7s-admin's (root inside) or its subordinate ids.
+    let owners = node.process_owners();
+    for name in [
+        "crio",
+        "kubelet",
+        "etcd",
+        "kube-apiserver",
+        "kube-controller",
+        "kube-scheduler",
+        "kube-proxy",
+        "coredns",
+        "flanneld",
+        "pause",
+        "httpd",
+        "conmon",
+    ] {
+        let found: Vec<&(String, String)> = owners.iter().filter(|(_, c)| c == name).collect();
+        assert!(!found.is_empty(), "no {name} process: {owners:?}");
+        for (user, _) in found {
+            let subordinate = user
+                .parse::<u32>()
+                .is_ok_and(|uid| (200_000..265_536).contains(&uid));
+            assert!(user == "u7s-admin" || subordinate, "{name} runs as {user}");
+        }
+    }
+
+    // Again and away: reset through the wrapper, stop u7s, a second init on the same host.
+    let (status, log) = node.run_long(
+        "reset",
+        "kubeadm reset --force && u7s-start-stop stop",
+        Duration::from_secs(300),
+    );
+    assert_eq!(status, 0, "{log}");
+    node.assert_nothing_left();
+    let (status, log) = node.init("--reset");
+    assert_eq!(status, 0, "second kubeadm init:\n{log}\n{}", node.diagnose());
+    panic_on(node.wait_cluster_ready(Duration::from_secs(600)));
+    node.root_ok("u7s-start-stop stop");
+    node.assert_nothing_left();
+}
