@@ -289,6 +289,9 @@ fn install_htpasswd(source: &Path, profile: &Profile) -> Result<(), Error> {
 
 /// Both services answer as their clients will ask: the registry API through nginx on port 80
 /// (Host registry.local), the signature store on port 81.
+/// How long create-services waits for the registry and nginx to answer after starting them.
+const SERVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 fn wait_until_served() -> Result<(), Error> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(std::time::Duration::from_secs(2)))
@@ -313,7 +316,13 @@ fn wait_until_served() -> Result<(), Error> {
     ];
     for (what, url, host, expected, log) in checks {
         let mut last = String::new();
-        let served = (0..50).any(|_| {
+        // Bounded by time, not by tries: a loaded host can take seconds to bring nginx and the
+        // registry up (5 s were once too few on a busy 2-core test machine).
+        let deadline = std::time::Instant::now() + SERVE_TIMEOUT;
+        let served = std::iter::from_fn(|| {
+            (std::time::Instant::now() < deadline).then_some(())
+        })
+        .any(|()| {
             match agent.get(url).header("Host", host).call() {
                 Ok(response) if response.status().as_u16() == expected => return true,
                 Ok(response) => last = tr!("status {status}", status = response.status()),

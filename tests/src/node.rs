@@ -8,8 +8,10 @@
 //! Where the parts come from: Kubernetes from `scripts/k8s-bins`, CoreDNS, flanneld and pause
 //! from `scripts/node-bins`, the images from `scripts/node-images` (all cached under
 //! ~/.cache/podsec); CRI-O and pinns from `$PODSEC_CRIO`, else `/usr/bin/crio` (ALT installs it),
-//! else `../shared/bin/` (built from CRI-O's sources, its README says how); conmon, crun and the
-//! CNI plugins are Debian's packages.
+//! else `../shared/bin/` (built from CRI-O's sources, its README says how); conmon, runc and the
+//! CNI plugins are Debian's packages. Debian 12's crun (1.8.1) is too old for CRI-O 1.33, so
+//! `/usr/bin/crun`, the runtime CRI-O's configuration names, is the test-only shim
+//! `tests/standins/oci-runtime-shim` (runc, minus what these machines cannot do).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -123,8 +125,8 @@ chmod 0755 {share}; chmod 0644 {share}/amd64.tar.xz
 {install} {build} "" /usr >/dev/null
 install -m 0755 {crio} /usr/bin/crio
 install -m 0755 {pinns} /usr/bin/pinns
-rm -f /etc/os-release
-printf '%s\n' 'NAME="ALT SP Server"' 'ID=altlinux' 'VERSION_ID=10.2' 'ALT_BRANCH_ID="c10f2"' 'CPE_NAME="cpe:/o:alt:spserver:10.2"' > /etc/os-release
+# This machine's crun is too old for CRI-O 1.33: the named test-only shim runs runc in its place.
+install -m 0755 {shim} /usr/bin/crun
 # As the package's %pre leaves it: the account with its subordinate ids.
 useradd -r -m -d /var/lib/{USER} -s /bin/sh {USER}
 usermod --add-subuids {SUBIDS} --add-subgids {SUBIDS} {USER}
@@ -138,6 +140,7 @@ chown -R {USER}: /var/lib/{USER}/.local
             build = target_dir().display(),
             crio = crio.display(),
             pinns = pinns.display(),
+            shim = crate::u7s::standins().join("oci-runtime-shim").display(),
         );
         for (name, path) in &bins {
             script.push_str(&format!("install -m 0755 {} /usr/bin/{name}\n", path.display()));
@@ -258,12 +261,13 @@ chown -R {USER}: /var/lib/{USER}/.local
     }
 
     /// `kubeadm init` through the wrapper, as the README tells it (no skipped phase, no ignored
-    /// preflight error); its exit status and output.
+    /// preflight error); its exit status and output. The host is Debian, whose os-release names
+    /// no ALT platform: `U7S_PLATFORM` names it, as an administrator of such a host would.
     pub fn init(&self, extra: &str) -> (i32, String) {
         self.run_long(
             "init",
             &format!(
-                "kubeadm init --apiserver-advertise-address {NODE_IP} --node-name {NODE_NAME} {extra}"
+                "U7S_PLATFORM={PLATFORM} kubeadm init --apiserver-advertise-address {NODE_IP} --node-name {NODE_NAME} {extra}"
             ),
             Duration::from_secs(900),
         )

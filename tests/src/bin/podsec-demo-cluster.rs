@@ -37,6 +37,24 @@ fn main() -> Result<()> {
     let keep = std::env::args().any(|a| a == "--keep");
     step("sandbox, podsec packages, trust chain, signed system images in registry.local");
     let node = RealNode::prepare()?;
+    let result = demo(&node);
+    if keep {
+        println!(
+            "\nkept: podsec-sandbox exec {} -- sh   (stop: podsec-sandbox stop {})",
+            node.sandbox.state().display(),
+            node.sandbox.state().display()
+        );
+        std::mem::forget(node);
+        return result;
+    }
+    result?;
+    step("u7s-start-stop stop; the sandbox is removed");
+    node.root_ok("u7s-start-stop stop");
+    node.assert_nothing_left();
+    Ok(())
+}
+
+fn demo(node: &RealNode) -> Result<()> {
     step("kubeadm init (/usr/libexec/podsec/u7s/bin/kubeadm)");
     let (status, log) = node.init("");
     print!("{log}");
@@ -100,17 +118,5 @@ fn main() -> Result<()> {
             println!("{user:<12} {command}");
         }
     }
-    if keep {
-        println!(
-            "\nkept: podsec-sandbox exec {} -- sh   (stop: podsec-sandbox stop {})",
-            node.sandbox.state().display(),
-            node.sandbox.state().display()
-        );
-        std::mem::forget(node);
-        return Ok(());
-    }
-    step("u7s-start-stop stop; the sandbox is removed");
-    node.root_ok("u7s-start-stop stop");
-    node.assert_nothing_left();
     Ok(())
 }
