@@ -211,19 +211,20 @@ impl Machine {
         for dir in [&ovl, &root, &share] {
             fs::create_dir(dir)?;
         }
-        let mut cgroups = Vec::new();
-        for hierarchy in hierarchies()? {
-            let dir = hierarchy.join(&name);
-            fs::create_dir(&dir).with_context(|| format!("mkdir {}", dir.display()))?;
-            cgroups.push(dir);
-        }
+        let hierarchies = hierarchies()?;
+        // From here on, Drop undoes whatever was made.
         let mut machine = Machine {
             work,
             name,
             nspawn: None,
             pid1: 0,
-            cgroups,
+            cgroups: Vec::new(),
         };
+        for hierarchy in hierarchies {
+            let dir = hierarchy.join(&machine.name);
+            fs::create_dir(&dir).with_context(|| format!("mkdir {}", dir.display()))?;
+            machine.cgroups.push(dir);
+        }
         let up = ovl.join("up");
         let units = up.join("etc/systemd/system");
         let prepare = Prepare {
