@@ -147,6 +147,14 @@ fn each_service_of_a_timer_logs_to_the_journal_and_findings_do_not_fail_the_unit
         3,
         "{journal}"
     );
+    // nagwad's view of the same journal: the installed filter turns exactly those 3 lines into
+    // CRITICAL events (the status line and the -vvv report on stdout give none).
+    let nagwad = machine.sh_ok(&format!(
+        "journalctl --no-pager -q -o short -t {POLICY} | sed -f /etc/nagwad/podsec.sed"
+    ));
+    let prefix = format!("{POLICY}:CRITICAL:{POLICY}(Critical) 10");
+    assert_eq!(nagwad.lines().count(), 3, "{nagwad}");
+    assert!(nagwad.lines().all(|l| l.starts_with(&prefix)), "{nagwad}");
     assert!(
         machine
             .journal(IMAGES)
