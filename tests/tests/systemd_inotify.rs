@@ -272,15 +272,35 @@ fn the_watchers_come_back_after_restart_and_kill() {
         );
         assert_eq!(machine.property(unit, "NRestarts"), "1", "{unit}");
     }
-    // Both still do their job: the kubeapi watcher waits for the audit log, the container
-    // watcher logged its start.
-    assert!(
-        !machine
-            .journal("podsec-inotify-check-containers")
-            .is_empty()
-            || !machine
-                .sh_ok(&format!("journalctl --no-pager -q -u {CONTAINERS} -o cat"))
-                .is_empty()
+    // The restarted kubeapi watcher does its job: a refused request in the audit log becomes
+    // one Critical line in the journal.
+    let event = serde_json::json!({
+        "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata",
+        "auditID": "00000001-aaaa-bbbb", "stage": "ResponseComplete",
+        "requestURI": "/api/v1/namespaces/demo/pods", "verb": "list",
+        "user": {"username": "mallory", "groups": ["system:authenticated"]},
+        "sourceIPs": ["192.0.2.1"], "userAgent": "kubectl/v1.33.13",
+        "objectRef": {"resource": "pods", "namespace": "demo", "apiVersion": "v1"},
+        "responseStatus": {"metadata": {}, "status": "Failure", "code": 403,
+            "message": "pods is forbidden: User \"mallory\" cannot list resource \"pods\""},
+        "requestReceivedTimestamp": "2026-12-03T10:00:00.000000Z",
+        "stageTimestamp": "2026-12-03T10:00:00.000000Z",
+    });
+    let staged = machine.share().join("audit.log");
+    std::fs::write(&staged, format!("{event}\n")).unwrap();
+    machine.sh_ok(&format!(
+        "cat {} >> /etc/kubernetes/audit/audit.log",
+        staged.display()
+    ));
+    wait_for(
+        "the refused request in the journal",
+        Duration::from_secs(20),
+        || {
+            machine
+                .journal("podsec-inotify-check-kubeapi")
+                .lines()
+                .any(|l| l.starts_with("Critical: ") && l.contains("mallory"))
+        },
     );
     assert_eq!(machine.failed_units(), Vec::<String>::new());
 }
