@@ -192,18 +192,14 @@ impl Machine {
             .prefix("podsec-systemd.")
             .tempdir()
             .context("work directory")?;
-        let suffix: String = work
+        // tempfile's random part (alphanumeric) makes the machine's name unique too.
+        let suffix = work
             .path()
             .file_name()
             .unwrap()
             .to_string_lossy()
-            .chars()
-            .filter(char::is_ascii_alphanumeric)
-            .collect::<String>()
-            .chars()
-            .rev()
-            .take(8)
-            .collect();
+            .trim_start_matches("podsec-systemd.")
+            .to_string();
         let name = format!("podsecsd{suffix}");
         let ovl = work.path().join("ovl");
         let root = work.path().join("root");
