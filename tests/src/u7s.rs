@@ -1,7 +1,7 @@
 //! A u7s node in a sandbox: the package installed as `make install` lays it out (into the
 //! sandbox's own /usr), the account u7s-admin with subordinate ids, a root-owned node
 //! configuration, and the recording stand-ins of tests/standins/ for what cannot run here
-//! (CRI-O and the kubelet; systemctl and loginctl for the systemd path).
+//! (CRI-O and the kubelet).
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -73,25 +73,7 @@ id -u {USER}"#,
     }
 
     pub fn config_text(&self, spec: &NodeSpec) -> String {
-        format!(
-            r#"role = "{role}"
-kubernetes-version = "v1.33.13"
-uid = {uid}
-registry = "registry.local"
-platform = "c10f"
-pause-image = "registry.local/c10f/pause:3.10"
-external-ip = "{NODE_IP}"
-advertise-address = "{NODE_IP}"
-bind-port = {port}
-service-cidr = "10.96.0.0/12"
-pod-cidr = "10.244.0.0/16"
-cni-plugin = "flannel"
-{extra}"#,
-            role = spec.role,
-            uid = self.uid,
-            port = spec.bind_port,
-            extra = spec.extra
-        )
+        config_text(spec, self.uid)
     }
 
     /// Writes /etc/podsec/u7s/node.toml as the kubeadm wrapper does (root, 0644).
@@ -148,6 +130,29 @@ cni-plugin = "flannel"
             .filter(|(_, name)| !["podsec-sandbox", "ps", "sh"].contains(&name.as_str()))
             .collect()
     }
+}
+
+/// The node configuration /etc/podsec/u7s/node.toml of a node whose u7s-admin has `uid`.
+pub fn config_text(spec: &NodeSpec, uid: u32) -> String {
+    format!(
+        r#"role = "{role}"
+kubernetes-version = "v1.33.13"
+uid = {uid}
+registry = "registry.local"
+platform = "c10f"
+pause-image = "registry.local/c10f/pause:3.10"
+external-ip = "{NODE_IP}"
+advertise-address = "{NODE_IP}"
+bind-port = {port}
+service-cidr = "10.96.0.0/12"
+pod-cidr = "10.244.0.0/16"
+cni-plugin = "flannel"
+{extra}"#,
+        role = spec.role,
+        uid = uid,
+        port = spec.bind_port,
+        extra = spec.extra
+    )
 }
 
 pub fn text(bytes: &[u8]) -> String {

@@ -12,7 +12,8 @@
 //! ```
 //!
 //! With systemd: `loginctl enable-linger u7s-admin` (the user manager then outlives every login
-//! session, upstream defect 25), then `systemctl --user -M u7s-admin@ start` of the user units.
+//! session, upstream defect 25), then `systemctl --user -M u7s-admin@ start` of the user units;
+//! stopping disables the lingering again, so the manager goes too.
 //! Without systemd the same ExecStart lines of the same unit files are started directly, as
 //! u7s-admin, in their own sessions, with the units' LimitNOFILE and WorkingDirectory; logs go
 //! to /var/log/podsec/u7s-<unit>.log (root) or ~/.local/share/usernetes/log (u7s-admin), PIDs to
@@ -204,7 +205,14 @@ impl Runtime {
                 let mut args = self.systemctl_user_args();
                 args.push("stop".into());
                 args.extend(UserUnit::ALL.iter().rev().map(|u| u.name().to_string()));
-                self.systemctl(&args)
+                self.systemctl(&args)?;
+                if Self::as_root() {
+                    // start() made the user manager outlive every session; a stopped node
+                    // leaves no process of u7s-admin (the manager, its dbus) behind.
+                    services::run("loginctl", &["disable-linger", &self.account.name])?;
+                    self.wait_manager_gone();
+                }
+                Ok(())
             }
             Launch::Direct => {
                 for unit in UserUnit::ALL.iter().rev() {
@@ -268,6 +276,16 @@ impl Runtime {
             std::thread::sleep(Duration::from_millis(200));
         }
         Ok(())
+    }
+
+    /// Waits (bounded) until logind has stopped the user manager and removed its runtime
+    /// directory. A login session of u7s-admin keeps both: that is not an error.
+    fn wait_manager_gone(&self) {
+        let dir = self.paths.runtime_dir();
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        while dir.exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// What logind would create; only in direct mode.

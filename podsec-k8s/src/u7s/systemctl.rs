@@ -1,7 +1,13 @@
 //! `systemctl`: first in the PATH of the u7s runtime (and of admins who put
 //! /usr/libexec/podsec/u7s/bin first). In the u7s namespace or as u7s-admin, kubeadm's
-//! `systemctl restart kubelet` must reach u7s-admin's user manager: `systemctl --user
-//! -M u7s-admin@ -T ...`. Root on the host gets the system's systemctl unchanged (spec 4.7).
+//! `systemctl restart kubelet` must reach u7s-admin's user manager with `systemctl --user`. Not
+//! with `-M u7s-admin@`: for anyone but host root that goes through the system manager (a
+//! transient unit, polkit), which refuses u7s-admin ("Interactive authentication required") and
+//! root of the namespace alike. As u7s-admin on the host: the manager's own socket
+//! (`XDG_RUNTIME_DIR=/run/user/<uid>`). Inside the namespace: u7s-admin's D-Bus session bus
+//! (`/run/user/<uid>/bus`), because the manager's socket refuses the namespace's root (sd-bus
+//! of systemd 252 claims uid 0 while the kernel reports u7s-admin) and dbus-daemon does not.
+//! Root on the host gets the system's systemctl unchanged (spec 4.7).
 
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
@@ -10,6 +16,8 @@ use std::process::{Command, ExitCode};
 
 use clap::Parser;
 use podsec_common::cli::{self, Failure};
+
+use podsec_common::host::users::{self, AccountError};
 
 use super::nsenter;
 use super::paths::U7S_USER;
@@ -40,6 +48,8 @@ pub enum Error {
     NotFound,
     #[error("cannot run {0}: {1}")]
     Exec(PathBuf, std::io::Error),
+    #[error(transparent)]
+    Account(#[from] AccountError),
 }
 
 impl Failure for Error {}
@@ -63,22 +73,36 @@ pub fn real_systemctl() -> Option<PathBuf> {
 pub fn arguments(for_user_manager: bool, given: &[OsString]) -> Vec<OsString> {
     let mut args: Vec<OsString> = Vec::new();
     if for_user_manager {
-        args.extend([
-            "--user".into(),
-            "-M".into(),
-            format!("{U7S_USER}@").into(),
-            "-T".into(),
-        ]);
+        args.push("--user".into());
     }
     args.extend(given.iter().cloned());
     args
 }
 
+/// The runtime directory of u7s-admin's user manager.
+pub fn user_runtime_dir() -> Result<PathBuf, Error> {
+    let account = users::user(U7S_USER)?;
+    Ok(PathBuf::from(format!("/run/user/{}", account.uid)))
+}
+
 pub fn run(args: Args) -> Result<ExitCode, Error> {
     let real = real_systemctl().ok_or(Error::NotFound)?;
     let user_manager = nsenter::inside() || !nix::unistd::getuid().is_root();
-    let error = Command::new(&real)
-        .args(arguments(user_manager, &args.arguments))
-        .exec();
+    let mut command = Command::new(&real);
+    command.args(arguments(user_manager, &args.arguments));
+    if nsenter::inside() {
+        let bus = user_runtime_dir()?.join("bus");
+        let mut address = OsString::from("unix:path=");
+        address.push(bus);
+        // Without XDG_RUNTIME_DIR systemctl takes the session bus, not the manager's socket.
+        command
+            .env("DBUS_SESSION_BUS_ADDRESS", address)
+            .env_remove("XDG_RUNTIME_DIR");
+    } else if user_manager {
+        command
+            .env("XDG_RUNTIME_DIR", user_runtime_dir()?)
+            .env_remove("DBUS_SESSION_BUS_ADDRESS");
+    }
+    let error = command.exec();
     Err(Error::Exec(real, error))
 }

@@ -1,0 +1,132 @@
+//! podsec-create-services under a real systemd as PID 1 (systemd-nspawn, `podsec_tests::systemd`):
+//! the distribution's docker-registry and nginx units are enabled and started once, a run with
+//! nothing changed touches no unit, a changed configuration reloads or restarts exactly the unit
+//! concerned, and nothing fails.
+
+use podsec_tests::systemd::Machine;
+
+const SERVER_IP: &str = "192.0.2.10";
+const REGISTRY: &str = "docker-registry.service";
+const NGINX: &str = "nginx.service";
+
+/// What tells whether systemd started a unit again: when it last became active, when its main
+/// process started, and that process.
+fn started(machine: &Machine, unit: &str) -> [String; 3] {
+    [
+        "ActiveEnterTimestampMonotonic",
+        "ExecMainStartTimestampMonotonic",
+        "MainPID",
+    ]
+    .map(|property| machine.property(unit, property))
+}
+
+/// The HTTP status of `curl` inside the machine (names resolved through its /etc/hosts).
+fn status(machine: &Machine, args: &str) -> String {
+    machine
+        .sh_ok(&format!(
+            "curl -s -o /dev/null -m 5 -w '%{{http_code}}' {args}"
+        ))
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn create_services_enables_and_starts_units_once_and_restarts_only_what_changed() {
+    let machine = Machine::boot().unwrap();
+    machine.install_packages();
+    machine.add_address(&format!("{SERVER_IP}/32"));
+    // A fresh server: the distribution's units are installed but neither enabled nor running.
+    machine.systemctl_ok(&["disable", "--now", REGISTRY, NGINX]);
+    machine.sh_ok(&format!("podsec-create-policy {SERVER_IP}"));
+
+    let out = machine.sh_ok("podsec-create-services");
+    assert!(
+        out.contains("docker-registry.service: enabled and started (systemd)")
+            && out.contains("nginx.service: enabled and started (systemd)"),
+        "{out}"
+    );
+    for unit in [REGISTRY, NGINX] {
+        assert_eq!(machine.state(unit), "active", "{unit}");
+        assert_eq!(
+            machine.systemctl_ok(&["is-enabled", unit]).trim(),
+            "enabled"
+        );
+    }
+    // The registry runs from podsec's drop-in, as the unit's own account.
+    assert_eq!(
+        machine.property(REGISTRY, "DropInPaths"),
+        "/etc/systemd/system/docker-registry.service.d/podsec.conf"
+    );
+    let pid = machine.property(REGISTRY, "MainPID");
+    assert_eq!(
+        machine.sh_ok(&format!(
+            "stat -c %U /proc/{pid}; tr '\\0' ' ' < /proc/{pid}/cmdline"
+        )),
+        "docker-registry\n/usr/bin/docker-registry serve /etc/podsec/registry/config.yml "
+    );
+    // Both answer by the names the clients use.
+    assert_eq!(status(&machine, "http://registry.local/v2/"), "200");
+    assert_eq!(status(&machine, "http://sigstore.local:81/keys/"), "200");
+    let registry = started(&machine, REGISTRY);
+    let nginx = started(&machine, NGINX);
+
+    // Nothing changed: no unit is started, restarted or reloaded.
+    let out = machine.sh_ok("podsec-create-services");
+    assert!(
+        out.contains("docker-registry.service: already running (systemd)")
+            && out.contains("nginx.service: already running (systemd)"),
+        "{out}"
+    );
+    assert_eq!(started(&machine, REGISTRY), registry);
+    assert_eq!(started(&machine, NGINX), nginx);
+    let reloads = machine.property(NGINX, "ExecReload");
+
+    // Push credentials change nginx's site only: nginx is reloaded (same master process, the
+    // new rule in force), the registry is left alone.
+    let htpasswd = machine.share().join("push.htpasswd");
+    machine.sh_ok(&format!(
+        "echo \"imagemaker:$(openssl passwd -apr1 s3cret)\" > {}",
+        htpasswd.display()
+    ));
+    let out = machine.sh_ok(&format!(
+        "podsec-create-services --push-htpasswd {}",
+        htpasswd.display()
+    ));
+    assert!(
+        out.contains("nginx.service: configuration changed, reloaded or restarted (systemd)")
+            && out.contains("docker-registry.service: already running (systemd)"),
+        "{out}"
+    );
+    assert_eq!(started(&machine, NGINX), nginx, "nginx was restarted");
+    assert_ne!(
+        machine.property(NGINX, "ExecReload"),
+        reloads,
+        "nginx was not reloaded"
+    );
+    assert_eq!(started(&machine, REGISTRY), registry);
+    assert_eq!(
+        status(
+            &machine,
+            "-X POST http://registry.local/v2/demo/x/blobs/uploads/"
+        ),
+        "401",
+        "the reloaded nginx does not ask for credentials"
+    );
+    assert_eq!(status(&machine, "http://registry.local/v2/"), "200");
+
+    // A changed registry configuration restarts the registry (it has no reload), not nginx.
+    machine.sh_ok("echo '# changed by hand' >> /etc/podsec/registry/config.yml");
+    let out = machine.sh_ok("podsec-create-services");
+    assert!(
+        out.contains("docker-registry.service: configuration changed, reloaded or restarted")
+            && out.contains("nginx.service: already running (systemd)"),
+        "{out}"
+    );
+    let restarted = started(&machine, REGISTRY);
+    assert_ne!(restarted[0], registry[0], "registry not restarted");
+    assert_ne!(restarted[1], registry[1], "registry not restarted");
+    assert_eq!(started(&machine, NGINX), nginx);
+    assert_eq!(status(&machine, "http://registry.local/v2/"), "200");
+
+    assert_eq!(machine.failed_units(), Vec::<String>::new());
+}
