@@ -158,7 +158,7 @@ async fn issue(
                 .map_err(|e| {
                     Error::api(msg!("cannot delete CertificateSigningRequest '{user}'"), &e)
                 })?;
-            wait_gone(&csrs, user).await?;
+            wait_gone(csrs, user).await?;
         }
         Ok(Some(_)) => {
             return Err(Error::Failed(msg!(
