@@ -208,11 +208,8 @@ fn set_aside_user_entries(
             0 => format!("containers.podsec-saved.{stamp}"),
             n => format!("containers.podsec-saved.{stamp}.{n}"),
         })
-        .find_map(|name| {
-            config
-                .create_dir_new(&name, 0o700, Owner::new(account.uid, account.gid))
-                .ok()
-        })
+        // Root's until everything is in: the user cannot put anything in the way meanwhile.
+        .find_map(|name| config.create_dir_new(&name, 0o700, Owner::new(0, 0)).ok())
         .ok_or_else(|| FileError::Exists {
             path: config
                 .path()
@@ -221,6 +218,7 @@ fn set_aside_user_entries(
     for name in &entries {
         containers.move_entry(name, &saved)?;
     }
+    saved.set_mode_owner(0o700, Owner::new(account.uid, account.gid))?;
     eprintln!(
         "{NAME}: {}",
         tr!(

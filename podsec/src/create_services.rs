@@ -440,11 +440,12 @@ fn start_trivy(profile: &Profile) -> Result<(), Error> {
             },
         )?;
         let owner = Owner::new(account.uid, account.gid);
-        let cache = SafeDir::open(Path::new("/var/lib"))?.create_dir_all(
-            Path::new("podsec/trivy"),
-            0o700,
-            owner,
+        let podsec = SafeDir::open(Path::new("/var/lib"))?.create_dir_all(
+            Path::new("podsec"),
+            0o755,
+            Owner::new(0, 0),
         )?;
+        let cache = podsec.create_dir_all(Path::new("trivy"), 0o700, owner)?;
         cache.set_mode_owner(0o700, owner)?;
         let trivy = trivy.to_string_lossy();
         let pid = services::start_direct(
