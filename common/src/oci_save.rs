@@ -11,6 +11,8 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::host::files::SafeDir;
+
 /// The architectures podsec archives, by their OCI names.
 pub const ARCHITECTURES: [&str; 5] = ["amd64", "arm64", "arm", "ppc64le", "386"];
 
@@ -29,6 +31,8 @@ pub enum SaveError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Dir(#[from] crate::host::files::FileError),
 }
 
 /// The architectures of `archs|all` (comma-separated), each validated.
@@ -55,29 +59,33 @@ pub struct SourceImage {
     pub name: String,
 }
 
-/// Creates `dir` (which must not exist: the caller checks) and writes `<dir>/<arch>.tar.xz` for
-/// every architecture; `progress` hears one line per image and archive.
+/// Creates `dir` (which must not exist; every directory above it must be root's and not
+/// writable by others, or sticky: see [`SafeDir::create_exclusive`]) and writes
+/// `<dir>/<arch>.tar.xz` for every architecture; `progress` hears one line per image and archive.
+///
+/// The directory is root's and 0700 while it is written, so what skopeo and the archiver find
+/// below it is only what they put there; it is opened to 0755 when complete.
 pub fn save(
     dir: &Path,
     archs: &[&str],
     images: &[SourceImage],
     mut progress: impl FnMut(&str),
 ) -> Result<(), SaveError> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| SaveError::Io { path, source }
-    };
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let policy = dir.join(".accept-source.json");
+    let out = SafeDir::create_exclusive(dir, 0o700)?;
+    let dir = out.path().to_path_buf();
+    let policy_name = ".accept-source.json";
     // Saving copies what the source has; trust is decided when the archive is loaded and signed.
-    std::fs::write(
-        &policy,
-        r#"{"default":[{"type":"insecureAcceptAnything"}]}"#,
-    )
-    .map_err(io(&policy))?;
-    let result = save_all(dir, archs, images, &policy, &mut progress);
-    let _ = std::fs::remove_file(&policy);
-    result
+    out.write_file(
+        policy_name,
+        br#"{"default":[{"type":"insecureAcceptAnything"}]}"#,
+        0o600,
+        Default::default(),
+    )?;
+    let result = save_all(&dir, archs, images, &dir.join(policy_name), &mut progress);
+    let _ = nix::unistd::unlinkat(&out, policy_name, nix::unistd::UnlinkatFlags::NoRemoveDir);
+    result?;
+    out.set_mode_owner(0o755, Default::default())?;
+    Ok(())
 }
 
 fn save_all(
@@ -143,6 +151,8 @@ fn pack(dir: &Path, arch: &str, archive: &Path) -> Result<(), SaveError> {
         .map_err(io)?;
     let encoder = xz2::write::XzEncoder::new(temp.as_file().try_clone().map_err(io)?, 9);
     let mut tar = tar::Builder::new(encoder);
+    // A link is archived as a link, never as what it points to.
+    tar.follow_symlinks(false);
     tar.append_dir_all(arch, dir.join(arch)).map_err(io)?;
     let encoder = tar.into_inner().map_err(io)?;
     let file: File = encoder.finish().map_err(io)?;
@@ -154,6 +164,44 @@ fn pack(dir: &Path, arch: &str, archive: &Path) -> Result<(), SaveError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn archives_hold_links_as_links() {
+        use std::io::Read;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("amd64/blobs")).unwrap();
+        std::fs::write(dir.path().join("secret"), "not for the archive").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("secret"), dir.path().join("amd64/blobs/x"))
+            .unwrap();
+        let archive = dir.path().join("amd64.tar.xz");
+        pack(dir.path(), "amd64", &archive).unwrap();
+        let mut tar = Vec::new();
+        xz2::read::XzDecoder::new(File::open(&archive).unwrap())
+            .read_to_end(&mut tar)
+            .unwrap();
+        let mut entries = tar::Archive::new(tar.as_slice());
+        let link = entries
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap())
+            .find(|e| e.path().unwrap().ends_with("blobs/x"))
+            .expect("the link is archived");
+        assert!(link.header().entry_type().is_symlink());
+        assert!(!String::from_utf8_lossy(&tar).contains("not for the archive"));
+    }
+
+    #[test]
+    fn a_planted_output_directory_is_refused_before_anything_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        let planted = dir.path().join("k8s");
+        std::os::unix::fs::symlink(dir.path(), &planted).unwrap();
+        let err = save(&planted, &["amd64"], &[], |_| {}).unwrap_err();
+        assert!(err.to_string().ends_with("k8s already exists"), "{err}");
+        assert!(!dir.path().join(".accept-source.json").exists());
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+    }
 
     #[test]
     fn every_architecture_is_validated() {

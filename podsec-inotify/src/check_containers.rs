@@ -320,6 +320,52 @@ mod tests {
     }
 
     #[test]
+    fn after_a_queue_overflow_directories_made_meanwhile_are_watched() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path(), &web());
+        let diff = dir.path().join(format!("overlay/{LAYER}/diff"));
+        let mut watcher = Watcher::new(Vec::new(), 1000).unwrap();
+        watcher.set_stores(vec![store]);
+        // Flood the queue past its limit without reading it, then make a directory: the event
+        // that would have announced it is lost.
+        let queued: usize = std::fs::read_to_string("/proc/sys/fs/inotify/max_queued_events")
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        for i in 0..=queued {
+            std::fs::File::create(diff.join(format!("etc/f{i}"))).unwrap();
+        }
+        std::fs::create_dir_all(diff.join("opt/hidden")).unwrap();
+        std::fs::write(diff.join("opt/hidden/before"), "x").unwrap();
+        pump(&mut watcher, |f| {
+            f.iter()
+                .any(|(_, t)| t.starts_with("The inotify event queue overflowed"))
+        });
+        let label = "in the container web (ID aa11, user root)";
+        for path in ["/opt", "/opt/hidden", "/opt/hidden/before"] {
+            assert!(
+                watcher
+                    .findings()
+                    .iter()
+                    .any(|(_, t)| t.contains("CREATE")
+                        && t.ends_with(&format!("on the file {path}"))),
+                "{path} not reported after the overflow"
+            );
+        }
+        // and what happens there later is seen
+        std::fs::write(diff.join("opt/hidden/after"), "x").unwrap();
+        let after = format!(
+            "An event CREATE occurred {label} in system directory on the file /opt/hidden/after"
+        );
+        pump(&mut watcher, |f| has(f, Level::Critical, &after));
+        assert!(
+            has(watcher.findings(), Level::Critical, &after),
+            "a directory made during the overflow is not watched"
+        );
+    }
+
+    #[test]
     fn containers_follow_the_metadata_and_the_budget_is_reported() {
         let dir = tempfile::tempdir().unwrap();
         let store = store(dir.path(), "[]");

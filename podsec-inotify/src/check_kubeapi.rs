@@ -174,11 +174,16 @@ struct Recorder<'a> {
     reported_malformed: u64,
     last_report: Instant,
     code_key: memchr::memmem::Finder<'static>,
+    /// Events whose syslog line went out before a crash (see [`state`]): not sent again.
+    journaled: std::collections::HashSet<String>,
 }
 
 impl<'a> Recorder<'a> {
     fn new(state: &'a mut StateDir, logger: &'a Logger) -> Recorder<'a> {
+        // Unreadable: lines may repeat after a crash, as they would without it.
+        let journaled = state.journaled_ids().unwrap_or_default();
         Recorder {
+            journaled,
             state,
             logger,
             batch: Vec::with_capacity(BATCH_BYTES),
@@ -240,11 +245,18 @@ impl Sink for Recorder<'_> {
         self.batch.push(b'\n');
         self.batch_events += 1;
         // The record stays first on the line: what nagwad and admins grep for.
+        let id = event.audit_id.as_deref().filter(|id| !id.is_empty());
+        if id.is_some_and(|id| self.journaled.contains(id)) {
+            return;
+        }
         let text = match event.code() {
             Some(code @ (401 | 403)) => format!("{record} access denied ({code})"),
             _ => record,
         };
         self.logger.log(Level::Critical, &text);
+        if let Some(id) = id {
+            self.state.note_journaled(id);
+        }
     }
 
     fn chunk_done(&mut self, cursor: Cursor) -> Result<(), KubeapiError> {
@@ -568,6 +580,69 @@ mod tests {
         let malformed = recorder.malformed;
         let text = std::fs::read_to_string(state.join("forbidden.log")).unwrap_or_default();
         (text.lines().map(str::to_string).collect(), malformed)
+    }
+
+    /// A logger whose lines land on a datagram socket of the test (the syslog wire format).
+    fn captured(dir: &Path, name: &str) -> (std::os::unix::net::UnixDatagram, Logger) {
+        let path = dir.join(name);
+        let socket = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        socket.set_nonblocking(true).unwrap();
+        (
+            socket,
+            Logger::with_sink(NAME, podsec_common::log::Sink::Syslog(path)),
+        )
+    }
+
+    fn received(socket: &std::os::unix::net::UnixDatagram) -> Vec<String> {
+        let mut lines = Vec::new();
+        let mut buffer = [0u8; 4096];
+        while let Ok(n) = socket.recv(&mut buffer) {
+            lines.push(String::from_utf8_lossy(&buffer[..n]).into_owned());
+        }
+        lines
+    }
+
+    #[test]
+    fn lines_sent_before_a_crash_are_recorded_but_not_sent_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let audit = dir.path().join("audit.log");
+        let state = dir.path().join("state");
+        std::fs::write(&audit, format!("{}\n{}\n", event(403, 1), event(404, 2))).unwrap();
+        // kill -9 after both lines were sent, before the commit
+        {
+            let mut first = StateDir::open_or_create(&state).unwrap();
+            let (socket, logger) = captured(dir.path(), "log1");
+            let mut recorder = Recorder::new(&mut first, &logger);
+            for line in std::fs::read_to_string(&audit).unwrap().lines() {
+                recorder.line(line.as_bytes());
+            }
+            assert_eq!(received(&socket).len(), 2);
+        }
+        // the next run records both once and sends neither again; its commit empties the note
+        let mut second = StateDir::open_or_create(&state).unwrap();
+        let (socket, logger) = captured(dir.path(), "log2");
+        let mut recorder = Recorder::new(&mut second, &logger);
+        follow(&audit, &mut recorder, false).unwrap();
+        assert_eq!(received(&socket), Vec::<String>::new(), "sent again");
+        let text = std::fs::read_to_string(state.join("forbidden.log")).unwrap();
+        assert_eq!(text.lines().count(), 2, "{text}");
+        assert_eq!(
+            std::fs::read_to_string(state.join("journaled")).unwrap(),
+            ""
+        );
+        // a new event after that is sent as usual
+        std::fs::write(
+            &audit,
+            format!("{}\n{}\n{}\n", event(403, 1), event(404, 2), event(403, 3)),
+        )
+        .unwrap();
+        let mut third = StateDir::open_or_create(&state).unwrap();
+        let (socket, logger) = captured(dir.path(), "log3");
+        let mut recorder = Recorder::new(&mut third, &logger);
+        follow(&audit, &mut recorder, false).unwrap();
+        let lines = received(&socket);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].contains("m3"), "{lines:?}");
     }
 
     #[test]

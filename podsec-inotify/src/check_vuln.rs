@@ -34,8 +34,8 @@ pub const IMPLEMENTED: bool = true;
     version,
     after_help = "Each image is exported with podman save and read by trivy as its owner (no login \
 shell, no podman socket); untagged images are scanned too. HIGH findings are logged as High, \
-CRITICAL as Critical, a failed scan as Fatal. Exit status 0 after reporting (1 if a mail could \
-not be sent or the arguments are wrong).\n\
+CRITICAL as Critical, a failed scan as Fatal. Exit status 0 after reporting, 3 if no image \
+could be scanned, 1 if a mail could not be sent or the arguments are wrong.\n\
 Environment:\n  U7S_TRIVY_SERVER    trivy server host (default trivy.local; port 4954)"
 )]
 pub struct Args {
@@ -120,6 +120,7 @@ pub fn run(args: Args) -> Result<ExitCode, VulnError> {
         own_stores(uid)?
     };
     let mut mail_failed = false;
+    let mut codes = Vec::new();
     for target in targets(&stores, uid == 0) {
         let owner = target.drop_privileges.then_some(&target.owner);
         let (outcome, report) = scanner.scan(
@@ -127,16 +128,27 @@ pub fn run(args: Args) -> Result<ExitCode, VulnError> {
             owner,
             (!target.podman_default).then_some(target.graphroot.as_path()),
         )?;
+        codes.push(outcome.code());
         if let Err(e) = report_one(&target, &outcome, report.as_ref(), &logger, &args) {
             eprintln!("{NAME}: {}", translate_message(&e.to_string()));
             mail_failed = true;
         }
     }
-    Ok(if mail_failed {
-        ExitCode::FAILURE
+    Ok(ExitCode::from(exit_status(&codes, mail_failed)))
+}
+
+/// 3 when there were images and not one could be scanned (the unit fails, so systemd shows
+/// it), else 1 when a mail could not be sent, else 0: findings themselves are reported, not
+/// an error of the run.
+pub fn exit_status(codes: &[u8], mail_failed: bool) -> u8 {
+    let failed = Outcome::Failed(String::new()).code();
+    if !codes.is_empty() && codes.iter().all(|c| *c == failed) {
+        failed
+    } else if mail_failed {
+        1
     } else {
-        ExitCode::SUCCESS
-    })
+        0
+    }
 }
 
 /// A user's own stores (check-vuln run by that user).
@@ -271,6 +283,65 @@ mod tests {
         assert_eq!(args.stray, ["-vvv", "-c", "100"]);
         let args = Args::try_parse_from([NAME, "-m", "root"]).unwrap();
         assert_eq!(args.mail_to.as_deref(), Some("root"));
+    }
+
+    #[test]
+    fn every_scan_failed_is_a_failure_of_the_run() {
+        assert_eq!(exit_status(&[3, 3], false), 3);
+        assert_eq!(exit_status(&[3], true), 3);
+        assert_eq!(
+            exit_status(&[3, 5], false),
+            0,
+            "findings are reported, not failures"
+        );
+        assert_eq!(exit_status(&[3, 0], true), 1);
+        assert_eq!(exit_status(&[], false), 0, "no images: nothing failed");
+    }
+
+    #[test]
+    fn image_names_from_a_users_store_cannot_forge_journal_or_mail_lines() {
+        let forged = "localhost/x:1\nCritical: 999: forged\r\x1b[2J";
+        let mut target = Target {
+            owner: Owner {
+                name: "mallory".into(),
+                uid: 1000,
+                gid: 1000,
+                home: "/home/mallory".into(),
+            },
+            drop_privileges: true,
+            graphroot: "/home/mallory/.local/share/containers/storage".into(),
+            podman_default: true,
+            driver: Driver::Overlay,
+            image: ImageRecord {
+                id: "ab".repeat(32),
+                names: vec![forged.into()],
+                digest: None,
+            },
+        };
+        for outcome in [
+            Outcome::Failed("trivy: x".into()),
+            Outcome::Critical(Default::default()),
+        ] {
+            let line = podsec_common::log::Logger::line(
+                outcome.level().unwrap(),
+                &outcome.message(&target.name(), &target.owner.name),
+            );
+            assert!(!line.contains(['\n', '\r', '\x1b']), "{line:?}");
+            assert!(
+                line.contains("localhost/x:1\\nCritical: 999: forged\\r\\x1b[2J"),
+                "{line}"
+            );
+        }
+        let body = mail_body(&target, "M.", "");
+        assert_eq!(
+            body.lines().nth(2),
+            Some(
+                "Image: localhost/x:1\\nCritical: 999: forged\\r\\x1b[2J (ID abababababababababababababababababababababababababababababababab)"
+            )
+        );
+        // an untagged image is named by its ID, cut on a character boundary
+        target.image.names.clear();
+        assert_eq!(target.name(), "<none>@abababababab");
     }
 
     #[test]

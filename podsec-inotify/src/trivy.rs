@@ -13,6 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use nix::unistd::{Gid, Uid};
+use podsec_common::host::beneath::Tree;
+use podsec_common::host::files::{self, SafeDir};
+use podsec_common::host::process::Process;
 use podsec_common::log::Level;
 use serde::Deserialize;
 
@@ -330,16 +333,16 @@ impl Scanner {
                 dir: self.temp_base.clone(),
                 source,
             })?;
-        let work = temp.path().to_path_buf();
-        let as_user = owner.map(|o| RunAs::new(o, &work));
-        if let Some(run_as) = &as_user {
-            run_as.hand_over(&work).map_err(|source| TrivyError::Temp {
-                dir: work.clone(),
-                source,
-            })?;
-        }
-        let archive = work.join("image.tar");
-        let result = self.save_and_scan(image, store, &archive, &work, as_user.as_ref());
+        let as_user = owner.map(|o| RunAs::new(o, temp.path()));
+        let private_runtime = as_user.as_ref().is_some_and(|r| r.private_runtime);
+        // A problem with this image's directory fails this scan, not the whole run.
+        let result = match prepare(temp.path(), owner, private_runtime) {
+            Ok(work) => {
+                let archive = work.join("image.tar");
+                self.save_and_scan(image, store, &archive, &work, as_user.as_ref())
+            }
+            Err(e) => (Outcome::Failed(format!("the scan directory: {e}")), None),
+        };
         if let Some(run_as) = &as_user {
             run_as.stop_leftovers();
         }
@@ -443,8 +446,30 @@ struct RunAs {
     private_runtime: bool,
 }
 
+/// The directories of one scan below `top` (root's fresh temporary directory): `top` stays
+/// root's (0711), `work` (podman's and trivy's TMPDIR, the archive, trivy's cache) and, when
+/// asked, `runtime` (a private XDG_RUNTIME_DIR) are created in it exclusively and given to the
+/// owner through their descriptors. So root never chowns by a path, and never works in a
+/// directory the user can write: the user cannot put a link where root looks. Returns `work`.
+fn prepare(
+    top: &Path,
+    owner: Option<&Owner>,
+    private_runtime: bool,
+) -> Result<PathBuf, files::FileError> {
+    let top = SafeDir::open_trusted(top)?;
+    top.set_mode_owner(0o711, files::Owner::default())?;
+    let user = owner
+        .map(|o| files::Owner::new(o.uid, o.gid))
+        .unwrap_or_default();
+    let work = top.create_dir_new("work", 0o700, user)?;
+    if private_runtime {
+        top.create_dir_new("runtime", 0o700, user)?;
+    }
+    Ok(work.path().to_path_buf())
+}
+
 impl RunAs {
-    fn new(owner: &Owner, work: &Path) -> RunAs {
+    fn new(owner: &Owner, top: &Path) -> RunAs {
         let groups = CString::new(owner.name.as_str())
             .ok()
             .and_then(|name| nix::unistd::getgrouplist(&name, Gid::from_raw(owner.gid)).ok())
@@ -457,7 +482,7 @@ impl RunAs {
         let (runtime, private_runtime) = if owned {
             (session, false)
         } else {
-            (work.join("runtime"), true)
+            (top.join("runtime"), true)
         };
         RunAs {
             owner: owner.clone(),
@@ -465,18 +490,6 @@ impl RunAs {
             runtime,
             private_runtime,
         }
-    }
-
-    /// The scan directory (and a private runtime directory) belong to the user.
-    fn hand_over(&self, work: &Path) -> std::io::Result<()> {
-        let uid = Some(Uid::from_raw(self.owner.uid));
-        let gid = Some(Gid::from_raw(self.owner.gid));
-        nix::unistd::chown(work, uid, gid)?;
-        if self.private_runtime {
-            std::fs::create_dir(&self.runtime)?;
-            nix::unistd::chown(&self.runtime, uid, gid)?;
-        }
-        Ok(())
     }
 
     fn apply(&self, command: &mut Command) {
@@ -507,23 +520,26 @@ impl RunAs {
         if !self.private_runtime {
             return;
         }
-        let pid_file = self.runtime.join("libpod/tmp/pause.pid");
-        if let Ok(text) = std::fs::read_to_string(pid_file)
-            && let Ok(pid) = text.trim().parse::<i32>()
-            && pid > 1
+        // The runtime directory is the user's: its pause.pid is read without leaving it,
+        // without blocking on a FIFO, and bounded.
+        let text = Tree::open(&self.runtime)
+            .ok()
+            .flatten()
+            .and_then(|tree| tree.read_string(Path::new(PAUSE_PID), 32).ok().flatten());
+        let Some(pid) = text.and_then(|t| t.trim().parse::<i32>().ok()) else {
+            return;
+        };
+        // The pidfd first, then the owner: the signal reaches the process that was checked.
+        if let Ok(Some(process)) = Process::open(pid)
+            && process.uid().ok() == Some(self.owner.uid)
         {
-            let pid = nix::unistd::Pid::from_raw(pid);
-            // only a process of that user
-            let owner = std::fs::metadata(format!("/proc/{pid}")).map(|m| {
-                use std::os::unix::fs::MetadataExt;
-                m.uid()
-            });
-            if owner.ok() == Some(self.owner.uid) {
-                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-            }
+            let _ = process.signal(nix::sys::signal::Signal::SIGKILL);
         }
     }
 }
+
+/// Where rootless podman records its pause process, below the runtime directory.
+const PAUSE_PID: &str = "libpod/tmp/pause.pid";
 
 #[cfg(test)]
 mod tests {
@@ -612,6 +628,72 @@ mod tests {
             "no table scraping"
         );
         assert!(Report::parse(br#"{"SchemaVersion":1}"#).is_err());
+    }
+
+    fn nobody(home: &Path) -> Owner {
+        Owner {
+            name: "nobody".into(),
+            uid: 65534,
+            gid: 65534,
+            home: home.to_path_buf(),
+        }
+    }
+
+    #[test]
+    fn the_scan_directory_stays_roots_and_the_users_parts_are_given_by_descriptor() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        assert!(nix::unistd::geteuid().is_root(), "needs root (chown)");
+        let temp = tempfile::tempdir().unwrap();
+        let owner = nobody(temp.path());
+        let work = prepare(temp.path(), Some(&owner), true).unwrap();
+        let stat = |path: &Path| {
+            let m = std::fs::symlink_metadata(path).unwrap();
+            (m.uid(), m.permissions().mode() & 0o7777, m.is_dir())
+        };
+        // The directory holding the user's parts is root's and not writable by the user, so
+        // the user cannot swap `runtime` or `work` for a link to have root chown something else.
+        assert_eq!(stat(temp.path()), (0, 0o711, true));
+        assert_eq!(work, temp.path().join("work"));
+        assert_eq!(stat(&work), (65534, 0o700, true));
+        assert_eq!(stat(&temp.path().join("runtime")), (65534, 0o700, true));
+        // Made exclusively: a second preparation of the same directory fails (it never adopts
+        // what is already there).
+        assert!(prepare(temp.path(), Some(&owner), false).is_err());
+    }
+
+    #[test]
+    fn a_fifo_as_pause_pid_does_not_block_and_foreign_processes_are_left_alone() {
+        let temp = tempfile::tempdir().unwrap();
+        let owner = nobody(temp.path());
+        let run_as = RunAs::new(&owner, temp.path());
+        assert!(run_as.private_runtime);
+        let tmp = temp.path().join("runtime/libpod/tmp");
+        std::fs::create_dir_all(&tmp).unwrap();
+        nix::unistd::mkfifo(
+            &tmp.join("pause.pid"),
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        )
+        .unwrap();
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            run_as.stop_leftovers();
+            let _ = done.send(());
+        });
+        finished
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("blocked on a FIFO named pause.pid");
+        // A pause.pid naming a process of another account (here: the test's own child).
+        std::fs::remove_file(tmp.join("pause.pid")).unwrap();
+        let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+        std::fs::write(tmp.join("pause.pid"), child.id().to_string()).unwrap();
+        RunAs::new(&owner, temp.path()).stop_leftovers();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "killed another account's process"
+        );
+        let _ = child.kill();
+        let _ = child.wait();
     }
 
     #[test]

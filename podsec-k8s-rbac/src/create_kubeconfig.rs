@@ -14,7 +14,7 @@ use k8s_openapi::api::certificates::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Api;
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, PostParams};
 use podsec_common::cli;
 use podsec_common::host::users;
 
@@ -48,6 +48,9 @@ pub struct Args {
     /// Delete an existing CertificateSigningRequest of the same name first
     #[arg(long)]
     pub replace_csr: bool,
+    /// Replace an existing ~/.kube/config of root or u7s-admin (kept as a backup)
+    #[arg(long)]
+    pub force: bool,
     /// How long to wait for the cluster to issue the certificate
     #[arg(long, value_name = "seconds", default_value_t = 60)]
     pub wait: u64,
@@ -96,16 +99,31 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
     let cluster = admin.current_cluster()?;
     // Fail on a planted symlink or an unwritable home before asking the cluster for anything.
     let kube_dir = user_kubeconfig::open_kube_dir(&account)?;
+    user_kubeconfig::check_replace(&kube_dir, &account, args.force)?;
 
     let key = csr::generate_key()?;
     let request = csr::request_pem(&key, &user, &groups)?;
     let wait = Duration::from_secs(args.wait);
-    let cert_pem = api::block_on(issue(&admin, &user, request, args.replace_csr, wait))??;
+    let cert_pem = api::block_on(async {
+        let csrs: Api<CertificateSigningRequest> = Api::all(admin.client().await?);
+        issue(&csrs, &user, request, args.replace_csr, wait).await
+    })??;
     let issued = csr::check_issued(&cert_pem, &key, &user, &groups)?;
     let key_pem = key.serialize_pem();
     let text = user_kubeconfig::render(&cluster, &user, &cert_pem, &key_pem)?;
     // The new credentials must work before they are handed over.
     api::block_on(check_login(&text, &user, &groups))??;
+    if args.force
+        && let Some(name) = user_kubeconfig::backup(&kube_dir, &account)?
+    {
+        println!(
+            "{NAME}: {}",
+            podsec_common::i18n::translate_message(&msg!(
+                "the previous {}/config is kept as {name}",
+                kube_dir.path().display()
+            ))
+        );
+    }
     user_kubeconfig::write(&kube_dir, &account, &text)?;
     println!(
         "{NAME}: {}",
@@ -121,16 +139,17 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Creates the CSR, approves it, and waits (bounded) for the signer's certificate.
+/// Creates the CSR, approves it, and waits (bounded) for the signer's certificate. The approval
+/// and the certificate are bound to the CSR this created (its UID and resourceVersion): one
+/// deleted and recreated under the same name meanwhile, with someone else's key, is neither
+/// approved nor taken.
 async fn issue(
-    admin: &AdminConfig,
+    csrs: &Api<CertificateSigningRequest>,
     user: &str,
     request: String,
     replace: bool,
     wait: Duration,
 ) -> Result<Vec<u8>, Error> {
-    let client = admin.client().await?;
-    let csrs: Api<CertificateSigningRequest> = Api::all(client);
     match csrs.get_opt(user).await {
         Ok(None) => {}
         Ok(Some(_)) if replace => {
@@ -139,7 +158,7 @@ async fn issue(
                 .map_err(|e| {
                     Error::api(msg!("cannot delete CertificateSigningRequest '{user}'"), &e)
                 })?;
-            wait_gone(&csrs, user).await?;
+            wait_gone(csrs, user).await?;
         }
         Ok(Some(_)) => {
             return Err(Error::Failed(msg!(
@@ -168,23 +187,30 @@ async fn issue(
         },
         status: None,
     };
-    csrs.create(&PostParams::default(), &object)
+    let created = csrs
+        .create(&PostParams::default(), &object)
         .await
         .map_err(|e| Error::api(msg!("cannot create CertificateSigningRequest '{user}'"), &e))?;
-    let approval = CertificateSigningRequest {
-        status: Some(CertificateSigningRequestStatus {
-            conditions: Some(vec![CertificateSigningRequestCondition {
-                type_: "Approved".into(),
-                status: "True".into(),
-                reason: Some("PodsecRbacApprove".into()),
-                message: Some(format!("approved by {NAME}")),
-                ..CertificateSigningRequestCondition::default()
-            }]),
-            certificate: None,
-        }),
-        ..object.clone()
-    };
-    csrs.patch_approval(user, &PatchParams::default(), &Patch::Merge(&approval))
+    let uid = created.metadata.uid.clone().unwrap_or_default();
+    if uid.is_empty() || created.metadata.resource_version.is_none() {
+        return Err(Error::Failed(msg!(
+            "the created CertificateSigningRequest '{user}' has no UID or resourceVersion"
+        )));
+    }
+    // A replace (PUT) of the created object itself: the API server refuses it (409) when the
+    // CSR of that name is no longer the one created here.
+    let mut approval = created.clone();
+    approval.status = Some(CertificateSigningRequestStatus {
+        conditions: Some(vec![CertificateSigningRequestCondition {
+            type_: "Approved".into(),
+            status: "True".into(),
+            reason: Some("PodsecRbacApprove".into()),
+            message: Some(format!("approved by {NAME}")),
+            ..CertificateSigningRequestCondition::default()
+        }]),
+        certificate: None,
+    });
+    csrs.replace_subresource("approval", user, &PostParams::default(), &approval)
         .await
         .map_err(|e| {
             Error::api(
@@ -198,6 +224,11 @@ async fn issue(
             .get(user)
             .await
             .map_err(|e| Error::api(msg!("cannot read CertificateSigningRequest '{user}'"), &e))?;
+        if current.metadata.uid.as_deref() != Some(uid.as_str()) {
+            return Err(Error::Failed(msg!(
+                "CertificateSigningRequest '{user}' was replaced by another one after it was created; nothing is taken from it"
+            )));
+        }
         if let Some(status) = &current.status {
             for c in status.conditions.iter().flatten() {
                 if (c.type_ == "Denied" || c.type_ == "Failed") && c.status == "True" {
@@ -267,4 +298,149 @@ async fn check_login(text: &[u8], user: &str, groups: &[String]) -> Result<(), E
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    //! The approval against a fake API server where someone deletes the CSR right after it was
+    //! created and makes their own under the same name (another key, the same user name):
+    //! deterministic, unlike a race of real processes.
+
+    use super::*;
+    use std::convert::Infallible;
+    use std::sync::{Arc, Mutex};
+
+    use http::{Request, Response};
+    use kube::client::Body;
+    use serde_json::{Value, json};
+
+    const PATH: &str = "/apis/certificates.k8s.io/v1/certificatesigningrequests";
+
+    struct Server {
+        csr: Option<Value>,
+        version: u64,
+        /// Replace the CSR by a foreign one right after it is created.
+        swap: bool,
+        log: Vec<String>,
+    }
+
+    fn status(code: u16, reason: &str) -> (u16, Value) {
+        (
+            code,
+            json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                "message": format!("fake: {reason}"), "reason": reason, "code": code}),
+        )
+    }
+
+    impl Server {
+        fn store(&mut self, mut csr: Value, uid: &str) -> Value {
+            self.version += 1;
+            csr["metadata"]["uid"] = json!(uid);
+            csr["metadata"]["resourceVersion"] = json!(self.version.to_string());
+            self.csr = Some(csr.clone());
+            csr
+        }
+
+        fn approved(&self) -> bool {
+            self.csr
+                .as_ref()
+                .is_some_and(|c| c["status"]["conditions"][0]["type"] == "Approved")
+        }
+
+        fn handle(&mut self, method: &http::Method, path: &str, body: &[u8]) -> (u16, Value) {
+            let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+            match (method.as_str(), path) {
+                ("GET", p) if p == format!("{PATH}/alice") => match &self.csr {
+                    Some(csr) => (200, csr.clone()),
+                    None => status(404, "NotFound"),
+                },
+                ("POST", PATH) => {
+                    let created = self.store(body, "created-uid");
+                    if self.swap {
+                        let mut foreign = created.clone();
+                        foreign["spec"]["request"] = json!("Zm9yZWlnbg==");
+                        self.store(foreign, "foreign-uid");
+                    }
+                    (201, created)
+                }
+                ("PUT", p) if p == format!("{PATH}/alice/approval") => {
+                    let current = self.csr.clone().unwrap();
+                    if body["metadata"]["uid"] != current["metadata"]["uid"]
+                        || body["metadata"]["resourceVersion"]
+                            != current["metadata"]["resourceVersion"]
+                    {
+                        return status(409, "Conflict");
+                    }
+                    let mut approved = current;
+                    approved["status"] = body["status"].clone();
+                    // the signer at once
+                    approved["status"]["certificate"] = json!("Q0VSVA==");
+                    (200, self.store(approved, "created-uid"))
+                }
+                _ => panic!("unexpected request {method} {path}"),
+            }
+        }
+    }
+
+    fn issue_against(swap: bool) -> (Result<Vec<u8>, Error>, Arc<Mutex<Server>>) {
+        let server = Arc::new(Mutex::new(Server {
+            csr: None,
+            version: 1,
+            swap,
+            log: Vec::new(),
+        }));
+        let shared = server.clone();
+        let service = tower::service_fn(move |request: Request<Body>| {
+            let server = shared.clone();
+            async move {
+                let (parts, body) = request.into_parts();
+                let body = body.collect_bytes().await.unwrap();
+                let mut server = server.lock().unwrap();
+                let (code, answer) = server.handle(&parts.method, parts.uri.path(), &body);
+                server.log.push(format!("{} {code}", parts.method));
+                Ok::<_, Infallible>(
+                    Response::builder()
+                        .status(code)
+                        .header("content-type", "application/json")
+                        .body(Body::from(serde_json::to_vec(&answer).unwrap()))
+                        .unwrap(),
+                )
+            }
+        });
+        let result = api::block_on(async move {
+            let csrs: Api<CertificateSigningRequest> =
+                Api::all(kube::Client::new(service, "default"));
+            issue(
+                &csrs,
+                "alice",
+                "REQUEST".into(),
+                false,
+                Duration::from_secs(2),
+            )
+            .await
+        })
+        .unwrap();
+        (result, server)
+    }
+
+    #[test]
+    fn only_the_csr_this_created_is_approved() {
+        let (result, server) = issue_against(false);
+        assert_eq!(result.unwrap(), b"CERT");
+        assert_eq!(
+            server.lock().unwrap().log,
+            ["GET 404", "POST 201", "PUT 200", "GET 200"]
+        );
+
+        // Swapped for a foreign CSR between create and approve: refused, nothing approved.
+        let (result, server) = issue_against(true);
+        let err = result.unwrap_err().to_string();
+        assert!(
+            err.starts_with("cannot approve CertificateSigningRequest 'alice'"),
+            "{err}"
+        );
+        let server = server.lock().unwrap();
+        assert!(!server.approved(), "the foreign CSR was approved");
+        assert_eq!(server.log, ["GET 404", "POST 201", "PUT 409"]);
+    }
 }

@@ -139,6 +139,47 @@ pub fn write(dir: &SafeDir, account: &Account, contents: &[u8]) -> Result<(), Er
     Ok(())
 }
 
+/// Accounts whose ~/.kube/config is usually an administrator's kubeconfig: replaced only on
+/// request (`--force`), and then kept as a backup.
+pub const ADMIN_ACCOUNTS: [&str; 2] = ["root", "u7s-admin"];
+
+/// Whether `~user/.kube/config` may be replaced: always for ordinary users; for root and
+/// u7s-admin only with `force` when one exists.
+pub fn check_replace(dir: &SafeDir, account: &Account, force: bool) -> Result<(), Error> {
+    if ADMIN_ACCOUNTS.contains(&account.name.as_str()) && dir.has_entry("config") && !force {
+        return Err(Error::Failed(msg!(
+            "{}/config exists and may be an administrator's kubeconfig: add --force to replace it (it is kept as config.podsec-backup.<time>)",
+            dir.path().display()
+        )));
+    }
+    Ok(())
+}
+
+/// Copies `config` to a new `config.podsec-backup.<time>[.n]` (0600, the user's) and returns
+/// its name; `None` when there is no config.
+pub fn backup(dir: &SafeDir, account: &Account) -> Result<Option<String>, Error> {
+    if !dir.has_entry("config") {
+        return Ok(None);
+    }
+    let text = dir.read_file("config", MAX_KUBECONFIG)?;
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let names = (0..100).map(move |n| match n {
+        0 => format!("config.podsec-backup.{stamp}"),
+        n => format!("config.podsec-backup.{stamp}.{n}"),
+    });
+    let name = dir.create_new_file(names, &text, 0o600)?.ok_or_else(|| {
+        Error::Failed(msg!(
+            "no free backup name for {}/config",
+            dir.path().display()
+        ))
+    })?;
+    dir.chown_entry(&name, Owner::new(account.uid, account.gid))?;
+    Ok(Some(name))
+}
+
 const MAX_KUBECONFIG: u64 = 4 << 20;
 
 /// Reads a file below an absolute path without following any symlink on the way (a user's
@@ -227,6 +268,43 @@ mod tests {
         assert_eq!(c.server.as_deref(), Some("https://127.0.0.1:6443"));
         assert_eq!(c.certificate_authority_data.as_deref(), Some("Q0E="));
         assert_eq!(client_certificate(&text).unwrap(), b"CERT");
+    }
+
+    #[test]
+    fn an_admin_kubeconfig_is_replaced_only_with_force_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let kube = SafeDir::open(dir.path()).unwrap();
+        let account = |name: &str| Account {
+            name: name.into(),
+            uid: nix::unistd::geteuid().as_raw(),
+            gid: nix::unistd::getegid().as_raw(),
+            home: dir.path().to_path_buf(),
+            shell: "/bin/sh".into(),
+        };
+        // nothing there yet: no question asked
+        check_replace(&kube, &account("root"), false).unwrap();
+        std::fs::write(dir.path().join("config"), "admin credentials").unwrap();
+        for admin in ADMIN_ACCOUNTS {
+            let err = check_replace(&kube, &account(admin), false).unwrap_err();
+            assert!(err.to_string().contains("add --force"), "{err}");
+            check_replace(&kube, &account(admin), true).unwrap();
+        }
+        check_replace(&kube, &account("alice"), false).unwrap();
+        let name = backup(&kube, &account("root")).unwrap().unwrap();
+        assert!(name.starts_with("config.podsec-backup."), "{name}");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(&name)).unwrap(),
+            "admin credentials"
+        );
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join(&name))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // a second backup in the same second gets its own name
+        let second = backup(&kube, &account("root")).unwrap().unwrap();
+        assert_ne!(second, name);
     }
 
     #[test]

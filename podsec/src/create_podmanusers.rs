@@ -71,6 +71,8 @@ pub enum Error {
     Password { user: String, detail: String },
     #[error("{0} is given twice")]
     Duplicate(String),
+    #[error("--password-stdin: {0}")]
+    PasswordStdin(String),
 }
 
 impl Failure for Error {}
@@ -88,10 +90,18 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
             return Err(Error::Duplicate(name.clone()));
         }
     }
+    // The password too: a bad one must not leave accounts made without it.
     let password = if args.password_stdin {
         let mut text = String::new();
-        let _ = std::io::stdin().read_to_string(&mut text);
-        Some(text.lines().next().unwrap_or_default().to_string())
+        std::io::stdin()
+            .take(64 * 1024)
+            .read_to_string(&mut text)
+            .map_err(|e| Error::PasswordStdin(e.to_string()))?;
+        let line = text.lines().next().unwrap_or_default().to_string();
+        if let Some(problem) = users::password_problem(&line) {
+            return Err(Error::PasswordStdin(problem.into()));
+        }
+        Some(line)
     } else {
         None
     };
@@ -157,6 +167,7 @@ fn lock_configuration(account: &Account) -> Result<(), Error> {
     // redirect), rewrite, and set it again.
     containers.set_immutable(false)?;
     containers.set_mode_owner(0o755, root)?;
+    set_aside_user_entries(account, &config, &containers)?;
     let conf = storage_conf(storage_driver(&account.home));
     containers.write_file("storage.conf", conf.as_bytes(), 0o644, root)?;
     if !containers.set_immutable(true)? {
@@ -168,5 +179,58 @@ fn lock_configuration(account: &Account) -> Result<(), Error> {
             )
         );
     }
+    Ok(())
+}
+
+/// An account that existed before may have its own policy.json, registries.d, containers.conf
+/// ... in ~/.config/containers: they would still apply (podman prefers them to the system's),
+/// and what the user owns stays editable. Everything but storage.conf (rewritten by root next)
+/// moves, unfollowed, to a new `~/.config/containers.podsec-saved.<time>` of the user's.
+fn set_aside_user_entries(
+    account: &Account,
+    config: &SafeDir,
+    containers: &SafeDir,
+) -> Result<(), Error> {
+    let entries: Vec<OsString> = containers
+        .list()?
+        .into_iter()
+        .filter(|name| name != "storage.conf")
+        .collect();
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let saved = (0..100)
+        .map(|n| match n {
+            0 => format!("containers.podsec-saved.{stamp}"),
+            n => format!("containers.podsec-saved.{stamp}.{n}"),
+        })
+        // Root's until everything is in: the user cannot put anything in the way meanwhile.
+        .find_map(|name| config.create_dir_new(&name, 0o700, Owner::new(0, 0)).ok())
+        .ok_or_else(|| FileError::Exists {
+            path: config
+                .path()
+                .join(format!("containers.podsec-saved.{stamp}")),
+        })?;
+    for name in &entries {
+        containers.move_entry(name, &saved)?;
+    }
+    saved.set_mode_owner(0o700, Owner::new(account.uid, account.gid))?;
+    eprintln!(
+        "{NAME}: {}",
+        tr!(
+            "note: {path} held {entries} of the user; moved to {saved} (only root's storage.conf stays)",
+            path = containers.path().display(),
+            entries = entries
+                .iter()
+                .map(|n| n.to_string_lossy().escape_debug().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            saved = saved.path().display()
+        )
+    );
     Ok(())
 }

@@ -75,6 +75,12 @@ pub enum Error {
     ReadHosts(std::io::Error),
     #[error("cannot list this host's addresses: {0}")]
     Addresses(std::io::Error),
+    #[error("cannot enable {knob}: {path}: {source}")]
+    Sysctl {
+        knob: String,
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
 }
 
 impl Failure for Error {
@@ -192,7 +198,7 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
         "/etc/containers/registries.conf",
         conf.install(edited.as_bytes(), 0o644)?,
     );
-    alt_only_steps();
+    alt_only_steps()?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -252,7 +258,7 @@ fn install_keys(keys: &BTreeMap<String, Vec<u8>>) -> Result<(), FileError> {
 
 /// ALT only: newuidmap/newgidmap restricted to group podman, and the userns sysctl where the
 /// kernel has that knob. Elsewhere these are skipped with a note.
-fn alt_only_steps() {
+fn alt_only_steps() -> Result<(), Error> {
     let profile = Profile::detect();
     match profile.control_program.filter(|p| Path::new(p).exists()) {
         Some(control) => {
@@ -276,9 +282,8 @@ fn alt_only_steps() {
         ),
     }
     match profile.userns_sysctl {
-        Some(knob) if Path::new("/proc/sys").join(knob.replace('.', "/")).exists() => {
-            let _ = std::fs::write("/etc/sysctl.d/99-podman.conf", format!("{knob}=1\n"));
-            let _ = std::fs::write(Path::new("/proc/sys").join(knob.replace('.', "/")), "1\n");
+        Some(knob) if knob_path(Path::new("/proc/sys"), knob).exists() => {
+            enable_sysctl(knob, Path::new(SYSCTL_DROP_IN), Path::new("/proc/sys"))?;
         }
         _ => {
             println!(
@@ -287,11 +292,95 @@ fn alt_only_steps() {
             )
         }
     }
+    Ok(())
+}
+
+pub const SYSCTL_DROP_IN: &str = "/etc/sysctl.d/99-podman.conf";
+
+fn knob_path(proc_sys: &Path, knob: &str) -> std::path::PathBuf {
+    proc_sys.join(knob.replace('.', "/"))
+}
+
+/// `knob=1` in the drop-in (replaced atomically: a crash leaves the old file or the new one),
+/// then in the running kernel; either failing is an error naming the file.
+fn enable_sysctl(knob: &str, drop_in: &Path, proc_sys: &Path) -> Result<(), Error> {
+    let failed = |path: &Path, source: std::io::Error| Error::Sysctl {
+        knob: knob.to_string(),
+        path: path.to_path_buf(),
+        source,
+    };
+    write_atomic(
+        drop_in,
+        format!("# Written by {NAME}: rootless podman needs user namespaces.\n{knob}=1\n")
+            .as_bytes(),
+        0o644,
+        Owner::new(0, 0),
+    )
+    .map_err(|e| match e {
+        FileError::Io { path, source } => failed(&path, source),
+        other => failed(drop_in, std::io::Error::other(other.to_string())),
+    })?;
+    let live = knob_path(proc_sys, knob);
+    std::fs::write(&live, "1\n").map_err(|e| failed(&live, e))?;
+    println!(
+        "{}",
+        tr!(
+            "{knob} = 1 (and in {path})",
+            knob = knob,
+            path = drop_in.display()
+        )
+    );
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_sysctl_drop_in_is_atomic_and_failures_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let proc_sys = dir.path().join("proc");
+        std::fs::create_dir_all(proc_sys.join("kernel")).unwrap();
+        std::fs::write(proc_sys.join("kernel/unprivileged_userns_clone"), "0\n").unwrap();
+        let sysctl_d = dir.path().join("sysctl.d");
+        std::fs::create_dir(&sysctl_d).unwrap();
+        let drop_in = sysctl_d.join("99-podman.conf");
+        std::fs::write(&drop_in, "old\n").unwrap();
+        let knob = "kernel.unprivileged_userns_clone";
+        enable_sysctl(knob, &drop_in, &proc_sys).unwrap();
+        let text = std::fs::read_to_string(&drop_in).unwrap();
+        assert!(
+            text.ends_with("\nkernel.unprivileged_userns_clone=1\n"),
+            "{text}"
+        );
+        assert_eq!(
+            std::fs::read_dir(&sysctl_d).unwrap().count(),
+            1,
+            "a temporary file is left"
+        );
+        assert_eq!(
+            std::fs::read_to_string(proc_sys.join("kernel/unprivileged_userns_clone")).unwrap(),
+            "1\n"
+        );
+        // a drop-in directory that is not there: an error naming it, exit 1
+        let err =
+            enable_sysctl(knob, &dir.path().join("none/99-podman.conf"), &proc_sys).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("cannot enable kernel.unprivileged_userns_clone: "),
+            "{err}"
+        );
+        assert!(err.to_string().contains("none/99-podman.conf"), "{err}");
+        assert_eq!(err.exit_code(), 1);
+        // the running kernel refusing the value is an error too
+        let err = enable_sysctl(knob, &drop_in, &dir.path().join("noproc")).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("noproc/kernel/unprivileged_userns_clone"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn addresses_are_validated_strictly() {

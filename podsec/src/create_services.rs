@@ -14,7 +14,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use podsec_common::cli::{self, Failure, NotRoot};
-use podsec_common::host::files::{FileError, Owner, write_atomic};
+use podsec_common::host::files::{FileError, Owner, SafeDir, write_atomic};
 use podsec_common::host::services::{self, ServiceError};
 use podsec_common::host::{hosts, net, users};
 use podsec_common::profile::Profile;
@@ -406,11 +406,18 @@ fn start_nginx(changed: bool) -> Result<(), Error> {
     Ok(())
 }
 
+/// The account the directly started trivy server runs as (created when missing), and its
+/// database cache.
+pub const TRIVY_USER: &str = "_trivy";
+pub const TRIVY_CACHE: &str = "/var/lib/podsec/trivy";
+
 fn start_trivy(profile: &Profile) -> Result<(), Error> {
-    let installed = std::env::var_os("PATH")
-        .map(|path| std::env::split_paths(&path).any(|dir| dir.join("trivy").is_file()))
-        .unwrap_or(false);
-    if !installed {
+    let trivy = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join("trivy"))
+            .find(|candidate| candidate.is_file())
+    });
+    let Some(trivy) = trivy else {
         println!(
             "{}",
             tr!(
@@ -419,16 +426,81 @@ fn start_trivy(profile: &Profile) -> Result<(), Error> {
             )
         );
         return Ok(());
-    }
+    };
     if services::systemd_running() {
         report_unit(
             profile.trivy_unit,
             services::systemd_ensure(profile.trivy_unit, false)?,
         );
     } else if services::running_pid("trivy").is_none() {
-        let listen = format!("0.0.0.0:{TRIVY_PORT}");
-        let pid = services::start_direct("trivy", "trivy", &["server", "--listen", &listen])?;
-        println!("{}", tr!("trivy: started, pid {pid}", pid = pid));
+        // Not root, and only on the address trivy.local is bound to (create-policy's binding
+        // in /etc/hosts, an address of this host), as the unit of the distribution would.
+        let text = std::fs::read_to_string("/etc/hosts")
+            .map_err(|e| Error::NotServer(tr!("cannot read /etc/hosts: {error}", error = e)))?;
+        let listen = trivy_listen(&text)?;
+        let (account, _) = users::ensure_user(
+            TRIVY_USER,
+            &users::NewAccount {
+                system: true,
+                home: Some(TRIVY_CACHE),
+                shell: Some("/sbin/nologin"),
+                comment: Some("podsec trivy server"),
+                ..users::NewAccount::default()
+            },
+        )?;
+        let owner = Owner::new(account.uid, account.gid);
+        let podsec = SafeDir::open(Path::new("/var/lib"))?.create_dir_all(
+            Path::new("podsec"),
+            0o755,
+            Owner::new(0, 0),
+        )?;
+        let cache = podsec.create_dir_all(Path::new("trivy"), 0o700, owner)?;
+        cache.set_mode_owner(0o700, owner)?;
+        let trivy = trivy.to_string_lossy();
+        let pid = services::start_direct(
+            "trivy",
+            "setpriv",
+            &[
+                &format!("--reuid={}", account.uid),
+                &format!("--regid={}", account.gid),
+                "--init-groups",
+                "--",
+                &trivy,
+                "server",
+                "--listen",
+                &listen,
+                "--cache-dir",
+                TRIVY_CACHE,
+            ],
+        )?;
+        println!(
+            "{}",
+            tr!(
+                "trivy: started as {user} on {listen}, pid {pid}",
+                user = TRIVY_USER,
+                listen = listen,
+                pid = pid
+            )
+        );
     }
     Ok(())
+}
+
+/// `<address>:4954` of trivy.local in /etc/hosts, which must be an address of this host.
+pub fn trivy_listen(hosts_text: &str) -> Result<String, Error> {
+    let bound = hosts::address_of(hosts_text, "trivy.local")
+        .ok_or_else(|| Error::NotServer(tr!("trivy.local is not bound in /etc/hosts").into()))?;
+    let address: std::net::IpAddr = bound.parse().map_err(|_| {
+        Error::NotServer(tr!(
+            "trivy.local is bound to '{bound}', which is not an IP address",
+            bound = bound
+        ))
+    })?;
+    if !net::is_local_address(address).unwrap_or(false) {
+        return Err(Error::NotServer(tr!(
+            "trivy.local is bound to {bound}, which is not an address of this host",
+            bound = bound
+        )));
+    }
+    Ok(std::net::SocketAddr::new(address, TRIVY_PORT).to_string())
 }

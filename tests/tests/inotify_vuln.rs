@@ -210,13 +210,14 @@ fn check_vuln_scans_root_and_rootless_images_logs_and_mails_the_findings() {
     );
     assert!(stdout.contains(alices), "{stdout}");
 
-    // the server unreachable: Fatal at alert (1), still exit 0 after reporting
+    // the server unreachable: Fatal at alert (1) for each image, and as no image could be
+    // scanned, exit 3 (the unit fails: systemd shows it)
     let output = sandbox
         .command(VULN)
         .env("PATH", &path())
         .env("U7S_TRIVY_SERVER", "127.0.0.9")
         .output();
-    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    assert_eq!(output.status.code(), Some(3), "{output:?}");
     let fatal = journal(&sandbox, VULN);
     assert!(
         fatal.iter().any(|(p, m)| p == "1"

@@ -1182,3 +1182,40 @@ fn the_admin_kubeconfig_is_the_current_context_of_the_first_one_found() {
     );
     sandbox.sh_ok("mv /etc/kubernetes/admin.conf.away /etc/kubernetes/admin.conf");
 }
+
+#[test]
+fn an_admin_kubeconfig_is_replaced_only_with_force_and_backed_up() {
+    let (sandbox, plane) = started(true);
+    let admin_before = sandbox.sh_ok("cat /root/.kube/config");
+    let err = fails(
+        &sandbox,
+        &[],
+        &["podsec-k8s-rbac-create-kubeconfig", "root"],
+    );
+    assert_eq!(
+        err,
+        "podsec-k8s-rbac-create-kubeconfig: /root/.kube/config exists and may be an administrator's kubeconfig: add --force to replace it (it is kept as config.podsec-backup.<time>)"
+    );
+    assert_eq!(sandbox.sh_ok("cat /root/.kube/config"), admin_before);
+    let csrs = plane
+        .kubectl_ok(&sandbox, &["get", "csr", "-o", "name"])
+        .unwrap();
+    assert!(
+        !csrs.contains("/root"),
+        "a CSR was made before the refusal: {csrs}"
+    );
+    let out = ok(
+        &sandbox,
+        &["podsec-k8s-rbac-create-kubeconfig", "root", "--force"],
+    );
+    assert!(
+        out.contains("the previous /root/.kube/config is kept as config.podsec-backup."),
+        "{out}"
+    );
+    assert_eq!(
+        sandbox.sh_ok("cat /root/.kube/config.podsec-backup.*"),
+        admin_before
+    );
+    assert_eq!(stat(&sandbox, "/root/.kube/config"), "600 root");
+    assert_ne!(sandbox.sh_ok("cat /root/.kube/config"), admin_before);
+}

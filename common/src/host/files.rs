@@ -31,6 +31,10 @@ pub enum FileError {
     NotFollowing { path: PathBuf },
     #[error("{path}: '{name}' is not a single file name")]
     BadName { path: PathBuf, name: String },
+    #[error("{path} already exists")]
+    Exists { path: PathBuf },
+    #[error("{path}: {reason}")]
+    Untrusted { path: PathBuf, reason: String },
 }
 
 fn io_error(path: &Path, source: impl Into<std::io::Error>) -> FileError {
@@ -101,6 +105,45 @@ fn sync_dir(dir: &Path) -> Result<(), FileError> {
         .map_err(|e| io_error(dir, e))
 }
 
+/// Reads the regular file `path` without blocking on whatever else may be there: opened with
+/// `O_NONBLOCK` and `O_NOFOLLOW` (a FIFO or device does not hold the reader, a link in the last
+/// component is refused), its type checked on the descriptor, at most `limit` bytes read.
+/// `Ok(None)` when it does not exist.
+pub fn read_regular(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, FileError> {
+    use std::io::Read;
+    let flags = OFlag::O_RDONLY
+        | OFlag::O_NOFOLLOW
+        | OFlag::O_NONBLOCK
+        | OFlag::O_NOCTTY
+        | OFlag::O_CLOEXEC;
+    let fd = match nix::fcntl::open(path, flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(Errno::ENOENT) => return Ok(None),
+        Err(Errno::ELOOP) => {
+            return Err(FileError::NotFollowing {
+                path: path.to_path_buf(),
+            });
+        }
+        Err(e) => return Err(io_error(path, e)),
+    };
+    let file = File::from(fd);
+    let meta = file.metadata().map_err(|e| io_error(path, e))?;
+    if !meta.is_file() {
+        return Err(io_error(path, std::io::Error::other("not a regular file")));
+    }
+    let mut data = Vec::new();
+    file.take(limit.saturating_add(1))
+        .read_to_end(&mut data)
+        .map_err(|e| io_error(path, e))?;
+    if data.len() as u64 > limit {
+        return Err(io_error(
+            path,
+            std::io::Error::other(format!("larger than {limit} bytes")),
+        ));
+    }
+    Ok(Some(data))
+}
+
 /// A directory opened without following symlinks; files below it are created through it.
 #[derive(Debug)]
 pub struct SafeDir {
@@ -139,6 +182,90 @@ impl SafeDir {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Opens a directory whose path the caller trusts (root's own, e.g. a temporary directory it
+    /// just made): links on the way are followed, a link in the last component is refused.
+    pub fn open_trusted(path: &Path) -> Result<SafeDir, FileError> {
+        match nix::fcntl::open(path, DIR_FLAGS, Mode::empty()) {
+            Ok(fd) => Ok(SafeDir {
+                fd,
+                path: path.to_path_buf(),
+            }),
+            Err(Errno::ELOOP | Errno::ENOTDIR) => Err(FileError::NotFollowing {
+                path: path.to_path_buf(),
+            }),
+            Err(e) => Err(io_error(path, e)),
+        }
+    }
+
+    /// Creates the directory `path`, which must not exist, as root's own output (the archive
+    /// directory of podsec-save-oci): every directory above it must belong to root and be
+    /// writable by nobody else, or be sticky (as /tmp), so no other user can rename it away,
+    /// replace it, or put a link on the way to it; it is made with `mode` through its parent's
+    /// descriptor. Whatever is at `path` already (a directory, a planted link) is refused.
+    pub fn create_exclusive(path: &Path, mode: u32) -> Result<SafeDir, FileError> {
+        let path = std::path::absolute(path).map_err(|e| io_error(path, e))?;
+        let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+            return Err(FileError::BadName {
+                path: path.clone(),
+                name: path.to_string_lossy().into_owned(),
+            });
+        };
+        // The parent's real path, then every component of it opened without following links
+        // and checked: a link on the way is resolved here, never later by a path.
+        let parent = std::fs::canonicalize(parent).map_err(|e| io_error(parent, e))?;
+        let mut dir = SafeDir::open(Path::new("/"))?;
+        dir.check_trusted()?;
+        for component in parent.components().skip(1) {
+            dir = dir.open_child(component.as_os_str())?;
+            dir.check_trusted()?;
+        }
+        let name = dir.check_name(name)?;
+        let target = dir.path.join(name);
+        match mkdirat(&dir.fd, name, Mode::from_bits_truncate(0o700)) {
+            Ok(()) => {}
+            Err(Errno::EEXIST) => return Err(FileError::Exists { path: target }),
+            Err(e) => return Err(io_error(&target, e)),
+        }
+        let created = dir.open_child(name)?;
+        created.set_mode_owner(mode, Owner::default())?;
+        Ok(created)
+    }
+
+    /// Root's, and writable by no one else unless sticky.
+    fn check_trusted(&self) -> Result<(), FileError> {
+        let stat = self.stat()?;
+        let reason = if stat.st_uid != 0 {
+            crate::msg!("owned by uid {uid}, not root", uid = stat.st_uid)
+        } else if stat.st_mode & 0o022 != 0 && stat.st_mode & 0o1000 == 0 {
+            crate::msg!(
+                "writable by others (mode {mode}) and not sticky",
+                mode = format!("{:o}", stat.st_mode & 0o7777)
+            )
+        } else {
+            return Ok(());
+        };
+        Err(FileError::Untrusted {
+            path: self.path.clone(),
+            reason,
+        })
+    }
+
+    /// Creates the directory `name` here, which must not exist yet, with exactly `mode` and
+    /// `owner`, set through its descriptor.
+    pub fn create_dir_new(
+        &self,
+        name: &str,
+        mode: u32,
+        owner: Owner,
+    ) -> Result<SafeDir, FileError> {
+        let name = self.check_name(OsStr::new(name))?;
+        mkdirat(&self.fd, name, Mode::from_bits_truncate(mode))
+            .map_err(|e| io_error(&self.path.join(name), e))?;
+        let child = self.open_child(name)?;
+        child.set_mode_owner(mode, owner)?;
+        Ok(child)
     }
 
     fn check_name<'a>(&self, name: &'a OsStr) -> Result<&'a OsStr, FileError> {
@@ -395,6 +522,37 @@ impl SafeDir {
         result
     }
 
+    /// The names in this directory (without `.` and `..`), sorted.
+    pub fn list(&self) -> Result<Vec<std::ffi::OsString>, FileError> {
+        let fd =
+            openat(&self.fd, ".", DIR_FLAGS, Mode::empty()).map_err(|e| io_error(&self.path, e))?;
+        let mut dir = nix::dir::Dir::from_fd(fd).map_err(|e| io_error(&self.path, e))?;
+        let mut names = Vec::new();
+        for entry in dir.iter() {
+            let entry = entry.map_err(|e| io_error(&self.path, e))?;
+            let name = entry.file_name().to_bytes();
+            if name != b"." && name != b".." {
+                names.push(OsStr::from_bytes(name).to_os_string());
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// Moves the entry `name` (whatever it is, links included, never followed) into `to`
+    /// under the same name, which must be free there.
+    pub fn move_entry(&self, name: &OsStr, to: &SafeDir) -> Result<(), FileError> {
+        let name = self.check_name(name)?;
+        nix::fcntl::renameat2(
+            &self.fd,
+            name,
+            &to.fd,
+            name,
+            nix::fcntl::RenameFlags::RENAME_NOREPLACE,
+        )
+        .map_err(|e| io_error(&self.path.join(name), e))
+    }
+
     /// Changes the owner of an entry without following it if it is a symlink.
     pub fn chown_entry(&self, name: &str, owner: Owner) -> Result<(), FileError> {
         let name = self.check_name(OsStr::new(name))?;
@@ -534,6 +692,92 @@ mod tests {
         ));
         assert!(safe.read_file("plain", 3).is_err());
         assert!(safe.has_entry("link") && !safe.has_entry("missing"));
+    }
+
+    #[test]
+    fn regular_reads_refuse_fifos_devices_and_links_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o600)).unwrap();
+        // Without O_NONBLOCK this open would wait for a writer forever.
+        let err = read_regular(&fifo, 10).unwrap_err().to_string();
+        assert!(err.contains("not a regular file"), "{err}");
+        let err = read_regular(Path::new("/dev/zero"), 10)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a regular file"), "{err}");
+        std::fs::write(dir.path().join("f"), "12345").unwrap();
+        symlink(dir.path().join("f"), dir.path().join("l")).unwrap();
+        assert!(matches!(
+            read_regular(&dir.path().join("l"), 10),
+            Err(FileError::NotFollowing { .. })
+        ));
+        assert_eq!(
+            read_regular(&dir.path().join("f"), 10).unwrap().unwrap(),
+            b"12345"
+        );
+        assert!(read_regular(&dir.path().join("f"), 4).is_err());
+        assert!(read_regular(&dir.path().join("none"), 4).unwrap().is_none());
+    }
+
+    #[test]
+    fn new_directories_are_exclusive_and_trusted_opens_refuse_a_last_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let safe = SafeDir::open_trusted(dir.path()).unwrap();
+        let made = safe.create_dir_new("w", 0o700, Owner::default()).unwrap();
+        assert_eq!(mode_of(made.path()), 0o700);
+        assert!(safe.create_dir_new("w", 0o700, Owner::default()).is_err());
+        symlink(dir.path().join("w"), dir.path().join("l")).unwrap();
+        assert!(safe.create_dir_new("l", 0o700, Owner::default()).is_err());
+        assert!(matches!(
+            SafeDir::open_trusted(&dir.path().join("l")),
+            Err(FileError::NotFollowing { .. })
+        ));
+    }
+
+    #[test]
+    fn exclusive_output_directories_refuse_what_exists_and_untrusted_parents() {
+        assert!(nix::unistd::geteuid().is_root(), "needs root (owners)");
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let made = SafeDir::create_exclusive(&out, 0o755).unwrap();
+        assert_eq!(made.path(), out);
+        assert_eq!(mode_of(&out), 0o755);
+        assert!(matches!(
+            SafeDir::create_exclusive(&out, 0o755),
+            Err(FileError::Exists { .. })
+        ));
+        // a link planted where the directory will be is not followed
+        let victim = dir.path().join("victim");
+        symlink(&victim, dir.path().join("planted")).unwrap();
+        assert!(matches!(
+            SafeDir::create_exclusive(&dir.path().join("planted"), 0o755),
+            Err(FileError::Exists { .. })
+        ));
+        assert!(!victim.exists());
+        // a parent another user owns, or may write without the sticky bit
+        let theirs = dir.path().join("theirs");
+        std::fs::create_dir(&theirs).unwrap();
+        nix::unistd::chown(&theirs, Some(Uid::from_raw(65534)), None).unwrap();
+        let err = SafeDir::create_exclusive(&theirs.join("out"), 0o755).unwrap_err();
+        assert!(
+            err.to_string().contains("owned by uid 65534, not root"),
+            "{err}"
+        );
+        let open = dir.path().join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let err = SafeDir::create_exclusive(&open.join("out"), 0o755).unwrap_err();
+        assert!(err.to_string().contains("writable by others"), "{err}");
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        SafeDir::create_exclusive(&open.join("out"), 0o755).unwrap();
+        // a link on the way is resolved first, and what it leads to is checked
+        symlink(&theirs, dir.path().join("via")).unwrap();
+        assert!(matches!(
+            SafeDir::create_exclusive(&dir.path().join("via/out"), 0o755),
+            Err(FileError::Untrusted { .. })
+        ));
+        assert!(!theirs.join("out").exists() && !open.join("x").exists());
     }
 
     #[test]

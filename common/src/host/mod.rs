@@ -5,6 +5,7 @@ pub mod beneath;
 pub mod files;
 pub mod hosts;
 pub mod net;
+pub mod process;
 pub mod services;
 pub mod users;
 pub mod versioned;

@@ -6,6 +6,8 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use super::process::Process;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
     #[error("cannot run {program}: {source}")]
@@ -84,19 +86,30 @@ pub fn systemd_ensure(unit: &str, changed: bool) -> Result<UnitAction, ServiceEr
     }
 }
 
-fn pid_file(name: &str) -> PathBuf {
-    Path::new(PID_DIR).join(format!("{name}.pid"))
+fn pid_file(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{name}.pid"))
 }
 
-/// The PID of a directly started daemon, if it still runs.
+/// Beside the PID file (which stays a plain PID for `kill $(cat ...)`): the process's start
+/// time, without which a PID is not taken to be ours.
+fn start_file(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{name}.start"))
+}
+
+/// The directly started daemon `name`, if the process its PID file names is still the one we
+/// started (same PID and start time).
+fn running_in(dir: &Path, name: &str) -> Option<Process> {
+    let read =
+        |path: PathBuf| -> Option<u64> { std::fs::read_to_string(path).ok()?.trim().parse().ok() };
+    let pid = i32::try_from(read(pid_file(dir, name))?).ok()?;
+    let started = read(start_file(dir, name))?;
+    Process::open_identified(pid, started).ok().flatten()
+}
+
+/// The PID of a directly started daemon, if it still runs (a stale PID file naming another
+/// process, or one without its start time, does not count).
 pub fn running_pid(name: &str) -> Option<i32> {
-    let pid: i32 = std::fs::read_to_string(pid_file(name))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
-    alive.then_some(pid)
+    running_in(Path::new(PID_DIR), name).map(|p| p.pid())
 }
 
 /// Starts `program args` in the background (own session, output to /var/log/podsec/<name>.log)
@@ -139,32 +152,91 @@ pub fn start_direct(name: &str, program: &str, args: &[&str]) -> Result<i32, Ser
         source,
     })?;
     let pid = child.id() as i32;
-    super::files::write_atomic(
-        &pid_file(name),
-        format!("{pid}\n").as_bytes(),
-        0o644,
-        Default::default(),
-    )
-    .map_err(|e| ServiceError::Io {
-        path: pid_file(name),
-        source: std::io::Error::other(e.to_string()),
-    })?;
+    record(Path::new(PID_DIR), name, pid)?;
     Ok(pid)
 }
 
-/// Stops a directly started daemon (SIGTERM) and forgets its PID.
-pub fn stop_direct(name: &str) {
-    if let Some(pid) = running_pid(name) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        for _ in 0..100 {
-            if nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_err() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+/// Writes the PID file and the start time of `pid` (the child is not reaped yet, so its
+/// /proc entry is there).
+fn record(dir: &Path, name: &str, pid: i32) -> Result<(), ServiceError> {
+    let started = super::process::start_time(pid).map_err(|source| ServiceError::Io {
+        path: PathBuf::from(format!("/proc/{pid}/stat")),
+        source,
+    })?;
+    for (path, text) in [
+        (start_file(dir, name), format!("{started}\n")),
+        (pid_file(dir, name), format!("{pid}\n")),
+    ] {
+        super::files::write_atomic(&path, text.as_bytes(), 0o644, Default::default()).map_err(
+            |e| ServiceError::Io {
+                path: path.clone(),
+                source: std::io::Error::other(e.to_string()),
+            },
+        )?;
     }
-    let _ = std::fs::remove_file(pid_file(name));
+    Ok(())
+}
+
+/// Stops a directly started daemon (SIGTERM) and forgets its PID. Only the process we started
+/// is signalled, through a pidfd: a stale PID file never hits another process.
+pub fn stop_direct(name: &str) {
+    stop_in(Path::new(PID_DIR), name)
+}
+
+fn stop_in(dir: &Path, name: &str) {
+    if let Some(process) = running_in(dir, name)
+        && process.signal(nix::sys::signal::Signal::SIGTERM).is_ok()
+    {
+        process.wait_exit(std::time::Duration::from_secs(2));
+    }
+    let _ = std::fs::remove_file(pid_file(dir, name));
+    let _ = std::fs::remove_file(start_file(dir, name));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stale_pid_file_never_signals_another_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut other = Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = other.id() as i32;
+        // A PID file of ours now naming someone else's process: its start time differs.
+        let started = super::super::process::start_time(pid).unwrap();
+        std::fs::write(pid_file(dir.path(), "nginx"), format!("{pid}\n")).unwrap();
+        std::fs::write(
+            start_file(dir.path(), "nginx"),
+            format!("{}\n", started + 1),
+        )
+        .unwrap();
+        assert!(running_in(dir.path(), "nginx").is_none());
+        stop_in(dir.path(), "nginx");
+        assert!(
+            other.try_wait().unwrap().is_none(),
+            "another process was killed"
+        );
+        assert!(
+            !pid_file(dir.path(), "nginx").exists(),
+            "the stale file stays"
+        );
+        // Without a start time (an older PID file): not ours either.
+        std::fs::write(pid_file(dir.path(), "nginx"), format!("{pid}\n")).unwrap();
+        assert!(running_in(dir.path(), "nginx").is_none());
+        stop_in(dir.path(), "nginx");
+        assert!(
+            other.try_wait().unwrap().is_none(),
+            "another process was killed"
+        );
+
+        // The process we recorded is found and stopped.
+        record(dir.path(), "registry", pid).unwrap();
+        assert_eq!(
+            running_in(dir.path(), "registry").map(|p| p.pid()),
+            Some(pid)
+        );
+        stop_in(dir.path(), "registry");
+        assert!(other.wait().is_ok());
+        assert!(!start_file(dir.path(), "registry").exists());
+    }
 }

@@ -348,6 +348,18 @@ pub fn ensure_user(name: &str, spec: &NewAccount<'_>) -> Result<(Account, bool),
     Ok((user(name)?, true))
 }
 
+/// Why `chpasswd` could not take `password` as it is, if it could not (checked before any
+/// account is made).
+pub fn password_problem(password: &str) -> Option<&'static str> {
+    if password.is_empty() {
+        Some("the password is empty")
+    } else if password.contains(':') || password.chars().any(char::is_control) {
+        Some("the password contains ':' or a control character")
+    } else {
+        None
+    }
+}
+
 /// Sets an account's password through `chpasswd` (the password on its standard input, never
 /// on a command line).
 pub fn set_password(name: &str, password: &str) -> Result<(), AccountError> {
@@ -356,10 +368,8 @@ pub fn set_password(name: &str, password: &str) -> Result<(), AccountError> {
         name: name.into(),
         detail,
     };
-    if password.is_empty() || password.contains(['\n', ':']) {
-        return Err(failed(
-            "the password is empty or contains ':' or a newline".into(),
-        ));
+    if let Some(problem) = password_problem(password) {
+        return Err(failed(problem.into()));
     }
     let mut child = Command::new("chpasswd")
         .stdin(std::process::Stdio::piped())

@@ -103,6 +103,8 @@ pub struct Watcher<F: Findings> {
     next_store: StoreId,
     /// Stores to read again after the current batch of events.
     pending: BTreeSet<StoreId>,
+    /// The event queue overflowed: walk every container's tree again.
+    rescan_pending: bool,
     accounts_changed: bool,
 }
 
@@ -117,6 +119,7 @@ impl<F: Findings> Watcher<F> {
             containers: BTreeMap::new(),
             next_store: 0,
             pending: BTreeSet::new(),
+            rescan_pending: false,
             accounts_changed: false,
         })
     }
@@ -214,7 +217,69 @@ impl<F: Findings> Watcher<F> {
                 self.refresh(id);
             }
         }
+        if std::mem::take(&mut self.rescan_pending) {
+            self.rescan_containers();
+        }
         Ok(())
+    }
+
+    /// After lost events: walks every watched container again, so directories made while the
+    /// queue overflowed are watched, and reports each as created with what it holds (the
+    /// events that would have said so are lost).
+    fn rescan_containers(&mut self) {
+        let keys: Vec<ContainerKey> = self.containers.keys().cloned().collect();
+        for key in keys {
+            // The directories of this container that are watched now, by their path inside it.
+            let known: BTreeSet<Vec<u8>> = self.containers[&key]
+                .watches
+                .iter()
+                .filter_map(|wd| self.roles.get(wd))
+                .flatten()
+                .filter_map(|role| match role {
+                    Role::Content { container, dir } if *container == key => Some(dir.clone()),
+                    _ => None,
+                })
+                .collect();
+            if let Ok(layer) = self.open_layer(&key) {
+                self.rescan_tree(&key, &known, &layer, b"", 0);
+            }
+        }
+    }
+
+    fn rescan_tree(
+        &mut self,
+        key: &ContainerKey,
+        known: &BTreeSet<Vec<u8>>,
+        dir: &Beneath,
+        path: &[u8],
+        depth: usize,
+    ) {
+        let Ok(entries) = dir.entries() else {
+            return;
+        };
+        for (name, is_dir) in entries {
+            if !is_dir || excluded(path, &name) || depth + 1 >= MAX_DEPTH {
+                continue;
+            }
+            let mut child_path = path.to_vec();
+            child_path.push(b'/');
+            child_path.extend_from_slice(name.as_bytes());
+            let Ok(child) = dir.open_child(&name) else {
+                continue;
+            };
+            if known.contains(&child_path) {
+                self.rescan_tree(key, known, &child, &child_path, depth + 1);
+            } else {
+                // Unwatched because of the watch limit (already reported) is not new.
+                let limited = self.containers.get(key).is_none_or(|c| c.limited);
+                if let Some(container) = self.containers.get(key).filter(|_| !limited) {
+                    let mask = AddWatchFlags::IN_CREATE | AddWatchFlags::IN_ISDIR;
+                    let (level, text) = describe(&container.label, mask, &child_path);
+                    self.findings.report(level, &text);
+                }
+                self.watch_tree(key, &child, &child_path, depth + 1, !limited);
+            }
+        }
     }
 
     fn handle(&mut self, event: InotifyEvent) {
@@ -224,6 +289,7 @@ impl<F: Findings> Watcher<F> {
                 "The inotify event queue overflowed: changes in containers may have been missed",
             );
             self.pending.extend(self.stores.keys().copied());
+            self.rescan_pending = true;
             return;
         }
         let Some(roles) = self.roles.get(&event.wd).cloned() else {

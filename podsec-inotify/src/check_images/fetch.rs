@@ -2,7 +2,6 @@
 //! stores, an image maker's staging directory). Each URL is fetched once per run.
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::path::Path;
 use std::time::Duration;
 
@@ -101,28 +100,10 @@ impl Fetcher {
                 .read(relative, MAX_SIGNATURE)
                 .map_err(|e| podsec_common::cli::error_chain(&e));
         }
-        let file = match std::fs::File::open(path) {
-            Ok(file) => file,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(format!("{}: {e}", path.display())),
-        };
-        let meta = file
-            .metadata()
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        if !meta.is_file() {
-            return Err(format!("{}: not a regular file", path.display()));
-        }
-        let mut bytes = Vec::new();
-        file.take(MAX_SIGNATURE + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        if bytes.len() as u64 > MAX_SIGNATURE {
-            return Err(format!(
-                "{}: larger than {MAX_SIGNATURE} bytes",
-                path.display()
-            ));
-        }
-        Ok(Some(bytes))
+        // Outside the home (a built-in store, an image maker's staging directory) another user
+        // may still own the directory: no FIFO or device may hold root, no link is followed.
+        podsec_common::host::files::read_regular(path, MAX_SIGNATURE)
+            .map_err(|e| podsec_common::cli::error_chain(&e))
     }
 }
 
@@ -176,5 +157,30 @@ mod tests {
             .unwrap_err();
         assert!(err.contains("refusing to follow"), "{err}");
         assert!(fetcher.signatures("https://x/", &image, &digest).is_err());
+    }
+
+    #[test]
+    fn a_fifo_in_a_file_store_outside_the_home_does_not_block() {
+        let dir = tempfile::tempdir().unwrap();
+        let hex = "cd".repeat(32);
+        let sigdir = dir.path().join(format!("app@sha256={hex}"));
+        std::fs::create_dir_all(&sigdir).unwrap();
+        nix::unistd::mkfifo(
+            &sigdir.join("signature-1"),
+            nix::sys::stat::Mode::from_bits_truncate(0o666),
+        )
+        .unwrap();
+        let base = format!("file://{}/", dir.path().display());
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let image = ImageRef::parse("registry.local/app:1").unwrap();
+            let digest = Digest::parse(&format!("sha256:{hex}")).unwrap();
+            let _ = done.send(Fetcher::new().signatures(&base, &image, &digest));
+        });
+        let result = finished
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("blocked on a FIFO in the signature store");
+        let err = result.unwrap_err();
+        assert!(err.contains("not a regular file"), "{err}");
     }
 }

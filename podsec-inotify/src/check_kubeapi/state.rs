@@ -7,6 +7,12 @@
 //! then the position (audit offset together with forbidden.log's size) replaces the old one
 //! atomically. A crash between the two leaves forbidden.log longer than the position says; the
 //! next start cuts it back to the recorded size and reads those events again.
+//!
+//! The syslog lines cannot take part in that: journald's socket and a file cannot change
+//! together, so their contract is at-least-once. The audit ID of each event is appended to
+//! `journaled` right after its line is sent and the file is emptied by the next commit; the
+//! events read again after a crash are recorded but not sent again when their ID is there.
+//! Only a crash between the send and that append (one write) repeats a line.
 
 use std::ffi::OsStr;
 use std::fs::File;
@@ -30,6 +36,10 @@ const POSITION: &str = "position";
 const COMMIT_LOCK: &str = "commit.lock";
 /// Held for the whole run by the one process that reads the audit log.
 const READER_LOCK: &str = "reader.lock";
+/// Audit IDs whose syslog line was sent since the last commit.
+const JOURNALED: &str = "journaled";
+/// More than any batch between two commits holds (it is read at start only).
+const MAX_JOURNALED: u64 = 64 << 20;
 
 const DIR_FLAGS: OFlag = OFlag::O_RDONLY
     .union(OFlag::O_DIRECTORY)
@@ -69,6 +79,8 @@ pub struct StateDir {
     path: PathBuf,
     /// forbidden.log as this process has it open for appending.
     forbidden: Option<File>,
+    /// `journaled`, open for appending.
+    journaled: Option<File>,
 }
 
 fn io_err(path: &Path, source: impl Into<std::io::Error>) -> KubeapiError {
@@ -137,6 +149,7 @@ impl StateDir {
             fd,
             path: current,
             forbidden: None,
+            journaled: None,
         })
     }
 
@@ -264,6 +277,48 @@ impl StateDir {
         Ok(())
     }
 
+    /// The audit IDs whose syslog lines were sent after the last commit (before a crash).
+    pub fn journaled_ids(&self) -> Result<std::collections::HashSet<String>, KubeapiError> {
+        let file = match self.open_file(JOURNALED, OFlag::O_RDONLY | OFlag::O_NONBLOCK) {
+            Ok(file) => file,
+            Err(KubeapiError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                return Ok(Default::default());
+            }
+            Err(e) => return Err(e),
+        };
+        let path = self.path.join(JOURNALED);
+        let meta = file.metadata().map_err(|e| io_err(&path, e))?;
+        if !meta.is_file() {
+            return Err(KubeapiError::NotRegular { path });
+        }
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::Read::take(file, MAX_JOURNALED), &mut bytes)
+            .map_err(|e| io_err(&path, e))?;
+        Ok(String::from_utf8_lossy(&bytes)
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect())
+    }
+
+    /// Notes that the syslog line of the event `id` was sent (best effort: a failure only
+    /// means the line may be sent again after a crash).
+    pub fn note_journaled(&mut self, id: &str) {
+        if self.journaled.is_none() {
+            self.journaled = self
+                .open_file(
+                    JOURNALED,
+                    OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_APPEND,
+                )
+                .ok();
+        }
+        if let Some(file) = &mut self.journaled {
+            let _ = file.write_all(format!("{id}\n").as_bytes());
+        }
+    }
+
     /// Appends `records` to forbidden.log, syncs them, and records the new position. Call with
     /// the commit lock held.
     pub fn commit(&mut self, records: &[u8], audit: Cursor) -> Result<(), KubeapiError> {
@@ -280,7 +335,17 @@ impl StateDir {
                 ino: meta.ino(),
                 size: meta.len(),
             }),
-        })
+        })?;
+        // Those events are behind the position now: they will not be read again.
+        if self.journaled.is_none() {
+            self.journaled = self
+                .open_file(JOURNALED, OFlag::O_WRONLY | OFlag::O_APPEND)
+                .ok();
+        }
+        if let Some(file) = &self.journaled {
+            let _ = file.set_len(0);
+        }
+        Ok(())
     }
 
     /// `-m`, under the commit lock: renames a non-empty forbidden.log to `forbidden.log.<n>`,
