@@ -690,10 +690,10 @@ fn help_entries(help: &str) -> Vec<(String, String)> {
         }
         let body = line.trim_start();
         let indent = line.len() - body.len();
-        let entry = match (indent, body.chars().next()) {
-            (2, Some('-' | '<' | '[')) | (6, Some('-')) => true,
-            _ => false,
-        };
+        let entry = matches!(
+            (indent, body.chars().next()),
+            (2, Some('-' | '<' | '[')) | (6, Some('-'))
+        );
         if entry {
             let (spec, help) = match body.find("  ") {
                 Some(at) => (&body[..at], body[at..].trim()),
