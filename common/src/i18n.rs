@@ -1008,8 +1008,9 @@ msgstr "строка \"в кавычках\"\t\n"
         assert_eq!(placeholders("a {b} {} {c:?}"), vec!["{b}", "{c:?}", "{}"]);
     }
 
-    /// The localised definition parses as the plain one (the arguments keep their order: a
-    /// built command finds them by index) and carries clap's notes in its help texts.
+    /// The localised definition parses as the plain one (the arguments keep their order, a
+    /// hidden one included: a built command finds them by index) and carries clap's notes in
+    /// its help texts.
     #[test]
     fn a_localized_command_parses_as_the_plain_one() {
         use clap::{CommandFactory, FromArgMatches, Parser};
@@ -1030,6 +1031,9 @@ msgstr "строка \"в кавычках\"\t\n"
             /// A range
             #[arg(short = 'h')]
             high: Option<String>,
+            /// Stray words (hidden, as the plugins' tokens of old unit files)
+            #[arg(hide = true)]
+            stray: Vec<String>,
         }
         let (command, _) = translate_command(Demo::command());
         let mut command = localize_clap_words(command);
@@ -1041,6 +1045,7 @@ msgstr "строка \"в кавычках\"\t\n"
         assert!(!demo.json);
         assert_eq!(demo.high.as_deref(), Some("5"));
         assert_eq!(demo.mode, "fast");
+        assert!(demo.stray.is_empty());
         let err = command
             .try_get_matches_from_mut(["podsec-demo", "--help"])
             .unwrap_err();
