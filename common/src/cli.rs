@@ -82,10 +82,10 @@ impl Package {
     }
 
     fn usage(&self) -> String {
-        let mut text = format!(
+        let mut text = crate::tr!(
             "{name} {version}: multicall binary of the {name} package\n\n\
              Usage: <command> [ARGS]...   (through the installed link)\n       \
-             {name} <command> [ARGS]...\n       {name} --list | --list-u7s | --status | --help | --version | --generate man|bash DIR\n\nCommands:\n",
+             {name} <command> [ARGS]...\n       {name} --list | --list-u7s | --status | --help | --version | --generate man|man-ru|bash|pot DIR\n\nCommands:\n",
             name = self.name,
             version = self.version
         );
@@ -94,11 +94,12 @@ impl Package {
                 .get_about()
                 .map(|a| a.to_string())
                 .unwrap_or_default();
+            let about = crate::i18n::translate_message(&about);
             let about = about.split(':').next().unwrap_or_default();
             let status = if command.implemented {
-                ""
+                String::new()
             } else {
-                " [not implemented yet]"
+                format!(" [{}]", crate::tr!("not implemented yet"))
             };
             text.push_str(&format!("  {:<42} {about}{status}\n", command.name));
         }
@@ -210,14 +211,11 @@ fn generate(package: &Package, kind: &str, dir: &Path) -> std::io::Result<()> {
         crate::i18n::force_language("ru");
     }
     if kind == "pot" {
-        // For translators: the help texts of every command not yet translated into the
-        // current language (all of them under LANG=C), as a gettext template.
+        // For translators: the help texts of every command (the u7s helpers too: their
+        // --help follows the locale) not yet translated into the current language (all of
+        // them under LANG=C), as a gettext template.
         let mut texts: Vec<String> = Vec::new();
-        for command in package
-            .commands
-            .iter()
-            .filter(|c| c.placement == Placement::Bin)
-        {
+        for command in package.commands {
             let (_, missing) = crate::i18n::translate_command((command.definition)());
             for text in missing {
                 if !texts.contains(&text) {
@@ -302,7 +300,7 @@ where
     A: clap::Parser,
     E: Failure,
 {
-    let args = match A::try_parse_from(argv) {
+    let args = match parse::<A>(argv) {
         Ok(args) => args,
         Err(err) => return usage_error(name, &err),
     };
@@ -313,6 +311,14 @@ where
             ExitCode::from(err.exit_code())
         }
     }
+}
+
+/// Parses `argv` (`argv[0]` the command name) with the command's clap definition in the
+/// user's language ([`crate::i18n::localize_command`]): `--help` and `-h` are rendered in it.
+pub fn parse<A: clap::Parser>(argv: Vec<OsString>) -> Result<A, clap::Error> {
+    let mut command = crate::i18n::localize_command(A::command());
+    let mut matches = command.try_get_matches_from_mut(argv)?;
+    A::from_arg_matches_mut(&mut matches).map_err(|err| err.format(&mut command))
 }
 
 /// Help and version go out as clap renders them; a usage error is one line on stderr,

@@ -683,42 +683,171 @@ fn translate_command_inner(mut command: clap::Command, missing: &mut Vec<String>
         command = command.before_help(before);
     }
     // clap adds --help and --version when it builds; build first so they are translated too.
+    // (`mut_args` keeps the order of the arguments: the built command's key map indexes them.)
     command.build();
-    let ids: Vec<clap::Id> = command
-        .get_arguments()
-        .filter(|a| !a.is_hide_set())
-        .map(|a| a.get_id().clone())
-        .collect();
-    for id in ids {
-        let (help, long_help) = {
-            let arg = command
-                .get_arguments()
-                .find(|a| a.get_id() == &id)
-                .expect("argument just listed");
-            (
-                translated(arg.get_help(), missing),
-                translated(arg.get_long_help(), missing),
-            )
+    command = command.mut_args(|arg| {
+        if arg.is_hide_set() {
+            return arg;
+        }
+        let help = translated(arg.get_help(), missing);
+        let long_help = translated(arg.get_long_help(), missing);
+        let arg = match help {
+            Some(h) => arg.help(h),
+            None => arg,
         };
-        command = command.mut_arg(id, |arg| {
-            let arg = match help {
-                Some(h) => arg.help(h),
-                None => arg,
-            };
-            match long_help {
-                Some(h) => arg.long_help(h),
-                None => arg,
+        match long_help {
+            Some(h) => arg.long_help(h),
+            None => arg,
+        }
+    });
+    command.mut_subcommands(|sub| translate_command_inner(sub, missing))
+}
+
+/// A clap definition as the user reads it: under a translated language its texts
+/// ([`translate_command`]) and the words clap writes itself in English only (the usage and
+/// section headings, `[OPTIONS]`, `[default: ...]`, `[possible values: ...]`) are in that
+/// language; under English it is returned as it is. The commands parse with it, so `--help`,
+/// `-h` and the usage errors speak the language of the other messages; the man pages are
+/// rendered from the plain definition ([`translate_command`] and [`translate_man_page`]).
+pub fn localize_command(command: clap::Command) -> clap::Command {
+    if language().is_none() {
+        return command;
+    }
+    let (command, _) = translate_command(command);
+    localize_clap_words(command)
+}
+
+fn localize_clap_words(mut command: clap::Command) -> clap::Command {
+    command.build();
+    command = command
+        .mut_args(|arg| {
+            if arg.is_hide_set() {
+                arg
+            } else {
+                localize_value_notes(arg)
             }
-        });
+        })
+        .mut_subcommands(localize_clap_words);
+    let usage_heading = crate::tr!("Usage:");
+    let usage = localized_usage(&mut command, usage_heading);
+    let template = help_template(&command, usage_heading);
+    command.override_usage(usage).help_template(template)
+}
+
+/// clap's `[default: ...]` and `[possible values: ...]` after an argument's help, translated:
+/// clap's own notes are hidden and the same notes appended to the help text.
+fn localize_value_notes(arg: clap::Arg) -> clap::Arg {
+    if !arg.get_num_args().is_some_and(|n| n.takes_values()) {
+        return arg;
     }
-    let names: Vec<String> = command
-        .get_subcommands()
-        .map(|s| s.get_name().to_string())
-        .collect();
-    for name in names {
-        command = command.mut_subcommand(name, |sub| translate_command_inner(sub, missing));
+    let mut notes = Vec::new();
+    let mut hide_default = false;
+    let mut hide_possible = false;
+    if !arg.is_hide_default_value_set() && !arg.get_default_values().is_empty() {
+        let values: Vec<String> = arg
+            .get_default_values()
+            .iter()
+            .map(|v| quoted_value(&v.to_string_lossy()))
+            .collect();
+        notes.push(crate::tr!("[default: {values}]", values = values.join(" ")));
+        hide_default = true;
     }
-    command
+    let possible = arg.get_possible_values();
+    // Possible values with help of their own are a list in the long help, left to clap.
+    if !arg.is_hide_possible_values_set()
+        && !possible.is_empty()
+        && possible.iter().all(|p| p.get_help().is_none())
+    {
+        let values: Vec<String> = possible
+            .iter()
+            .filter(|p| !p.is_hide_set())
+            .map(|p| quoted_value(p.get_name()))
+            .collect();
+        notes.push(crate::tr!(
+            "[possible values: {values}]",
+            values = values.join(", ")
+        ));
+        hide_possible = true;
+    }
+    if notes.is_empty() {
+        return arg;
+    }
+    let notes = notes.join(" ");
+    let help = arg.get_help().map(|h| h.to_string());
+    let long_help = arg.get_long_help().map(|h| h.to_string());
+    let mut arg = arg
+        .hide_default_value(hide_default)
+        .hide_possible_values(hide_possible);
+    arg = arg.help(match help {
+        Some(help) if !help.is_empty() => format!("{help} {notes}"),
+        _ => notes.clone(),
+    });
+    if let Some(long_help) = long_help {
+        arg = arg.long_help(format!("{long_help}\n\n{notes}"));
+    }
+    arg
+}
+
+/// A value as clap shows it in its notes: quoted when it has blanks.
+fn quoted_value(value: &str) -> String {
+    if value.contains(char::is_whitespace) {
+        format!("{value:?}")
+    } else {
+        value.to_string()
+    }
+}
+
+/// The usage line without clap's English `Usage: ` and with `[OPTIONS]` translated; the lines
+/// after the first aligned under the translated heading.
+fn localized_usage(command: &mut clap::Command, heading: &str) -> String {
+    let rendered = command.render_usage().to_string();
+    let usage = rendered.strip_prefix("Usage: ").unwrap_or(&rendered);
+    let indent = " ".repeat(heading.chars().count() + 1);
+    usage
+        .replace("[OPTIONS]", crate::tr!("[OPTIONS]"))
+        .replace("\n       ", &format!("\n{indent}"))
+}
+
+/// clap's default help template with the headings in the current language (clap writes
+/// `Usage:`, `Commands:`, `Arguments:` and `Options:` itself, in English only).
+fn help_template(command: &clap::Command, usage_heading: &str) -> String {
+    let styles = command.get_styles();
+    let styled = |style: &clap::builder::styling::Style, text: &str| {
+        format!("{}{text}{}", style.render(), style.render_reset())
+    };
+    let header = styles.get_header();
+    let mut sections = Vec::new();
+    if command.has_subcommands() && command.get_subcommands().any(|s| !s.is_hide_set()) {
+        sections.push(format!(
+            "{}\n{{subcommands}}",
+            styled(header, crate::tr!("Commands:"))
+        ));
+    }
+    if command.get_positionals().any(|a| !a.is_hide_set()) {
+        sections.push(format!(
+            "{}\n{{positionals}}",
+            styled(header, crate::tr!("Arguments:"))
+        ));
+    }
+    if command
+        .get_arguments()
+        .any(|a| !a.is_positional() && !a.is_hide_set())
+    {
+        sections.push(format!(
+            "{}\n{{options}}",
+            styled(header, crate::tr!("Options:"))
+        ));
+    }
+    let mut template = format!(
+        "{{before-help}}{{about-with-newline}}\n{} {{usage}}",
+        styled(styles.get_usage(), usage_heading)
+    );
+    if !sections.is_empty() {
+        template.push_str("\n\n");
+        template.push_str(&sections.join("\n\n"));
+    }
+    template.push_str("{after-help}");
+    template
 }
 
 /// The section headings and fixed words of a clap_mangen page, in the current language.
@@ -877,6 +1006,60 @@ msgstr "строка \"в кавычках\"\t\n"
             "{x} v и {other}"
         );
         assert_eq!(placeholders("a {b} {} {c:?}"), vec!["{b}", "{c:?}", "{}"]);
+    }
+
+    /// The localised definition parses as the plain one (the arguments keep their order, a
+    /// hidden one included: a built command finds them by index) and carries clap's notes in
+    /// its help texts.
+    #[test]
+    fn a_localized_command_parses_as_the_plain_one() {
+        use clap::{CommandFactory, FromArgMatches, Parser};
+        #[derive(Parser, Debug)]
+        #[command(name = "podsec-demo", version, disable_help_flag = true)]
+        struct Demo {
+            /// The user
+            user: String,
+            /// Report as JSON
+            #[arg(long)]
+            json: bool,
+            /// Mode
+            #[arg(long, default_value = "fast", value_parser = ["fast", "slow"])]
+            mode: String,
+            /// Print help
+            #[arg(long, action = clap::ArgAction::Help)]
+            help: Option<bool>,
+            /// A range
+            #[arg(short = 'h')]
+            high: Option<String>,
+            /// Stray words (hidden, as the plugins' tokens of old unit files)
+            #[arg(hide = true)]
+            stray: Vec<String>,
+        }
+        let (command, _) = translate_command(Demo::command());
+        let mut command = localize_clap_words(command);
+        let mut matches = command
+            .try_get_matches_from_mut(["podsec-demo", "alice", "-h", "5"])
+            .unwrap();
+        let demo = Demo::from_arg_matches_mut(&mut matches).unwrap();
+        assert_eq!(demo.user, "alice");
+        assert!(!demo.json);
+        assert_eq!(demo.high.as_deref(), Some("5"));
+        assert_eq!(demo.mode, "fast");
+        assert!(demo.stray.is_empty());
+        let err = command
+            .try_get_matches_from_mut(["podsec-demo", "--help"])
+            .unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::DisplayHelp);
+        let help = command.render_help().to_string();
+        assert!(
+            help.contains("Mode [default: fast] [possible values: fast, slow]"),
+            "{help}"
+        );
+        assert!(
+            help.contains("Usage: podsec-demo [OPTIONS] <USER>\n\nArguments:\n  <USER>"),
+            "{help}"
+        );
+        assert!(help.contains("\n\nOptions:\n"), "{help}");
     }
 
     #[test]

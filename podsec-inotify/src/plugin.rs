@@ -419,7 +419,7 @@ pub fn main<A: PluginCommand>(
     collect: impl FnOnce(&A) -> Report,
 ) -> ExitCode {
     let argument_count = argv.len().saturating_sub(1);
-    let args = match A::try_parse_from(argv) {
+    let args = match cli::parse::<A>(argv) {
         Ok(args) => args,
         Err(err) => {
             use clap::error::ErrorKind;

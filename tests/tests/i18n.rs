@@ -633,3 +633,214 @@ fn russian_man_pages_are_rendered_for_the_translated_commands() {
         assert!(!text.contains("Print help"), "{command}: {text}");
     }
 }
+
+/// The package binaries; every command name of `<binary> --list` is an installed link.
+const BINARIES: &[&str] = &["podsec", "podsec-k8s", "podsec-k8s-rbac", "podsec-inotify"];
+
+/// Runs `program args` with the locale variables of `env` only (the caller's removed), as
+/// nobody when the tests run as root: nothing a command does by mistake (a plugin that took
+/// `--help` for a word) can touch this host.
+fn run_in_locale(program: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    use std::os::unix::process::CommandExt;
+    let mut command = Command::new(program);
+    command.args(args);
+    if nix::unistd::geteuid().is_root() {
+        command.uid(65534).gid(65534);
+    }
+    for name in ["LC_ALL", "LC_MESSAGES", "LANG", "LANGUAGE"] {
+        command.env_remove(name);
+    }
+    command.envs(env.iter().copied());
+    command.stdin(std::process::Stdio::null());
+    command.stdout(std::process::Stdio::piped());
+    command.stderr(std::process::Stdio::piped());
+    let mut child = command
+        .spawn()
+        .unwrap_or_else(|e| panic!("{}: {e}", program.display()));
+    // A command that takes stray words (check-containers: tokens of old unit files) starts
+    // working instead of failing: it is stopped after a while.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    child.wait_with_output().unwrap()
+}
+
+/// The argument entries of a clap help, as (the flag or value as written, its help text):
+/// the indented lines under each heading (`Options:`, `Параметры:`...), a help text wrapped
+/// onto the next lines or written below its flag (`--help`) included.
+fn help_entries(help: &str) -> Vec<(String, String)> {
+    let mut entries: Vec<(String, String)> = Vec::new();
+    let mut in_section = false;
+    // The indentation of the entry being read: its help goes on in lines indented deeper.
+    let mut entry_indent: Option<usize> = None;
+    for line in help.lines() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        if !line.starts_with(' ') {
+            // A heading starts a section of entries; other text (the after-help) ends it.
+            in_section = line.trim_end().ends_with(':') && !line.contains(' ');
+            entry_indent = None;
+            continue;
+        }
+        if !in_section {
+            continue;
+        }
+        let body = line.trim_start();
+        let indent = line.len() - body.len();
+        let entry = matches!(
+            (indent, body.chars().next()),
+            (2, Some('-' | '<' | '[')) | (6, Some('-'))
+        );
+        if entry {
+            let (spec, help) = match body.find("  ") {
+                Some(at) => (&body[..at], body[at..].trim()),
+                None => (body, ""),
+            };
+            entries.push((spec.to_string(), help.to_string()));
+            entry_indent = Some(indent);
+        } else if entry_indent.is_some_and(|at| indent > at)
+            && let Some((_, help)) = entries.last_mut()
+        {
+            if !help.is_empty() {
+                help.push(' ');
+            }
+            help.push_str(body);
+        } else {
+            entry_indent = None;
+        }
+    }
+    entries
+}
+
+#[test]
+fn help_entries_are_found_in_both_layouts() {
+    let short = "About.\n\nUsage: x [OPTIONS] <IP>\n\nArguments:\n  <IP>  the address\n\nOptions:\n  -b, --batch          no questions\n      --email <EMAIL>  key address, wrapped\n                       onto a second line\n  -h, --help           Print help\n\nExamples:\n  x 192.0.2.1\n";
+    assert_eq!(
+        help_entries(short),
+        vec![
+            ("<IP>".to_string(), "the address".to_string()),
+            ("-b, --batch".to_string(), "no questions".to_string()),
+            (
+                "--email <EMAIL>".to_string(),
+                "key address, wrapped onto a second line".to_string()
+            ),
+            ("-h, --help".to_string(), "Print help".to_string()),
+        ]
+    );
+    let long = "Options:\n  -b, --batch\n          no questions\n\n          at all\n\n  -h, --help\n          Print help\n";
+    assert_eq!(
+        help_entries(long),
+        vec![
+            ("-b, --batch".to_string(), "no questions at all".to_string()),
+            ("-h, --help".to_string(), "Print help".to_string()),
+        ]
+    );
+}
+
+/// Issue 17: every installed command name's `--help` (and `-h` where it is help), the u7s
+/// helpers' included, is Russian under a Russian locale, its description and the help of
+/// every argument (a new command or flag without a translation fails here), and English under
+/// C.UTF-8; so are the package binaries' own help and a usage error.
+#[test]
+fn every_command_help_follows_the_locale() {
+    let ru = [("LANG", "ru_RU.UTF-8")];
+    let en = [("LANG", "C.UTF-8")];
+    let links = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        links.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for binary in BINARIES {
+        let program = target_dir().join(binary);
+        let list = run_in_locale(&program, &["--list"], &en);
+        let mut names: Vec<String> = String::from_utf8_lossy(&list.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        assert!(!names.is_empty(), "{binary} --list");
+        // The links of /usr/libexec/podsec/u7s/bin: kubeadm and the u7s helpers (those that
+        // pass everything to a tool, systemctl and rootlessctl, show the tool's help).
+        let u7s = run_in_locale(&program, &["--list-u7s"], &en);
+        names.extend(
+            String::from_utf8_lossy(&u7s.stdout)
+                .lines()
+                .filter_map(|line| line.split('\t').next())
+                .map(str::to_string),
+        );
+        // The binary's own help lists its commands.
+        let text =
+            String::from_utf8_lossy(&run_in_locale(&program, &["--help"], &ru).stdout).into_owned();
+        if !text.contains("Использование:") || !text.chars().any(cyrillic) {
+            failures.push(format!("{binary} --help under ru_RU:\n{text}"));
+        }
+        let text =
+            String::from_utf8_lossy(&run_in_locale(&program, &["--help"], &en).stdout).into_owned();
+        if text.chars().any(cyrillic) || !text.contains("Usage:") {
+            failures.push(format!("{binary} --help under C.UTF-8:\n{text}"));
+        }
+        for name in &names {
+            let link = links.path().join(name);
+            std::os::unix::fs::symlink(&program, &link).unwrap();
+            for flag in ["--help", "-h"] {
+                let english = run_in_locale(&link, &[flag], &en);
+                let english_text = String::from_utf8_lossy(&english.stdout).into_owned();
+                if !(english.status.success() && english_text.contains("\nUsage: ")) {
+                    // -h is not help here (a Nagios range of the plugins), or the command
+                    // shows another tool's help (systemctl, rootlessctl).
+                    assert!(
+                        flag == "-h" || ["systemctl", "rootlessctl"].contains(&name.as_str()),
+                        "{name} {flag} under C.UTF-8 is no help: {english_text}"
+                    );
+                    continue;
+                }
+                checked += 1;
+                if !english.status.success() || english_text.chars().any(cyrillic) {
+                    failures.push(format!("{name} {flag} under C.UTF-8:\n{english_text}"));
+                }
+                let russian = run_in_locale(&link, &[flag], &ru);
+                let text = String::from_utf8_lossy(&russian.stdout).into_owned();
+                let description = text.lines().next().unwrap_or_default();
+                let entries = help_entries(&text);
+                let untranslated: Vec<String> = entries
+                    .iter()
+                    .filter(|(_, help)| !help.chars().any(cyrillic))
+                    .map(|(spec, help)| format!("{spec}: {help:?}"))
+                    .collect();
+                if !russian.status.success()
+                    || !description.chars().any(cyrillic)
+                    || !text.contains("Использование:")
+                    || entries.is_empty()
+                    || !untranslated.is_empty()
+                {
+                    failures.push(format!(
+                        "{name} {flag} under ru_RU: untranslated {untranslated:?}\n{text}"
+                    ));
+                }
+            }
+            // A usage error follows the locale (the plugins report it on their English
+            // status line, for Nagios; the kubeadm wrapper names the flag in its own words).
+            let english = run_in_locale(&link, &["--no-such-option"], &en);
+            if String::from_utf8_lossy(&english.stderr).contains("unexpected argument") {
+                let russian = run_in_locale(&link, &["--no-such-option"], &ru);
+                let text = stderr(&russian);
+                if !text.contains("неизвестный аргумент '--no-such-option'") {
+                    failures.push(format!("{name} --no-such-option under ru_RU: {text}"));
+                }
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} help texts not in the language of the locale:\n\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
+    // Every command's --help, and -h where it is help (all but the Nagios plugins').
+    assert!(checked >= 50, "only {checked} help texts checked");
+}
