@@ -456,7 +456,10 @@ fn ensure_key(
         return Ok(fingerprint);
     }
     let uid = format!("{} <{email}>", account.name);
-    let key_spec = ["--quick-gen-key", &uid, "ed25519", "sign", "never"];
+    // RSA, not ed25519: CRI-O and other containers/image consumers built with the pure-Go
+    // OpenPGP backend (`containers_image_openpgp`, as CRI-O often is) cannot read EdDSA keys,
+    // and a signature that one node's runtime cannot verify blocks that node's pods.
+    let key_spec = ["--quick-gen-key", &uid, "rsa3072", "sign", "never"];
     if batch || passphrase.is_some() {
         let input = format!("{}\n", passphrase.unwrap_or_default());
         let mut args = vec![

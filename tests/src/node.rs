@@ -130,6 +130,8 @@ install -m 0755 {shim} /usr/bin/crun
 # As the package's %pre leaves it: the account with its subordinate ids.
 useradd -r -m -d /var/lib/{USER} -s /bin/sh {USER}
 usermod --add-subuids {SUBIDS} --add-subgids {SUBIDS} {USER}
+# This test machine's kernel has no /lib/modules (every ALT host has): kube-proxy mounts it.
+mkdir -p /lib/modules
 # CRI-O's overlay store cannot sit on the sandbox's own overlayfs: a tmpfs of its own.
 mkdir -p {STORE}
 mount -t tmpfs -o size=6g,mode=0700,uid=$(id -u {USER}),gid=$(id -g {USER}) tmpfs {STORE}

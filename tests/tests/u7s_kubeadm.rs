@@ -642,7 +642,6 @@ fn host_preparation_then_real_kubeadm_phases_and_an_audited_api_server() {
         ("/etc/kubernetes/audit/policy.yaml", "root:root 644"),
         ("/var/lib/podsec/u7s/etcd", "u7s-admin:u7s-admin 700"),
         ("/etc/cni/net.d/10-flannel.conflist", "root:root 644"),
-        ("/etc/cni/net.d/99-loopback.conf", "root:root 644"),
         // §10.1 defect 4: package binaries keep their owner
         ("/usr/libexec/cni/bridge", "root:root 755"),
         ("/etc/sysctl.d/90-podsec-u7s.conf", "root:root 644"),

@@ -177,7 +177,11 @@ fn the_kubelet_mount_stays_rshared_across_restarts_and_pods_never_write_root_fil
         extra: "",
     });
     let host_cni = node.root_ok("ls -ln /usr/lib/cni | sha256sum; stat -c '%u %a' /usr/lib/cni");
-    node.root_ok("mkdir -p /etc/cni/net.d && echo '{\"type\":\"loopback\"}' > /etc/cni/net.d/99-loopback.conf");
+    // The node's CNI configuration as the wrapper writes it, and one of root's podman.
+    node.root_ok(
+        "mkdir -p /etc/cni/net.d && echo '{\"type\":\"flannel\"}' > /etc/cni/net.d/10-flannel.conflist && \
+         echo '{\"type\":\"bridge\"}' > /etc/cni/net.d/87-podman-bridge.conflist",
+    );
     let host_ping = node.root_ok("cat /proc/sys/net/ipv4/ping_group_range");
     // The sandbox's own network namespace stands for the host: forwarding off there, so the
     // namespace's 1 below can only be its own.
@@ -195,7 +199,7 @@ fn the_kubelet_mount_stays_rshared_across_restarts_and_pods_never_write_root_fil
         // Pods (flannel's install-cni) may write the namespace's CNI directories; the files
         // root's podman and CNI use stay root's and unchanged (defect 4).
         node.user_ok(
-            "nsenter_u7s sh -c 'echo planted > /opt/cni/bin/bridge && echo planted > /etc/cni/net.d/10-flannel.conflist && test -s /etc/cni/net.d/99-loopback.conf'",
+            "nsenter_u7s sh -c 'test -s /etc/cni/net.d/10-flannel.conflist && ! test -e /etc/cni/net.d/87-podman-bridge.conflist && echo planted > /opt/cni/bin/bridge && echo planted > /etc/cni/net.d/10-flannel.conflist'",
         );
         assert_eq!(
             node.root_ok("ls -ln /usr/lib/cni | sha256sum; stat -c '%u %a' /usr/lib/cni"),
@@ -203,11 +207,9 @@ fn the_kubelet_mount_stays_rshared_across_restarts_and_pods_never_write_root_fil
         );
         let host_bridge = node.root_ok("head -c 4 /usr/lib/cni/bridge | od -c | head -1");
         assert!(host_bridge.contains("E   L   F"), "{host_bridge}");
-        assert!(
-            node.root("test -e /etc/cni/net.d/10-flannel.conflist")
-                .status
-                .code()
-                == Some(1)
+        assert_eq!(
+            node.root_ok("cat /etc/cni/net.d/10-flannel.conflist").trim(),
+            "{\"type\":\"flannel\"}"
         );
         // ping_group_range: this namespace's groups, in its own network namespace only.
         let inside = node.user_ok("nsenter_u7s cat /proc/sys/net/ipv4/ping_group_range");

@@ -66,6 +66,8 @@ const PRIVATE_RUN_ENTRIES: &[&str] = &[
 ];
 /// Always copied up: writable tmpfs views of the host's directories, entries as symlinks.
 const COPY_UP: &[&str] = &["/etc", "/run", "/var/lib", "/opt", "/usr/libexec"];
+/// Tells CRI-O inside the namespace that it is rootless (it sees uid 0 there).
+pub const CRIO_ROOTLESS_VARIABLE: &str = "_CRIO_ROOTLESS";
 /// Copied up too where the host has them.
 const COPY_UP_IF_PRESENT: &[&str] = &["/etc/sysconfig", "/var/lib/crio"];
 
@@ -408,10 +410,9 @@ fn prepare(config: &NodeConfig, paths: &U7sPaths) -> Result<(), Error> {
         0o600,
         Owner::default(),
     )?;
-    seed(
+    seed_cni_configs(
         Path::new("/etc/cni/net.d"),
         &paths.private_dir("/etc/cni/net.d"),
-        0o644,
     )?;
     match CNI_PLUGIN_DIRS.iter().map(Path::new).find(|d| d.is_dir()) {
         Some(plugins) => seed(plugins, &paths.private_dir("/opt/cni/bin"), 0o755)?,
@@ -425,7 +426,46 @@ fn prepare(config: &NodeConfig, paths: &U7sPaths) -> Result<(), Error> {
 
 /// Copies the regular files of `source` into `target` (u7s-admin's), replacing those that
 /// differ in size or age; files only `target` has (written by pods) stay.
+/// The node's own CNI configuration, as podsec-u7s-kubeadm writes it into /etc/cni/net.d: only
+/// it reaches the namespace. CRI-O takes the first usable configuration there, and until the
+/// flannel pod has installed its plugin the pod network's is not usable: any other one (root
+/// podman's 87-podman-bridge.conflist, or a loopback-only 99-loopback.conf, which older releases
+/// wrote) would become the network of every pod started meanwhile (CoreDNS got only `lo` so).
+/// With none, CRI-O reports the network not ready and the kubelet waits for flannel.
+pub const NODE_CNI_CONFIGS: &[&str] = &[crate::u7s_kubeadm::flannel::CONFLIST_NAME];
+
+/// Seeds the namespace's private /etc/cni/net.d with the node's configurations and removes any
+/// other network configuration from it (left there by an older release, which copied them all).
+pub fn seed_cni_configs(source: &Path, target: &Path) -> Result<(), Error> {
+    seed_only(source, target, 0o644, Some(NODE_CNI_CONFIGS))?;
+    let entries = std::fs::read_dir(target).map_err(io(target))?;
+    for entry in entries {
+        let entry = entry.map_err(io(target))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let network_config = [".conf", ".conflist", ".json"]
+            .iter()
+            .any(|suffix| name.ends_with(suffix));
+        if network_config && !NODE_CNI_CONFIGS.contains(&name.as_ref()) {
+            std::fs::remove_file(entry.path()).map_err(io(&entry.path()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Copies every regular file of `source` into `target` (see [`seed_only`]).
 pub fn seed(source: &Path, target: &Path, mode: u32) -> Result<(), Error> {
+    seed_only(source, target, mode, None)
+}
+
+/// Copies the regular files of `source` (those named in `only`, if given) into `target` when
+/// missing or changed; what else is in `target` (written by pods) stays.
+fn seed_only(
+    source: &Path,
+    target: &Path,
+    mode: u32,
+    only: Option<&[&str]>,
+) -> Result<(), Error> {
     let entries = match std::fs::read_dir(source) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -434,6 +474,9 @@ pub fn seed(source: &Path, target: &Path, mode: u32) -> Result<(), Error> {
     for entry in entries {
         let entry = entry.map_err(io(source))?;
         let from = entry.path();
+        if only.is_some_and(|names| !names.iter().any(|n| *n == entry.file_name())) {
+            continue;
+        }
         let Ok(meta) = std::fs::metadata(&from) else {
             continue;
         };
@@ -544,7 +587,14 @@ fn child(
             std::thread::park();
         }
     }
-    let error = Command::new(&command[0]).args(&command[1..]).exec();
+    // CRI-O runs as uid 0 of this user namespace, so it cannot tell by itself that it is
+    // rootless; told so, it leaves out of every container what an unprivileged user cannot
+    // have: cgroup paths and limits without a delegated cgroup v2 subtree, hugepage limits, a
+    // negative oom_score_adj, device cgroup rules (CRI-O's makeOCIConfigurationRootless).
+    let error = Command::new(&command[0])
+        .args(&command[1..])
+        .env(CRIO_ROOTLESS_VARIABLE, "1")
+        .exec();
     Err(Error::Spawn {
         program: command[0].to_string_lossy().into_owned(),
         source: error,
@@ -768,5 +818,25 @@ extra-ports = ["0.0.0.0:31000:31000/tcp"]
             b"plugin v2!"
         );
         seed(Path::new("/nonexistent/podsec"), target.path(), 0o755).unwrap();
+    }
+
+    #[test]
+    fn only_the_nodes_own_network_configuration_reaches_the_namespace() {
+        let source = tempfile::tempdir().unwrap();
+        let target = tempfile::tempdir().unwrap();
+        for name in ["10-flannel.conflist", "87-podman-bridge.conflist"] {
+            std::fs::write(source.path().join(name), name).unwrap();
+        }
+        // Copied there by an older release, and a lock file of the CNI library.
+        std::fs::write(target.path().join("87-podman-bridge.conflist"), "old").unwrap();
+        std::fs::write(target.path().join("99-loopback.conf"), "old").unwrap();
+        std::fs::write(target.path().join("cni.lock"), "").unwrap();
+        seed_cni_configs(source.path(), target.path()).unwrap();
+        let mut names: Vec<String> = std::fs::read_dir(target.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["10-flannel.conflist", "cni.lock"]);
     }
 }

@@ -74,13 +74,6 @@ pub const CONFLIST: &str = r#"{
   ]
 }
 "#;
-pub const LOOPBACK_NAME: &str = "99-loopback.conf";
-pub const LOOPBACK: &str = r#"{
-  "cniVersion": "0.3.1",
-  "name": "lo",
-  "type": "loopback"
-}
-"#;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FlannelError {

@@ -792,12 +792,6 @@ fn finish(
         Owner::root(),
         flannel::CONFLIST.to_string(),
     ));
-    steps.push(file(
-        Path::new(host_prep::CNI_NET_DIR).join(flannel::LOOPBACK_NAME),
-        0o644,
-        Owner::root(),
-        flannel::LOOPBACK.to_string(),
-    ));
     let mut notes = c.notes.clone();
     let earlier = host_prep::cni_configs_before_ours(&facts.cni_configs, flannel::CONFLIST_NAME);
     if !earlier.is_empty() {
