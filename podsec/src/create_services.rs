@@ -319,18 +319,16 @@ fn wait_until_served() -> Result<(), Error> {
         // Bounded by time, not by tries: a loaded host can take seconds to bring nginx and the
         // registry up (5 s were once too few on a busy 2-core test machine).
         let deadline = std::time::Instant::now() + SERVE_TIMEOUT;
-        let served = std::iter::from_fn(|| {
-            (std::time::Instant::now() < deadline).then_some(())
-        })
-        .any(|()| {
-            match agent.get(url).header("Host", host).call() {
-                Ok(response) if response.status().as_u16() == expected => return true,
-                Ok(response) => last = tr!("status {status}", status = response.status()),
-                Err(e) => last = e.to_string(),
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-            false
-        });
+        let served = std::iter::from_fn(|| (std::time::Instant::now() < deadline).then_some(()))
+            .any(|()| {
+                match agent.get(url).header("Host", host).call() {
+                    Ok(response) if response.status().as_u16() == expected => return true,
+                    Ok(response) => last = tr!("status {status}", status = response.status()),
+                    Err(e) => last = e.to_string(),
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                false
+            });
         if !served {
             return Err(Error::NotServing {
                 what,

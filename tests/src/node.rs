@@ -62,10 +62,7 @@ pub fn crio() -> Result<(PathBuf, PathBuf)> {
         .map(PathBuf::from)
         .unwrap_or_else(|| crio.with_file_name("pinns"));
     if !pinns.is_file() {
-        bail!(
-            "no pinns next to {} (set PODSEC_PINNS)",
-            crio.display()
-        );
+        bail!("no pinns next to {} (set PODSEC_PINNS)", crio.display());
     }
     Ok((crio, pinns))
 }
@@ -145,12 +142,18 @@ chown -R {USER}: /var/lib/{USER}/.local
             shim = crate::u7s::standins().join("oci-runtime-shim").display(),
         );
         for (name, path) in &bins {
-            script.push_str(&format!("install -m 0755 {} /usr/bin/{name}\n", path.display()));
+            script.push_str(&format!(
+                "install -m 0755 {} /usr/bin/{name}\n",
+                path.display()
+            ));
         }
         script.push_str(&format!("id -u {USER}\n"));
-        let uid: u32 = ok(&script, &sandbox.command("sh").args(["-c", &script]).output())
-            .trim()
-            .parse()?;
+        let uid: u32 = ok(
+            &script,
+            &sandbox.command("sh").args(["-c", &script]).output(),
+        )
+        .trim()
+        .parse()?;
         let node = RealNode { sandbox, uid };
         // The trust chain on this host, as the README's first section tells it: the policy,
         // registry.local and sigstore.local, an image maker for the platform's path.
@@ -326,14 +329,15 @@ chown -R {USER}: /var/lib/{USER}/.local
         let left: Vec<(String, String)> = self
             .process_owners()
             .into_iter()
-            .filter(|(user, _)| {
-                user == USER || user.parse::<u32>().is_ok_and(|uid| uid >= 200_000)
-            })
+            .filter(|(user, _)| user == USER || user.parse::<u32>().is_ok_and(|uid| uid >= 200_000))
             .collect();
         assert!(left.is_empty(), "left running: {left:?}");
         let listening = self.root_ok("ss -Htlnu");
         for port in [":6443 ", ":10250 ", ":2379 ", ":8472 ", ":31080 "] {
-            assert!(!listening.contains(port), "{port} still published: {listening}");
+            assert!(
+                !listening.contains(port),
+                "{port} still published: {listening}"
+            );
         }
     }
 

@@ -91,10 +91,14 @@ fn a_rootless_node_runs_signed_pods_refuses_unsigned_ones_and_leaves_nothing_beh
         "taint nodes {NODE_NAME} node-role.kubernetes.io/control-plane:NoSchedule-"
     ));
     node.kubectl_apply(WORKLOAD);
-    panic_on(node.wait_for("the web pod running", Duration::from_secs(180), || {
-        let pods = node.pods().ok()?;
-        pods.iter().any(|p| p.name == "web" && p.ready()).then_some(())
-    }));
+    panic_on(
+        node.wait_for("the web pod running", Duration::from_secs(180), || {
+            let pods = node.pods().ok()?;
+            pods.iter()
+                .any(|p| p.name == "web" && p.ready())
+                .then_some(())
+        }),
+    );
     let logs = node.kubectl_ok("logs web");
     assert!(logs.contains("podsec web ready"), "{logs}");
     assert_eq!(node.kubectl_ok("exec web -- id -u").trim(), "0");
@@ -173,7 +177,12 @@ fn a_rootless_node_runs_signed_pods_refuses_unsigned_ones_and_leaves_nothing_beh
     assert_eq!(status, 0, "{log}");
     node.assert_nothing_left();
     let (status, log) = node.init("--reset");
-    assert_eq!(status, 0, "second kubeadm init:\n{log}\n{}", node.diagnose());
+    assert_eq!(
+        status,
+        0,
+        "second kubeadm init:\n{log}\n{}",
+        node.diagnose()
+    );
     panic_on(node.wait_cluster_ready(Duration::from_secs(600)));
     node.root_ok("u7s-start-stop stop");
     node.assert_nothing_left();

@@ -208,7 +208,8 @@ fn the_kubelet_mount_stays_rshared_across_restarts_and_pods_never_write_root_fil
         let host_bridge = node.root_ok("head -c 4 /usr/lib/cni/bridge | od -c | head -1");
         assert!(host_bridge.contains("E   L   F"), "{host_bridge}");
         assert_eq!(
-            node.root_ok("cat /etc/cni/net.d/10-flannel.conflist").trim(),
+            node.root_ok("cat /etc/cni/net.d/10-flannel.conflist")
+                .trim(),
             "{\"type\":\"flannel\"}"
         );
         // ping_group_range: this namespace's groups, in its own network namespace only.

@@ -166,7 +166,8 @@ cni-plugin = "flannel"
     #[test]
     fn the_configuration_is_typed_toml_with_the_node_policy_and_pause_image() {
         let paths = U7sPaths::new(990, "/var/lib/u7s-admin");
-        let text = CrioConfig::for_node(&node("registry.local"), &paths, CgroupVersion::V2).to_toml();
+        let text =
+            CrioConfig::for_node(&node("registry.local"), &paths, CgroupVersion::V2).to_toml();
         let parsed: toml::Table = toml::from_str(&text).unwrap();
         let crio = parsed["crio"].as_table().unwrap();
         assert_eq!(
@@ -214,7 +215,8 @@ cni-plugin = "flannel"
     #[test]
     fn only_registry_local_is_insecure() {
         let paths = U7sPaths::new(990, "/var/lib/u7s-admin");
-        let text = CrioConfig::for_node(&node("registry.altlinux.org"), &paths, CgroupVersion::V2).to_toml();
+        let text = CrioConfig::for_node(&node("registry.altlinux.org"), &paths, CgroupVersion::V2)
+            .to_toml();
         assert!(!text.contains("insecure_registries"), "{text}");
     }
 }

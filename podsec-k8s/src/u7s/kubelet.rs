@@ -103,10 +103,11 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
     wait_socket(&paths.crio_socket(), CRIO_TIMEOUT)?;
     let config_file = paths.kubelet_dir().join("config.yaml");
     let text = wait_kubelet_config(&config_file, CONFIG_TIMEOUT)?;
-    let merged = merge_config(&text, &paths, CgroupVersion::detect()).map_err(|message| Error::BadFile {
-        path: config_file.clone(),
-        message,
-    })?;
+    let merged =
+        merge_config(&text, &paths, CgroupVersion::detect()).map_err(|message| Error::BadFile {
+            path: config_file.clone(),
+            message,
+        })?;
     if merged != text {
         files::write_atomic(&config_file, merged.as_bytes(), 0o644, Default::default())?;
     }
@@ -249,7 +250,11 @@ pub fn parse_kubeadm_flags(text: &str) -> Result<Vec<String>, String> {
 /// kubeadm's KubeletConfiguration with what a kubelet in a user namespace needs (upstream's
 /// settings), merged key by key: feature gates and eviction thresholds already there stay.
 /// Per-QoS cgroups only where the host delegates a cgroup v2 subtree (see [`CgroupVersion`]).
-pub fn merge_config(text: &str, paths: &U7sPaths, cgroups: CgroupVersion) -> Result<String, String> {
+pub fn merge_config(
+    text: &str,
+    paths: &U7sPaths,
+    cgroups: CgroupVersion,
+) -> Result<String, String> {
     let mut document: Value = if text.trim().is_empty() {
         Value::Mapping(Mapping::new())
     } else {
@@ -328,7 +333,8 @@ cni-plugin = "flannel"
         let paths = U7sPaths::new(990, "/var/lib/u7s-admin");
         let kubeadm = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nclusterDNS:\n- 10.96.0.10\nfeatureGates:\n  GracefulNodeShutdown: true\nevictionHard:\n  memory.available: 100Mi\ncgroupDriver: systemd\n";
         let merged: Value =
-            serde_norway::from_str(&merge_config(kubeadm, &paths, CgroupVersion::V2).unwrap()).unwrap();
+            serde_norway::from_str(&merge_config(kubeadm, &paths, CgroupVersion::V2).unwrap())
+                .unwrap();
         assert_eq!(
             merged["featureGates"]["GracefulNodeShutdown"],
             Value::Bool(true)
@@ -354,7 +360,10 @@ cni-plugin = "flannel"
         );
         // Merging again changes nothing (no rewrite at every restart).
         let once = merge_config(kubeadm, &paths, CgroupVersion::V2).unwrap();
-        assert_eq!(merge_config(&once, &paths, CgroupVersion::V2).unwrap(), once);
+        assert_eq!(
+            merge_config(&once, &paths, CgroupVersion::V2).unwrap(),
+            once
+        );
         assert!(merge_config("- a list", &paths, CgroupVersion::V2).is_err());
     }
 
@@ -366,7 +375,10 @@ cni-plugin = "flannel"
             let merged: Value =
                 serde_norway::from_str(&merge_config(kubeadm, &paths, cgroups).unwrap()).unwrap();
             assert_eq!(merged["cgroupsPerQOS"], Value::Bool(per_qos), "{cgroups:?}");
-            assert_eq!(merged["enforceNodeAllocatable"], Value::Sequence(Vec::new()));
+            assert_eq!(
+                merged["enforceNodeAllocatable"],
+                Value::Sequence(Vec::new())
+            );
         }
     }
 

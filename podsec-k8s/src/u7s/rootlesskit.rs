@@ -460,12 +460,7 @@ pub fn seed(source: &Path, target: &Path, mode: u32) -> Result<(), Error> {
 
 /// Copies the regular files of `source` (those named in `only`, if given) into `target` when
 /// missing or changed; what else is in `target` (written by pods) stays.
-fn seed_only(
-    source: &Path,
-    target: &Path,
-    mode: u32,
-    only: Option<&[&str]>,
-) -> Result<(), Error> {
+fn seed_only(source: &Path, target: &Path, mode: u32, only: Option<&[&str]>) -> Result<(), Error> {
     let entries = match std::fs::read_dir(source) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
