@@ -341,6 +341,18 @@ chown -R {USER}: /var/lib/{USER}/.local
         }
     }
 
+    /// Pushes the busybox workload, unsigned, as registry.local/<platform>/unsigned:1 (anyone
+    /// can push to the registry; only signatures decide what runs).
+    pub fn push_unsigned(&self) {
+        self.root_ok(&format!(
+            "set -e; t=$(mktemp -d); tar -C $t -xJf {share}/amd64.tar.xz; \
+             echo '{{\"default\":[{{\"type\":\"insecureAcceptAnything\"}}]}}' > $t/accept.json; \
+             skopeo --policy $t/accept.json copy -q --dest-tls-verify=false \
+               oci:$t/amd64:{PLATFORM}/busybox:1.35 docker://registry.local/{PLATFORM}/unsigned:1; rm -rf $t",
+            share = self.sandbox.share().display()
+        ));
+    }
+
     /// The host owners of the processes named `names` (`ps -eo user,comm`).
     pub fn process_owners(&self) -> Vec<(String, String)> {
         self.root_ok("ps -e -o user:20=,comm=")
@@ -352,6 +364,18 @@ chown -R {USER}: /var/lib/{USER}/.local
             .collect()
     }
 }
+
+/// A pod of an image nobody signed (see [`RealNode::push_unsigned`]).
+pub const UNSIGNED_POD: &str = r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: unsigned
+spec:
+  containers:
+  - name: unsigned
+    image: registry.local/c10f/unsigned:1
+    command: ["/bin/sleep", "3600"]
+"#;
 
 /// The system pods of a one-node cluster, by name prefix.
 pub const SYSTEM_PODS: &[&str] = &[

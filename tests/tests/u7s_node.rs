@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use podsec_tests::node::{NODE_IP, NODE_NAME, PLATFORM, Pod, RealNode};
+use podsec_tests::node::{NODE_IP, NODE_NAME, PLATFORM, Pod, RealNode, UNSIGNED_POD};
 
 /// The workload: a signed busybox serving a page, a Service by name and a NodePort.
 const WORKLOAD: &str = r#"apiVersion: v1
@@ -31,17 +31,6 @@ spec:
   type: NodePort
   selector: {app: web}
   ports: [{port: 80, targetPort: 8080, nodePort: 31080}]
-"#;
-
-const UNSIGNED: &str = r#"apiVersion: v1
-kind: Pod
-metadata:
-  name: unsigned
-spec:
-  containers:
-  - name: unsigned
-    image: registry.local/c10f/unsigned:1
-    command: ["/bin/sleep", "3600"]
 "#;
 
 fn panic_on<T>(result: anyhow::Result<T>) -> T {
@@ -116,14 +105,8 @@ fn a_rootless_node_runs_signed_pods_refuses_unsigned_ones_and_leaves_nothing_beh
     assert_eq!(page.trim(), "signed-and-served");
 
     // An image that nobody signed is refused by CRI-O under the node's policy, and never runs.
-    node.root_ok(&format!(
-        "set -e; t=$(mktemp -d); tar -C $t -xJf {share}/amd64.tar.xz; \
-         echo '{{\"default\":[{{\"type\":\"insecureAcceptAnything\"}}]}}' > $t/accept.json; \
-         skopeo --policy $t/accept.json copy -q --dest-tls-verify=false \
-           oci:$t/amd64:{PLATFORM}/busybox:1.35 docker://registry.local/{PLATFORM}/unsigned:1; rm -rf $t",
-        share = node.sandbox.share().display()
-    ));
-    node.kubectl_apply(UNSIGNED);
+    node.push_unsigned();
+    node.kubectl_apply(UNSIGNED_POD);
     let refusal = panic_on(node.wait_for(
         "the unsigned image refused",
         Duration::from_secs(120),

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use anyhow::{Result, bail};
-use podsec_tests::node::{NODE_NAME, PLATFORM, RealNode};
+use podsec_tests::node::{NODE_NAME, RealNode, UNSIGNED_POD};
 
 const POD: &str = r#"apiVersion: v1
 kind: Pod
@@ -17,16 +17,6 @@ spec:
   - name: hello
     image: registry.local/c10f/busybox:1.35
     command: ["/bin/sh", "-c", "echo hello from a signed image; exec sleep 3600"]
----
-apiVersion: v1
-kind: Pod
-metadata:
-  name: unsigned
-spec:
-  containers:
-  - name: unsigned
-    image: registry.local/c10f/unsigned:1
-    command: ["/bin/sleep", "3600"]
 "#;
 
 fn step(text: &str) {
@@ -66,14 +56,9 @@ fn demo(node: &RealNode) -> Result<()> {
     node.kubectl_ok(&format!(
         "taint nodes {NODE_NAME} node-role.kubernetes.io/control-plane:NoSchedule-"
     ));
-    node.root_ok(&format!(
-        "set -e; t=$(mktemp -d); tar -C $t -xJf {share}/amd64.tar.xz; \
-         echo '{{\"default\":[{{\"type\":\"insecureAcceptAnything\"}}]}}' > $t/accept.json; \
-         skopeo --policy $t/accept.json copy -q --dest-tls-verify=false \
-           oci:$t/amd64:{PLATFORM}/busybox:1.35 docker://registry.local/{PLATFORM}/unsigned:1; rm -rf $t",
-        share = node.sandbox.share().display()
-    ));
+    node.push_unsigned();
     node.kubectl_apply(POD);
+    node.kubectl_apply(UNSIGNED_POD);
     node.wait_for("the hello pod running", Duration::from_secs(180), || {
         let pods = node.pods().ok()?;
         pods.iter()
