@@ -278,7 +278,8 @@ chown -R {USER}: /var/lib/{USER}/.local
         )
     }
 
-    /// Waits until the node is Ready and every system pod runs with its containers ready.
+    /// Waits until the node is Ready and every system pod (every replica) runs with its
+    /// containers ready.
     pub fn wait_cluster_ready(&self, timeout: Duration) -> Result<()> {
         self.wait_for("node1 Ready", timeout, || {
             let out = self.kubectl(&format!(
@@ -288,9 +289,12 @@ chown -R {USER}: /var/lib/{USER}/.local
         })?;
         self.wait_for("every system pod running and ready", timeout, || {
             let pods = self.pods().ok()?;
-            let all_there = SYSTEM_PODS
-                .iter()
-                .all(|prefix| pods.iter().any(|p| p.name.starts_with(prefix) && p.ready()));
+            // Every replica: CoreDNS has two, and one ready is not "running".
+            let all_there = SYSTEM_PODS.iter().all(|prefix| {
+                let matching: Vec<&Pod> =
+                    pods.iter().filter(|p| p.name.starts_with(prefix)).collect();
+                !matching.is_empty() && matching.iter().all(|p| p.ready())
+            });
             all_there.then_some(())
         })
     }
@@ -353,6 +357,27 @@ chown -R {USER}: /var/lib/{USER}/.local
         ));
     }
 
+    /// Pushes the busybox workload as registry.local/<platform>/foreign:1 with a valid
+    /// signature, in the signature store where clients look, made by a key nobody trusts.
+    pub fn push_foreign_signed(&self) {
+        self.root_ok(&format!(
+            "set -e; t=$(mktemp -d); tar -C $t -xJf {share}/amd64.tar.xz; \
+             echo '{{\"default\":[{{\"type\":\"insecureAcceptAnything\"}}]}}' > $t/accept.json; \
+             skopeo --policy $t/accept.json copy -q --dest-tls-verify=false \
+               oci:$t/amd64:{PLATFORM}/busybox:1.35 docker://registry.local/{PLATFORM}/foreign:1; \
+             skopeo --policy $t/accept.json copy -q --src-tls-verify=false \
+               docker://registry.local/{PLATFORM}/foreign:1 dir:$t/pulled; \
+             digest=$(skopeo manifest-digest $t/pulled/manifest.json); \
+             dir=/var/sigstore/sigstore/{PLATFORM}/foreign@sha256=${{digest#sha256:}}; mkdir -p $dir; \
+             export GNUPGHOME=$t/gnupg; mkdir -m 0700 $GNUPGHOME; \
+             gpg --batch --passphrase '' --quick-gen-key 'Intruder <intruder@example.com>' rsa3072 sign never 2>/dev/null; \
+             skopeo standalone-sign $t/pulled/manifest.json registry.local/{PLATFORM}/foreign:1 \
+               intruder@example.com -o $dir/signature-1; \
+             chmod -R a+rX $dir; rm -rf $t",
+            share = self.sandbox.share().display()
+        ));
+    }
+
     /// The host owners of the processes named `names` (`ps -eo user,comm`).
     pub fn process_owners(&self) -> Vec<(String, String)> {
         self.root_ok("ps -e -o user:20=,comm=")
@@ -374,6 +399,19 @@ spec:
   containers:
   - name: unsigned
     image: registry.local/c10f/unsigned:1
+    command: ["/bin/sleep", "3600"]
+"#;
+
+/// A pod of an image signed by a key the node's policy does not trust (see
+/// [`RealNode::push_foreign_signed`]).
+pub const FOREIGN_POD: &str = r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: foreign
+spec:
+  containers:
+  - name: foreign
+    image: registry.local/c10f/foreign:1
     command: ["/bin/sleep", "3600"]
 "#;
 

@@ -2,13 +2,13 @@
 //! no preflight error ignored; the real kubelet and CRI-O in u7s-admin's namespace pull every
 //! system image, signed by an image maker, from registry.local under the node's policy.json;
 //! the cluster comes up, a signed workload runs, is reachable by name and by NodePort, an
-//! unsigned image is refused; every container process belongs to u7s-admin's ids; reset, a
+//! unsigned image and one signed by an unknown key are refused; every container process belongs to u7s-admin's ids; reset, a
 //! second init, and stop leave nothing behind. See tests/src/node.rs for where the parts come
 //! from.
 
 use std::time::Duration;
 
-use podsec_tests::node::{NODE_IP, NODE_NAME, PLATFORM, Pod, RealNode, UNSIGNED_POD};
+use podsec_tests::node::{FOREIGN_POD, NODE_IP, NODE_NAME, PLATFORM, Pod, RealNode, UNSIGNED_POD};
 
 /// The workload: a signed busybox serving a page, a Service by name and a NodePort.
 const WORKLOAD: &str = r#"apiVersion: v1
@@ -37,12 +37,6 @@ fn panic_on<T>(result: anyhow::Result<T>) -> T {
     result.unwrap_or_else(|e| panic!("{e:#}"))
 }
 
-fn pod<'a>(pods: &'a [Pod], prefix: &str) -> &'a Pod {
-    pods.iter()
-        .find(|p| p.name.starts_with(prefix))
-        .unwrap_or_else(|| panic!("no pod {prefix}*: {pods:?}"))
-}
-
 #[test]
 fn a_rootless_node_runs_signed_pods_refuses_unsigned_ones_and_leaves_nothing_behind() {
     let node = panic_on(RealNode::prepare());
@@ -64,13 +58,16 @@ fn a_rootless_node_runs_signed_pods_refuses_unsigned_ones_and_leaves_nothing_beh
     // Every system pod runs the signed image of registry.local/<platform> it was given.
     let pods = panic_on(node.pods());
     for prefix in podsec_tests::node::SYSTEM_PODS {
-        let pod = pod(&pods, prefix);
-        assert!(pod.ready(), "{pod:?}");
-        for image in &pod.images {
-            assert!(
-                image.starts_with(&format!("registry.local/{PLATFORM}/")),
-                "{pod:?}"
-            );
+        let matching: Vec<&Pod> = pods.iter().filter(|p| p.name.starts_with(prefix)).collect();
+        assert!(!matching.is_empty(), "no pod {prefix}*: {pods:?}");
+        for pod in matching {
+            assert!(pod.ready(), "{pod:?}");
+            for image in &pod.images {
+                assert!(
+                    image.starts_with(&format!("registry.local/{PLATFORM}/")),
+                    "{pod:?}"
+                );
+            }
         }
     }
 
@@ -123,6 +120,23 @@ fn a_rootless_node_runs_signed_pods_refuses_unsigned_ones_and_leaves_nothing_beh
     );
     let unsigned = node.kubectl_ok("get pod unsigned -o jsonpath={.status.phase}");
     assert_eq!(unsigned.trim(), "Pending");
+    // A valid signature by a key the policy does not name is refused too.
+    node.push_foreign_signed();
+    node.kubectl_apply(FOREIGN_POD);
+    let refusal = panic_on(node.wait_for(
+        "the image signed by an unknown key refused",
+        Duration::from_secs(120),
+        || {
+            let events = node.kubectl(
+                "get events --field-selector involvedObject.name=foreign -o jsonpath={.items[*].message}",
+            );
+            let text = String::from_utf8_lossy(&events.stdout).into_owned();
+            text.contains("SignatureValidationFailed").then_some(text)
+        },
+    ));
+    assert!(!refusal.contains("no signature exists"), "{refusal}");
+    let foreign = node.kubectl_ok("get pod foreign -o jsonpath={.status.phase}");
+    assert_eq!(foreign.trim(), "Pending");
 
     // Nothing of the node runs as root on the host: the runtime is u7s-admin's, the
     // containers' processes are u7s-admin's (root inside) or its subordinate ids.
