@@ -316,19 +316,20 @@ fn wait_until_served() -> Result<(), Error> {
     ];
     for (what, url, host, expected, log) in checks {
         let mut last = String::new();
-        // Bounded by time, not by tries: a loaded host can take seconds to bring nginx and the
-        // registry up (5 s were once too few on a busy 2-core test machine).
+        // Bounded by time rather than by a count of tries, so the wait does not shrink or grow
+        // with how long each try takes on a loaded host.
         let deadline = std::time::Instant::now() + SERVE_TIMEOUT;
-        let served = std::iter::from_fn(|| (std::time::Instant::now() < deadline).then_some(()))
-            .any(|()| {
-                match agent.get(url).header("Host", host).call() {
-                    Ok(response) if response.status().as_u16() == expected => return true,
-                    Ok(response) => last = tr!("status {status}", status = response.status()),
-                    Err(e) => last = e.to_string(),
-                }
-                std::thread::sleep(std::time::Duration::from_millis(100));
-                false
-            });
+        let served = loop {
+            match agent.get(url).header("Host", host).call() {
+                Ok(response) if response.status().as_u16() == expected => break true,
+                Ok(response) => last = tr!("status {status}", status = response.status()),
+                Err(e) => last = e.to_string(),
+            }
+            if std::time::Instant::now() >= deadline {
+                break false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        };
         if !served {
             return Err(Error::NotServing {
                 what,

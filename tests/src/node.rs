@@ -21,7 +21,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::k8s;
 use crate::sandbox::{Options, Sandbox, target_dir};
-use crate::u7s::ADMIN_PATH;
+use crate::u7s::{ADMIN_PATH, ok};
 
 /// The node's own address (advertised, on tap0 inside the namespace).
 pub const NODE_IP: &str = "192.0.2.10";
@@ -150,7 +150,7 @@ chown -R {USER}: /var/lib/{USER}/.local
         script.push_str(&format!("id -u {USER}\n"));
         let uid: u32 = ok(
             &script,
-            &sandbox.command("sh").args(["-c", &script]).output(),
+            sandbox.command("sh").args(["-c", &script]).output(),
         )
         .trim()
         .parse()?;
@@ -168,7 +168,7 @@ chown -R {USER}: /var/lib/{USER}/.local
                 share.display()
             ),
         );
-        let pushed = ok("podsec-load-sign-oci", &out);
+        let pushed = ok("podsec-load-sign-oci", out);
         if !pushed.contains("10 of 10 images pushed and signed") {
             bail!("load-sign-oci: {pushed}");
         }
@@ -185,7 +185,7 @@ chown -R {USER}: /var/lib/{USER}/.local
     }
 
     pub fn root_ok(&self, script: &str) -> String {
-        ok(script, &self.root(script))
+        ok(script, self.root(script))
     }
 
     pub fn as_user(&self, user: &str, script: &str) -> Output {
@@ -231,7 +231,7 @@ chown -R {USER}: /var/lib/{USER}/.local
     }
 
     pub fn kubectl_ok(&self, args: &str) -> String {
-        ok(&format!("kubectl {args}"), &self.kubectl(args))
+        ok(&format!("kubectl {args}"), self.kubectl(args))
     }
 
     /// Polls `check` every second until it gives `Some`, at most `timeout`; the error names
@@ -315,6 +315,14 @@ chown -R {USER}: /var/lib/{USER}/.local
             .collect())
     }
 
+    /// The messages of the events about the object named `name`, space-separated.
+    pub fn event_messages(&self, name: &str) -> String {
+        let out = self.kubectl(&format!(
+            "get events --field-selector involvedObject.name={name} -o jsonpath={{.items[*].message}}"
+        ));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// `kubectl apply -f -` of `yaml`.
     pub fn kubectl_apply(&self, yaml: &str) -> String {
         let out = self
@@ -324,7 +332,7 @@ chown -R {USER}: /var/lib/{USER}/.local
             .env("PATH", ADMIN_PATH)
             .stdin(yaml.as_bytes())
             .output();
-        ok(&format!("kubectl apply -f - <<{yaml}"), &out)
+        ok(&format!("kubectl apply -f - <<{yaml}"), out)
     }
 
     /// After `u7s-start-stop stop`: no process of u7s-admin or its subordinate ids, and no
@@ -467,15 +475,4 @@ impl Pod {
             && !self.containers_ready.is_empty()
             && self.containers_ready.iter().all(|r| *r)
     }
-}
-
-fn ok(what: &str, out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "{what}\nstatus {:?}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }

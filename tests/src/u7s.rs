@@ -159,7 +159,8 @@ pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-fn ok(script: &str, out: Output) -> String {
+/// `out`'s stdout; fails the test, showing `script` and the whole output, unless it exited 0.
+pub fn ok(script: &str, out: Output) -> String {
     assert!(
         out.status.success(),
         "{script}\nstatus {:?}\nstdout: {}\nstderr: {}",

@@ -108,9 +108,7 @@ fn a_rootless_node_runs_signed_pods_refuses_unsigned_ones_and_leaves_nothing_beh
         "the unsigned image refused",
         Duration::from_secs(120),
         || {
-            let events = node
-                .kubectl("get events --field-selector involvedObject.name=unsigned -o jsonpath={.items[*].message}");
-            let text = String::from_utf8_lossy(&events.stdout).into_owned();
+            let text = node.event_messages("unsigned");
             text.contains("signature").then_some(text)
         },
     ));
@@ -127,10 +125,7 @@ fn a_rootless_node_runs_signed_pods_refuses_unsigned_ones_and_leaves_nothing_beh
         "the image signed by an unknown key refused",
         Duration::from_secs(120),
         || {
-            let events = node.kubectl(
-                "get events --field-selector involvedObject.name=foreign -o jsonpath={.items[*].message}",
-            );
-            let text = String::from_utf8_lossy(&events.stdout).into_owned();
+            let text = node.event_messages("foreign");
             text.contains("SignatureValidationFailed").then_some(text)
         },
     ));

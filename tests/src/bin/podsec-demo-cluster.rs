@@ -66,10 +66,7 @@ fn demo(node: &RealNode) -> Result<()> {
             .then_some(())
     })?;
     node.wait_for("the unsigned pod refused", Duration::from_secs(120), || {
-        let out = node.kubectl(
-            "get events --field-selector involvedObject.name=unsigned -o jsonpath={.items[*].message}",
-        );
-        String::from_utf8_lossy(&out.stdout)
+        node.event_messages("unsigned")
             .contains("signature")
             .then_some(())
     })?;
