@@ -12,15 +12,21 @@
 //! CNI plugins are Debian's packages. Debian 12's crun (1.8.1) is too old for CRI-O 1.33, so
 //! `/usr/bin/crun`, the runtime CRI-O's configuration names, is the test-only shim
 //! `tests/standins/oci-runtime-shim` (runc, minus what these machines cannot do).
+//!
+//! Two hosts: the test sandbox, which has no systemd, so the runtime starts its units directly
+//! ([`RealNode::prepare`]), and a machine with a real systemd as PID 1
+//! ([`RealNode::prepare_systemd`], `crate::systemd`), where the wrapper goes the production way:
+//! lingering, u7s-admin's user manager, rootlesskit.service and kubelet.service, u7s.service.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
 use crate::k8s;
 use crate::sandbox::{Options, Sandbox, target_dir};
+use crate::systemd::Machine;
 use crate::u7s::{ADMIN_PATH, ok};
 
 /// The node's own address (advertised, on tap0 inside the namespace).
@@ -94,32 +100,163 @@ pub fn images_archive() -> Result<PathBuf> {
     Ok(path)
 }
 
-/// A sandboxed host with podsec, the real node components and the signed system images.
+/// The host a node runs on.
+pub enum NodeHost {
+    /// The test sandbox: no systemd, the runtime starts its units directly.
+    Sandbox(Sandbox),
+    /// systemd as PID 1: the production launch path.
+    Systemd(Machine),
+}
+
+impl NodeHost {
+    /// A directory shared with the host at the same path.
+    pub fn share(&self) -> PathBuf {
+        match self {
+            NodeHost::Sandbox(sandbox) => sandbox.share(),
+            NodeHost::Systemd(machine) => machine.share(),
+        }
+    }
+
+    /// `sh -c script` as root, or as `user` in a login-like environment (HOME, the user's
+    /// runtime directory), with the admin's PATH; `stdin` fed to it.
+    pub fn sh(&self, user: Option<&str>, script: &str, stdin: Option<&[u8]>) -> Output {
+        match self {
+            NodeHost::Sandbox(sandbox) => {
+                let mut command = sandbox
+                    .command("sh")
+                    .args(["-c", script])
+                    .env("PATH", ADMIN_PATH);
+                if let Some(user) = user {
+                    command = command.user(user);
+                }
+                if let Some(bytes) = stdin {
+                    command = command.stdin(bytes);
+                }
+                command.output()
+            }
+            NodeHost::Systemd(machine) => {
+                let script = format!("export PATH={ADMIN_PATH}\n{script}");
+                let mut command = match user {
+                    // runuser -l opens a PAM session (pam_systemd), as a login would.
+                    Some(user) => {
+                        let mut c = machine.command("runuser");
+                        c.args(["-l", user, "-s", "/bin/sh", "-c", &script]);
+                        c
+                    }
+                    None => {
+                        let mut c = machine.command("sh");
+                        c.args(["-c", &script]);
+                        c
+                    }
+                };
+                run_with_stdin(&mut command, stdin)
+            }
+        }
+    }
+
+    /// Starts `script` as root in the background; it must write its own output and status.
+    fn spawn(&self, label: &str, script: &str) -> Result<()> {
+        match self {
+            NodeHost::Sandbox(sandbox) => sandbox.spawn_daemon(label, &["sh", "-c", script]),
+            NodeHost::Systemd(machine) => {
+                let mut child = machine
+                    .command("sh")
+                    .args(["-c", script])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .with_context(|| format!("cannot start {label}"))?;
+                // Reaped in the background; run_long waits on the status file.
+                std::thread::spawn(move || child.wait());
+                Ok(())
+            }
+        }
+    }
+}
+
+fn run_with_stdin(command: &mut Command, stdin: Option<&[u8]>) -> Output {
+    use std::io::Write;
+    command
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().expect("cannot run nsenter");
+    if let Some(bytes) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(bytes)
+            .expect("write stdin");
+    }
+    child.wait_with_output().expect("nsenter")
+}
+
+/// A host with podsec, the real node components and the signed system images.
 pub struct RealNode {
-    pub sandbox: Sandbox,
+    pub host: NodeHost,
     pub uid: u32,
 }
 
 impl RealNode {
-    /// Everything up to (not including) `kubeadm init`.
+    /// Everything up to (not including) `kubeadm init`, in the test sandbox.
     pub fn prepare() -> Result<RealNode> {
+        let sandbox = Sandbox::start(&Options {
+            name: Some("node".into()),
+            addresses: vec![format!("{NODE_IP}/32"), format!("{REGISTRY_IP}/32")],
+        })?;
+        RealNode::provision(NodeHost::Sandbox(sandbox))
+    }
+
+    /// Everything up to (not including) `kubeadm init`, on a machine with systemd as PID 1.
+    pub fn prepare_systemd() -> Result<RealNode> {
+        let machine = Machine::boot()?;
+        machine.add_address(&format!("{NODE_IP}/32"));
+        machine.add_address(&format!("{REGISTRY_IP}/32"));
+        // As on ALT, where slirp4netns runs as an ordinary user (here the device is 0600).
+        machine.sh_ok("chmod 0666 /dev/net/tun");
+        RealNode::provision(NodeHost::Systemd(machine))
+    }
+
+    /// The sandbox, when the node runs in one.
+    pub fn sandbox(&self) -> Option<&Sandbox> {
+        match &self.host {
+            NodeHost::Sandbox(sandbox) => Some(sandbox),
+            NodeHost::Systemd(_) => None,
+        }
+    }
+
+    /// The machine, when the node runs under systemd.
+    pub fn machine(&self) -> Option<&Machine> {
+        match &self.host {
+            NodeHost::Systemd(machine) => Some(machine),
+            NodeHost::Sandbox(_) => None,
+        }
+    }
+
+    fn provision(host: NodeHost) -> Result<RealNode> {
         let (crio, pinns) = crio()?;
         let mut bins = Vec::new();
         for name in ["kubeadm", "kubectl", "kubelet"] {
             bins.push((name, std::fs::canonicalize(k8s::binary(name)?)?));
         }
         let archive = images_archive()?;
-        let sandbox = Sandbox::start(&Options {
-            name: Some("node".into()),
-            addresses: vec![format!("{NODE_IP}/32"), format!("{REGISTRY_IP}/32")],
-        })?;
         let install = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/install-commands");
-        let share = sandbox.share();
+        let share = host.share();
         std::fs::copy(&archive, share.join("amd64.tar.xz"))?;
+        let reload = match host {
+            NodeHost::Systemd(_) => "systemctl daemon-reload",
+            NodeHost::Sandbox(_) => "true",
+        };
         let mut script = format!(
             r#"set -e
 chmod 0755 {share}; chmod 0644 {share}/amd64.tar.xz
 {install} {build} "" /usr >/dev/null
+{reload}
 install -m 0755 {crio} /usr/bin/crio
 install -m 0755 {pinns} /usr/bin/pinns
 # This machine's crun is too old for CRI-O 1.33: the named test-only shim runs runc in its place.
@@ -148,13 +285,8 @@ chown -R {USER}: /var/lib/{USER}/.local
             ));
         }
         script.push_str(&format!("id -u {USER}\n"));
-        let uid: u32 = ok(
-            &script,
-            sandbox.command("sh").args(["-c", &script]).output(),
-        )
-        .trim()
-        .parse()?;
-        let node = RealNode { sandbox, uid };
+        let uid: u32 = ok(&script, host.sh(None, &script, None)).trim().parse()?;
+        let node = RealNode { host, uid };
         // The trust chain on this host, as the README's first section tells it: the policy,
         // registry.local and sigstore.local, an image maker for the platform's path.
         node.root_ok(&format!(
@@ -177,11 +309,7 @@ chown -R {USER}: /var/lib/{USER}/.local
 
     /// `sh -c script` as root with the admin's PATH (the u7s helpers first).
     pub fn root(&self, script: &str) -> Output {
-        self.sandbox
-            .command("sh")
-            .args(["-c", script])
-            .env("PATH", ADMIN_PATH)
-            .output()
+        self.host.sh(None, script, None)
     }
 
     pub fn root_ok(&self, script: &str) -> String {
@@ -189,30 +317,27 @@ chown -R {USER}: /var/lib/{USER}/.local
     }
 
     pub fn as_user(&self, user: &str, script: &str) -> Output {
-        self.sandbox
-            .command("sh")
-            .args(["-c", script])
-            .env("PATH", ADMIN_PATH)
-            .user(user)
-            .output()
+        self.host.sh(Some(user), script, None)
     }
 
     /// Runs `script` as root in the background (log `<label>.log`) and waits for its exit
     /// status, at most `timeout`; returns the status and the log.
     pub fn run_long(&self, label: &str, script: &str, timeout: Duration) -> (i32, String) {
-        let rc = self.sandbox.share().join(format!("{label}.rc"));
+        let share = self.host.share();
+        let rc = share.join(format!("{label}.rc"));
+        let log = share.join(format!("{label}.log"));
         let _ = std::fs::remove_file(&rc);
         let wrapped = format!(
-            "export PATH={ADMIN_PATH}; {{ {script}; }} </dev/null; echo $? > {}",
-            rc.display()
+            "export PATH={ADMIN_PATH}; {{ {script}; }} </dev/null >{log} 2>&1; echo $? > {rc}",
+            log = log.display(),
+            rc = rc.display()
         );
-        self.sandbox
-            .spawn_daemon(label, &["sh", "-c", &wrapped])
-            .expect("spawn");
+        self.host.spawn(label, &wrapped).expect("spawn");
+        let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
         let deadline = Instant::now() + timeout;
         while !rc.exists() {
             if Instant::now() > deadline {
-                return (-1, self.sandbox.daemon_log(label));
+                return (-1, read_log());
             }
             std::thread::sleep(Duration::from_millis(500));
         }
@@ -222,7 +347,7 @@ chown -R {USER}: /var/lib/{USER}/.local
             .trim()
             .parse()
             .unwrap_or(-1);
-        (status, self.sandbox.daemon_log(label))
+        (status, read_log())
     }
 
     /// kubectl as root with the admin kubeconfig the wrapper copied.
@@ -260,7 +385,10 @@ chown -R {USER}: /var/lib/{USER}/.local
             "kubectl --kubeconfig /root/.kube/config get nodes,pods -A -o wide 2>&1 | tail -n 30; \
              kubectl --kubeconfig /root/.kube/config get events -A --sort-by=.lastTimestamp 2>&1 | tail -n 25; \
              for f in /var/log/podsec/u7s-*.log /var/lib/{USER}/.local/share/usernetes/log/*.log; do \
-               [ -f \"$f\" ] && {{ echo \"--- $f\"; tail -n 25 \"$f\"; }}; done; true"
+               [ -f \"$f\" ] && {{ echo \"--- $f\"; tail -n 25 \"$f\"; }}; done; \
+             [ -d /run/systemd/system ] && {{ systemctl --no-pager --failed; \
+               journalctl --no-pager -q -n 60 _UID={uid} + SYSLOG_IDENTIFIER=u7s-start-stop; }}; true",
+            uid = self.uid
         );
         String::from_utf8_lossy(&self.root(&script).stdout).into_owned()
     }
@@ -325,13 +453,11 @@ chown -R {USER}: /var/lib/{USER}/.local
 
     /// `kubectl apply -f -` of `yaml`.
     pub fn kubectl_apply(&self, yaml: &str) -> String {
-        let out = self
-            .sandbox
-            .command("kubectl")
-            .args(["--kubeconfig", "/root/.kube/config", "apply", "-f", "-"])
-            .env("PATH", ADMIN_PATH)
-            .stdin(yaml.as_bytes())
-            .output();
+        let out = self.host.sh(
+            None,
+            "kubectl --kubeconfig /root/.kube/config apply -f -",
+            Some(yaml.as_bytes()),
+        );
         ok(&format!("kubectl apply -f - <<{yaml}"), out)
     }
 
@@ -361,7 +487,7 @@ chown -R {USER}: /var/lib/{USER}/.local
              echo '{{\"default\":[{{\"type\":\"insecureAcceptAnything\"}}]}}' > $t/accept.json; \
              skopeo --policy $t/accept.json copy -q --dest-tls-verify=false \
                oci:$t/amd64:{PLATFORM}/busybox:1.35 docker://registry.local/{PLATFORM}/unsigned:1; rm -rf $t",
-            share = self.sandbox.share().display()
+            share = self.host.share().display()
         ));
     }
 
@@ -382,7 +508,7 @@ chown -R {USER}: /var/lib/{USER}/.local
              skopeo standalone-sign $t/pulled/manifest.json registry.local/{PLATFORM}/foreign:1 \
                intruder@example.com -o $dir/signature-1; \
              chmod -R a+rX $dir; rm -rf $t",
-            share = self.sandbox.share().display()
+            share = self.host.share().display()
         ));
     }
 

@@ -129,6 +129,11 @@ impl Runtime for InstalledRuntime {
 
     fn start(&self) -> Result<(), RuntimeError> {
         // The kubelet unit waits for the configuration kubeadm writes.
+        if podsec_common::host::services::systemd_running() {
+            // The node is u7s.service (its ExecStart starts Units::All), so that
+            // `systemctl status u7s` and `systemctl stop u7s` tell and do what the wrapper did.
+            return systemctl_u7s(&["start"], tr!("starting u7s.service"));
+        }
         self.runtime()?
             .start(Units::All)
             .map(|_| ())
@@ -136,6 +141,10 @@ impl Runtime for InstalledRuntime {
     }
 
     fn stop(&self) -> Result<(), RuntimeError> {
+        if podsec_common::host::services::systemd_running() {
+            systemctl_u7s(&["stop"], tr!("stopping u7s.service"))?;
+        }
+        // Also what was started outside u7s.service (u7s-start-stop start); a no-op otherwise.
         self.runtime()?
             .stop()
             .map_err(failed(tr!("stopping the u7s runtime")))
@@ -167,17 +176,20 @@ impl Runtime for InstalledRuntime {
 
     fn enable_service(&self) -> Result<(), RuntimeError> {
         if podsec_common::host::services::systemd_running() {
-            let systemctl = crate::u7s::systemctl::real_systemctl()
-                .unwrap_or_else(|| PathBuf::from("systemctl"));
-            run_checked(
-                Command::new(systemctl).args(["enable", "u7s.service"]),
-                tr!("enabling u7s.service"),
-            )
+            // --now: a node deployed by an older wrapper runs outside the unit until then.
+            systemctl_u7s(&["enable", "--now"], tr!("enabling u7s.service"))
         } else {
             // Without systemd the runtime started above keeps running; nothing to enable.
             Ok(())
         }
     }
+}
+
+/// `systemctl ARGS u7s.service` with the system's systemctl (not the u7s wrapper).
+fn systemctl_u7s(args: &[&str], what: &str) -> Result<(), RuntimeError> {
+    let systemctl =
+        crate::u7s::systemctl::real_systemctl().unwrap_or_else(|| PathBuf::from("systemctl"));
+    run_checked(Command::new(systemctl).args(args).arg("u7s.service"), what)
 }
 
 fn run_checked(command: &mut Command, what: &str) -> Result<(), RuntimeError> {

@@ -1,7 +1,8 @@
 //! `make demo-cluster`: a one-node rootless cluster deployed the way the README tells an
 //! administrator (trust chain, signed system images, `kubeadm init` through the wrapper) in a
 //! throwaway sandbox; a pod runs; prints what an administrator would look at; tears down.
-//! `--keep` leaves the sandbox running and prints how to enter it.
+//! `--keep` leaves the sandbox running and prints how to enter it; `--systemd` runs the node on a
+//! machine with systemd as PID 1 (u7s.service, u7s-admin's user manager) instead of the sandbox.
 
 use std::time::Duration;
 
@@ -25,21 +26,37 @@ fn step(text: &str) {
 
 fn main() -> Result<()> {
     let keep = std::env::args().any(|a| a == "--keep");
-    step("sandbox, podsec packages, trust chain, signed system images in registry.local");
-    let node = RealNode::prepare()?;
+    let systemd = std::env::args().any(|a| a == "--systemd");
+    if keep && systemd {
+        bail!("--keep works with the sandbox only (the systemd machine dies with this program)");
+    }
+    let node = if systemd {
+        step(
+            "a machine with systemd as PID 1, podsec packages, trust chain, signed system images in registry.local",
+        );
+        RealNode::prepare_systemd()?
+    } else {
+        step("sandbox, podsec packages, trust chain, signed system images in registry.local");
+        RealNode::prepare()?
+    };
     let result = demo(&node);
-    if keep {
+    if let (true, Some(sandbox)) = (keep, node.sandbox()) {
         println!(
             "\nkept: podsec-sandbox exec {} -- sh   (stop: podsec-sandbox stop {})",
-            node.sandbox.state().display(),
-            node.sandbox.state().display()
+            sandbox.state().display(),
+            sandbox.state().display()
         );
         std::mem::forget(node);
         return result;
     }
     result?;
-    step("u7s-start-stop stop; the sandbox is removed");
-    node.root_ok("u7s-start-stop stop");
+    if systemd {
+        step("systemctl stop u7s.service; the machine is powered off");
+        node.root_ok("systemctl stop u7s.service");
+    } else {
+        step("u7s-start-stop stop; the sandbox is removed");
+        node.root_ok("u7s-start-stop stop");
+    }
     node.assert_nothing_left();
     Ok(())
 }
