@@ -1,3 +1,4 @@
+pub mod cluster;
 pub mod fixtures;
 pub mod k8s;
 pub mod node;

@@ -196,6 +196,16 @@ fn run_with_stdin(command: &mut Command, stdin: Option<&[u8]>) -> Output {
     child.wait_with_output().expect("nsenter")
 }
 
+/// A node's part of the trust chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trust {
+    /// The registry and signature server (REGISTRY_IP), with the image maker and the signed
+    /// system images.
+    Server,
+    /// A client of the server's registry, keys and policy.
+    Client,
+}
+
 /// A host with podsec, the real node components and the signed system images.
 pub struct RealNode {
     pub host: NodeHost,
@@ -209,7 +219,7 @@ impl RealNode {
             name: Some("node".into()),
             addresses: vec![format!("{NODE_IP}/32"), format!("{REGISTRY_IP}/32")],
         })?;
-        RealNode::provision(NodeHost::Sandbox(sandbox))
+        RealNode::provision(NodeHost::Sandbox(sandbox), Trust::Server)
     }
 
     /// Everything up to (not including) `kubeadm init`, on a machine with systemd as PID 1.
@@ -219,7 +229,7 @@ impl RealNode {
         machine.add_address(&format!("{REGISTRY_IP}/32"));
         // As on ALT, where slirp4netns runs as an ordinary user (here the device is 0600).
         machine.sh_ok("chmod 0666 /dev/net/tun");
-        RealNode::provision(NodeHost::Systemd(machine))
+        RealNode::provision(NodeHost::Systemd(machine), Trust::Server)
     }
 
     /// The sandbox, when the node runs in one.
@@ -238,7 +248,8 @@ impl RealNode {
         }
     }
 
-    fn provision(host: NodeHost) -> Result<RealNode> {
+    /// The node components and packages on `host`, and its part of the trust chain.
+    pub fn provision(host: NodeHost, trust: Trust) -> Result<RealNode> {
         let (crio, pinns) = crio()?;
         let mut bins = Vec::new();
         for name in ["kubeadm", "kubectl", "kubelet"] {
@@ -287,6 +298,11 @@ chown -R {USER}: /var/lib/{USER}/.local
         script.push_str(&format!("id -u {USER}\n"));
         let uid: u32 = ok(&script, host.sh(None, &script, None)).trim().parse()?;
         let node = RealNode { host, uid };
+        if trust == Trust::Client {
+            // "On every other node": the keys and policy.json fetched from sigstore.local.
+            node.root_ok(&format!("podsec-create-policy {REGISTRY_IP} >/dev/null"));
+            return Ok(node);
+        }
         // The trust chain on this host, as the README's first section tells it: the policy,
         // registry.local and sigstore.local, an image maker for the platform's path.
         node.root_ok(&format!(
@@ -402,6 +418,16 @@ chown -R {USER}: /var/lib/{USER}/.local
             &format!(
                 "U7S_PLATFORM={PLATFORM} kubeadm init --apiserver-advertise-address {NODE_IP} --node-name {NODE_NAME} {extra}"
             ),
+            Duration::from_secs(900),
+        )
+    }
+
+    /// `kubeadm join` through the wrapper with `command` (from `kubeadm token create
+    /// --print-join-command`) as node `name`; its exit status and output.
+    pub fn join(&self, command: &str, name: &str) -> (i32, String) {
+        self.run_long(
+            "join",
+            &format!("U7S_PLATFORM={PLATFORM} {command} --node-name {name}"),
             Duration::from_secs(900),
         )
     }
