@@ -18,10 +18,14 @@ pub const KUBERNETES_DIR: &str = "/etc/kubernetes";
 pub const CNI_NET_DIR: &str = "/etc/cni/net.d";
 pub const CONFIG_DIR: &str = "/etc/podsec/u7s";
 pub const SYSCTL_FILE: &str = "/etc/sysctl.d/90-podsec-u7s.conf";
-/// Upstream's modules-load list, with vxlan (flannel's backend) added; loaded now, not only at
-/// the next boot (§10.2/21).
+/// The modules of [`MODULES`], loaded at every boot by systemd-modules-load (sysinit.target,
+/// before u7s.service), as upstream's /lib/modules-load.d/u7s.conf did.
+pub const MODULES_LOAD_FILE: &str = "/etc/modules-load.d/podsec-u7s.conf";
+/// Upstream's modules-load list, with vxlan (flannel's backend) added; loaded now and written
+/// to [`MODULES_LOAD_FILE`] for the next boots (§10.2/21).
 pub const MODULES: &[&str] = &[
     "fuse",
+    "overlay",
     "tun",
     "bridge",
     "br_netfilter",
@@ -44,6 +48,18 @@ pub const MODULES: &[&str] = &[
     "xt_nat",
     "xt_tcpudp",
 ];
+/// The text of [`MODULES_LOAD_FILE`]: one module a line.
+pub fn modules_load_conf() -> String {
+    let mut text = String::from(
+        "# podsec-u7s-kubeadm: kernel modules of a rootless Kubernetes node, loaded at boot\n",
+    );
+    for module in MODULES {
+        text.push_str(module);
+        text.push('\n');
+    }
+    text
+}
+
 /// Groups u7s-admin joins when they exist (added, never replacing its others).
 pub const U7S_GROUPS: &[&str] = &["systemd-journal", "podman", "kube"];
 pub const SUBID_COUNT: u64 = 65536;
