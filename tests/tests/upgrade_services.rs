@@ -337,3 +337,90 @@ fn another_program_on_port_80_is_named_and_nginx_does_not_start() {
     ok(&sandbox, None, &format!("kill -0 {pid} && kill {pid}"));
     ok(&sandbox, None, "sleep 0.5; podsec-create-services");
 }
+
+/// Issue 13 item 7: nodes still on upstream's naming (U7S_PLATFORM=k8s-c10f2) pull
+/// `registry.local/k8s-c10f2/<image>`; load-sign-oci pushes and signs those names too when
+/// asked (--legacy-names or PODSEC_LEGACY_NAMES=yes), and only then.
+#[test]
+fn legacy_k8s_c10f2_names_are_pushed_and_signed_when_asked() {
+    let sandbox = started();
+    ok(&sandbox, None, &format!("podsec-create-policy {ADDRESS}"));
+    ok(&sandbox, None, "podsec-create-services");
+    // Upstream's default image maker: the whole registry.
+    ok(
+        &sandbox,
+        None,
+        &format!("podsec-create-imagemakeruser --batch --email {EMAIL} imagemaker@registry.local"),
+    );
+    let archive = archive(&sandbox, &["c10f/pause:3.9", "c10f/etcd:3.5.24"]);
+    let load = |extra: &str| {
+        ok(
+            &sandbox,
+            Some("imagemaker"),
+            &format!(
+                "{extra} podsec-load-sign-oci {} amd64 {EMAIL} registry.local/c10f",
+                archive.display()
+            ),
+        )
+    };
+    let plain = load("");
+    assert!(plain.contains("2 of 2 images pushed and signed"), "{plain}");
+    assert!(
+        !pull(&sandbox, "registry.local/k8s-c10f2/pause:3.9")
+            .status
+            .success()
+    );
+
+    let flagged = ok(
+        &sandbox,
+        Some("imagemaker"),
+        &format!(
+            "podsec-load-sign-oci --legacy-names {} amd64 {EMAIL} registry.local/c10f",
+            archive.display()
+        ),
+    );
+    assert!(
+        flagged.contains("4 of 4 images pushed and signed"),
+        "{flagged}"
+    );
+    let by_env = load("PODSEC_LEGACY_NAMES=yes");
+    assert!(
+        by_env.contains("4 of 4 images pushed and signed"),
+        "{by_env}"
+    );
+    // Every name passes the node's signature policy: each has its own signature.
+    for image in [
+        "registry.local/c10f/pause:3.9",
+        "registry.local/k8s-c10f2/pause:3.9",
+        "registry.local/k8s-c10f2/etcd:3.5.24",
+    ] {
+        let out = pull(&sandbox, image);
+        assert!(out.status.success(), "{image}: {}", text(&out.stderr));
+    }
+    ok(
+        &sandbox,
+        None,
+        "ls -d /var/sigstore/sigstore/k8s-c10f2/pause@sha256=*/signature-1",
+    );
+
+    // Asked for another platform: refused before anything is pushed.
+    let out = run(
+        &sandbox,
+        Some("imagemaker"),
+        &format!(
+            "podsec-load-sign-oci --legacy-names {} amd64 {EMAIL} registry.local/p10",
+            archive.display()
+        ),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("exist only for the c10f platform"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        !pull(&sandbox, "registry.local/p10/pause:3.9")
+            .status
+            .success()
+    );
+}
