@@ -130,3 +130,48 @@ fn create_services_enables_and_starts_units_once_and_restarts_only_what_changed(
 
     assert_eq!(machine.failed_units(), Vec::<String>::new());
 }
+
+/// Issue 13 item 2: ALT's httpd2 on port 80 is stopped and disabled, with a message, as upstream
+/// did; then nginx serves. Debian has no httpd2: the unit here is a stand-in of that name (a
+/// python3 web server on port 80), which is what create-services recognises (the unit of the
+/// process holding the port).
+#[test]
+fn create_services_stops_and_disables_httpd2_on_port_80() {
+    let machine = Machine::boot().unwrap();
+    machine.install_packages();
+    machine.add_address(&format!("{SERVER_IP}/32"));
+    machine.systemctl_ok(&["disable", "--now", REGISTRY, NGINX]);
+    machine.sh_ok(
+        "printf '[Unit]\\nDescription=stand-in of ALT httpd2\\n[Service]\\n\
+         ExecStart=/usr/bin/python3 -m http.server --bind 0.0.0.0 80\\n\
+         [Install]\\nWantedBy=multi-user.target\\n' > /etc/systemd/system/httpd2.service",
+    );
+    machine.systemctl_ok(&["daemon-reload"]);
+    machine.systemctl_ok(&["enable", "--now", "httpd2.service"]);
+    machine.sh_ok(
+        "for i in $(seq 100); do curl -s -o /dev/null http://127.0.0.1:80/ && exit 0; sleep 0.1; done; exit 1",
+    );
+    machine.sh_ok(&format!("podsec-create-policy {SERVER_IP}"));
+
+    let out = machine.sh_ok("podsec-create-services");
+    assert!(
+        out.contains(
+            "httpd2.service listened on port 80 or 81, which nginx needs: stopped and disabled"
+        ) && out.contains("nginx.service: enabled and started (systemd)"),
+        "{out}"
+    );
+    assert_eq!(machine.state("httpd2.service"), "inactive");
+    assert_eq!(
+        machine
+            .systemctl(&["is-enabled", "httpd2.service"])
+            .stdout
+            .as_slice(),
+        b"disabled\n"
+    );
+    assert_eq!(status(&machine, "http://registry.local/v2/"), "200");
+    assert_eq!(status(&machine, "http://sigstore.local:81/keys/"), "200");
+    // A second run finds nginx on its port and says nothing of httpd2.
+    let again = machine.sh_ok("podsec-create-services");
+    assert!(!again.contains("httpd2"), "{again}");
+    assert_eq!(machine.failed_units(), Vec::<String>::new());
+}
