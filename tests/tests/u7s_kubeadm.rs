@@ -645,7 +645,8 @@ fn host_preparation_then_real_kubeadm_phases_and_an_audited_api_server() {
         // §10.1 defect 4: package binaries keep their owner
         ("/usr/libexec/cni/bridge", "root:root 755"),
         ("/etc/sysctl.d/90-podsec-u7s.conf", "root:root 644"),
-        // issue 13 item 3: the modules again at every boot, not only a one-shot modprobe
+        // issue 13 item 3: the modules again at every boot, not only a one-shot modprobe (this
+        // sandbox has no packaged /usr/lib/modules-load.d file: host preparation writes /etc's)
         ("/etc/modules-load.d/podsec-u7s.conf", "root:root 644"),
         // the runtime's typed node configuration, loaded back by the runtime's own reader
         ("/etc/podsec/u7s/node.toml", "root:root 644"),

@@ -520,16 +520,18 @@ fn kernel_steps(facts: &HostFacts) -> Vec<Step> {
                     .into(),
         },
     }];
-    // Kept for every boot, not only loaded now.
-    steps.push(Step::File {
-        file: PlannedFile {
-            path: host_prep::MODULES_LOAD_FILE.into(),
-            mode: 0o644,
-            user: "root".into(),
-            group: "root".into(),
-            contents: host_prep::modules_load_conf(),
-        },
-    });
+    // Loaded at every boot, not only now: the packaged modules-load.d file, else ours in /etc.
+    if !facts.modules_persisted {
+        steps.push(Step::File {
+            file: PlannedFile {
+                path: host_prep::MODULES_LOAD_FILE.into(),
+                mode: 0o644,
+                user: "root".into(),
+                group: "root".into(),
+                contents: host_prep::modules_load_conf(),
+            },
+        });
+    }
     if !facts.ip_forward {
         steps.push(Step::Sysctl {
             key: "net.ipv4.ip_forward".into(),
@@ -1531,6 +1533,15 @@ pub mod tests {
         let mut loaded = facts();
         loaded.loaded_modules = host_prep::MODULES.iter().map(|m| m.to_string()).collect();
         loaded.ip_forward = true;
+        // The packaged file is there: nothing to write, however the modules are loaded now.
+        let mut packaged = facts();
+        packaged.modules_persisted = true;
+        let plan = plan_for(&["init"], &[], &packaged, &tags()).unwrap();
+        assert!(
+            !files(&plan)
+                .iter()
+                .any(|f| f.path.starts_with("/etc/modules-load.d"))
+        );
         for (argv, facts) in [
             (vec!["init"], facts()),
             (vec!["init"], loaded),
