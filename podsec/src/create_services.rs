@@ -101,24 +101,19 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
 /// The ports nginx listens on, and for what.
 const PORTS: [(u16, &str); 2] = [(80, "registry.local"), (81, "sigstore.local")];
 
-/// Who holds nginx's ports, read before any change: nginx itself is fine, so is the registry
-/// under systemd (upstream's ran on port 80; its unit is restarted with our configuration);
+/// Who holds nginx's ports, read before any change: nginx itself is fine, so is the registry's
+/// systemd unit (upstream's ran on port 80; it is restarted with our configuration);
 /// ALT's httpd2 is stopped and disabled under systemd, as upstream did (its units are returned);
 /// anything else is refused, so nginx never half starts.
 fn check_ports(profile: &Profile) -> Result<Vec<String>, Error> {
-    let registry_program = Path::new(profile.registry_program)
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
     let systemd = services::systemd_running();
     let mut to_stop = Vec::new();
     for (port, what) in PORTS {
         for listener in net::listeners(port) {
             let unit = listener.unit.clone().unwrap_or_default();
             let httpd2 = listener.program == "httpd2" || unit == "httpd2.service";
-            let fine = listener.program == "nginx"
-                || (systemd
-                    && (listener.program == registry_program || unit == profile.registry_unit));
+            // The registry only as its unit: that is what gets restarted, freeing the port.
+            let fine = listener.program == "nginx" || (systemd && unit == profile.registry_unit);
             if fine {
                 continue;
             }
