@@ -252,7 +252,7 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
             println!(
                 "{}",
                 tr!(
-                    "Registry data of upstream podsec stays in {old} and is served from there ({count} repositories): it is on another file system than {new}, and a copy is not made",
+                    "Registry data of upstream podsec stays in {old} and is served from there ({count} repositories): it is on another mount than {new} (no rename can move it), and a copy is not made",
                     old = old.display(),
                     new = REGISTRY_STORAGE,
                     count = repositories.len()

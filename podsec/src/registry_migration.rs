@@ -28,7 +28,7 @@ pub enum MigrationError {
     )]
     BothHoldData { old: String, new: String },
     #[error(
-        "cannot move {old} to {new}: they are on different file systems; move it yourself (the registry stopped) or mount both on one; nothing was moved"
+        "cannot move {old} to {new}: they are on different mounts; nothing was moved, and the registry is stopped: run podsec-create-services again, it then serves the data where it is"
     )]
     CrossDevice { old: String, new: String },
     #[error("{path}: cannot let the registry's account search it: {detail}")]

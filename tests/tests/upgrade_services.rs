@@ -268,7 +268,7 @@ fn upstream_registry_data_on_another_mount_is_served_where_it_is() {
     stop_upstream_registry(&sandbox);
     let note = format!(
         "Registry data of upstream podsec stays in {OLD} and is served from there (2 repositories): \
-         it is on another file system than {NEW}, and a copy is not made"
+         it is on another mount than {NEW} (no rename can move it), and a copy is not made"
     );
     let first = ok(&sandbox, None, "podsec-create-services");
     assert!(first.contains(&note), "{first}");
