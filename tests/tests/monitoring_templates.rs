@@ -184,6 +184,17 @@ include \"{}\"
         String::from_utf8_lossy(&validate.stdout)
     );
     let services = sandbox.sh_ok("icinga2 object list --type Service");
+    // Upstream 1.1.x's display names stay (issue 13 item 7).
+    for title in [
+        "Containers policy misconfiguration detected",
+        "Alerts detected via Kubernetes API audit",
+        "Vulnerability detected in a builded Docker image",
+    ] {
+        assert!(
+            services.contains(&format!("display_name = \"{title}\"")),
+            "{title}: {services}"
+        );
+    }
     for command in inotify_commands() {
         assert!(
             services.contains(&format!("Object 'master!{command}' of type 'Service'"))
