@@ -25,9 +25,14 @@ pub const K8S_GROUP: &str = "k8s";
     name = NAME,
     version,
     after_help = "The account gets the group k8s (created if missing) and podman when that group exists. \
-An existing account is kept; its ~/.kube is made private.\n\nEnvironment: none read. Must be run as root."
+An existing account is kept; its ~/.kube is made private. Without --password-stdin a new account \
+has no password (set one with passwd before logging in over ssh).\n\nEnvironment: none read. Must be run as root."
 )]
 pub struct Args {
+    /// Set the account's password from the first line of standard input (as upstream's
+    /// interactive passwd did; checked before anything is created)
+    #[arg(long)]
+    pub password_stdin: bool,
     /// Account name
     pub user: String,
 }
@@ -39,6 +44,15 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
 pub fn run(args: Args) -> Result<ExitCode, Error> {
     cli::require_root()?;
     names::check_account(&args.user)?;
+    // Read and checked first: a bad password must not leave an account without one.
+    let password = if args.password_stdin {
+        Some(
+            users::password_from(std::io::stdin().lock())
+                .map_err(|e| Error::Invalid(msg!("--password-stdin: {}", e)))?,
+        )
+    } else {
+        None
+    };
     users::ensure_group(K8S_GROUP, true)?;
     // upstream also gave podman access; only where podsec made that group
     let mut groups = vec![K8S_GROUP];
@@ -55,6 +69,9 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
         users::add_to_groups(&account.name, &[K8S_GROUP])?;
     }
     let dir = user_kubeconfig::open_kube_dir(&account)?;
+    if let Some(password) = &password {
+        users::set_password(&account.name, password)?;
+    }
     if created {
         println!(
             "{NAME}: {}",

@@ -7,6 +7,11 @@
 //! when not running and reloaded (the registry restarted) only when their configuration
 //! changed; without it (containers, CI) the daemons are started directly and their PIDs kept in
 //! /run/podsec.
+//!
+//! On a server upgraded from upstream podsec 1.1.x the registry's data is moved from upstream's
+//! podman volume (`registry_migration`), and nginx's ports are checked before any change: a
+//! program other than nginx or the registry there is refused (ALT's httpd2 is stopped and
+//! disabled under systemd, as upstream did), so nginx never half starts.
 
 use std::ffi::OsString;
 use std::path::Path;
@@ -21,6 +26,7 @@ use podsec_common::profile::Profile;
 use podsec_common::tr;
 
 use crate::layout::SIGSTORE_ROOT;
+use crate::registry_migration::{self, MigrationError, Plan};
 
 pub const NAME: &str = "podsec-create-services";
 /// Whether the command does its job yet (see `--status`).
@@ -66,6 +72,18 @@ pub enum Error {
     NginxConfig { path: String, detail: String },
     #[error("push password file {path}: {detail}")]
     Htpasswd { path: String, detail: String },
+    #[error(
+        "port {port} is taken by {program} (pid {pid}{unit}), and nginx needs it for {what}: stop it or move it to another port, then run again; nothing was started"
+    )]
+    PortTaken {
+        port: u16,
+        program: String,
+        pid: i32,
+        unit: String,
+        what: &'static str,
+    },
+    #[error(transparent)]
+    Migration(#[from] MigrationError),
     #[error("{what} does not answer after start ({detail}); see {log}")]
     NotServing {
         what: &'static str,
@@ -80,12 +98,52 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
     cli::run_command(NAME, argv, run)
 }
 
-pub fn registry_config() -> String {
+/// The ports nginx listens on, and for what.
+const PORTS: [(u16, &str); 2] = [(80, "registry.local"), (81, "sigstore.local")];
+
+/// Who holds nginx's ports, read before any change: nginx itself is fine, so is the registry's
+/// systemd unit (upstream's ran on port 80; it is restarted with our configuration);
+/// ALT's httpd2 is stopped and disabled under systemd, as upstream did (its units are returned);
+/// anything else is refused, so nginx never half starts.
+fn check_ports(profile: &Profile) -> Result<Vec<String>, Error> {
+    let systemd = services::systemd_running();
+    let mut to_stop = Vec::new();
+    for (port, what) in PORTS {
+        for listener in net::listeners(port) {
+            let unit = listener.unit.clone().unwrap_or_default();
+            let httpd2 = listener.program == "httpd2" || unit == "httpd2.service";
+            // The registry only as its unit: that is what gets restarted, freeing the port.
+            let fine = listener.program == "nginx" || (systemd && unit == profile.registry_unit);
+            if fine {
+                continue;
+            }
+            if httpd2 && systemd {
+                to_stop.push("httpd2.service".to_string());
+                continue;
+            }
+            return Err(Error::PortTaken {
+                port,
+                program: listener.program,
+                pid: listener.pid,
+                unit: if unit.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {unit}")
+                },
+                what,
+            });
+        }
+    }
+    to_stop.dedup();
+    Ok(to_stop)
+}
+
+pub fn registry_config(storage: &str) -> String {
     format!(
         "# Written by {NAME}: the podsec local registry, served as registry.local:80 through nginx.\n\
          version: 0.1\n\
          log:\n  fields:\n    service: registry\n\
-         storage:\n  filesystem:\n    rootdirectory: {REGISTRY_STORAGE}\n  delete:\n    enabled: true\n\
+         storage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: true\n\
          http:\n  addr: {REGISTRY_LISTEN}\n  headers:\n    X-Content-Type-Options: [nosniff]\n"
     )
 }
@@ -163,6 +221,12 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
     cli::require_root()?;
     check_is_server()?;
     let profile = Profile::detect();
+    // Everything that can refuse is read before the first change.
+    let to_stop = check_ports(profile)?;
+    let migration = registry_migration::plan(
+        Path::new(registry_migration::UPSTREAM_STORAGE),
+        Path::new(REGISTRY_STORAGE),
+    )?;
 
     // The registry: runs as its own account where the distribution made one.
     let registry_user = users::find_user("docker-registry")?;
@@ -181,7 +245,24 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
             source: e.into(),
         })?;
     }
-    let registry_changed = install(REGISTRY_CONFIG, &registry_config())?;
+    let owner = registry_user.as_ref().map(|a| Owner::new(a.uid, a.gid));
+    let storage = match &migration {
+        Plan::InPlace { old, repositories } => {
+            registry_migration::serve_in_place(&migration, owner)?;
+            println!(
+                "{}",
+                tr!(
+                    "Registry data of upstream podsec stays in {old} and is served from there ({count} repositories): it is on another mount than {new} (no rename can move it), and a copy is not made",
+                    old = old.display(),
+                    new = REGISTRY_STORAGE,
+                    count = repositories.len()
+                )
+            );
+            old.display().to_string()
+        }
+        _ => REGISTRY_STORAGE.to_string(),
+    };
+    let registry_changed = install(REGISTRY_CONFIG, &registry_config(&storage))?;
 
     if let Some(file) = &args.push_htpasswd {
         install_htpasswd(file, profile)?;
@@ -202,6 +283,42 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
             path: site,
             detail: e.to_string(),
         });
+    }
+
+    for unit in &to_stop {
+        services::run("systemctl", &["disable", "--now", unit])?;
+        println!(
+            "{}",
+            tr!(
+                "{unit} listened on port 80 or 81, which nginx needs: stopped and disabled (as upstream podsec did)",
+                unit = unit
+            )
+        );
+    }
+    if let Plan::Move {
+        old,
+        new,
+        repositories,
+        ..
+    } = &migration
+    {
+        // The registry must not write into the tree while it moves.
+        if services::systemd_running() {
+            services::run("systemctl", &["stop", profile.registry_unit])?;
+        } else {
+            services::stop_direct("registry");
+        }
+        registry_migration::migrate(&migration, owner)?;
+        println!(
+            "{}",
+            tr!(
+                "Registry data of upstream podsec moved (one rename, nothing copied): {old} -> {new} ({count} repositories: {names})",
+                old = old.join(registry_migration::DRIVER_DIR).display(),
+                new = new.join(registry_migration::DRIVER_DIR).display(),
+                count = repositories.len(),
+                names = repositories.join(" ")
+            )
+        );
     }
 
     if services::systemd_running() {

@@ -18,6 +18,7 @@ pub mod load_sign_oci;
 pub mod oci_archive;
 pub mod registries_conf;
 pub mod registry;
+pub mod registry_migration;
 pub mod save_oci;
 pub mod signature_store;
 

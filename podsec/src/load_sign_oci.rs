@@ -46,6 +46,7 @@ const UPLOADERS: usize = 4;
     name = NAME,
     version,
     after_help = "Environment:\n  U7S_PLATFORM    platform of this host (c10f, p10, ...); default from /etc/os-release\n\
+\x20 PODSEC_LEGACY_NAMES=yes  as --legacy-names\n\
 Exit status: 0 all images pushed and signed, 1 usage or a failed image, 3 unknown architecture,\n5 registry name without a dot, 6 archive cannot be unpacked, 7/8 archive layout missing."
 )]
 pub struct Args {
@@ -67,6 +68,10 @@ pub struct Args {
     /// Answer yes to the platform-mismatch question
     #[arg(long)]
     pub yes: bool,
+    /// For the c10f platform, also push and sign every image under upstream's legacy name
+    /// <registry>/k8s-c10f2/<image> (nodes still on U7S_PLATFORM=k8s-c10f2 pull those)
+    #[arg(long)]
+    pub legacy_names: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +96,10 @@ pub enum Error {
         "the k8s- prefix of platform {0} is no longer supported (images are under <registry>/<platform>/)"
     )]
     K8sPrefix(String),
+    #[error(
+        "--legacy-names: upstream's legacy names (k8s-c10f2/) exist only for the c10f platform, and the target is {0}"
+    )]
+    LegacyNotC10f(String),
     #[error(transparent)]
     Archive(#[from] ArchiveError),
     #[error("the archive has no image named by org.opencontainers.image.ref.name")]
@@ -198,6 +207,30 @@ pub fn reference_for(target: &Target, ref_name: &str) -> Result<ImageRef, Error>
     Ok(image)
 }
 
+/// The platform whose images upstream also pushed under a legacy name, and that name.
+pub const LEGACY_PLATFORM: &str = "c10f";
+pub const LEGACY_NAME: &str = "k8s-c10f2";
+
+/// Upstream's legacy reference of an archive image for a c10f target:
+/// `<registry>/.../k8s-c10f2/<image>` beside `<registry>/.../c10f/<image>`; `None` for an image
+/// outside the platform's names.
+pub fn legacy_reference(target: &Target, ref_name: &str) -> Result<Option<ImageRef>, Error> {
+    let Some(prefix) = target.prefix.strip_suffix(LEGACY_PLATFORM) else {
+        return Err(Error::LegacyNotC10f(target.prefix.clone()));
+    };
+    if !prefix.ends_with('/') || target.base != format!("{LEGACY_PLATFORM}/") {
+        return Err(Error::LegacyNotC10f(target.prefix.clone()));
+    }
+    let Some(rest) = ref_name.strip_prefix(&target.base) else {
+        return Ok(None);
+    };
+    let legacy = Target {
+        prefix: format!("{prefix}{LEGACY_NAME}"),
+        base: target.base.clone(),
+    };
+    reference_for(&legacy, &format!("{}{rest}", target.base)).map(Some)
+}
+
 struct Planned {
     image: Image,
     reference: ImageRef,
@@ -263,11 +296,28 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
         };
     }
 
+    let legacy = args.legacy_names
+        || std::env::var("PODSEC_LEGACY_NAMES").is_ok_and(|v| matches!(v.as_str(), "yes" | "1"));
+    let mut references = Vec::new();
+    for image in images {
+        let reference = reference_for(&target, &image.ref_name)?;
+        let alias = if legacy {
+            legacy_reference(&target, &image.ref_name)?
+        } else {
+            None
+        };
+        if let Some(alias) = alias {
+            references.push((image.clone(), alias));
+        }
+        references.push((image, reference));
+    }
+    // The legacy names after their images, as upstream tagged them.
+    references.sort_by_key(|(_, r)| r.path.contains(LEGACY_NAME));
+
     let registries_d = load_registries_d()?;
     let caller_uid = nix::unistd::geteuid().as_raw();
     let mut planned = Vec::new();
-    for image in images {
-        let reference = reference_for(&target, &image.ref_name)?;
+    for (image, reference) in references {
         let url = registries_d
             .storage_url(&reference, Access::Write)
             .unwrap_or("file:///var/lib/containers/sigstore")
@@ -571,6 +621,37 @@ fn store_signature(plan: &Planned, signature: &[u8]) -> Result<PathBuf, ImageErr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn legacy_names_only_for_the_c10f_platform() {
+        let c10f = target(None, Some("c10f")).unwrap();
+        assert_eq!(
+            legacy_reference(&c10f, "c10f/pause:3.9")
+                .unwrap()
+                .unwrap()
+                .to_string(),
+            "registry.local/k8s-c10f2/pause:3.9"
+        );
+        let other = target(Some("harbor.example:5443/mirror/c10f"), None).unwrap();
+        assert_eq!(
+            legacy_reference(&other, "c10f/kube-proxy:v1.33.13")
+                .unwrap()
+                .unwrap()
+                .to_string(),
+            "harbor.example:5443/mirror/k8s-c10f2/kube-proxy:v1.33.13"
+        );
+        // Not the platform's name: no alias (it goes to registry.local/<name> unchanged).
+        assert_eq!(legacy_reference(&c10f, "other/x:1").unwrap(), None);
+        for refused in [
+            target(None, Some("p10")).unwrap(),
+            target(Some("registry.local/notc10f"), None).unwrap(),
+        ] {
+            assert!(matches!(
+                legacy_reference(&refused, "p10/pause:3.9"),
+                Err(Error::LegacyNotC10f(_))
+            ));
+        }
+    }
 
     #[test]
     fn targets_as_upstream_maps_them() {

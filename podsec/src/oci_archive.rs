@@ -47,6 +47,7 @@ pub struct Layout {
 }
 
 /// One image of the layout.
+#[derive(Clone)]
 pub struct Image {
     pub ref_name: String,
     pub manifest_digest: String,

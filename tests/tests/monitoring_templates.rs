@@ -3,7 +3,8 @@
 //! the real sudo with the sudoers file of podsec-nagios (exact arguments), and the check
 //! results carry the plugins' status lines; NRPE's command lines run as the monitoring account
 //! the same way; the Director JSON describes the same commands; every nagwad bucket of every
-//! template is a podsec-inotify command.
+//! template is a podsec-inotify command. The real Nagios 4 verifies podsec-services.cfg and
+//! resolves which services each kind of host gets (upstream's hosts keep upstream's).
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -73,7 +74,8 @@ fn nagwad_buckets_and_plugin_commands_agree_across_the_templates() {
         .filter_map(|l| l.trim().strip_prefix("check_command"))
         .filter_map(|c| c.trim().strip_prefix("check_nrpe!"))
         .collect();
-    assert_eq!(called.len(), 8, "{called:?}");
+    // Ours (6 nagwad, 2 plugins) and upstream 1.1.x's 6 for its hosts.
+    assert_eq!(called.len(), 14, "{called:?}");
     for name in called {
         assert!(
             names.contains(name),
@@ -182,6 +184,17 @@ include \"{}\"
         String::from_utf8_lossy(&validate.stdout)
     );
     let services = sandbox.sh_ok("icinga2 object list --type Service");
+    // Upstream 1.1.x's display names stay (issue 13 item 7).
+    for title in [
+        "Containers policy misconfiguration detected",
+        "Alerts detected via Kubernetes API audit",
+        "Vulnerability detected in a builded Docker image",
+    ] {
+        assert!(
+            services.contains(&format!("display_name = \"{title}\"")),
+            "{title}: {services}"
+        );
+    }
     for command in inotify_commands() {
         assert!(
             services.contains(&format!("Object 'master!{command}' of type 'Service'"))
@@ -271,5 +284,183 @@ include \"{}\"
             String::from_utf8_lossy(&out.stderr).contains("sudo"),
             "{out:?}"
         );
+    }
+}
+
+/// Upstream podsec 1.1.x's Nagios services: description and NRPE command.
+const UPSTREAM_SERVICES: [(&str, &str); 6] = [
+    (
+        "Vulnerability detected in a registered Docker image",
+        "podsec_inotify_check_vuln",
+    ),
+    (
+        "Vulnerability detected in a building Docker image",
+        "podsec_inotify_build_invulnerable_image",
+    ),
+    (
+        "Containering policy error detected",
+        "podsec_inotify_check_policy",
+    ),
+    (
+        "Docker image violates containering policy",
+        "podsec_inotify_check_images",
+    ),
+    (
+        "Modified files detected in a running container",
+        "podsec_inotify_check_containers",
+    ),
+    (
+        "Alerts detected via Kubernetes audit API",
+        "podsec_inotify_check_kubeapi",
+    ),
+];
+
+/// The objects nagwad-nagios-templates and a site provide (stand-ins, named as such): a
+/// generic-service template, check_nrpe, the nagwad-nodes host group, and three hosts.
+const NAGIOS_SITE: &str = "
+define timeperiod {
+    timeperiod_name 24x7
+    alias           always
+    sunday 00:00-24:00
+    monday 00:00-24:00
+    tuesday 00:00-24:00
+    wednesday 00:00-24:00
+    thursday 00:00-24:00
+    friday 00:00-24:00
+    saturday 00:00-24:00
+}
+define command {
+    command_name    notify-none
+    command_line    /bin/true
+}
+define command {
+    command_name    check_nrpe
+    command_line    /bin/true $ARG1$
+}
+define contact {
+    contact_name                    admin
+    host_notifications_enabled      0
+    service_notifications_enabled   0
+    host_notification_period        24x7
+    service_notification_period     24x7
+    host_notification_options       n
+    service_notification_options    n
+    host_notification_commands      notify-none
+    service_notification_commands   notify-none
+}
+define service {
+    name                    generic-service
+    register                0
+    max_check_attempts      3
+    check_interval          5
+    retry_interval          1
+    check_period            24x7
+    notification_interval   0
+    notification_period     24x7
+    contacts                admin
+}
+define hostgroup {
+    hostgroup_name  nagwad-nodes
+    alias           nagwad (stand-in of nagwad-nagios-templates)
+}
+define host {
+    name                    site-host
+    register                0
+    max_check_attempts      3
+    check_period            24x7
+    contacts                admin
+    notification_period     24x7
+}
+define host {
+    use         site-host
+    host_name   upstream-node
+    address     192.0.2.21
+    hostgroups  nagwad-nodes
+}
+define host {
+    use         site-host
+    host_name   both-node
+    address     192.0.2.22
+    hostgroups  nagwad-nodes,podsec-nodes
+}
+define host {
+    use         site-host
+    host_name   podsec-node
+    address     192.0.2.23
+    hostgroups  podsec-nodes
+}
+";
+
+#[test]
+fn nagios_verifies_the_services_and_upstream_hosts_keep_upstream_services() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site.cfg");
+    std::fs::write(&site, NAGIOS_SITE).unwrap();
+    // Nagios runs as its own account: check results and the object cache go where it may write.
+    let results = dir.path().join("results");
+    std::fs::create_dir(&results).unwrap();
+    let precache = results.join("objects.precache");
+    std::fs::set_permissions(
+        &results,
+        std::os::unix::fs::PermissionsExt::from_mode(0o1777),
+    )
+    .unwrap();
+    let main = dir.path().join("nagios.cfg");
+    std::fs::write(
+        &main,
+        format!(
+            "cfg_file={}\ncfg_file={}\nprecached_object_file={}\ncheck_result_path={}\n\
+             illegal_macro_output_chars=`~$&|'\"<>\n",
+            site.display(),
+            monitoring().join("nagios/podsec-services.cfg").display(),
+            precache.display(),
+            results.display()
+        ),
+    )
+    .unwrap();
+    // -v verifies, -p writes the objects as Nagios resolved them.
+    let out = Command::new("nagios4")
+        .arg("-vp")
+        .arg(&main)
+        .output()
+        .expect("nagios4 (scripts/deps installs nagios4-core)");
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{report}");
+    assert!(
+        report.contains("Total Warnings: 0") && report.contains("Total Errors:   0"),
+        "{report}"
+    );
+    // host -> [(description, command)]
+    let mut services: std::collections::BTreeMap<String, BTreeSet<(String, String)>> =
+        Default::default();
+    let objects = std::fs::read_to_string(&precache).unwrap();
+    for block in objects.split("define service {").skip(1) {
+        let block = block.split('}').next().unwrap();
+        let field = |key: &str| {
+            block
+                .lines()
+                .find_map(|l| l.trim().strip_prefix(key).map(|v| v.trim().to_string()))
+                .unwrap_or_default()
+        };
+        services.entry(field("host_name")).or_default().insert((
+            field("service_description"),
+            field("check_command")
+                .trim_start_matches("check_nrpe!")
+                .to_string(),
+        ));
+    }
+    let upstream: BTreeSet<(String, String)> = UPSTREAM_SERVICES
+        .iter()
+        .map(|(d, c)| (d.to_string(), c.to_string()))
+        .collect();
+    assert_eq!(services["upstream-node"], upstream);
+    for host in ["both-node", "podsec-node"] {
+        let ours = &services[host];
+        assert_eq!(ours.len(), 8, "{host}: {ours:?}");
+        assert!(ours.is_disjoint(&upstream), "{host}: {ours:?}");
+        assert!(ours.contains(&(
+            "podsec-inotify-check-policy".to_string(),
+            "podsec_inotify_check_policy".to_string()
+        )));
     }
 }

@@ -130,3 +130,117 @@ fn create_services_enables_and_starts_units_once_and_restarts_only_what_changed(
 
     assert_eq!(machine.failed_units(), Vec::<String>::new());
 }
+
+/// Issue 13 item 2: ALT's httpd2 on port 80 is stopped and disabled, with a message, as upstream
+/// did; then nginx serves. Debian has no httpd2: the unit here is a stand-in of that name (a
+/// python3 web server on port 80), which is what create-services recognises (the unit of the
+/// process holding the port).
+#[test]
+fn create_services_stops_and_disables_httpd2_on_port_80() {
+    let machine = Machine::boot().unwrap();
+    machine.install_packages();
+    machine.add_address(&format!("{SERVER_IP}/32"));
+    machine.systemctl_ok(&["disable", "--now", REGISTRY, NGINX]);
+    machine.sh_ok(
+        "printf '[Unit]\\nDescription=stand-in of ALT httpd2\\n[Service]\\n\
+         ExecStart=/usr/bin/python3 -m http.server --bind 0.0.0.0 80\\n\
+         [Install]\\nWantedBy=multi-user.target\\n' > /etc/systemd/system/httpd2.service",
+    );
+    machine.systemctl_ok(&["daemon-reload"]);
+    machine.systemctl_ok(&["enable", "--now", "httpd2.service"]);
+    machine.sh_ok(
+        "for i in $(seq 100); do curl -s -o /dev/null http://127.0.0.1:80/ && exit 0; sleep 0.1; done; exit 1",
+    );
+    machine.sh_ok(&format!("podsec-create-policy {SERVER_IP}"));
+
+    let out = machine.sh_ok("podsec-create-services");
+    assert!(
+        out.contains(
+            "httpd2.service listened on port 80 or 81, which nginx needs: stopped and disabled"
+        ) && out.contains("nginx.service: enabled and started (systemd)"),
+        "{out}"
+    );
+    assert_eq!(machine.state("httpd2.service"), "inactive");
+    assert_eq!(
+        machine
+            .systemctl(&["is-enabled", "httpd2.service"])
+            .stdout
+            .as_slice(),
+        b"disabled\n"
+    );
+    assert_eq!(status(&machine, "http://registry.local/v2/"), "200");
+    assert_eq!(status(&machine, "http://sigstore.local:81/keys/"), "200");
+    // A second run finds nginx on its port and says nothing of httpd2.
+    let again = machine.sh_ok("podsec-create-services");
+    assert!(!again.contains("httpd2"), "{again}");
+    assert_eq!(machine.failed_units(), Vec::<String>::new());
+}
+
+/// Issue 13 item 1 under systemd: upstream's registry unit served port 80 from root podman's
+/// volume; create-services stops it, moves the data (one rename) and starts it again from its
+/// own configuration behind nginx; the image is still there. (Upstream's unit is imitated with a
+/// drop-in: the distribution's own unit, its configuration edited as upstream's create-services
+/// did, run as root as upstream's was: root podman's storage is closed to other accounts.)
+#[test]
+fn create_services_moves_upstreams_registry_data_under_systemd() {
+    const OLD: &str = "/var/lib/containers/storage/volumes/registry/_data";
+    let machine = Machine::boot().unwrap();
+    machine.install_packages();
+    machine.add_address(&format!("{SERVER_IP}/32"));
+    machine.systemctl_ok(&["disable", "--now", REGISTRY, NGINX]);
+    machine.sh_ok(&format!("podsec-create-policy {SERVER_IP}"));
+    machine.sh_ok(&format!(
+        "set -e; mkdir -p {OLD}
+         printf 'version: 0.1\\nstorage:\\n  filesystem:\\n    rootdirectory: {OLD}\\nhttp:\\n  addr: :80\\n' \
+             > /etc/docker/registry/config.yml
+         mkdir -p /etc/systemd/system/{REGISTRY}.d
+         printf '[Service]\\nUser=root\\n' \
+             > /etc/systemd/system/{REGISTRY}.d/upstream.conf
+         systemctl daemon-reload; systemctl enable --now {REGISTRY}"
+    ));
+    // An image pushed to upstream's registry (a config blob and its manifest).
+    let pushed = machine.sh(
+        "set -e
+         for i in $(seq 100); do curl -s -o /dev/null http://127.0.0.1:80/v2/ && break; sleep 0.1; done
+         cfg='{\"architecture\":\"amd64\",\"os\":\"linux\"}'
+         digest=sha256:$(printf %s \"$cfg\" | sha256sum | cut -d' ' -f1)
+         loc=$(curl -fsS -D - -o /dev/null -X POST http://127.0.0.1:80/v2/demo/app/blobs/uploads/ \
+             | tr -d '\\r' | sed -n 's/^[Ll]ocation: //p')
+         case $loc in http*) ;; *) loc=http://127.0.0.1:80$loc ;; esac
+         curl -fsS -o /dev/null -X PUT -H 'Content-Type: application/octet-stream' \
+             --data-binary \"$cfg\" \"$loc&digest=$digest\"
+         m='{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",'
+         m=\"$m\\\"config\\\":{\\\"mediaType\\\":\\\"application/vnd.oci.image.config.v1+json\\\",\\\"digest\\\":\\\"$digest\\\",\\\"size\\\":${#cfg}},\\\"layers\\\":[]}\"
+         curl -fsS -o /dev/null -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' \
+             --data-binary \"$m\" http://127.0.0.1:80/v2/demo/app/manifests/1
+         printf %s \"$m\" | sha256sum | cut -d' ' -f1",
+    );
+    assert!(
+        pushed.status.success(),
+        "push: {}\n{}",
+        String::from_utf8_lossy(&pushed.stderr),
+        machine.sh_ok("journalctl -u docker-registry --no-pager | tail -5")
+    );
+    let manifest = String::from_utf8_lossy(&pushed.stdout).into_owned();
+
+    let out = machine.sh_ok("podsec-create-services");
+    assert!(
+        out.contains(&format!(
+            "Registry data of upstream podsec moved (one rename, nothing copied): {OLD}/docker -> /var/lib/podsec/registry/docker (1 repositories: demo/app)"
+        )) && out.contains("docker-registry.service: enabled and started (systemd)"),
+        "{out}"
+    );
+    // Served by nginx on port 80 from the new place, as the same manifest.
+    let digest = machine.sh_ok(
+        "curl -fsS -I -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+         http://registry.local/v2/demo/app/manifests/1 | tr -d '\\r' \
+         | sed -n 's/^[Dd]ocker-[Cc]ontent-[Dd]igest: sha256://p'",
+    );
+    assert_eq!(digest.trim(), manifest.trim());
+    machine.sh_ok(&format!(
+        "test -z \"$(ls -A {OLD})\" && test -d /var/lib/podsec/registry/docker/registry/v2/repositories/demo/app"
+    ));
+    let again = machine.sh_ok("podsec-create-services");
+    assert!(!again.contains("upstream"), "{again}");
+    assert_eq!(machine.failed_units(), Vec::<String>::new());
+}

@@ -645,6 +645,9 @@ fn host_preparation_then_real_kubeadm_phases_and_an_audited_api_server() {
         // §10.1 defect 4: package binaries keep their owner
         ("/usr/libexec/cni/bridge", "root:root 755"),
         ("/etc/sysctl.d/90-podsec-u7s.conf", "root:root 644"),
+        // issue 13 item 3: the modules again at every boot, not only a one-shot modprobe (this
+        // sandbox has no packaged /usr/lib/modules-load.d file: host preparation writes /etc's)
+        ("/etc/modules-load.d/podsec-u7s.conf", "root:root 644"),
         // the runtime's typed node configuration, loaded back by the runtime's own reader
         ("/etc/podsec/u7s/node.toml", "root:root 644"),
     ] {
@@ -671,6 +674,32 @@ fn host_preparation_then_real_kubeadm_phases_and_an_audited_api_server() {
         node.root_ok("cat /proc/sys/net/ipv4/ip_forward").trim(),
         "1"
     );
+    assert_eq!(
+        node.root_ok("cat /etc/modules-load.d/podsec-u7s.conf"),
+        podsec_k8s::u7s_kubeadm::host_prep::modules_load_conf()
+    );
+    // A reboot, simulated: a fresh sandbox (its own network namespace, ip_forward 0) with this
+    // /etc's files; the real systemd-sysctl of boot applies them. (systemd-modules-load is not
+    // run: modules are the host kernel's, and this kernel has none.)
+    let rebooted = Sandbox::start(&Options::default()).expect("sandbox");
+    for file in [
+        "/etc/sysctl.d/90-podsec-u7s.conf",
+        "/etc/modules-load.d/podsec-u7s.conf",
+    ] {
+        let copy = rebooted.share().join("copy");
+        std::fs::write(&copy, node.root_ok(&format!("cat {file}"))).unwrap();
+        rebooted.sh_ok(&format!(
+            "mkdir -p $(dirname {file}) && cp {} {file}",
+            copy.display()
+        ));
+    }
+    assert_eq!(
+        rebooted
+            .sh_ok("cat /proc/sys/net/ipv4/ip_forward; /lib/systemd/systemd-sysctl /etc/sysctl.d/90-podsec-u7s.conf && cat /proc/sys/net/ipv4/ip_forward"),
+        "0\n1\n"
+    );
+    rebooted.sh_ok("grep -qx br_netfilter /etc/modules-load.d/podsec-u7s.conf");
+    drop(rebooted);
     // §10.1 defect 5: u7s-admin can write its log there but not replace the policy
     let out = node.as_u7s(
         "touch /etc/kubernetes/audit/probe.log && rm /etc/kubernetes/audit/probe.log && \

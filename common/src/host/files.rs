@@ -553,6 +553,13 @@ impl SafeDir {
         .map_err(|e| io_error(&self.path.join(name), e))
     }
 
+    /// Removes the empty directory `name` (rmdir: never a file, never through a link).
+    pub fn remove_empty_dir(&self, name: &OsStr) -> Result<(), FileError> {
+        let name = self.check_name(name)?;
+        unlinkat(&self.fd, name, UnlinkatFlags::RemoveDir)
+            .map_err(|e| io_error(&self.path.join(name), e))
+    }
+
     /// Changes the owner of an entry without following it if it is a symlink.
     pub fn chown_entry(&self, name: &str, owner: Owner) -> Result<(), FileError> {
         let name = self.check_name(OsStr::new(name))?;

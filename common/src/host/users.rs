@@ -360,6 +360,22 @@ pub fn password_problem(password: &str) -> Option<&'static str> {
     }
 }
 
+/// The password on the first line of `input` (at most 64 KiB read), checked by
+/// [`password_problem`]; for `--password-stdin`, read before any account is made.
+pub fn password_from(input: impl std::io::Read) -> Result<String, String> {
+    use std::io::Read;
+    let mut text = String::new();
+    input
+        .take(64 * 1024)
+        .read_to_string(&mut text)
+        .map_err(|e| e.to_string())?;
+    let line = text.lines().next().unwrap_or_default().to_string();
+    match password_problem(&line) {
+        Some(problem) => Err(problem.to_string()),
+        None => Ok(line),
+    }
+}
+
 /// Sets an account's password through `chpasswd` (the password on its standard input, never
 /// on a command line).
 pub fn set_password(name: &str, password: &str) -> Result<(), AccountError> {

@@ -18,10 +18,18 @@ pub const KUBERNETES_DIR: &str = "/etc/kubernetes";
 pub const CNI_NET_DIR: &str = "/etc/cni/net.d";
 pub const CONFIG_DIR: &str = "/etc/podsec/u7s";
 pub const SYSCTL_FILE: &str = "/etc/sysctl.d/90-podsec-u7s.conf";
-/// Upstream's modules-load list, with vxlan (flannel's backend) added; loaded now, not only at
-/// the next boot (§10.2/21).
+/// Where podsec-k8s ships the modules of [`MODULES`] (rpm/tree), loaded at every boot by
+/// systemd-modules-load (sysinit.target, before u7s.service), as upstream's
+/// /lib/modules-load.d/u7s.conf was.
+pub const MODULES_LOAD_PACKAGED: &str = "/usr/lib/modules-load.d/podsec-u7s.conf";
+/// Written by host preparation when the packaged file is missing or lacks a module (a
+/// `make install` elsewhere, an edited copy); it takes the packaged one's place.
+pub const MODULES_LOAD_FILE: &str = "/etc/modules-load.d/podsec-u7s.conf";
+/// Upstream's modules-load list, with vxlan (flannel's backend) added; loaded now and written
+/// to [`MODULES_LOAD_FILE`] for the next boots (§10.2/21).
 pub const MODULES: &[&str] = &[
     "fuse",
+    "overlay",
     "tun",
     "bridge",
     "br_netfilter",
@@ -44,6 +52,31 @@ pub const MODULES: &[&str] = &[
     "xt_nat",
     "xt_tcpudp",
 ];
+/// The text of [`MODULES_LOAD_PACKAGED`] and [`MODULES_LOAD_FILE`]: one module a line.
+pub fn modules_load_conf() -> String {
+    let mut text = String::from(
+        "# podsec-k8s: kernel modules of a rootless Kubernetes node, loaded at every boot\n",
+    );
+    for module in MODULES {
+        text.push_str(module);
+        text.push('\n');
+    }
+    text
+}
+
+/// Whether the modules-load.d file that systemd-modules-load reads (the one in /etc, else the
+/// packaged one) lists every module of [`MODULES`].
+pub fn modules_persisted(etc: Option<&str>, packaged: Option<&str>) -> bool {
+    etc.or(packaged).is_some_and(|text| {
+        let listed: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with(';'))
+            .collect();
+        MODULES.iter().all(|m| listed.contains(m))
+    })
+}
+
 /// Groups u7s-admin joins when they exist (added, never replacing its others).
 pub const U7S_GROUPS: &[&str] = &["systemd-journal", "podman", "kube"];
 pub const SUBID_COUNT: u64 = 65536;
@@ -70,6 +103,8 @@ pub struct HostFacts {
     /// CNI configuration file names already in /etc/cni/net.d.
     pub cni_configs: Vec<String>,
     pub loaded_modules: Vec<String>,
+    /// The modules are loaded again at boot (see [`modules_persisted`]).
+    pub modules_persisted: bool,
     pub ip_forward: bool,
     /// Ports an administrator added to the existing node configuration (kept).
     pub extra_ports: Vec<crate::u7s::ports::PortSpec>,
@@ -130,6 +165,12 @@ impl HostFacts {
                 .filter(|m| Path::new("/sys/module").join(m).exists())
                 .map(|m| m.to_string())
                 .collect(),
+            modules_persisted: modules_persisted(
+                std::fs::read_to_string(MODULES_LOAD_FILE).ok().as_deref(),
+                std::fs::read_to_string(MODULES_LOAD_PACKAGED)
+                    .ok()
+                    .as_deref(),
+            ),
             ip_forward: read("/proc/sys/net/ipv4/ip_forward").trim() == "1",
             extra_ports: crate::node_config::NodeConfig::load_default()
                 .map(|c| c.extra_ports)
@@ -228,6 +269,19 @@ pub fn cni_configs_before_ours(existing: &[String], ours: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_packaged_modules_load_file_lists_every_module() {
+        // rpm/tree is what podsec-k8s installs to /usr/lib/modules-load.d.
+        let packaged = include_str!("../../../rpm/tree/usr/lib/modules-load.d/podsec-u7s.conf");
+        assert_eq!(packaged, modules_load_conf());
+        assert!(modules_persisted(None, Some(packaged)));
+        // /etc's file of the same name replaces it (systemd-modules-load's rule).
+        let without_vxlan = packaged.replace("vxlan\n", "");
+        assert!(!modules_persisted(Some(&without_vxlan), Some(packaged)));
+        assert!(modules_persisted(Some(packaged), None));
+        assert!(!modules_persisted(None, None));
+    }
 
     #[test]
     fn subid_ranges_are_found_and_a_free_one_chosen() {

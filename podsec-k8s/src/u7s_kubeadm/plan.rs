@@ -520,6 +520,18 @@ fn kernel_steps(facts: &HostFacts) -> Vec<Step> {
                     .into(),
         },
     }];
+    // Loaded at every boot, not only now: the packaged modules-load.d file, else ours in /etc.
+    if !facts.modules_persisted {
+        steps.push(Step::File {
+            file: PlannedFile {
+                path: host_prep::MODULES_LOAD_FILE.into(),
+                mode: 0o644,
+                user: "root".into(),
+                group: "root".into(),
+                contents: host_prep::modules_load_conf(),
+            },
+        });
+    }
     if !facts.ip_forward {
         steps.push(Step::Sysctl {
             key: "net.ipv4.ip_forward".into(),
@@ -1511,6 +1523,68 @@ pub mod tests {
                 .iter()
                 .any(|n| n.starts_with("WARNING: U7S_SETAVAILABLEIMAGES=yes"))
         );
+    }
+
+    #[test]
+    fn kernel_modules_and_sysctls_are_kept_for_every_boot() {
+        // Issue 13 item 3: a rebooted node has them before u7s.service, not only after a
+        // one-shot modprobe at deployment; on init and join alike.
+        let hash = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        let mut loaded = facts();
+        loaded.loaded_modules = host_prep::MODULES.iter().map(|m| m.to_string()).collect();
+        loaded.ip_forward = true;
+        // The packaged file is there: nothing to write, however the modules are loaded now.
+        let mut packaged = facts();
+        packaged.modules_persisted = true;
+        let plan = plan_for(&["init"], &[], &packaged, &tags()).unwrap();
+        assert!(
+            !files(&plan)
+                .iter()
+                .any(|f| f.path.starts_with("/etc/modules-load.d"))
+        );
+        for (argv, facts) in [
+            (vec!["init"], facts()),
+            (vec!["init"], loaded),
+            (
+                vec![
+                    "join",
+                    "192.0.2.10:6443",
+                    "--token",
+                    "abcdef.0123456789abcdef",
+                    "--discovery-token-ca-cert-hash",
+                    hash,
+                ],
+                facts(),
+            ),
+        ] {
+            let plan = plan_for(&argv, &[], &facts, &tags()).unwrap();
+            let files = files(&plan);
+            let modules = files
+                .iter()
+                .find(|f| f.path == Path::new("/etc/modules-load.d/podsec-u7s.conf"))
+                .unwrap_or_else(|| panic!("no modules-load.d file for {argv:?}"));
+            assert_eq!((modules.mode, modules.user.as_str()), (0o644, "root"));
+            let listed: Vec<&str> = modules
+                .contents
+                .lines()
+                .filter(|l| !l.starts_with('#'))
+                .collect();
+            assert_eq!(listed, host_prep::MODULES);
+            for needed in [
+                "br_netfilter",
+                "overlay",
+                "vxlan",
+                "ip_tables",
+                "iptable_nat",
+            ] {
+                assert!(listed.contains(&needed), "{needed}");
+            }
+            let sysctl = files
+                .iter()
+                .find(|f| f.path == Path::new("/etc/sysctl.d/90-podsec-u7s.conf"))
+                .unwrap();
+            assert!(sysctl.contents.contains("\nnet.ipv4.ip_forward = 1\n"));
+        }
     }
 
     #[test]
