@@ -477,6 +477,22 @@ chown -R {USER}: /var/lib/{USER}/.local
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Waits until CRI-O has refused the image of [`UNSIGNED_POD`] for its missing signature.
+    pub fn wait_unsigned_refused(&self) -> Result<()> {
+        let refusal = self.wait_for(
+            "the unsigned image refused",
+            Duration::from_secs(120),
+            || {
+                let text = self.event_messages("unsigned");
+                text.contains("signature").then_some(text)
+            },
+        )?;
+        if !refusal.contains("A signature was required, but no signature exists") {
+            bail!("the unsigned image refused for another reason: {refusal}");
+        }
+        Ok(())
+    }
+
     /// `kubectl apply -f -` of `yaml`.
     pub fn kubectl_apply(&self, yaml: &str) -> String {
         let out = self.host.sh(
@@ -536,6 +552,22 @@ chown -R {USER}: /var/lib/{USER}/.local
              chmod -R a+rX $dir; rm -rf $t",
             share = self.host.share().display()
         ));
+    }
+
+    /// Every process named one of `names` runs, and as u7s-admin (root inside the namespace)
+    /// or one of its subordinate ids: none as root on the host.
+    pub fn assert_run_by_u7s_admin(&self, names: &[&str]) {
+        let owners = self.process_owners();
+        for name in names {
+            let found: Vec<&(String, String)> = owners.iter().filter(|(_, c)| c == name).collect();
+            assert!(!found.is_empty(), "no {name} process: {owners:?}");
+            for (user, _) in found {
+                let subordinate = user
+                    .parse::<u32>()
+                    .is_ok_and(|uid| (200_000..265_536).contains(&uid));
+                assert!(user == USER || subordinate, "{name} runs as {user}");
+            }
+        }
     }
 
     /// The host owners of the processes named `names` (`ps -eo user,comm`).

@@ -104,18 +104,7 @@ fn a_rootless_node_runs_signed_pods_refuses_unsigned_ones_and_leaves_nothing_beh
     // An image that nobody signed is refused by CRI-O under the node's policy, and never runs.
     node.push_unsigned();
     node.kubectl_apply(UNSIGNED_POD);
-    let refusal = panic_on(node.wait_for(
-        "the unsigned image refused",
-        Duration::from_secs(120),
-        || {
-            let text = node.event_messages("unsigned");
-            text.contains("signature").then_some(text)
-        },
-    ));
-    assert!(
-        refusal.contains("A signature was required, but no signature exists"),
-        "{refusal}"
-    );
+    panic_on(node.wait_unsigned_refused());
     let unsigned = node.kubectl_ok("get pod unsigned -o jsonpath={.status.phase}");
     assert_eq!(unsigned.trim(), "Pending");
     // A valid signature by a key the policy does not name is refused too.
@@ -135,8 +124,7 @@ fn a_rootless_node_runs_signed_pods_refuses_unsigned_ones_and_leaves_nothing_beh
 
     // Nothing of the node runs as root on the host: the runtime is u7s-admin's, the
     // containers' processes are u7s-admin's (root inside) or its subordinate ids.
-    let owners = node.process_owners();
-    for name in [
+    node.assert_run_by_u7s_admin(&[
         "crio",
         "kubelet",
         "etcd",
@@ -149,16 +137,7 @@ fn a_rootless_node_runs_signed_pods_refuses_unsigned_ones_and_leaves_nothing_beh
         "pause",
         "httpd",
         "conmon",
-    ] {
-        let found: Vec<&(String, String)> = owners.iter().filter(|(_, c)| c == name).collect();
-        assert!(!found.is_empty(), "no {name} process: {owners:?}");
-        for (user, _) in found {
-            let subordinate = user
-                .parse::<u32>()
-                .is_ok_and(|uid| (200_000..265_536).contains(&uid));
-            assert!(user == "u7s-admin" || subordinate, "{name} runs as {user}");
-        }
-    }
+    ]);
 
     // Again and away: reset through the wrapper, stop u7s, a second init on the same host.
     let (status, log) = node.run_long(

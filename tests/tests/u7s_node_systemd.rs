@@ -34,6 +34,18 @@ fn user_manager(node: &RealNode, args: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// `systemctl stop u7s`: the user manager and every process of u7s-admin are gone.
+fn stop_u7s(node: &RealNode) {
+    let machine = node.machine().expect("a systemd machine");
+    machine.systemctl_ok(&["stop", "u7s.service"]);
+    machine.wait_state(
+        &format!("user@{}.service", node.uid),
+        "inactive",
+        Duration::from_secs(60),
+    );
+    node.assert_nothing_left();
+}
+
 /// The kubelet process of kubelet.service: the child of the unit's main process (nsenter).
 fn kubelet_pid(node: &RealNode) -> String {
     let main = user_manager(node, "show -p MainPID --value kubelet.service");
@@ -93,18 +105,7 @@ fn under_systemd_the_node_runs_from_u7s_service_and_comes_back_after_a_restart()
     node.kubectl_apply(UNSIGNED_POD);
     panic_on(web_ready(&node));
     assert!(node.kubectl_ok("logs web").contains("podsec web ready"));
-    let refusal = panic_on(node.wait_for(
-        "the unsigned image refused",
-        Duration::from_secs(120),
-        || {
-            let text = node.event_messages("unsigned");
-            text.contains("signature").then_some(text)
-        },
-    ));
-    assert!(
-        refusal.contains("A signature was required, but no signature exists"),
-        "{refusal}"
-    );
+    panic_on(node.wait_unsigned_refused());
 
     // Restart=always: a killed kubelet comes back by itself, as a new process.
     machine.sh_ok(&format!("kill -9 {kubelet}"));
@@ -119,13 +120,7 @@ fn under_systemd_the_node_runs_from_u7s_service_and_comes_back_after_a_restart()
     assert_ne!(back, kubelet);
 
     // `systemctl stop u7s`: the user manager and everything of u7s-admin is gone.
-    machine.systemctl_ok(&["stop", "u7s.service"]);
-    machine.wait_state(
-        &format!("user@{}.service", node.uid),
-        "inactive",
-        Duration::from_secs(60),
-    );
-    node.assert_nothing_left();
+    stop_u7s(&node);
 
     // `systemctl start u7s` (what the next boot does): the node, its system pods and the
     // workload come back.
@@ -138,12 +133,6 @@ fn under_systemd_the_node_runs_from_u7s_service_and_comes_back_after_a_restart()
         "Pending"
     );
 
-    machine.systemctl_ok(&["stop", "u7s.service"]);
-    machine.wait_state(
-        &format!("user@{}.service", node.uid),
-        "inactive",
-        Duration::from_secs(60),
-    );
-    node.assert_nothing_left();
+    stop_u7s(&node);
     assert_eq!(machine.failed_units(), Vec::<String>::new());
 }

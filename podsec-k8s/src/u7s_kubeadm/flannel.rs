@@ -120,6 +120,36 @@ pub fn has_manifest(tag: &Tag) -> bool {
             .any(|m| (tag.numbers[0], tag.numbers[1]) == m.minor)
 }
 
+/// Every node's namespace has the same slirp4netns address (10.0.2.100) on tap0, which flanneld
+/// would take as its public address, so every peer's VXLAN traffic would go to itself: flanneld
+/// advertises the node's address instead (the pod's IP: flannel runs in the host network, and
+/// the node's InternalIP is its advertised address, reached through the published 8472/udp).
+/// Its VXLAN packets still leave from tap0's slirp address (`--iface=tap0`), the source
+/// slirp4netns forwards.
+fn advertise_node_address(flanneld: &mut Value) -> Result<(), &'static str> {
+    let args = flanneld
+        .get_mut("args")
+        .and_then(Value::as_sequence_mut)
+        .ok_or("no args of kube-flannel")?;
+    args.retain(|a| {
+        !a.as_str()
+            .is_some_and(|a| a.starts_with("--public-ip") || a.starts_with("--iface"))
+    });
+    args.push(Value::String("--iface=tap0".into()));
+    args.push(Value::String("--public-ip=$(POD_IP)".into()));
+    let env = flanneld
+        .get_mut("env")
+        .and_then(Value::as_sequence_mut)
+        .ok_or("no env of kube-flannel")?;
+    env.retain(|e| e["name"].as_str() != Some("POD_IP"));
+    let pod_ip: Value = serde_norway::from_str(
+        "name: POD_IP\nvalueFrom:\n  fieldRef:\n    fieldPath: status.podIP\n",
+    )
+    .expect("static YAML");
+    env.push(pod_ip);
+    Ok(())
+}
+
 /// The manifest for the node: `flannel_image` and `cni_plugin_image` are full references.
 pub fn render(
     manifest: &Manifest,
@@ -182,6 +212,7 @@ pub fn render(
                     .find(|c| c["name"].as_str() == Some("kube-flannel"))
                     .ok_or_else(|| broken("no kube-flannel container"))?;
                 flanneld["image"] = Value::String(flannel_image.into());
+                advertise_node_address(flanneld).map_err(&broken)?;
                 // The `cni` volume served only install-cni.
                 if let Some(volumes) = spec.get_mut("volumes").and_then(Value::as_sequence_mut) {
                     volumes.retain(|v| v["name"].as_str() != Some("cni"));
@@ -277,6 +308,26 @@ mod tests {
             assert_eq!(
                 spec["containers"][0]["image"].as_str(),
                 Some("registry.local/c10f/flannel:v0.26.7")
+            );
+            // Each node advertises its own address, not the slirp address all nodes share.
+            let flanneld = &spec["containers"][0];
+            let args: Vec<&str> = flanneld["args"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
+            assert!(args.contains(&"--public-ip=$(POD_IP)"), "{args:?}");
+            assert!(args.contains(&"--iface=tap0"), "{args:?}");
+            let pod_ip = flanneld["env"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .find(|e| e["name"].as_str() == Some("POD_IP"))
+                .expect("POD_IP in the environment");
+            assert_eq!(
+                pod_ip["valueFrom"]["fieldRef"]["fieldPath"].as_str(),
+                Some("status.podIP")
             );
             assert!(!text.contains("docker.io/"), "no upstream image left");
             assert!(
