@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use podsec_tests::fixtures::{busybox_image, path_with_commands};
 use podsec_tests::sandbox::{Options, Sandbox};
+use podsec_tests::u7s::text;
 
 const ADDRESS: &str = "192.0.2.10";
 const EMAIL: &str = "imagemaker@registry.local";
@@ -36,18 +37,7 @@ fn run(sandbox: &Sandbox, user: Option<&str>, script: &str) -> std::process::Out
 }
 
 fn ok(sandbox: &Sandbox, user: Option<&str>, script: &str) -> String {
-    let out = run(sandbox, user, script);
-    assert!(
-        out.status.success(),
-        "{script}\n{}\n{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+    podsec_tests::u7s::ok(script, run(sandbox, user, script))
 }
 
 /// An archive as podsec-save-oci writes it: `amd64/` OCI layout with `demo/<name>:<tag>`.
