@@ -16,6 +16,7 @@ pub mod gpg_colons;
 pub mod layout;
 pub mod load_sign_oci;
 pub mod oci_archive;
+pub mod posix_acl;
 pub mod registries_conf;
 pub mod registry;
 pub mod registry_migration;

@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 
 use podsec_common::host::files::{FileError, Owner, SafeDir};
 
+use crate::posix_acl;
+
 /// Upstream's registry root directory.
 pub const UPSTREAM_STORAGE: &str = "/var/lib/containers/storage/volumes/registry/_data";
 /// The top directory of distribution's filesystem driver below its root directory.
@@ -242,46 +244,32 @@ pub fn migrate(plan: &Plan, owner: Option<Owner>) -> Result<(), MigrationError> 
     }
 }
 
-const ACL_ACCESS: &std::ffi::CStr = c"system.posix_acl_access";
-
-/// The `system.posix_acl_access` value of a directory of `mode` with one more entry: `uid`
-/// may search (x). Version 2, entries sorted by tag.
+/// The ACL of a directory of `mode` with one more entry: `uid` may search (x). Entries sorted
+/// by tag.
 fn search_acl(mode: u32, uid: u32) -> Vec<u8> {
-    const NO_ID: u32 = u32::MAX;
+    use posix_acl::{GROUP_OBJ, MASK, NO_ID, OTHER, USER, USER_OBJ};
     let group = ((mode >> 3) & 7) as u16;
-    let mut bytes = 2u32.to_le_bytes().to_vec();
-    for (tag, perm, id) in [
-        (0x01u16, ((mode >> 6) & 7) as u16, NO_ID),
-        (0x02, 1, uid),
-        (0x04, group, NO_ID),
-        (0x10, group | 1, NO_ID),
-        (0x20, (mode & 7) as u16, NO_ID),
-    ] {
-        bytes.extend(tag.to_le_bytes());
-        bytes.extend(perm.to_le_bytes());
-        bytes.extend(id.to_le_bytes());
-    }
-    bytes
+    posix_acl::encode(&[
+        (USER_OBJ, ((mode >> 6) & 7) as u16, NO_ID),
+        (USER, 1, uid),
+        (GROUP_OBJ, group, NO_ID),
+        (MASK, group | 1, NO_ID),
+        (OTHER, (mode & 7) as u16, NO_ID),
+    ])
 }
 
 /// Whether an ACL value has the entry `user:<uid>` with search permission.
 fn acl_lets_search(acl: &[u8], uid: u32) -> bool {
-    acl.get(4..)
-        .unwrap_or_default()
-        .chunks_exact(8)
-        .any(|entry| {
-            let tag = u16::from_le_bytes([entry[0], entry[1]]);
-            let perm = u16::from_le_bytes([entry[2], entry[3]]);
-            let id = u32::from_le_bytes([entry[4], entry[5], entry[6], entry[7]]);
-            tag == 0x02 && id == uid && perm & 1 != 0
-        })
+    posix_acl::decode(acl)
+        .into_iter()
+        .any(|(tag, perm, id)| tag == posix_acl::USER && id == uid && perm & 1 != 0)
 }
 
 /// Lets `uid` reach `path`: every directory from `/var/lib` down that others may not search
 /// gets an ACL entry `user:<uid>:--x` (one that already has an ACL is refused, never
 /// rewritten).
 fn grant_search(path: &Path, uid: u32) -> Result<(), MigrationError> {
-    use std::os::fd::{AsFd, AsRawFd};
+    use std::os::fd::AsFd;
     let mut dirs: Vec<&Path> = path
         .ancestors()
         .take_while(|p| p.starts_with("/var/lib") && *p != Path::new("/var/lib"))
@@ -293,46 +281,22 @@ fn grant_search(path: &Path, uid: u32) -> Result<(), MigrationError> {
         if stat.st_mode & 0o001 != 0 || stat.st_uid == uid {
             continue;
         }
-        let fd = handle.as_fd().as_raw_fd();
+        let fd = handle.as_fd();
         let search = |detail: String| MigrationError::Search {
             path: dir.display().to_string(),
             detail,
         };
-        // SAFETY: a size query on a valid descriptor with a NUL-terminated name.
-        let present =
-            unsafe { nix::libc::fgetxattr(fd, ACL_ACCESS.as_ptr(), std::ptr::null_mut(), 0) };
-        let wanted = search_acl(stat.st_mode, uid);
-        if present >= 0 {
-            let mut current = vec![0u8; present as usize];
-            // SAFETY: a buffer of the given length.
-            let read = unsafe {
-                nix::libc::fgetxattr(
-                    fd,
-                    ACL_ACCESS.as_ptr(),
-                    current.as_mut_ptr().cast(),
-                    current.len(),
-                )
-            };
-            if read >= 0 && acl_lets_search(&current[..read as usize], uid) {
+        // A directory without an ACL, or on a file system without ACLs (set then says why),
+        // gets one; an ACL of its own is never rewritten.
+        if posix_acl::size(fd).is_ok() {
+            if posix_acl::get(fd).is_ok_and(|acl| acl_lets_search(&acl, uid)) {
                 continue;
             }
             return Err(search(
                 "it has an ACL of its own; add user:<registry>:x yourself".into(),
             ));
         }
-        // SAFETY: a valid descriptor, a NUL-terminated name and a buffer of the given length.
-        let result = unsafe {
-            nix::libc::fsetxattr(
-                fd,
-                ACL_ACCESS.as_ptr(),
-                wanted.as_ptr().cast(),
-                wanted.len(),
-                0,
-            )
-        };
-        if result < 0 {
-            return Err(search(nix::errno::Errno::last().desc().into()));
-        }
+        posix_acl::set(fd, &search_acl(stat.st_mode, uid)).map_err(|e| search(e.desc().into()))?;
     }
     Ok(())
 }

@@ -13,7 +13,7 @@
 //!   caller's umask).
 
 use std::collections::BTreeSet;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -24,6 +24,7 @@ use podsec_common::policy::{Policy, Requirement};
 use podsec_common::tr;
 
 use crate::layout::{GROUP_PODMAN_DEV, KEYS_DIR, SIGNATURES_DIR};
+use crate::posix_acl;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -100,7 +101,7 @@ pub fn secure_top(policy: &Policy) -> Result<(), StoreError> {
     }
     // With an ACL the group bits are its mask: rwx, so that the named entry takes effect.
     top.set_mode_owner(0o1775, root)?;
-    match set_acl(&top, &acl_xattr(&writers)) {
+    match posix_acl::set(top.as_fd(), &acl_xattr(&writers)) {
         Ok(()) => Ok(()),
         Err(Errno::EOPNOTSUPP) => {
             top.set_mode_owner(0o1755, root)?;
@@ -143,67 +144,21 @@ pub fn secure(command: &str, policy: &Policy) -> Result<(), StoreError> {
 /// Whether the file system of the signature store keeps POSIX ACLs.
 pub fn acl_supported() -> Result<bool, StoreError> {
     let top = SafeDir::open(Path::new(SIGNATURES_DIR))?;
-    // SAFETY: a size query (null buffer, length 0) on a valid descriptor and NUL-terminated name.
-    let result = unsafe {
-        nix::libc::fgetxattr(
-            top.as_fd().as_raw_fd(),
-            ACL_ACCESS.as_ptr(),
-            std::ptr::null_mut(),
-            0,
-        )
-    };
-    Ok(result >= 0 || Errno::last() != Errno::EOPNOTSUPP)
+    Ok(posix_acl::size(top.as_fd()) != Err(Errno::EOPNOTSUPP))
 }
 
-const ACL_ACCESS: &std::ffi::CStr = c"system.posix_acl_access";
-
-/// The `system.posix_acl_access` value (version 2, entries sorted by tag then id): owner rwx,
-/// each writer rwx, group r-x, mask rwx, others r-x.
+/// The ACL of the store's top (entries sorted by tag then id): owner rwx, each writer rwx,
+/// group r-x, mask rwx, others r-x.
 fn acl_xattr(writers: &BTreeSet<u32>) -> Vec<u8> {
-    const USER_OBJ: u16 = 0x01;
-    const USER: u16 = 0x02;
-    const GROUP_OBJ: u16 = 0x04;
-    const MASK: u16 = 0x10;
-    const OTHER: u16 = 0x20;
-    const NO_ID: u32 = u32::MAX;
-    let mut bytes = 2u32.to_le_bytes().to_vec();
-    let mut entry = |tag: u16, perm: u16, id: u32| {
-        bytes.extend(tag.to_le_bytes());
-        bytes.extend(perm.to_le_bytes());
-        bytes.extend(id.to_le_bytes());
-    };
-    entry(USER_OBJ, 7, NO_ID);
-    for uid in writers {
-        entry(USER, 7, *uid);
-    }
-    entry(GROUP_OBJ, 5, NO_ID);
-    entry(MASK, 7, NO_ID);
-    entry(OTHER, 5, NO_ID);
-    bytes
-}
-
-fn set_acl(dir: &SafeDir, value: &[u8]) -> Result<(), Errno> {
-    // SAFETY: a valid descriptor, a NUL-terminated name and a buffer of the given length.
-    let result = unsafe {
-        nix::libc::fsetxattr(
-            dir.as_fd().as_raw_fd(),
-            ACL_ACCESS.as_ptr(),
-            value.as_ptr().cast(),
-            value.len(),
-            0,
-        )
-    };
-    if result < 0 {
-        Err(Errno::last())
-    } else {
-        Ok(())
-    }
+    use posix_acl::{GROUP_OBJ, MASK, NO_ID, OTHER, USER, USER_OBJ};
+    let mut entries = vec![(USER_OBJ, 7, NO_ID)];
+    entries.extend(writers.iter().map(|uid| (USER, 7, *uid)));
+    entries.extend([(GROUP_OBJ, 5, NO_ID), (MASK, 7, NO_ID), (OTHER, 5, NO_ID)]);
+    posix_acl::encode(&entries)
 }
 
 fn remove_acl(dir: &SafeDir) -> Result<(), StoreError> {
-    // SAFETY: a valid descriptor and a NUL-terminated name.
-    let result = unsafe { nix::libc::fremovexattr(dir.as_fd().as_raw_fd(), ACL_ACCESS.as_ptr()) };
-    match Errno::result(result) {
+    match posix_acl::remove(dir.as_fd()) {
         Ok(_) | Err(Errno::ENODATA | Errno::EOPNOTSUPP) => Ok(()),
         Err(e) => Err(StoreError::Acl {
             path: SIGNATURES_DIR.into(),
