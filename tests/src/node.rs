@@ -432,15 +432,20 @@ chown -R {USER}: /var/lib/{USER}/.local
         )
     }
 
+    /// Waits until the cluster reports node `name` Ready.
+    pub fn wait_node_ready(&self, name: &str, timeout: Duration) -> Result<()> {
+        self.wait_for(&format!("{name} Ready"), timeout, || {
+            let out = self.kubectl(&format!(
+                "get node {name} -o 'jsonpath={{.status.conditions[?(@.type==\"Ready\")].status}}'"
+            ));
+            (String::from_utf8_lossy(&out.stdout).trim() == "True").then_some(())
+        })
+    }
+
     /// Waits until the node is Ready and every system pod (every replica) runs with its
     /// containers ready.
     pub fn wait_cluster_ready(&self, timeout: Duration) -> Result<()> {
-        self.wait_for("node1 Ready", timeout, || {
-            let out = self.kubectl(&format!(
-                "get node {NODE_NAME} -o 'jsonpath={{.status.conditions[?(@.type==\"Ready\")].status}}'"
-            ));
-            (String::from_utf8_lossy(&out.stdout).trim() == "True").then_some(())
-        })?;
+        self.wait_node_ready(NODE_NAME, timeout)?;
         self.wait_for("every system pod running and ready", timeout, || {
             let pods = self.pods().ok()?;
             // Every replica: CoreDNS has two, and one ready is not "running".

@@ -44,15 +44,6 @@ fn panic_on<T>(result: anyhow::Result<T>) -> T {
     result.unwrap_or_else(|e| panic!("{e:#}"))
 }
 
-fn node_ready(first: &RealNode, name: &str) -> anyhow::Result<()> {
-    first.wait_for(&format!("{name} Ready"), Duration::from_secs(600), || {
-        let out = first.kubectl(&format!(
-            "get node {name} -o 'jsonpath={{.status.conditions[?(@.type==\"Ready\")].status}}'"
-        ));
-        (String::from_utf8_lossy(&out.stdout).trim() == "True").then_some(())
-    })
-}
-
 /// Waits until every pod whose name starts with one of `prefixes` and runs on `node` is ready.
 fn pods_ready_on(first: &RealNode, node: &str, prefixes: &[&str]) -> anyhow::Result<()> {
     first.wait_for(
@@ -91,7 +82,11 @@ fn join(cluster: &Cluster) {
     );
     assert!(!log.contains("[ERROR"), "{log}");
     assert!(log.contains("This node has joined the cluster"), "{log}");
-    panic_on(node_ready(&cluster.first, WORKER_NAME));
+    panic_on(
+        cluster
+            .first
+            .wait_node_ready(WORKER_NAME, Duration::from_secs(600)),
+    );
     panic_on(pods_ready_on(
         &cluster.first,
         WORKER_NAME,
