@@ -66,13 +66,14 @@ fn pods_ready_on(first: &RealNode, node: &str, prefixes: &[&str]) -> anyhow::Res
     )
 }
 
-fn join(cluster: &Cluster) {
-    let command = cluster.join_command();
+/// `extra`: flags of the wrapper beside the printed join command.
+fn join(cluster: &Cluster, extra: &str) {
+    let command = format!("{} {extra}", cluster.join_command());
     assert!(
         command.contains("--discovery-token-ca-cert-hash sha256:"),
         "{command}"
     );
-    let (status, log) = cluster.worker.join(&command, WORKER_NAME);
+    let (status, log) = cluster.worker.join(command.trim(), WORKER_NAME);
     assert_eq!(
         status,
         0,
@@ -102,7 +103,7 @@ fn a_worker_joins_runs_signed_pods_reaches_the_other_node_and_leaves_cleanly() {
     let (status, log) = first.init("");
     assert_eq!(status, 0, "kubeadm init:\n{log}\n{}", first.diagnose());
     panic_on(first.wait_cluster_ready(Duration::from_secs(600)));
-    join(&cluster);
+    join(&cluster, "");
 
     // The worker's node processes are u7s-admin's (or its subordinate ids'), none root's.
     cluster
@@ -203,8 +204,9 @@ fn a_worker_joins_runs_signed_pods_reaches_the_other_node_and_leaves_cleanly() {
     cluster.worker.assert_nothing_left();
     first.kubectl_ok(&format!("delete node {WORKER_NAME}"));
 
-    // And it joins again.
-    join(&cluster);
+    // And it joins again: reset leaves the kubelet's directory, which the wrapper removes only
+    // when told (`--reset`, as its refusal says and as the second init of u7s_node does).
+    join(&cluster, "--reset");
     cluster.worker.root_ok("u7s-start-stop stop");
     cluster.worker.assert_nothing_left();
     first.root_ok("u7s-start-stop stop");
