@@ -771,7 +771,7 @@ fn create_trusted_dirs(dir: &Path) -> Result<(), NodeConfigError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(crate) const EXAMPLE: &str = r#"
@@ -789,7 +789,7 @@ pod-cidr = "10.244.0.0/16"
 cni-plugin = "flannel"
 "#;
 
-    fn example() -> NodeConfig {
+    pub(crate) fn example() -> NodeConfig {
         NodeConfig::from_toml(EXAMPLE, Path::new("test")).unwrap()
     }
 

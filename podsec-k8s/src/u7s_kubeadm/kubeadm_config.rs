@@ -441,12 +441,12 @@ fn cluster_configuration(
         },
         api_server: ApiServer {
             cert_sans,
+            // No `advertise-address` (upstream's template had it): kubeadm takes each API
+            // server's from its node's localAPIEndpoint, while the ClusterConfiguration is
+            // shared, so a control plane that joins would advertise the first node's address.
             extra_args: ExtraArgs::new(
                 api,
-                &[
-                    ("advertise-address", adv),
-                    ("etcd-servers", "https://127.0.0.1:2379".to_string()),
-                ],
+                &[("etcd-servers", "https://127.0.0.1:2379".to_string())],
             ),
             timeout_for_control_plane: (api == KubeadmApi::V1beta3)
                 .then_some(CONTROL_PLANE_TIMEOUT),
@@ -733,6 +733,9 @@ pub mod tests {
             assert!(docs[0]["nodeRegistration"]["taints"].is_null());
             // §10.2 defect 23: no etcd v2 API flag, whatever the version.
             assert!(!text.contains("enable-v2"), "{text}");
+            // The ClusterConfiguration is every control plane's: no node's own API address.
+            let api_server = serde_norway::to_string(&docs[1]["apiServer"]).unwrap();
+            assert!(!api_server.contains("advertise-address"), "{api_server}");
         }
     }
 

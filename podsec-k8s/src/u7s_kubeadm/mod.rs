@@ -9,6 +9,7 @@ pub mod host_prep;
 pub mod kubeadm_config;
 pub mod network;
 pub mod packages;
+pub mod phase_config;
 pub mod plan;
 pub mod registry;
 pub mod resolve;
@@ -24,8 +25,10 @@ use podsec_common::cli::{self, Failure, NotRoot};
 use podsec_common::profile::{Distribution, Profile};
 use podsec_common::{msg, tr};
 
+use crate::node_config;
 use flags::{FlagError, Invocation};
 use host_prep::HostFacts;
+use phase_config::PhaseConfig;
 use plan::{Context, NativeKubeadm, PlanError};
 use resolve::{RegistryTags, ResolveError, U7sEnv};
 use runtime::{InstalledRuntime, Runtime, RuntimeError};
@@ -165,6 +168,28 @@ fn native(args: &[String]) -> Result<ExitCode, Error> {
     }
     let mut argv = vec![packages::KUBEADM.to_string()];
     argv.extend(args.iter().cloned());
+    let node = node_config::NodeConfig::load_default().ok();
+    let init_config = phase_config::init_config_path();
+    let saved = init_config.is_file().then_some(init_config.as_path());
+    match phase_config::phase_config(args, node.as_ref(), saved) {
+        PhaseConfig::Unchanged => {}
+        PhaseConfig::Existing(path) => {
+            argv.extend(["--config".to_string(), path.display().to_string()]);
+        }
+        PhaseConfig::Rendered(text) => {
+            let path = phase_config::rendered_path();
+            let owner = plan::Owner::root_u7s_group();
+            apply::write_file(&runtime::PlannedFile {
+                path: path.clone(),
+                mode: 0o640,
+                user: owner.user,
+                group: owner.group,
+                contents: text,
+            })
+            .map_err(|e| Error::Native(msg!("{}: {e}", path.display())))?;
+            argv.extend(["--config".to_string(), path.display().to_string()]);
+        }
+    }
     let status = runtime
         .in_namespace(&argv)?
         .status()
