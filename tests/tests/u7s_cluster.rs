@@ -1,17 +1,26 @@
-//! A real rootless cluster of two nodes (issue 16): the first node is initialised as in
-//! tests/tests/u7s_node.rs, a worker on a host of its own (a sandbox joined by a veth pair)
-//! joins through the wrapper with the command `kubeadm token create --print-join-command`
-//! prints; both rootless. The worker pulls its images from registry.local under its own policy
-//! (a client of the first node's keys), a signed pod runs there, pods on the two nodes reach
-//! each other over flannel's VXLAN (8472/udp published on both hosts), a Service's ClusterIP
-//! reaches pods on both nodes, the worker resolves names through CoreDNS on the first; the
-//! worker is drained, reset through the wrapper, leaves nothing behind and joins again.
+//! A real rootless cluster of two nodes behind a load balancer (issue 16). The first node is
+//! initialised as in tests/tests/u7s_node.rs with `--control-plane-endpoint` the haproxy of a
+//! third host; the second node, on a host of its own, joins through the wrapper with the command
+//! `kubeadm token create --print-join-command` prints; both rootless.
+//!
+//! As a worker: it pulls its images from registry.local under its own policy (a client of the
+//! first node's keys), a signed pod runs there, pods on the two nodes reach each other over
+//! flannel's VXLAN (8472/udp published on both hosts), a Service's ClusterIP reaches pods on
+//! both nodes, the worker resolves names through CoreDNS on the first; it is drained, reset
+//! through the wrapper and leaves nothing behind.
+//!
+//! Then it joins again as a second control plane (`--control-plane --certificate-key`, the key
+//! from `kubeadm init phase upload-certs --upload-certs`): etcd has two members, both API
+//! servers serve through the load balancer; with the first control plane stopped, the load
+//! balancer still answers through the second.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use podsec_tests::cluster::{Cluster, WORKER_NAME};
+use podsec_tests::cluster::{Cluster, endpoint, node_name};
 use podsec_tests::node::{NODE_NAME, PLATFORM, RealNode};
+
+const WORKER_NAME: &str = "node2";
 
 /// One signed busybox web server pinned to each node, and a Service over both.
 fn workload() -> String {
@@ -66,49 +75,48 @@ fn pods_ready_on(first: &RealNode, node: &str, prefixes: &[&str]) -> anyhow::Res
     )
 }
 
-/// `extra`: flags of the wrapper beside the printed join command.
-fn join(cluster: &Cluster, extra: &str) {
-    let command = format!("{} {extra}", cluster.join_command());
-    assert!(
-        command.contains("--discovery-token-ca-cert-hash sha256:"),
-        "{command}"
-    );
-    let (status, log) = cluster.worker.join(command.trim(), WORKER_NAME);
+/// The second node joins (as a control plane or a worker); `extra`: more flags of the wrapper.
+fn join(cluster: &Cluster, control_plane: bool, extra: &str) {
+    let name = node_name(1);
+    let (status, log) = panic_on(cluster.join(1, control_plane, extra));
     assert_eq!(
         status,
         0,
-        "kubeadm join:\n{log}\nworker:\n{}\nfirst:\n{}",
-        cluster.worker.diagnose(),
-        cluster.first.diagnose()
+        "kubeadm join:\n{log}\n{name}:\n{}\nfirst:\n{}",
+        cluster.nodes[1].diagnose(),
+        cluster.first().diagnose()
     );
     assert!(!log.contains("[ERROR"), "{log}");
     assert!(log.contains("This node has joined the cluster"), "{log}");
     panic_on(
         cluster
-            .first
-            .wait_node_ready(WORKER_NAME, Duration::from_secs(600)),
+            .first()
+            .wait_node_ready(&name, Duration::from_secs(600)),
     );
     panic_on(pods_ready_on(
-        &cluster.first,
-        WORKER_NAME,
+        cluster.first(),
+        &name,
         &["kube-proxy-", "kube-flannel-ds-"],
     ));
 }
 
 #[test]
-fn a_worker_joins_runs_signed_pods_reaches_the_other_node_and_leaves_cleanly() {
-    let cluster = panic_on(Cluster::prepare());
-    let first = &cluster.first;
+fn a_worker_and_a_control_plane_join_behind_haproxy() {
+    let cluster = panic_on(Cluster::prepare(2));
+    let first = cluster.first();
+    let worker = &cluster.nodes[1];
+    assert_eq!(node_name(1), WORKER_NAME);
 
-    let (status, log) = first.init("");
+    let (status, log) = cluster.init();
     assert_eq!(status, 0, "kubeadm init:\n{log}\n{}", first.diagnose());
     panic_on(first.wait_cluster_ready(Duration::from_secs(600)));
-    join(&cluster, "");
+    // Every kubeconfig names the load balancer, as upstream's docs say.
+    let server = first.root_ok("kubectl --kubeconfig /root/.kube/config config view -o jsonpath='{.clusters[0].cluster.server}'");
+    assert_eq!(server.trim(), format!("https://{}", endpoint()));
+    join(&cluster, false, "");
 
     // The worker's node processes are u7s-admin's (or its subordinate ids'), none root's.
-    cluster
-        .worker
-        .assert_run_by_u7s_admin(&["crio", "kubelet", "kube-proxy", "flanneld", "pause"]);
+    worker.assert_run_by_u7s_admin(&["crio", "kubelet", "kube-proxy", "flanneld", "pause"]);
 
     // A signed pod on each node (the control plane's taint removed as the docs tell).
     first.kubectl_ok(&format!(
@@ -195,20 +203,103 @@ fn a_worker_joins_runs_signed_pods_reaches_the_other_node_and_leaves_cleanly() {
         !gone.status.success(),
         "web-{WORKER_NAME} survived the drain"
     );
-    let (status, log) = cluster.worker.run_long(
+    let (status, log) = worker.run_long(
         "reset",
         "kubeadm reset --force && u7s-start-stop stop",
         Duration::from_secs(300),
     );
     assert_eq!(status, 0, "{log}");
-    cluster.worker.assert_nothing_left();
+    worker.assert_nothing_left();
     first.kubectl_ok(&format!("delete node {WORKER_NAME}"));
 
-    // And it joins again: reset leaves the kubelet's directory, which the wrapper removes only
-    // when told (`--reset`, as its refusal says and as the second init of u7s_node does).
-    join(&cluster, "--reset");
-    cluster.worker.root_ok("u7s-start-stop stop");
-    cluster.worker.assert_nothing_left();
+    // And it joins again, now as a second control plane: reset leaves the kubelet's directory,
+    // which the wrapper removes only when told (`--reset`, as its refusal says).
+    join(&cluster, true, "--reset");
+    second_control_plane(&cluster);
+    worker.root_ok("u7s-start-stop stop");
+    worker.assert_nothing_left();
+}
+
+/// Two control planes: two etcd members, both API servers up behind haproxy and serving; the
+/// first stopped, the second still answers through the load balancer.
+fn second_control_plane(cluster: &Cluster) {
+    let first = cluster.first();
+    let second = &cluster.nodes[1];
+    let name = node_name(1);
+    panic_on(pods_ready_on(
+        first,
+        &name,
+        &[
+            "etcd-",
+            "kube-apiserver-",
+            "kube-controller-manager-",
+            "kube-scheduler-",
+        ],
+    ));
+    let roles = first.kubectl_ok(&format!(
+        "get node {name} -o jsonpath='{{.metadata.labels}}'"
+    ));
+    assert!(
+        roles.contains("node-role.kubernetes.io/control-plane"),
+        "{roles}"
+    );
+    // etcd: two started members, the second at its node's address.
+    let members = first.kubectl_ok(
+        "-n kube-system exec etcd-node1 -- etcdctl --endpoints https://127.0.0.1:2379 \
+         --cacert /etc/kubernetes/pki/etcd/ca.crt --cert /etc/kubernetes/pki/etcd/server.crt \
+         --key /etc/kubernetes/pki/etcd/server.key member list",
+    );
+    let started: Vec<&str> = members
+        .lines()
+        .filter(|l| l.contains(", started, "))
+        .collect();
+    assert_eq!(started.len(), 2, "{members}");
+    assert!(
+        members.contains(&format!(
+            "https://{}:2380",
+            podsec_tests::cluster::node_ip(1)
+        )),
+        "{members}"
+    );
+    // The second control plane has the admin kubeconfig, naming the load balancer too.
+    let server = second.root_ok("kubectl --kubeconfig /root/.kube/config config view -o jsonpath='{.clusters[0].cluster.server}'");
+    assert_eq!(server.trim(), format!("https://{}", endpoint()));
+    // haproxy sees both API servers up, and each answers on its own address.
+    panic_on(first.wait_for(
+        "both API servers UP in haproxy",
+        Duration::from_secs(120),
+        || {
+            let servers = cluster.lb_servers();
+            (servers.len() == 2 && servers.iter().all(|(_, state)| state == "UP")).then_some(())
+        },
+    ));
+    for index in 0..2 {
+        let version = cluster.lb.sh_ok(&format!(
+            "curl -sk --max-time 10 https://{}:6443/version",
+            podsec_tests::cluster::node_ip(index)
+        ));
+        assert!(version.contains("gitVersion"), "{version}");
+    }
+
+    // The first control plane stopped: haproxy takes it out, the second answers through the
+    // load balancer. Two etcd members without one have no quorum (that is what a third control
+    // plane buys), so what still answers is what needs no quorum.
     first.root_ok("u7s-start-stop stop");
     first.assert_nothing_left();
+    panic_on(first.wait_for(
+        "haproxy: node1 DOWN, node2 UP",
+        Duration::from_secs(60),
+        || {
+            let servers = cluster.lb_servers();
+            (servers
+                == vec![
+                    ("node1".to_string(), "DOWN".to_string()),
+                    (name.clone(), "UP".to_string()),
+                ])
+            .then_some(())
+        },
+    ));
+    let version = second
+        .root_ok("kubectl --kubeconfig /root/.kube/config version -o json --request-timeout 20s");
+    assert!(version.contains("serverVersion"), "{version}");
 }

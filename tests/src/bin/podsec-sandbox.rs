@@ -3,6 +3,7 @@
 //!     podsec-sandbox start [--name N] [--address CIDR]...   prints the state directory
 //!     podsec-sandbox exec STATE [--user U] [--env K=V]... [--detach LABEL] -- CMD...
 //!     podsec-sandbox link STATE_A STATE_B --address-a CIDR --address-b CIDR
+//!     podsec-sandbox attach SWITCH NODE --bridge-address CIDR --address CIDR
 //!     podsec-sandbox stop STATE
 //!     podsec-sandbox run [--address CIDR]... -- CMD...       start, run, stop
 
@@ -58,6 +59,21 @@ enum Action {
         address_a: String,
         #[arg(long)]
         address_b: String,
+        #[arg(long, default_value = "eth1")]
+        name: String,
+    },
+    /// Plug NODE into a bridge of SWITCH (made on first use) with a veth pair
+    Attach {
+        switch: PathBuf,
+        node: PathBuf,
+        /// The bridge's own address in SWITCH, when it is made
+        #[arg(long)]
+        bridge_address: String,
+        /// The address of NODE's end
+        #[arg(long)]
+        address: String,
+        #[arg(long, default_value = "br0")]
+        bridge: String,
         #[arg(long, default_value = "eth1")]
         name: String,
     },
@@ -151,6 +167,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
             name,
         } => {
             control::link(&a, &b, &name, &address_a, &address_b)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Action::Attach {
+            switch,
+            node,
+            bridge_address,
+            address,
+            bridge,
+            name,
+        } => {
+            control::attach(&switch, &node, &bridge, &bridge_address, &name, &address)?;
             Ok(ExitCode::SUCCESS)
         }
         Action::Stop { state } => {

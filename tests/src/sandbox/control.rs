@@ -340,3 +340,61 @@ pub fn link(a: &Path, b: &Path, name: &str, address_a: &str, address_b: &str) ->
     }
     Ok(())
 }
+
+/// Plugs sandbox `node` into the bridge `bridge` of sandbox `switch` through a veth pair:
+/// `name` with `address` on the node's side, a port of the bridge on the other. The bridge is
+/// made (up, with `bridge_address`) on first use, so several nodes share one link layer the way
+/// hosts on a switch do, and nothing of it is in the host's namespaces.
+pub fn attach(
+    switch: &Path,
+    node: &Path,
+    bridge: &str,
+    bridge_address: &str,
+    name: &str,
+    address: &str,
+) -> Result<()> {
+    let (pid_switch, pid_node) = (init_pid(switch)?, init_pid(node)?);
+    let in_netns = |pid: Pid, args: &[&str]| {
+        let netns = format!("--net=/proc/{pid}/ns/net");
+        let mut all = vec![netns.as_str()];
+        all.extend_from_slice(args);
+        setup::run("nsenter", &all)
+    };
+    if in_netns(pid_switch, &["ip", "link", "show", bridge]).is_err() {
+        in_netns(pid_switch, &["ip", "link", "add", bridge, "type", "bridge"])?;
+        in_netns(
+            pid_switch,
+            &["ip", "addr", "add", bridge_address, "dev", bridge],
+        )?;
+        in_netns(pid_switch, &["ip", "link", "set", bridge, "up"])?;
+    }
+    // One port per node on this switch; the node's end is renamed to `name`.
+    let port = format!("p{pid_node}");
+    let peer = format!("{port}n");
+    setup::run(
+        "ip",
+        &[
+            "link",
+            "add",
+            "name",
+            &port,
+            "netns",
+            &pid_switch.to_string(),
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &peer,
+            "netns",
+            &pid_node.to_string(),
+        ],
+    )?;
+    in_netns(
+        pid_switch,
+        &["ip", "link", "set", &port, "master", bridge, "up"],
+    )?;
+    in_netns(pid_node, &["ip", "link", "set", &peer, "name", name])?;
+    in_netns(pid_node, &["ip", "addr", "add", address, "dev", name])?;
+    in_netns(pid_node, &["ip", "link", "set", name, "up"])?;
+    Ok(())
+}

@@ -162,6 +162,29 @@ impl Sandbox {
         Ok(())
     }
 
+    /// Plugs `node` into the bridge `br0` of `switch` (made, with `bridge_address`, on first
+    /// use) through a veth pair named `eth1` on the node's side, with `address`.
+    pub fn attach(
+        switch: &Sandbox,
+        node: &Sandbox,
+        bridge_address: &str,
+        address: &str,
+    ) -> Result<()> {
+        let output = Command::new(&switch.binary)
+            .arg("attach")
+            .arg(&switch.state)
+            .arg(&node.state)
+            .args(["--bridge-address", bridge_address, "--address", address])
+            .output()?;
+        if !output.status.success() {
+            bail!(
+                "podsec-sandbox attach failed: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+        }
+        Ok(())
+    }
+
     pub fn stop(mut self) -> Result<()> {
         self.stop_inner()
     }
