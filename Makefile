@@ -10,7 +10,11 @@ PREFIX ?= /usr
 DESTDIR ?=
 # Size-optimised profile for what gets installed or measured; tests use the dev profile.
 PROFILE ?= release-small
-TARGET_DIR ?= $(CURDIR)/target
+# Where cargo builds: CARGO_TARGET_DIR as cargo reads it (from the environment or
+# `make ... CARGO_TARGET_DIR=DIR`), else ./target. Exported, so cargo, the scripts and the paths
+# below always agree.
+TARGET_DIR ?= $(abspath $(or $(CARGO_TARGET_DIR),$(CURDIR)/target))
+export CARGO_TARGET_DIR := $(TARGET_DIR)
 PACKAGE_BINARIES = podsec podsec-k8s podsec-k8s-rbac podsec-inotify
 CARGO_PACKAGES = $(addprefix -p ,$(PACKAGE_BINARIES))
 
@@ -43,7 +47,7 @@ demo-cluster: deps
 	scripts/node-bins
 	scripts/node-images
 	cargo build --workspace --bins
-	target/debug/podsec-demo-cluster
+	$(TARGET_DIR)/debug/podsec-demo-cluster
 
 release:
 	cargo build --profile $(PROFILE) $(CARGO_PACKAGES)
@@ -61,7 +65,7 @@ bench: size
 	scripts/bench-check-policy $(TARGET_DIR)/$(PROFILE)
 
 # The seven RPMs, built offline with rpmbuild from a tarball with vendored crates (cached per
-# source state in target/rpm/; see scripts/rpm-build).
+# source state in $(TARGET_DIR)/rpm/; see scripts/rpm-build).
 rpm:
 	@scripts/rpm-build
 

@@ -369,7 +369,7 @@ fn writable(entry: &Entry, uid: u32, gids: &[u32]) -> bool {
 /// directory, it or storage.conf is writable to them, or they can rename it away (it is not
 /// immutable and ~/.config is writable to them, unless the sticky bit protects it). Nothing is
 /// written and no link followed. (Renaming ~/.config itself, like `XDG_CONFIG_HOME`, is beyond
-/// what a locked directory can prevent; see the README.)
+/// what a locked directory can prevent; see docs/security.md.)
 pub fn can_change_config(home: &Tree, uid: u32, gids: &[u32]) -> Result<bool, String> {
     let chain = home
         .walk(&Path::new(USER_CONFIG_DIR).join("storage.conf"))

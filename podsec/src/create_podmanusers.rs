@@ -3,7 +3,7 @@
 //! The account's ~/.config/containers belongs to root (the user can add nothing there, so the
 //! system policy.json and registries.d apply) and holds the storage.conf that
 //! podsec-inotify-check-policy expects; it is made immutable where the file system allows, so
-//! the user cannot rename it away either. What this does not prevent is documented in the README
+//! the user cannot rename it away either. What this does not prevent is in docs/security.md
 //! (XDG_CONFIG_HOME, --signature-policy).
 
 use std::ffi::OsString;

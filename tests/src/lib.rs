@@ -1,3 +1,6 @@
+//! The test harness of podsec: the host sandbox, a real systemd, control planes, nodes and the
+//! RPM packages the end-to-end suites of tests/tests/ run against.
+
 pub mod cluster;
 pub mod fixtures;
 pub mod k8s;

@@ -1,6 +1,6 @@
 //! The RPM packages of this source tree, as `make rpm` builds them (scripts/rpm-build: offline
-//! rpmbuild from a tarball with vendored crates, cached per source state in target/rpm/), and
-//! queries of them with `rpm -qp`.
+//! rpmbuild from a tarball with vendored crates, cached per source state in `rpm/` of cargo's
+//! target directory), and queries of them with `rpm -qp`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -129,9 +129,16 @@ pub fn built() -> &'static Built {
     static BUILT: OnceLock<Built> = OnceLock::new();
     BUILT.get_or_init(|| {
         let root = project_root();
+        // Cargo's target directory of this build (target/ unless CARGO_TARGET_DIR moved it):
+        // the packages and their compiled crates are kept there too.
+        let builds = crate::sandbox::target_dir()
+            .parent()
+            .expect("target directory")
+            .to_path_buf();
         let output = Command::new(root.join("scripts/rpm-build"))
             .current_dir(&root)
-            .env("PODSEC_RPM_TARGET_DIR", root.join("target/rpm-cargo"))
+            .env("CARGO_TARGET_DIR", &builds)
+            .env("PODSEC_RPM_TARGET_DIR", builds.join("rpm-cargo"))
             .output()
             .expect("run scripts/rpm-build");
         assert!(
