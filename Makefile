@@ -1,12 +1,16 @@
 # The front door: thin wrappers over cargo and scripts/.
 #   make demo     the main job end to end, in a throwaway sandbox (installs what it needs)
-#   make demo-cluster  a one-node rootless cluster with real kubelet and CRI-O, in a sandbox
+#   make demo-cluster  a one-node rootless cluster with real kubelet and CRI-O, in a sandbox;
+#                      NODES=3 [CONTROL_PLANES=2]: several nodes behind haproxy, on a sandbox network
 #   make test     every test, with the real components (installs what it needs; needs root)
 #   make build | install DESTDIR=... PREFIX=/usr | bench | size | rpm | lint
 #   make test-k8s-matrix   golden kubeadm configurations of every minor against that minor's kubeadm
 #                          (scripts/k8s-bins VERSION kubeadm builds them; not part of make test)
 
 PREFIX ?= /usr
+# make demo-cluster: how many nodes, and how many of them are control planes.
+NODES ?= 1
+CONTROL_PLANES ?= 1
 DESTDIR ?=
 # Size-optimised profile for what gets installed or measured; tests use the dev profile.
 PROFILE ?= release-small
@@ -47,7 +51,7 @@ demo-cluster: deps
 	scripts/node-bins
 	scripts/node-images
 	cargo build --workspace --bins
-	$(TARGET_DIR)/debug/podsec-demo-cluster
+	$(TARGET_DIR)/debug/podsec-demo-cluster --nodes $(NODES) --control-planes $(CONTROL_PLANES)
 
 release:
 	cargo build --profile $(PROFILE) $(CARGO_PACKAGES)

@@ -39,10 +39,12 @@ pub fn endpoint() -> String {
     format!("{LB_IP}:{LB_PORT}")
 }
 
-/// haproxy's configuration: upstream's frontend and backend (TCP through to the API servers,
-/// round robin), every node a possible API server. The health check asks each API server's
-/// /livez over TLS (the kubeadm HA guide's check): upstream's `option ssl-hello-chk` sends an
-/// SSLv3 hello, which the API servers refuse, so every backend would stay down.
+/// haproxy's configuration: upstream's frontend and backend, word for word (TCP through to the
+/// API servers, round robin), every node a possible API server, plus a log, timeouts and an
+/// admin socket. In upstream's backend `option ssl-hello-chk` comes last and replaces the
+/// `httpchk` before it: the check is a TLS hello, so a server counts as up while it accepts
+/// TLS, healthy or not (the kubeadm HA guide's `http-check connect ssl` asks /healthz instead;
+/// with it, an API server whose etcd lost quorum is taken out too).
 fn haproxy_config(nodes: usize) -> String {
     let mut config = format!(
         "global
@@ -50,8 +52,6 @@ fn haproxy_config(nodes: usize) -> String {
     stats socket /run/haproxy-admin.sock mode 600 level admin
 defaults
     log global
-    mode tcp
-    option tcplog
     timeout connect 5s
     timeout client 1h
     timeout server 1h
@@ -61,18 +61,17 @@ frontend main
     option tcplog
     default_backend apiserver
 backend apiserver
-    option httpchk
-    http-check connect ssl
-    http-check send meth GET uri /livez
+    option httpchk GET /healthz
     http-check expect status 200
     mode tcp
-    balance roundrobin
+    option ssl-hello-chk
+    balance     roundrobin
     default-server inter 2s fall 2 rise 1
 "
     );
     for index in 0..nodes {
         config.push_str(&format!(
-            "    server {} {}:6443 check verify none\n",
+            "        server {} {}:6443 check\n",
             node_name(index),
             node_ip(index)
         ));

@@ -17,8 +17,8 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use podsec_tests::cluster::{Cluster, endpoint, node_name};
-use podsec_tests::node::{NODE_NAME, PLATFORM, RealNode};
+use podsec_tests::cluster::{Cluster, endpoint, node_ip, node_name};
+use podsec_tests::node::{NODE_IP, NODE_NAME, PLATFORM, RealNode};
 
 const WORKER_NAME: &str = "node2";
 
@@ -243,22 +243,29 @@ fn second_control_plane(cluster: &Cluster) {
         roles.contains("node-role.kubernetes.io/control-plane"),
         "{roles}"
     );
-    // etcd: two started members, the second at its node's address.
-    let members = first.kubectl_ok(
-        "-n kube-system exec etcd-node1 -- etcdctl --endpoints https://127.0.0.1:2379 \
-         --cacert /etc/kubernetes/pki/etcd/ca.crt --cert /etc/kubernetes/pki/etcd/server.crt \
-         --key /etc/kubernetes/pki/etcd/server.key member list",
-    );
-    let started: Vec<&str> = members
-        .lines()
-        .filter(|l| l.contains(", started, "))
+    // etcd: two started members (named), the second at its node's address; asked over etcd's
+    // own HTTP gateway with the kube-apiserver's client certificate (the image has no etcdctl).
+    let members = first.root_ok(&format!(
+        "curl -sS --max-time 20 -X POST -d '{{}}' --cacert /etc/kubernetes/pki/etcd/ca.crt \
+         --cert /etc/kubernetes/pki/apiserver-etcd-client.crt \
+         --key /etc/kubernetes/pki/apiserver-etcd-client.key https://{NODE_IP}:2379/v3/cluster/member/list"
+    ));
+    let members: serde_json::Value = serde_json::from_str(&members).expect("member list JSON");
+    let started: BTreeSet<String> = members["members"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{members}"))
+        .iter()
+        .filter_map(|m| m["name"].as_str().map(str::to_string))
         .collect();
-    assert_eq!(started.len(), 2, "{members}");
+    assert_eq!(
+        started,
+        BTreeSet::from([NODE_NAME.to_string(), name.clone()]),
+        "{members}"
+    );
     assert!(
-        members.contains(&format!(
-            "https://{}:2380",
-            podsec_tests::cluster::node_ip(1)
-        )),
+        members
+            .to_string()
+            .contains(&format!("https://{}:2380", node_ip(1))),
         "{members}"
     );
     // The second control plane has the admin kubeconfig, naming the load balancer too.
@@ -276,14 +283,15 @@ fn second_control_plane(cluster: &Cluster) {
     for index in 0..2 {
         let version = cluster.lb.sh_ok(&format!(
             "curl -sk --max-time 10 https://{}:6443/version",
-            podsec_tests::cluster::node_ip(index)
+            node_ip(index)
         ));
         assert!(version.contains("gitVersion"), "{version}");
     }
 
-    // The first control plane stopped: haproxy takes it out, the second answers through the
-    // load balancer. Two etcd members without one have no quorum (that is what a third control
-    // plane buys), so what still answers is what needs no quorum.
+    // The first control plane stopped: haproxy takes it out and sends every request to the
+    // second. Two etcd members without one have no quorum (on purpose here; a third control
+    // plane keeps it, and with it writes), so what still answers through the load balancer is
+    // what the API server serves without etcd: its version and the API discovery.
     first.root_ok("u7s-start-stop stop");
     first.assert_nothing_left();
     panic_on(first.wait_for(
@@ -299,7 +307,15 @@ fn second_control_plane(cluster: &Cluster) {
             .then_some(())
         },
     ));
-    let version = second
-        .root_ok("kubectl --kubeconfig /root/.kube/config version -o json --request-timeout 20s");
-    assert!(version.contains("serverVersion"), "{version}");
+    let kubectl = "kubectl --kubeconfig /root/.kube/config --request-timeout 20s";
+    let version = second.root_ok(&format!("{kubectl} version -o json"));
+    assert!(version.contains("\"serverVersion\""), "{version}");
+    // (--raw: kubectl's discovery cache would answer api-resources without the server.)
+    let resources = second.root_ok(&format!("{kubectl} get --raw /api/v1"));
+    assert!(resources.contains("\"name\":\"pods\""), "{resources}");
+    let write = second.root(&format!("{kubectl} create namespace after-quorum"));
+    assert!(
+        !write.status.success(),
+        "a write without etcd quorum succeeded"
+    );
 }
