@@ -118,10 +118,17 @@ fn root_certs(trust: &Trust, host: &str) -> Vec<Certificate<'static>> {
 /// Whether registries.conf marks `host` insecure (`[[registry]] location = "host" insecure =
 /// true`, or the v1 `[registries.insecure] registries = [...]`).
 pub fn insecure_in_registries_conf(text: &str, host: &str) -> bool {
-    let Ok(document) = text.parse::<toml_edit::DocumentMut>() else {
-        return false;
-    };
+    insecure_setting(text, host) == Some(true)
+}
+
+/// What one registries.conf file says of `host`: `Some(insecure)` when a `[[registry]]` table
+/// names it (the last one in the file counts), `Some(true)` when the v1 list holds it, `None`
+/// when it says nothing (a later drop-in then overrides an earlier file, as in
+/// containers-registries.conf.d(5)).
+fn insecure_setting(text: &str, host: &str) -> Option<bool> {
+    let document = text.parse::<toml_edit::DocumentMut>().ok()?;
     let location_host = |location: &str| location.split('/').next().unwrap_or("").to_string();
+    let mut setting = None;
     if let Some(registries) = document
         .get("registry")
         .and_then(|r| r.as_array_of_tables())
@@ -132,29 +139,51 @@ pub fn insecure_in_registries_conf(text: &str, host: &str) -> bool {
                 .or_else(|| registry.get("prefix"))
                 .and_then(|l| l.as_str())
                 .unwrap_or_default();
-            let insecure = registry
-                .get("insecure")
-                .and_then(|i| i.as_bool())
-                .unwrap_or(false);
-            if insecure && location_host(location) == host {
-                return true;
+            if location_host(location) == host {
+                setting = Some(
+                    registry
+                        .get("insecure")
+                        .and_then(|i| i.as_bool())
+                        .unwrap_or(false),
+                );
             }
         }
     }
-    document
+    let listed = document
         .get("registries")
         .and_then(|r| r.get("insecure"))
         .and_then(|i| i.get("registries"))
         .and_then(|l| l.as_array())
-        .is_some_and(|list| list.iter().any(|v| v.as_str() == Some(host)))
+        .is_some_and(|list| list.iter().any(|v| v.as_str() == Some(host)));
+    if listed { Some(true) } else { setting }
+}
+
+/// registries.conf, then its drop-ins (`registries.conf.d/*.conf` beside it, in name order),
+/// as podman, skopeo and CRI-O read them.
+fn registries_conf_files(main: &Path) -> Vec<PathBuf> {
+    let mut files = vec![main.to_path_buf()];
+    let drop_ins = main.with_extension("conf.d");
+    if let Ok(entries) = std::fs::read_dir(&drop_ins) {
+        let mut found: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "conf"))
+            .collect();
+        found.sort();
+        files.extend(found);
+    }
+    files
 }
 
 /// Whether `host` (`name[:port]`) may be spoken to over plain HTTP.
 pub fn plain_http_allowed(trust: &Trust, host: &str) -> bool {
     let name = host.split(':').next().unwrap_or(host);
     name == REGISTRY_LOCAL
-        || std::fs::read_to_string(&trust.registries_conf)
-            .is_ok_and(|text| insecure_in_registries_conf(&text, host))
+        || registries_conf_files(&trust.registries_conf)
+            .iter()
+            .rev()
+            .filter_map(|file| std::fs::read_to_string(file).ok())
+            .find_map(|text| insecure_setting(&text, host))
+            == Some(true)
 }
 
 /// A registry host as image references name it: `name`, `name:port`, `[v6]:port`.
@@ -506,6 +535,33 @@ mod tests {
         assert_eq!(local.base_url(), "http://registry.local");
         assert!(Endpoint::connect("bad host", &trust, "t", timeout).is_err());
         assert!(Endpoint::connect("-x", &trust, "t", timeout).is_err());
+        // Drop-ins in registries.conf.d, in name order: a later one overrides, silence does not.
+        let drop_ins = conf.with_extension("conf.d");
+        std::fs::create_dir_all(&drop_ins).unwrap();
+        std::fs::write(
+            drop_ins.join("50-mirror.conf"),
+            "[[registry]]\nlocation = \"registry.altlinux.org\"\ninsecure = true\n",
+        )
+        .unwrap();
+        assert!(plain_http_allowed(&trust, "registry.altlinux.org"));
+        std::fs::write(
+            drop_ins.join("60-other.conf"),
+            "unqualified-search-registries = []\n",
+        )
+        .unwrap();
+        std::fs::write(
+            drop_ins.join("70-notes.txt"),
+            "[[registry]]\nlocation = \"mirror.lan:5000\"\n",
+        )
+        .unwrap();
+        assert!(plain_http_allowed(&trust, "registry.altlinux.org"));
+        assert!(plain_http_allowed(&trust, "mirror.lan:5000"));
+        std::fs::write(
+            drop_ins.join("90-secure.conf"),
+            "[[registry]]\nlocation = \"mirror.lan:5000\"\ninsecure = false\n",
+        )
+        .unwrap();
+        assert!(!plain_http_allowed(&trust, "mirror.lan:5000"));
     }
 
     #[test]

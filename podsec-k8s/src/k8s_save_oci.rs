@@ -9,6 +9,13 @@
 //! with the node's imageRepository `<registry>/<platform>`; archive names are
 //! `<platform>/<image>:<tag>`, which load-sign-oci pushes as `registry.local/<platform>/...`:
 //! exactly the names a node with `registry = "registry.local"` pulls.
+//!
+//! Beside kubeadm's images the archive holds what `kubeadm init` through the wrapper pulls too,
+//! chosen the way the wrapper chooses them from the same registry: flannel (the newest release
+//! with a manifest in the package, or `U7S_FLANNEL_TAG`) and its CNI plugin (the manifest's, or
+//! `U7S_FLANNELCNIPLUGIN_TAG`), and the images of `U7S_ARCHIMAGES`; every tag is checked in the
+//! registry first, `U7S_SETAVAILABLEIMAGES=yes` taking the newest of the same minor for a
+//! missing one, as upstream did. A registry.local loaded from the archive alone deploys a node.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -21,6 +28,10 @@ use podsec_common::profile::OsRelease;
 use podsec_common::{msg, tr};
 
 use crate::node_config::{KubeVersion, VersionError};
+use crate::u7s_kubeadm::registry::Trust;
+use crate::u7s_kubeadm::resolve::{
+    self, ImageRole, RegistryTags, ResolveError, Source, Tags, U7sEnv,
+};
 
 pub const NAME: &str = "podsec-k8s-save-oci";
 /// Whether the command does its job yet (see `--status`).
@@ -40,7 +51,10 @@ pub const KUBEADM: &str = "/usr/bin/kubeadm";
     after_help = "Environment:\n  \
 U7S_PLATFORM      platform of the images when no platform argument is given; default from /etc/os-release\n  \
 U7S_KUBEVERSION   Kubernetes version of the images (vX.Y.Z); default the version of /usr/bin/kubeadm\n  \
-U7S_ALTREGISTRY   registry to copy from (default registry.altlinux.org; TLS is verified unless\n                    containers-registries.conf marks it insecure)\n\
+U7S_ALTREGISTRY   registry to copy from (default registry.altlinux.org; TLS is verified unless\n                    containers-registries.conf marks it insecure)\n  \
+U7S_FLANNEL_TAG, U7S_FLANNELCNIPLUGIN_TAG  flannel's tags (default: as kubeadm init would choose)\n  \
+U7S_ARCHIMAGES    more images to archive, PATH/NAME:TAG (relative to the registry) separated by spaces\n  \
+U7S_SETAVAILABLEIMAGES=yes  a missing tag is replaced by the newest of its minor (with a warning)\n\
 The image list comes from /usr/bin/kubeadm of the same minor (nothing is installed).\n\
 Example: podsec-k8s-save-oci /tmp/k8s amd64,arm64 c10f\nMust be run as root."
 )]
@@ -90,8 +104,10 @@ pub enum Error {
     KubeadmMinor { found: String, wanted: String },
     #[error("kubeadm listed no images for {0}")]
     NoImages(String),
-    #[error("kubeadm listed '{0}', which is not under the image repository")]
+    #[error("'{0}' is not an image of the registry the images are copied from")]
     ForeignImage(String),
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
     #[error(transparent)]
     Save(SaveError),
 }
@@ -204,6 +220,49 @@ pub fn kubernetes_images(version: &KubeVersion, repository: &str) -> Result<Vec<
     Ok(images)
 }
 
+/// Every image `kubeadm init` through the wrapper pulls from `<registry>/<platform>`, each
+/// checked in the registry (tags substituted under `U7S_SETAVAILABLEIMAGES=yes`): kubeadm's,
+/// flannel and its CNI plugin, then `U7S_ARCHIMAGES`; the references to copy, once each.
+pub fn archive_images(
+    kubeadm_images: &[String],
+    env: &U7sEnv,
+    registry: &str,
+    platform: &str,
+    tags: &dyn Tags,
+    notes: &mut Vec<String>,
+) -> Result<Vec<String>, Error> {
+    let source = Source {
+        prefix: format!("{registry}/{platform}"),
+        platform: Some(platform.to_string()),
+        origin: "U7S_ALTREGISTRY".into(),
+        native: false,
+    };
+    let mut images =
+        resolve::check_images(kubeadm_images, None, env.set_available_images, tags, notes)?;
+    let flannel = resolve::flannel_images(env, &source, tags, notes)?;
+    images.push(flannel.flannel);
+    images.push(flannel.cni_plugin);
+    let extra: Vec<String> = env
+        .arch_images
+        .iter()
+        .map(|image| resolve::absolute_reference(image, registry))
+        .collect();
+    images.extend(resolve::check_images(
+        &extra,
+        Some(ImageRole::Extra),
+        env.set_available_images,
+        tags,
+        notes,
+    )?);
+    let mut pulls: Vec<String> = Vec::new();
+    for image in images {
+        if !pulls.contains(&image.pull) {
+            pulls.push(image.pull);
+        }
+    }
+    Ok(pulls)
+}
+
 /// What to copy: from `docker://<image>` into the archive as the image without its registry.
 pub fn sources(images: &[String], registry: &str) -> Result<Vec<SourceImage>, Error> {
     images
@@ -250,7 +309,21 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
         None => kubeadm_version(&msg!("the installed kubeadm's version"))?,
     };
     let repository = format!("{registry}/{platform}");
-    let images = kubernetes_images(&version, &repository)?;
+    let kubeadm_images = kubernetes_images(&version, &repository)?;
+    let env = U7sEnv::from_process()?;
+    let tags = RegistryTags::new(Trust::default());
+    let mut notes = Vec::new();
+    let images = archive_images(
+        &kubeadm_images,
+        &env,
+        &registry,
+        &platform,
+        &tags,
+        &mut notes,
+    )?;
+    for note in &notes {
+        eprintln!("{note}");
+    }
     let sources = sources(&images, &registry)?;
     eprintln!(
         "{}",
@@ -312,5 +385,131 @@ mod tests {
             sources(&foreign, "registry.altlinux.org"),
             Err(Error::ForeignImage(_))
         ));
+    }
+
+    /// A registry's tags, by full repository.
+    struct FakeTags(Vec<(&'static str, Vec<&'static str>)>);
+
+    impl Tags for FakeTags {
+        fn tags(&self, repository: &str) -> Result<Vec<String>, ResolveError> {
+            Ok(self
+                .0
+                .iter()
+                .find(|(r, _)| *r == repository)
+                .map(|(_, t)| t.iter().map(|t| t.to_string()).collect())
+                .unwrap_or_default())
+        }
+    }
+
+    fn registry() -> FakeTags {
+        FakeTags(vec![
+            (
+                "alt.example/c10f/kube-apiserver",
+                vec!["v1.33.11", "v1.33.13"],
+            ),
+            ("alt.example/c10f/pause", vec!["3.10"]),
+            (
+                "alt.example/c10f/flannel",
+                vec!["v0.25.7", "v0.26.7", "v0.99.0"],
+            ),
+            (
+                "alt.example/c10f/flannel-cni-plugin",
+                vec!["v1.5.1-flannel2", "v1.7.1-flannel1"],
+            ),
+            ("alt.example/c10f/busybox", vec!["1.35"]),
+        ])
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> U7sEnv {
+        U7sEnv::from_pairs(pairs.iter().copied()).unwrap()
+    }
+
+    #[test]
+    fn the_archive_has_what_the_wrapper_pulls() {
+        let kubeadm = vec![
+            "alt.example/c10f/kube-apiserver:v1.33.13".to_string(),
+            "alt.example/c10f/pause:3.10".to_string(),
+        ];
+        let mut notes = Vec::new();
+        let images = archive_images(
+            &kubeadm,
+            &env(&[("U7S_ARCHIMAGES", "c10f/busybox:1.35 c10f/pause:3.10")]),
+            "alt.example",
+            "c10f",
+            &registry(),
+            &mut notes,
+        )
+        .unwrap();
+        // flannel: the newest release with a shipped manifest (not v0.99.0), its CNI plugin
+        // the manifest's; the extra images once each.
+        assert_eq!(
+            images,
+            [
+                "alt.example/c10f/kube-apiserver:v1.33.13",
+                "alt.example/c10f/pause:3.10",
+                "alt.example/c10f/flannel:v0.26.7",
+                "alt.example/c10f/flannel-cni-plugin:v1.7.1-flannel1",
+                "alt.example/c10f/busybox:1.35",
+            ]
+        );
+        // The flannel tags as given.
+        let images = archive_images(
+            &kubeadm,
+            &env(&[
+                ("U7S_FLANNEL_TAG", "v0.25.7"),
+                ("U7S_FLANNELCNIPLUGIN_TAG", "v1.5.1-flannel2"),
+            ]),
+            "alt.example",
+            "c10f",
+            &registry(),
+            &mut notes,
+        )
+        .unwrap();
+        assert_eq!(images[2], "alt.example/c10f/flannel:v0.25.7");
+        assert_eq!(
+            images[3],
+            "alt.example/c10f/flannel-cni-plugin:v1.5.1-flannel2"
+        );
+    }
+
+    #[test]
+    fn a_missing_tag_is_an_error_or_with_setavailableimages_the_newest_of_its_minor() {
+        let kubeadm = vec!["alt.example/c10f/kube-apiserver:v1.33.14".to_string()];
+        let mut notes = Vec::new();
+        let err = archive_images(
+            &kubeadm,
+            &env(&[]),
+            "alt.example",
+            "c10f",
+            &registry(),
+            &mut notes,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("v1.33.14"), "{err}");
+        let images = archive_images(
+            &kubeadm,
+            &env(&[("U7S_SETAVAILABLEIMAGES", "yes")]),
+            "alt.example",
+            "c10f",
+            &registry(),
+            &mut notes,
+        )
+        .unwrap();
+        assert_eq!(images[0], "alt.example/c10f/kube-apiserver:v1.33.13");
+        assert!(
+            notes.iter().any(|n| n.contains("U7S_SETAVAILABLEIMAGES")),
+            "{notes:?}"
+        );
+        // An extra image the registry lacks is named.
+        let err = archive_images(
+            &[],
+            &env(&[("U7S_ARCHIMAGES", "c10f/nginx:1.25")]),
+            "alt.example",
+            "c10f",
+            &registry(),
+            &mut notes,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("c10f/nginx"), "{err}");
     }
 }

@@ -186,7 +186,7 @@ fn native(args: &[String]) -> Result<ExitCode, Error> {
                 group: owner.group,
                 contents: text,
             })
-            .map_err(|e| Error::Native(msg!("{}: {e}", path.display())))?;
+            .map_err(|e| Error::Native(format!("{}: {e}", path.display())))?;
             argv.extend(["--config".to_string(), path.display().to_string()]);
         }
     }

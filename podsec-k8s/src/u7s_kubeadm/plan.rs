@@ -229,16 +229,6 @@ fn chosen_text<T: std::fmt::Display>(c: &Chosen<T>) -> String {
 // The texts of a plan (summary, notes, steps, processes) are for the administrator and made
 // in the user's language (`tr!`); the files and commands it shows are not translated.
 
-/// An image of U7S_ARCHIMAGES: relative ones live on the node's registry.
-fn absolute_reference(image: &str, registry: &str) -> String {
-    let first = image.split('/').next().unwrap_or(image);
-    if image.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost") {
-        image.to_string()
-    } else {
-        format!("{registry}/{image}")
-    }
-}
-
 /// The pieces both init and join compute.
 struct Common {
     role: Role,
@@ -394,7 +384,7 @@ fn common(
         let extra: Vec<String> = env
             .arch_images
             .iter()
-            .map(|i| absolute_reference(i, source.registry()))
+            .map(|i| resolve::absolute_reference(i, source.registry()))
             .collect();
         images.extend(resolve::check_images(
             &extra,

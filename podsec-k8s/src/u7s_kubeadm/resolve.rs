@@ -749,6 +749,16 @@ pub fn check_images(
     Ok(images)
 }
 
+/// An image of U7S_ARCHIMAGES: relative ones live on the node's registry.
+pub fn absolute_reference(image: &str, registry: &str) -> String {
+    let first = image.split('/').next().unwrap_or(image);
+    if image.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost") {
+        image.to_string()
+    } else {
+        format!("{registry}/{image}")
+    }
+}
+
 /// flannel and its CNI plugin.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FlannelChoice {
