@@ -196,6 +196,45 @@ fn run_with_stdin(command: &mut Command, stdin: Option<&[u8]>) -> Output {
     child.wait_with_output().expect("nsenter")
 }
 
+/// The offline install's first half, on the archiving host: a mirror of the ALT registry at
+/// MIRROR holding the prebuilt images (`share/amd64.tar.xz`), then `podsec-k8s-save-oci` from
+/// it with the busybox workload as U7S_ARCHIMAGES; its archive replaces the prebuilt one.
+fn save_oci_script(share: &Path) -> String {
+    format!(
+        r#"set -e
+work=$(mktemp -d /root/mirror.XXXXXX)
+drop_in=/etc/containers/registries.conf.d/90-podsec-test-mirror.conf
+trap 'kill $registry 2>/dev/null || true; rm -rf $work $drop_in' EXIT
+mkdir $work/layout
+xz -dc {share}/amd64.tar.xz | tar -C $work/layout -xf -
+cat > $work/registry.yml <<EOF
+version: 0.1
+storage: {{filesystem: {{rootdirectory: $work/storage}}}}
+http: {{addr: {MIRROR}}}
+EOF
+docker-registry serve $work/registry.yml >$work/registry.log 2>&1 &
+registry=$!
+for i in $(seq 100); do curl -sf http://{MIRROR}/v2/ >/dev/null && break; sleep 0.1; done
+# Plain HTTP to the mirror, for skopeo and podsec alike: a registries.conf drop-in.
+mkdir -p /etc/containers/registries.conf.d
+cat > $drop_in <<EOF
+[[registry]]
+location = "{MIRROR}"
+insecure = true
+EOF
+echo '{{"default":[{{"type":"insecureAcceptAnything"}}]}}' > $work/policy.json
+for name in $(jq -r '.manifests[].annotations["org.opencontainers.image.ref.name"]' $work/layout/amd64/index.json); do
+  skopeo --policy $work/policy.json copy --quiet oci:$work/layout/amd64:$name docker://{MIRROR}/$name
+done
+U7S_ALTREGISTRY={MIRROR} U7S_KUBEVERSION=v1.33.13 U7S_ARCHIMAGES={PLATFORM}/busybox:1.35 \
+  podsec-k8s-save-oci $work/k8s amd64 {PLATFORM} 2>&1
+mv $work/k8s/amd64.tar.xz {share}/amd64.tar.xz
+echo "podsec-k8s-save-oci: done"
+"#,
+        share = share.display()
+    )
+}
+
 /// A node's part of the trust chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trust {
@@ -205,6 +244,20 @@ pub enum Trust {
     /// A client of the server's registry, keys and policy.
     Client,
 }
+
+/// Where the system images registry.local is loaded with come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Images {
+    /// The archive scripts/node-images builds (in podsec-k8s-save-oci's format).
+    Prebuilt,
+    /// An archive `podsec-k8s-save-oci` makes on this host from a mirror of the ALT registry
+    /// (a docker-registry on 127.0.0.1:5001 fed with the prebuilt images, a stand-in for
+    /// registry.altlinux.org, which is not reachable here): the offline install.
+    SavedByK8sSaveOci,
+}
+
+/// The mirror's address, and what `podsec-k8s-save-oci` is told beside it.
+pub const MIRROR: &str = "127.0.0.1:5001";
 
 /// A host with podsec, the real node components and the signed system images.
 pub struct RealNode {
@@ -248,8 +301,27 @@ impl RealNode {
         }
     }
 
+    /// Everything up to `kubeadm init`, in the test sandbox, with registry.local loaded from
+    /// the archive `podsec-k8s-save-oci` made (the offline install).
+    pub fn prepare_offline() -> Result<RealNode> {
+        let sandbox = Sandbox::start(&Options {
+            name: Some("node".into()),
+            addresses: vec![format!("{NODE_IP}/32"), format!("{REGISTRY_IP}/32")],
+        })?;
+        RealNode::provision_with(
+            NodeHost::Sandbox(sandbox),
+            Trust::Server,
+            Images::SavedByK8sSaveOci,
+        )
+    }
+
     /// The node components and packages on `host`, and its part of the trust chain.
     pub fn provision(host: NodeHost, trust: Trust) -> Result<RealNode> {
+        RealNode::provision_with(host, trust, Images::Prebuilt)
+    }
+
+    /// As `provision`, registry.local loaded from `images` on a server.
+    pub fn provision_with(host: NodeHost, trust: Trust, images: Images) -> Result<RealNode> {
         let (crio, pinns) = crio()?;
         let mut bins = Vec::new();
         for name in ["kubeadm", "kubectl", "kubelet"] {
@@ -302,6 +374,12 @@ chown -R {USER}: /var/lib/{USER}/.local
             // "On every other node": the keys and policy.json fetched from sigstore.local.
             node.root_ok(&format!("podsec-create-policy {REGISTRY_IP} >/dev/null"));
             return Ok(node);
+        }
+        if images == Images::SavedByK8sSaveOci {
+            let saved = ok("podsec-k8s-save-oci", node.root(&save_oci_script(&share)));
+            if !saved.contains("podsec-k8s-save-oci: done") {
+                bail!("podsec-k8s-save-oci: {saved}");
+            }
         }
         // The trust chain on this host, as the README's first section tells it: the policy,
         // registry.local and sigstore.local, an image maker for the platform's path.

@@ -1,5 +1,7 @@
-//! A real rootless node (issue 11): `kubeadm init` through the wrapper with nothing skipped and
-//! no preflight error ignored; the real kubelet and CRI-O in u7s-admin's namespace pull every
+//! A real rootless node (issue 11), installed offline: registry.local holds only what
+//! `podsec-k8s-save-oci` archived from a mirror of the ALT registry (its kubeadm images, flannel
+//! and its CNI plugin, U7S_ARCHIMAGES), loaded and signed by an image maker. `kubeadm init`
+//! through the wrapper with nothing skipped and no preflight error ignored; the real kubelet and CRI-O in u7s-admin's namespace pull every
 //! system image, signed by an image maker, from registry.local under the node's policy.json;
 //! the cluster comes up, a signed workload runs, is reachable by name and by NodePort, an
 //! unsigned image and one signed by an unknown key are refused; every container process belongs to u7s-admin's ids; reset, a
@@ -39,7 +41,8 @@ fn panic_on<T>(result: anyhow::Result<T>) -> T {
 
 #[test]
 fn a_rootless_node_runs_signed_pods_refuses_unsigned_ones_and_leaves_nothing_behind() {
-    let node = panic_on(RealNode::prepare());
+    // The offline install: registry.local holds only what podsec-k8s-save-oci archived.
+    let node = panic_on(RealNode::prepare_offline());
 
     // kubeadm init as the README tells it: no --skip-phases, no --ignore-preflight-errors.
     let (status, log) = node.init("");
