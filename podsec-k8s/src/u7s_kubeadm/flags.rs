@@ -1654,18 +1654,8 @@ mod tests {
 
     #[test]
     fn flag_discovery_token() {
-        let f = match parse(&args(&[
-            "join",
-            "192.0.2.10:6443",
-            "--discovery-token",
-            TOKEN,
-            "--tls-bootstrap-token",
-            TOKEN,
-            "--discovery-token-ca-cert-hash",
-            HASH,
-        ]))
-        .unwrap()
-        {
+        // discovery and TLS bootstrap tokens instead of --token
+        let f = match parse(&args(&base("join", "token"))).unwrap() {
             Invocation::Join(f) => f,
             other => panic!("{other:?}"),
         };
@@ -1941,39 +1931,25 @@ mod tests {
     /// The command line of a subcommand without the flag under test, complete where the flag
     /// does not need more (a join needs discovery, and a control plane for --certificate-key).
     fn base(command: &str, flag: &str) -> Vec<&'static str> {
-        const ENDPOINT: &str = "192.0.2.10:6443";
-        match (command, flag) {
-            ("init", _) => vec!["init"],
-            (_, "discovery-file") => vec!["join", "--token", TOKEN],
-            (_, "token") => vec![
-                "join",
-                ENDPOINT,
-                "--discovery-token",
-                TOKEN,
-                "--tls-bootstrap-token",
-                TOKEN,
-                "--discovery-token-ca-cert-hash",
-                HASH,
-            ],
-            (_, "discovery-token-ca-cert-hash") => vec!["join", ENDPOINT, "--token", TOKEN],
-            (_, "certificate-key") => vec![
-                "join",
-                ENDPOINT,
-                "--token",
-                TOKEN,
-                "--discovery-token-ca-cert-hash",
-                HASH,
-                "--control-plane",
-            ],
-            _ => vec![
-                "join",
-                ENDPOINT,
-                "--token",
-                TOKEN,
-                "--discovery-token-ca-cert-hash",
-                HASH,
-            ],
+        if command == "init" {
+            return vec!["init"];
         }
+        let mut argv = vec!["join"];
+        if flag != "discovery-file" {
+            argv.push("192.0.2.10:6443");
+        }
+        if flag == "token" {
+            argv.extend(["--discovery-token", TOKEN, "--tls-bootstrap-token", TOKEN]);
+        } else {
+            argv.extend(["--token", TOKEN]);
+        }
+        if flag != "discovery-file" && flag != "discovery-token-ca-cert-hash" {
+            argv.extend(["--discovery-token-ca-cert-hash", HASH]);
+        }
+        if flag == "certificate-key" {
+            argv.push("--control-plane");
+        }
+        argv
     }
 
     fn class(d: Disposition) -> &'static str {
