@@ -220,6 +220,22 @@ impl Cluster {
 
     /// The state of each API server as haproxy sees it: (server name, "UP"/"DOWN"...).
     pub fn lb_servers(&self) -> Vec<(String, String)> {
+        self.lb_stats()
+            .into_iter()
+            .map(|(name, state, _)| (name, state))
+            .collect()
+    }
+
+    /// How many connections haproxy has sent to each API server so far.
+    pub fn lb_sessions(&self) -> Vec<(String, u64)> {
+        self.lb_stats()
+            .into_iter()
+            .map(|(name, _, sessions)| (name, sessions))
+            .collect()
+    }
+
+    /// haproxy's `show stat` of the backend's servers: (name, status, total sessions).
+    fn lb_stats(&self) -> Vec<(String, String, u64)> {
         let out = self.lb.sh(
             "/usr/bin/python3 -c 'import socket; s=socket.socket(socket.AF_UNIX); s.connect(\"/run/haproxy-admin.sock\"); s.sendall(b\"show stat\\n\"); print(s.makefile().read())'",
         );
@@ -227,8 +243,15 @@ impl Cluster {
             .lines()
             .filter_map(|line| {
                 let fields: Vec<&str> = line.split(',').collect();
-                (fields.len() > 17 && fields[0] == "apiserver" && fields[1] != "BACKEND")
-                    .then(|| (fields[1].to_string(), fields[17].to_string()))
+                (fields.len() > 17 && fields[0] == "apiserver" && fields[1] != "BACKEND").then(
+                    || {
+                        (
+                            fields[1].to_string(),
+                            fields[17].to_string(),
+                            fields[7].parse().unwrap_or(0),
+                        )
+                    },
+                )
             })
             .collect()
     }

@@ -280,6 +280,19 @@ fn second_control_plane(cluster: &Cluster) {
             (servers.len() == 2 && servers.iter().all(|(_, state)| state == "UP")).then_some(())
         },
     ));
+    // Through the load balancer, round robin: new connections reach both API servers.
+    let before = cluster.lb_sessions();
+    for _ in 0..6 {
+        first.root_ok("kubectl --kubeconfig /root/.kube/config get --raw /version");
+    }
+    let after = cluster.lb_sessions();
+    assert_eq!(before.len(), 2, "{before:?}");
+    for ((server, was), (_, now)) in before.iter().zip(&after) {
+        assert!(
+            now > was,
+            "{server} served nothing through haproxy: {before:?} {after:?}"
+        );
+    }
     for index in 0..2 {
         let version = cluster.lb.sh_ok(&format!(
             "curl -sk --max-time 10 https://{}:6443/version",
