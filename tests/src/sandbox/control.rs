@@ -302,28 +302,23 @@ pub fn stop(state: &Path) -> Result<()> {
     }
 }
 
+/// A veth pair: `name` in the network namespace of `pid`, `peer` in that of `peer_pid`.
+fn veth_pair(name: &str, pid: Pid, peer: &str, peer_pid: Pid) -> Result<()> {
+    let (pid, peer_pid) = (pid.to_string(), peer_pid.to_string());
+    setup::run(
+        "ip",
+        &[
+            "link", "add", "name", name, "netns", &pid, "type", "veth", "peer", "name", peer,
+            "netns", &peer_pid,
+        ],
+    )
+}
+
 /// A veth pair between two sandboxes, `name` at both ends, with the given addresses.
 pub fn link(a: &Path, b: &Path, name: &str, address_a: &str, address_b: &str) -> Result<()> {
     let (pid_a, pid_b) = (init_pid(a)?, init_pid(b)?);
     let peer = format!("{name}p");
-    setup::run(
-        "ip",
-        &[
-            "link",
-            "add",
-            "name",
-            name,
-            "netns",
-            &pid_a.to_string(),
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &peer,
-            "netns",
-            &pid_b.to_string(),
-        ],
-    )?;
+    veth_pair(name, pid_a, &peer, pid_b)?;
     for (pid, device, address) in [(pid_a, name, address_a), (pid_b, peer.as_str(), address_b)] {
         let netns = format!("--net=/proc/{pid}/ns/net");
         if device != name {
@@ -371,24 +366,7 @@ pub fn attach(
     // One port per node on this switch; the node's end is renamed to `name`.
     let port = format!("p{pid_node}");
     let peer = format!("{port}n");
-    setup::run(
-        "ip",
-        &[
-            "link",
-            "add",
-            "name",
-            &port,
-            "netns",
-            &pid_switch.to_string(),
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &peer,
-            "netns",
-            &pid_node.to_string(),
-        ],
-    )?;
+    veth_pair(&port, pid_switch, &peer, pid_node)?;
     in_netns(
         pid_switch,
         &["ip", "link", "set", &port, "master", bridge, "up"],
