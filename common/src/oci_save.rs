@@ -156,6 +156,10 @@ fn pack(dir: &Path, arch: &str, archive: &Path) -> Result<(), SaveError> {
     tar.append_dir_all(arch, dir.join(arch)).map_err(io)?;
     let encoder = tar.into_inner().map_err(io)?;
     let file: File = encoder.finish().map_err(io)?;
+    // Public images, loaded by an image maker (not root): readable by all, as `xz -9` made it.
+    use std::os::unix::fs::PermissionsExt;
+    file.set_permissions(std::fs::Permissions::from_mode(0o644))
+        .map_err(io)?;
     file.sync_all().map_err(io)?;
     temp.persist(archive).map_err(|e| io(e.error))?;
     Ok(())
@@ -175,6 +179,10 @@ mod tests {
             .unwrap();
         let archive = dir.path().join("amd64.tar.xz");
         pack(dir.path(), "amd64", &archive).unwrap();
+        // Readable by the image maker who loads it (a temporary file is 0600).
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&archive).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o644);
         let mut tar = Vec::new();
         xz2::read::XzDecoder::new(File::open(&archive).unwrap())
             .read_to_end(&mut tar)
