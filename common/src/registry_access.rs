@@ -92,14 +92,7 @@ fn root_certs(trust: &Trust, host: &str) -> Vec<Certificate<'static>> {
         .cloned()
         .collect();
     for dir in &trust.certs_d {
-        if let Ok(entries) = std::fs::read_dir(dir.join(host)) {
-            let mut found: Vec<PathBuf> = entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "crt"))
-                .collect();
-            found.sort();
-            files.extend(found);
-        }
+        files.extend(files_with_extension(&dir.join(host), "crt"));
     }
     let mut certs = Vec::new();
     for file in files {
@@ -162,16 +155,21 @@ fn insecure_setting(text: &str, host: &str) -> Option<bool> {
 /// as podman, skopeo and CRI-O read them.
 fn registries_conf_files(main: &Path) -> Vec<PathBuf> {
     let mut files = vec![main.to_path_buf()];
-    let drop_ins = main.with_extension("conf.d");
-    if let Ok(entries) = std::fs::read_dir(&drop_ins) {
-        let mut found: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "conf"))
-            .collect();
-        found.sort();
-        files.extend(found);
-    }
+    files.extend(files_with_extension(&main.with_extension("conf.d"), "conf"));
     files
+}
+
+/// The files of `dir` named `*.<extension>`, in name order (none when `dir` cannot be read).
+fn files_with_extension(dir: &Path, extension: &str) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut found: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == extension))
+        .collect();
+    found.sort();
+    found
 }
 
 /// Whether `host` (`name[:port]`) may be spoken to over plain HTTP.

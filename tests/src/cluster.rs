@@ -142,14 +142,10 @@ impl Cluster {
     }
 
     fn wait_lb_listening(&self) -> Result<()> {
+        let port = format!(":{LB_PORT}");
         for _ in 0..100 {
-            if self
-                .lb
-                .sh("ss -Htln")
-                .stdout
-                .windows(5)
-                .any(|w| w == b":8443")
-            {
+            let listening = self.lb.sh("ss -Htln").stdout;
+            if listening.windows(port.len()).any(|w| w == port.as_bytes()) {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(100));
