@@ -336,12 +336,19 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
         if drop_in_changed {
             services::run("systemctl", &["daemon-reload"])?;
         }
-        let registry =
-            services::systemd_ensure(profile.registry_unit, registry_changed || drop_in_changed)?;
+        let registry = services::systemd_ensure(
+            profile.registry_unit,
+            registry_changed || drop_in_changed,
+            services::ReloadDone::OnReturn,
+        )?;
         report_unit(profile.registry_unit, registry);
         report_unit(
             profile.nginx_unit,
-            services::systemd_ensure(profile.nginx_unit, site_changed)?,
+            services::systemd_ensure(
+                profile.nginx_unit,
+                site_changed,
+                services::ReloadDone::WorkersReplaced,
+            )?,
         );
     } else {
         println!(
@@ -508,9 +515,11 @@ fn report_unit(unit: &str, action: services::UnitAction) {
 }
 
 fn start_nginx(changed: bool) -> Result<(), Error> {
-    if services::running_pid("nginx").is_some() {
+    if let Some(master) = services::running_pid("nginx") {
         if changed {
-            services::run("nginx", &["-s", "reload"])?;
+            services::reload_workers("nginx", master, || {
+                services::run("nginx", &["-s", "reload"]).map(drop)
+            })?;
             println!("{}", tr!("nginx: configuration reloaded"));
         } else {
             println!("{}", tr!("nginx: already running"));
@@ -546,7 +555,7 @@ fn start_trivy(profile: &Profile) -> Result<(), Error> {
     if services::systemd_running() {
         report_unit(
             profile.trivy_unit,
-            services::systemd_ensure(profile.trivy_unit, false)?,
+            services::systemd_ensure(profile.trivy_unit, false, services::ReloadDone::OnReturn)?,
         );
     } else if services::running_pid("trivy").is_none() {
         // Not root, and only on the address trivy.local is bound to (create-policy's binding

@@ -14,6 +14,9 @@ const SOURCE: &str = "127.0.0.1:5001";
 const MAKER: &str = "imagemaker";
 const EMAIL: &str = "imagemaker@registry.local";
 const VERSION: &str = podsec_tests::k8s::VERSION;
+/// The flannel release of podsec's newest shipped manifest, and that manifest's CNI plugin.
+const FLANNEL: &str = "v0.26.7";
+const CNI_PLUGIN: &str = "v1.7.1-flannel1";
 
 /// A plain-HTTP source registry on 127.0.0.1:5001 that registries.conf marks insecure (the
 /// product verifies TLS for every other registry), holding a two-architecture manifest list
@@ -104,7 +107,15 @@ fn saved_loaded_and_signed_images_are_exactly_what_the_node_pulls_and_its_policy
         .map(str::to_string)
         .collect();
     assert_eq!(source_images.len(), 7, "{source_images:?}");
-    source_registry(&node, &source_images);
+    // flannel as the wrapper picks it: the newest release with a shipped manifest (v0.26, not
+    // v0.27 that podsec has no manifest for, not the older v0.25) and that manifest's CNI plugin.
+    let flannel = [
+        format!("{SOURCE}/c10f/flannel:v0.25.7"),
+        format!("{SOURCE}/c10f/flannel:{FLANNEL}"),
+        format!("{SOURCE}/c10f/flannel:v0.27.0"),
+        format!("{SOURCE}/c10f/flannel-cni-plugin:{CNI_PLUGIN}"),
+    ];
+    source_registry(&node, &[source_images.as_slice(), &flannel].concat());
 
     let dpkg_before = node.root_ok("sha256sum /var/lib/dpkg/status /usr/bin/kubeadm");
     let dir = node.sandbox.share().join("k8s");
@@ -166,20 +177,25 @@ fn saved_loaded_and_signed_images_are_exactly_what_the_node_pulls_and_its_policy
         text(&out.stderr)
     );
     assert!(
-        text(&out.stdout).contains("7 of 7 images pushed and signed"),
+        text(&out.stdout).contains("9 of 9 images pushed and signed"),
         "{}",
         text(&out.stdout)
     );
 
-    // What the node pulls: kubeadm's images for the node's repository and version, and the
-    // pause image its CRI-O was configured with (the stand-in's record of a real start).
-    let node_images: BTreeSet<String> = node
+    // What the node pulls: kubeadm's images for the node's repository and version, flannel's
+    // two, and the pause image its CRI-O was configured with (the stand-in's record of a real
+    // start).
+    let mut node_images: BTreeSet<String> = node
         .root_ok(&format!(
             "/usr/bin/kubeadm config images list --kubernetes-version {VERSION} --image-repository registry.local/c10f"
         ))
         .lines()
         .map(str::to_string)
         .collect();
+    node_images.insert(format!("registry.local/c10f/flannel:{FLANNEL}"));
+    node_images.insert(format!(
+        "registry.local/c10f/flannel-cni-plugin:{CNI_PLUGIN}"
+    ));
     node.root_ok("u7s-start-stop start --namespace-only >/dev/null");
     let crio = node.record("crio");
     node.root_ok("u7s-start-stop stop >/dev/null");

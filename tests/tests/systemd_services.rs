@@ -20,6 +20,16 @@ fn started(machine: &Machine, unit: &str) -> [String; 3] {
     .map(|property| machine.property(unit, property))
 }
 
+/// The PIDs of nginx's worker processes (the children of its main process).
+fn nginx_workers(machine: &Machine) -> Vec<String> {
+    let master = machine.property(NGINX, "MainPID");
+    machine
+        .sh_ok(&format!("pgrep -P {master}"))
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
 /// The HTTP status of `curl` inside the machine (names resolved through its /etc/hosts).
 fn status(machine: &Machine, args: &str) -> String {
     machine
@@ -80,6 +90,7 @@ fn create_services_enables_and_starts_units_once_and_restarts_only_what_changed(
     assert_eq!(started(&machine, REGISTRY), registry);
     assert_eq!(started(&machine, NGINX), nginx);
     let reloads = machine.property(NGINX, "ExecReload");
+    let workers = nginx_workers(&machine);
 
     // Push credentials change nginx's site only: nginx is reloaded (same master process, the
     // new rule in force), the registry is left alone.
@@ -98,6 +109,13 @@ fn create_services_enables_and_starts_units_once_and_restarts_only_what_changed(
         "{out}"
     );
     assert_eq!(started(&machine, NGINX), nginx, "nginx was restarted");
+    // The command returned once the reload was in force: the workers are new ones, none of the
+    // old ones (with the old rules) is left to answer the next request.
+    let renewed = nginx_workers(&machine);
+    assert!(
+        !renewed.is_empty() && renewed.iter().all(|pid| !workers.contains(pid)),
+        "old {workers:?}, now {renewed:?}"
+    );
     assert_ne!(
         machine.property(NGINX, "ExecReload"),
         reloads,

@@ -39,6 +39,32 @@ fn parse_start_time(stat: &[u8]) -> Option<u64> {
     rest.split_ascii_whitespace().nth(22 - 3)?.parse().ok()
 }
 
+/// The parent of a process from its stat line (field 4, counted like the start time).
+fn parse_parent(stat: &[u8]) -> Option<i32> {
+    let close = stat.iter().rposition(|b| *b == b')')?;
+    let rest = std::str::from_utf8(&stat[close + 1..]).ok()?;
+    rest.split_ascii_whitespace().nth(4 - 3)?.parse().ok()
+}
+
+/// The processes whose parent is `pid` (a master's workers), from every `/proc/<n>/stat`:
+/// `/proc/<pid>/task/*/children` needs a kernel option that not every kernel has.
+pub fn children(pid: i32) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut children: Vec<i32> = entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|child| {
+            std::fs::read(format!("/proc/{child}/stat"))
+                .ok()
+                .and_then(|stat| parse_parent(&stat))
+                == Some(pid)
+        })
+        .collect();
+    children.sort_unstable();
+    children
+}
+
 impl Process {
     /// A pidfd for `pid`; `None` when there is no such process.
     pub fn open(pid: i32) -> std::io::Result<Option<Process>> {
@@ -121,6 +147,22 @@ mod tests {
             b"123 (a) b (c)) S 1 123 123 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10\n";
         assert_eq!(parse_start_time(line), Some(987654));
         assert_eq!(parse_start_time(b"123 (x) S 1"), None);
+        assert_eq!(parse_parent(line), Some(1));
+        assert_eq!(parse_parent(b"123 (x)"), None);
+    }
+
+    #[test]
+    fn children_are_the_processes_a_parent_started() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        assert!(children(std::process::id() as i32).contains(&pid));
+        assert!(!children(1).contains(&pid));
+        child.kill().unwrap();
+        let _ = child.wait();
+        assert!(!children(std::process::id() as i32).contains(&pid));
     }
 
     #[test]

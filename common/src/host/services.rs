@@ -5,8 +5,12 @@ use std::fs::OpenOptions;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
-use super::process::Process;
+use super::process::{self, Process};
+
+/// How long a master process may take to replace its workers after a reload.
+const RELOAD_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -17,6 +21,14 @@ pub enum ServiceError {
     },
     #[error("{command} failed: {detail}")]
     Failed { command: String, detail: String },
+    #[error(
+        "{unit}: its main process (pid {pid}) started no workers with the new configuration within {seconds} s; its error log says why"
+    )]
+    NotReloaded {
+        unit: String,
+        pid: i32,
+        seconds: u64,
+    },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -65,10 +77,26 @@ pub enum UnitAction {
     Unchanged,
 }
 
+/// When a reload has taken effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReloadDone {
+    /// When the reload command returns (a restart, or a daemon that rereads synchronously).
+    OnReturn,
+    /// When the main process runs workers started after the reload and the old ones are gone
+    /// (nginx: `nginx -s reload` only sends a signal, so the next request may still meet an
+    /// old worker with the old configuration).
+    WorkersReplaced,
+}
+
 /// A system unit enabled and running with its current configuration: started when it is not
 /// active, reloaded (or restarted, for a unit without reload) only when `changed`, never
-/// started twice. The caller runs `systemctl daemon-reload` first when unit files changed.
-pub fn systemd_ensure(unit: &str, changed: bool) -> Result<UnitAction, ServiceError> {
+/// started twice; it returns once the reload is `done`. The caller runs
+/// `systemctl daemon-reload` first when unit files changed.
+pub fn systemd_ensure(
+    unit: &str,
+    changed: bool,
+    done: ReloadDone,
+) -> Result<UnitAction, ServiceError> {
     let active = Command::new("systemctl")
         .args(["is-active", "--quiet", unit])
         .status()
@@ -79,10 +107,70 @@ pub fn systemd_ensure(unit: &str, changed: bool) -> Result<UnitAction, ServiceEr
     }
     run("systemctl", &["enable", unit])?;
     if changed {
+        let master = systemd_main_pid(unit).filter(|_| done == ReloadDone::WorkersReplaced);
+        let workers = master.map(process::children).unwrap_or_default();
         run("systemctl", &["reload-or-restart", unit])?;
+        // A new main process was restarted, not reloaded: systemd waited for it.
+        if let Some(master) = master.filter(|pid| systemd_main_pid(unit) == Some(*pid)) {
+            await_new_workers(unit, master, &workers, RELOAD_TIMEOUT)?;
+        }
         Ok(UnitAction::Reloaded)
     } else {
         Ok(UnitAction::Unchanged)
+    }
+}
+
+/// The main process of an active unit.
+fn systemd_main_pid(unit: &str) -> Option<i32> {
+    run(
+        "systemctl",
+        &["show", "--property=MainPID", "--value", unit],
+    )
+    .ok()?
+    .trim()
+    .parse()
+    .ok()
+    .filter(|pid| *pid > 0)
+}
+
+/// Reloads a master process that forks workers (`reload` signals it) and returns once it
+/// serves with workers started after the signal: an error when none come, and up to the same
+/// bound for the old workers to finish (idle connections end at once, a long upload may not;
+/// the old workers stopped accepting when told to quit).
+pub fn reload_workers(
+    name: &str,
+    master: i32,
+    reload: impl FnOnce() -> Result<(), ServiceError>,
+) -> Result<(), ServiceError> {
+    let workers = process::children(master);
+    reload()?;
+    await_new_workers(name, master, &workers, RELOAD_TIMEOUT)
+}
+
+fn await_new_workers(
+    name: &str,
+    master: i32,
+    old: &[i32],
+    timeout: Duration,
+) -> Result<(), ServiceError> {
+    let deadline = Instant::now() + timeout;
+    let mut renewed = false;
+    while Instant::now() < deadline {
+        let now = process::children(master);
+        renewed |= now.iter().any(|pid| !old.contains(pid));
+        if renewed && !now.iter().any(|pid| old.contains(pid)) {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if renewed {
+        Ok(())
+    } else {
+        Err(ServiceError::NotReloaded {
+            unit: name.into(),
+            pid: master,
+            seconds: timeout.as_secs(),
+        })
     }
 }
 
@@ -196,6 +284,67 @@ fn stop_in(dir: &Path, name: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A master that forks one worker and, on SIGHUP, a new one before stopping the old
+    /// (nginx's order) — or that ignores SIGHUP.
+    fn master(replaces_on_hup: bool) -> std::process::Child {
+        let script = if replaces_on_hup {
+            "trap 'old=$w; sleep 60 & w=$!; kill $old' HUP; sleep 60 & w=$!; while :; do wait; done"
+        } else {
+            "trap '' HUP; sleep 60 & while :; do wait; done"
+        };
+        let child = Command::new("sh").args(["-c", script]).spawn().unwrap();
+        let pid = child.id() as i32;
+        while process::children(pid).is_empty() {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        child
+    }
+
+    fn stop(mut master: std::process::Child) {
+        for worker in process::children(master.id() as i32) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(worker),
+                nix::sys::signal::SIGKILL,
+            );
+        }
+        master.kill().unwrap();
+        let _ = master.wait();
+    }
+
+    fn hangup(pid: i32) -> Result<(), ServiceError> {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGHUP).unwrap();
+        Ok(())
+    }
+
+    #[test]
+    fn a_reload_is_done_when_new_workers_replaced_the_old() {
+        let child = master(true);
+        let pid = child.id() as i32;
+        let before = process::children(pid);
+        reload_workers("master", pid, || hangup(pid)).unwrap();
+        let after = process::children(pid);
+        assert_eq!(after.len(), 1, "{after:?}");
+        assert!(!before.contains(&after[0]), "{before:?} {after:?}");
+        stop(child);
+    }
+
+    #[test]
+    fn a_master_that_keeps_its_old_workers_was_not_reloaded() {
+        let child = master(false);
+        let pid = child.id() as i32;
+        let workers = process::children(pid);
+        hangup(pid).unwrap();
+        let err =
+            await_new_workers("master", pid, &workers, Duration::from_millis(300)).unwrap_err();
+        assert!(
+            err.to_string().starts_with(&format!(
+                "master: its main process (pid {pid}) started no workers"
+            )),
+            "{err}"
+        );
+        stop(child);
+    }
 
     #[test]
     fn a_stale_pid_file_never_signals_another_process() {
