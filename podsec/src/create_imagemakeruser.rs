@@ -305,13 +305,20 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
         0o644,
         Owner::new(0, 0),
     )?;
+    // The address clients fetch from: the one sigstore.local is bound to here.
+    let address = std::fs::read_to_string("/etc/hosts")
+        .ok()
+        .and_then(|hosts| podsec_common::host::hosts::address_of(&hosts, "sigstore.local"))
+        .unwrap_or_else(|| tr!("<server address>").to_string());
     println!(
         "{}",
         tr!(
-            "Published {dir}/policy.json: run podsec-create-policy <server address> on the other nodes to fetch it",
-            dir = KEYS_DIR
+            "Published {dir}/policy.json: run podsec-create-policy {address} on the other nodes to fetch it",
+            dir = KEYS_DIR,
+            address = address
         )
     );
+    crate::create_policy::print_pins(&address);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -133,7 +133,26 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
                 address = address
             )
         );
-        Some(fetch::trust_bundle(address, &pins)?)
+        let bundle = fetch::trust_bundle(address, &pins)?;
+        println!(
+            "{}",
+            tr!(
+                "Fetched policy.json with SHA-256 {digest}; keys with fingerprints {fingerprints}",
+                digest = bundle.pins.policy_sha256,
+                fingerprints = bundle.pins.key_fingerprints.join(" ")
+            )
+        );
+        if pins.policy_sha256.is_none() || pins.key_fingerprints.is_empty() {
+            eprintln!(
+                "{}",
+                tr!(
+                    "WARNING: the keys and policy came over plain HTTP and were not pinned: whoever answered as {address} decides which images this node trusts. Compare the digest and fingerprints above with what the server printed, and pin them: podsec-create-policy {options} {address}",
+                    address = address,
+                    options = bundle.pins.options()
+                )
+            );
+        }
+        Some(bundle)
     };
 
     users::ensure_group(GROUP_PODMAN, true)?;
@@ -199,7 +218,30 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
         conf.install(edited.as_bytes(), 0o644)?,
     );
     alt_only_steps()?;
+    if is_server {
+        print_pins(&address.to_string());
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// On the server: how clients pin what it publishes (nothing before the first image maker).
+/// A report once the work is done: a failure to compute it is said, not fatal.
+pub fn print_pins(address: &str) {
+    match fetch::published_pins(Path::new(KEYS_DIR)) {
+        Ok(Some(pins)) => println!(
+            "{}",
+            tr!(
+                "Clients pin this server's policy and keys with: podsec-create-policy {options} {address}",
+                options = pins.options(),
+                address = address
+            )
+        ),
+        Ok(None) => {}
+        Err(e) => eprintln!(
+            "{}",
+            tr!("Note: no pins for clients: {error}", error = e.to_string())
+        ),
+    }
 }
 
 fn report(what: &str, outcome: Outcome) {

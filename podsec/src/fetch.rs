@@ -51,6 +51,77 @@ pub struct Pins {
 pub struct TrustBundle {
     pub keys: BTreeMap<String, Vec<u8>>,
     pub policy_text: String,
+    /// What the bundle is, in the form a client pins it.
+    pub pins: TrustPins,
+}
+
+/// A trust bundle as a client pins it: the policy's SHA-256 and every key's primary
+/// fingerprints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustPins {
+    pub policy_sha256: String,
+    pub key_fingerprints: Vec<String>,
+}
+
+impl TrustPins {
+    /// The podsec-create-policy options that accept exactly this bundle.
+    pub fn options(&self) -> String {
+        let mut options = format!("--expect-policy-sha256 {}", self.policy_sha256);
+        for fingerprint in &self.key_fingerprints {
+            options.push_str(&format!(" --expect-key-fingerprint {fingerprint}"));
+        }
+        options
+    }
+
+    fn new(policy: &[u8], fingerprints: &BTreeMap<String, Vec<String>>) -> TrustPins {
+        let mut key_fingerprints: Vec<String> = Vec::new();
+        for fingerprint in fingerprints.values().flatten() {
+            if !key_fingerprints.contains(fingerprint) {
+                key_fingerprints.push(fingerprint.clone());
+            }
+        }
+        TrustPins {
+            policy_sha256: hex(&Sha256::digest(policy)),
+            key_fingerprints,
+        }
+    }
+}
+
+/// Each key's primary fingerprints.
+fn fingerprints_by_key(
+    keys: &BTreeMap<String, Vec<u8>>,
+) -> Result<BTreeMap<String, Vec<String>>, FetchError> {
+    keys.iter()
+        .map(|(name, bytes)| Ok((name.clone(), key_fingerprints(name, bytes)?)))
+        .collect()
+}
+
+/// What the server publishes in `dir` (its keys directory), as clients pin it; `None` while
+/// it publishes no policy (no image maker yet).
+pub fn published_pins(dir: &std::path::Path) -> Result<Option<TrustPins>, FetchError> {
+    let read = |path: std::path::PathBuf| {
+        std::fs::read(&path).map_err(|e| FetchError::BadKey {
+            name: path.display().to_string(),
+            detail: e.to_string(),
+        })
+    };
+    let policy_path = dir.join("policy.json");
+    if !policy_path.is_file() {
+        return Ok(None);
+    }
+    let policy = read(policy_path)?;
+    let mut keys = BTreeMap::new();
+    let entries = std::fs::read_dir(dir).map_err(|e| FetchError::BadKey {
+        name: dir.display().to_string(),
+        detail: e.to_string(),
+    })?;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".pgp") && acceptable_name(&name) {
+            keys.insert(name, read(entry.path())?);
+        }
+    }
+    Ok(Some(TrustPins::new(&policy, &fingerprints_by_key(&keys)?)))
 }
 
 #[derive(serde::Deserialize)]
@@ -137,13 +208,14 @@ pub fn trust_bundle(address: IpAddr, pins: &Pins) -> Result<TrustBundle, FetchEr
             });
         }
     }
+    let fingerprints = fingerprints_by_key(&keys)?;
+    let found = TrustPins::new(&policy_bytes, &fingerprints);
     let policy_text =
         String::from_utf8(policy_bytes).map_err(|e| FetchError::BadPolicy(e.to_string()))?;
     check_policy(&policy_text, &keys)?;
-    for (name, bytes) in &keys {
-        let fingerprints = key_fingerprints(name, bytes)?;
-        if !pins.key_fingerprints.is_empty() {
-            for fingerprint in fingerprints {
+    if !pins.key_fingerprints.is_empty() {
+        for (name, found) in &fingerprints {
+            for fingerprint in found.iter().cloned() {
                 let pinned = pins
                     .key_fingerprints
                     .iter()
@@ -157,7 +229,11 @@ pub fn trust_bundle(address: IpAddr, pins: &Pins) -> Result<TrustBundle, FetchEr
             }
         }
     }
-    Ok(TrustBundle { keys, policy_text })
+    Ok(TrustBundle {
+        keys,
+        policy_text,
+        pins: found,
+    })
 }
 
 /// Rejects by default; every signedBy key is one of the published keys, under /var/sigstore/keys.

@@ -504,11 +504,39 @@ fn a_second_node_fetches_keys_and_policy_and_enforces_them() {
 
     let published = server.root_ok("sha256sum /var/sigstore/keys/policy.json | cut -d' ' -f1");
     let fingerprint = server.root_ok(&format!("gpg --show-keys --with-colons /var/sigstore/keys/{MAKER}.pgp | awk -F: '/^fpr/{{print $10; exit}}'"));
-    client.root_ok(&format!(
+    // The server says how to pin what it publishes; the client runs exactly that.
+    let pin_command = format!(
         "podsec-create-policy --expect-policy-sha256 {} --expect-key-fingerprint {} 192.0.2.1",
         published.trim(),
         fingerprint.trim()
-    ));
+    );
+    let said = server.root_ok("podsec-create-policy 192.0.2.1");
+    assert!(
+        said.lines()
+            .any(|line| line.ends_with(&format!("with: {pin_command}"))),
+        "{said}"
+    );
+    let out = client.root(&pin_command);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains(&format!("SHA-256 {}", published.trim())),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(
+        !text(&out.stderr).contains("WARNING"),
+        "{}",
+        text(&out.stderr)
+    );
+    // Unpinned, it still works, and says loudly what it took and how to pin it.
+    let out = client.root("podsec-create-policy 192.0.2.1");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).starts_with("WARNING: the keys and policy came over plain HTTP")
+            && text(&out.stderr).trim_end().ends_with(&pin_command),
+        "{}",
+        text(&out.stderr)
+    );
     assert_eq!(
         client.root_ok("cat /etc/containers/policy.json"),
         server.root_ok("cat /var/sigstore/keys/policy.json"),
@@ -760,7 +788,27 @@ fn upstream_defects_stay_fixed() {
         "root:root 755\nroot:root 755\nroot:root 644\nroot:root 644\n"
     );
     // ... and one maker cannot remove another's signature directory in the shared store.
-    server.root_ok("podsec-create-imagemakeruser --batch --email other@registry.local other@registry.local/other");
+    let said = server.root_ok("podsec-create-imagemakeruser --batch --email other@registry.local other@registry.local/other");
+    // It says how clients pin the new policy and both keys, at the address they fetch from.
+    let digest = server.root_ok("sha256sum /var/sigstore/keys/policy.json | cut -d' ' -f1");
+    let pin = said
+        .lines()
+        .find_map(|line| line.strip_prefix("Clients pin this server's policy and keys with: "))
+        .unwrap_or_else(|| panic!("{said}"));
+    assert!(
+        pin.starts_with(&format!(
+            "podsec-create-policy --expect-policy-sha256 {} ",
+            digest.trim()
+        )) && pin.ends_with(&format!(" {SERVER_IP}")),
+        "{pin}"
+    );
+    for maker in ["imagemaker", "other"] {
+        let fingerprint = server.root_ok(&format!("gpg --show-keys --with-colons /var/sigstore/keys/{maker}.pgp | awk -F: '/^fpr/{{print $10; exit}}'"));
+        assert!(
+            pin.contains(&format!("--expect-key-fingerprint {}", fingerprint.trim())),
+            "{maker}: {pin}"
+        );
+    }
     let out = server
         .sandbox
         .command("sh")
