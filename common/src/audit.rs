@@ -7,6 +7,13 @@
 
 use std::borrow::Cow;
 
+/// Where a control plane's API server audits (upstream's paths): the directory, root-owned
+/// and sticky so that the API server (u7s-admin) can write and rotate its log in it but not
+/// replace the policy; the policy; the log that podsec-inotify-check-kubeapi reads.
+pub const AUDIT_DIR: &str = "/etc/kubernetes/audit";
+pub const POLICY_PATH: &str = "/etc/kubernetes/audit/policy.yaml";
+pub const LOG_PATH: &str = "/etc/kubernetes/audit/audit.log";
+
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// One audit event.

@@ -6,6 +6,7 @@
 //! lost events on rotation, died on a bad line and restart-looped where no audit log exists;
 //! see [`follow`] and [`state`] for how this one reads and records exactly once.
 
+mod audit_setup;
 mod follow;
 mod state;
 
@@ -46,6 +47,8 @@ const MALFORMED_REPORT: Duration = Duration::from_secs(60);
     group(ArgGroup::new("mode").required(true).args(["daemon", "mail", "once"])),
     after_help = "Each such request is logged as `Critical: [\"<time>\",\"<source IP>\",\"<message>\"]`; \
 401 and 403 are marked as access denied.\n\
+Every running kube-apiserver must audit as podsec set it up (its audit flags, the host's root-owned \
+audit directory and policy in its view); each departure is a Critical line, and --once then exits 2.\n\
 Environment:\n  MAILTO    address for -m (default root)\nMust be run as root."
 )]
 pub struct Args {
@@ -62,7 +65,7 @@ pub struct Args {
     #[arg(
         long,
         value_name = "path",
-        default_value = "/etc/kubernetes/audit/audit.log"
+        default_value = podsec_common::audit::LOG_PATH
     )]
     pub audit_log: PathBuf,
     /// State directory (forbidden.log, position); for tests and benchmarks
@@ -136,9 +139,14 @@ pub fn run(args: Args) -> Result<ExitCode, KubeapiError> {
     if args.daemon {
         install_stop_handler();
     }
+    let tampered = recorder.setup.check(&logger);
     let result = follow(&args.audit_log, &mut recorder, args.daemon);
     recorder.report_malformed();
-    result
+    match result {
+        // A run's unit fails when the API server's audit was tampered with.
+        Ok(code) if tampered && !args.daemon && code == ExitCode::SUCCESS => Ok(ExitCode::from(2)),
+        result => result,
+    }
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -176,6 +184,8 @@ struct Recorder<'a> {
     code_key: memchr::memmem::Finder<'static>,
     /// Events whose syslog line went out before a crash (see [`state`]): not sent again.
     journaled: std::collections::HashSet<String>,
+    /// Whether the API server audits as podsec set it up.
+    setup: audit_setup::Watch,
 }
 
 impl<'a> Recorder<'a> {
@@ -193,6 +203,7 @@ impl<'a> Recorder<'a> {
             reported_malformed: 0,
             last_report: Instant::now(),
             code_key: memchr::memmem::Finder::new(CODE_KEY),
+            setup: audit_setup::Watch::default(),
         }
     }
 
@@ -388,6 +399,7 @@ fn follow(
         if recorder.last_report.elapsed() >= MALFORMED_REPORT {
             recorder.report_malformed();
         }
+        recorder.setup.check(recorder.logger);
         if sleep_or_stop() {
             return Ok(ExitCode::SUCCESS);
         }

@@ -179,4 +179,25 @@ fn once_records_exactly_the_requests_a_real_apiserver_refused() {
     // Exactly once: a second run adds nothing.
     ok(&sandbox, None, &[COMMAND, "--once"]);
     assert_eq!(sandbox.sh_ok(&format!("cat {FORBIDDEN}")), recorded);
+
+    // An audit directory others may write: the policy of the running API server could be
+    // replaced. The run fails and journald has the Critical line; made safe, it passes again.
+    sandbox.sh_ok("chmod 0777 /etc/kubernetes/audit");
+    let out = sandbox
+        .command(COMMAND)
+        .arg("--once")
+        .env("PATH", &path_with_commands())
+        .output();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let journal = sandbox.sh_ok(&format!(
+        "for i in $(seq 50); do journalctl -t {COMMAND} --no-pager -o cat | grep -q 'not as podsec' && break; sleep 0.1; done; journalctl -t {COMMAND} --no-pager -o cat"
+    ));
+    assert!(
+        journal.lines().any(|line| line.starts_with(
+            "Critical: the API server's audit is not as podsec set it up: /etc/kubernetes/audit is not root's protected directory"
+        )),
+        "{journal}"
+    );
+    sandbox.sh_ok("chmod 0755 /etc/kubernetes/audit");
+    ok(&sandbox, None, &[COMMAND, "--once"]);
 }

@@ -11,6 +11,7 @@
 use std::time::Duration;
 
 use podsec_tests::node::{FOREIGN_POD, NODE_IP, NODE_NAME, PLATFORM, Pod, RealNode, UNSIGNED_POD};
+use podsec_tests::u7s::text;
 
 /// The workload: a signed busybox serving a page, a Service by name and a NodePort.
 const WORKLOAD: &str = r#"apiVersion: v1
@@ -141,6 +142,48 @@ fn a_rootless_node_runs_signed_pods_refuses_unsigned_ones_and_leaves_nothing_beh
         "httpd",
         "conmon",
     ]);
+
+    // The API server audits as podsec set it up, and u7s-admin cannot change that unseen: it
+    // owns /etc/kubernetes, so it can rename the root-owned audit directory away and make its
+    // own with a policy that records nothing. check-kubeapi sees it at once (the host's
+    // directory is not root's; the running API server's view is no longer the host's
+    // directory) and fails its run; put back, the check is clean again.
+    let audit_ok = |what: &str| {
+        let out = node.root("podsec-inotify-check-kubeapi --once");
+        let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        assert_eq!(out.status.code(), Some(0), "{what}: {said}");
+        assert!(
+            !said.contains("audit is not as podsec set it up"),
+            "{what}: {said}"
+        );
+    };
+    audit_ok("as installed");
+    assert_eq!(
+        node.root_ok("stat -c '%U:%G %a' /etc/kubernetes/audit /etc/kubernetes/audit/policy.yaml; test -s /etc/kubernetes/audit/audit.log && echo logging"),
+        "root:u7s-admin 1770\nroot:root 644\nlogging\n"
+    );
+    let out = node.as_user(
+        "u7s-admin",
+        "set -e; cd /etc/kubernetes; mv audit audit.moved; mkdir audit; \
+         printf 'apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: None\n' > audit/policy.yaml",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = node.root("podsec-inotify-check-kubeapi --once");
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    for finding in [
+        "/etc/kubernetes/audit is not root's protected directory",
+        "/etc/kubernetes/audit/policy.yaml is not a file only root may change",
+        "does not see the host's /etc/kubernetes/audit at /etc/kubernetes/audit",
+    ] {
+        assert!(said.contains(finding), "{finding}: {said}");
+    }
+    let out = node.as_user(
+        "u7s-admin",
+        "set -e; cd /etc/kubernetes; rm -r audit; mv audit.moved audit",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    audit_ok("put back");
 
     // Again and away: reset through the wrapper, stop u7s, a second init on the same host.
     let (status, log) = node.run_long(

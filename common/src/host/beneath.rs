@@ -167,6 +167,18 @@ impl Tree {
         Ok(Some(bytes))
     }
 
+    /// The device and inode of `relative` (a file or directory, reached as [`Tree::read`]
+    /// reaches it): whether two views name the same object, e.g. through a bind mount.
+    /// `None` when missing.
+    pub fn identity(&self, relative: &Path) -> Result<Option<(u64, u64)>, FileError> {
+        let full = self.path.join(relative);
+        let Some(fd) = self.open_chain(relative, FILE_FLAGS, &full, 0)? else {
+            return Ok(None);
+        };
+        let stat = fstat(&fd).map_err(|e| io(&full, e))?;
+        Ok(Some((stat.st_dev, stat.st_ino)))
+    }
+
     /// Like [`Tree::read`], as UTF-8 text.
     pub fn read_string(&self, relative: &Path, limit: u64) -> Result<Option<String>, FileError> {
         match self.read(relative, limit)? {

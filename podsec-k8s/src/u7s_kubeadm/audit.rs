@@ -9,9 +9,7 @@ use serde_norway::{Mapping, Value};
 
 /// The policy (root-owned in /etc/kubernetes/audit; see the file for what differs from upstream).
 pub const POLICY: &str = include_str!("../../data/audit/policy.yaml");
-pub const AUDIT_DIR: &str = "/etc/kubernetes/audit";
-pub const POLICY_PATH: &str = "/etc/kubernetes/audit/policy.yaml";
-pub const LOG_PATH: &str = "/etc/kubernetes/audit/audit.log";
+pub use podsec_common::audit::{AUDIT_DIR, LOG_PATH, POLICY_PATH};
 pub const APISERVER_MANIFEST: &str = "/etc/kubernetes/manifests/kube-apiserver.yaml";
 const VOLUME: &str = "audit";
 
