@@ -19,8 +19,6 @@ pub struct Command {
     pub main: fn(Vec<OsString>) -> ExitCode,
     /// The clap definition, for help listings, man pages and completions.
     pub definition: fn() -> clap::Command,
-    /// False while the command only says "not implemented yet".
-    pub implemented: bool,
     /// Where `make install` links it.
     pub placement: Placement,
 }
@@ -85,7 +83,7 @@ impl Package {
         let mut text = crate::tr!(
             "{name} {version}: multicall binary of the {name} package\n\n\
              Usage: <command> [ARGS]...   (through the installed link)\n       \
-             {name} <command> [ARGS]...\n       {name} --list | --list-u7s | --status | --help | --version | --generate man|man-ru|bash|pot DIR\n\nCommands:\n",
+             {name} <command> [ARGS]...\n       {name} --list | --list-u7s | --help | --version | --generate man|man-ru|bash|pot DIR\n\nCommands:\n",
             name = self.name,
             version = self.version
         );
@@ -96,12 +94,7 @@ impl Package {
                 .unwrap_or_default();
             let about = crate::i18n::translate_message(&about);
             let about = about.split(':').next().unwrap_or_default();
-            let status = if command.implemented {
-                String::new()
-            } else {
-                format!(" [{}]", crate::tr!("not implemented yet"))
-            };
-            text.push_str(&format!("  {:<42} {about}{status}\n", command.name));
+            text.push_str(&format!("  {:<42} {about}\n", command.name));
         }
         text
     }
@@ -170,17 +163,6 @@ pub fn multicall(package: &Package) -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Some("--status") => {
-            for command in package.commands {
-                let status = if command.implemented {
-                    "done"
-                } else {
-                    "not implemented yet"
-                };
-                println!("{}\t{status}", command.name);
-            }
-            ExitCode::SUCCESS
-        }
         Some(name) => match package.find(name) {
             Some(command) => {
                 let mut rest: Vec<OsString> = args.split_off(2);
@@ -450,17 +432,6 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
     text.replace('\n', " ")
 }
 
-/// What a command whose work a later release brings does: say so and exit with `code`
-/// (2, or 3 = UNKNOWN for Nagios plugins). Never a fake success.
-pub fn not_implemented(name: &str, code: u8) -> ExitCode {
-    let _ = writeln!(
-        std::io::stderr(),
-        "{name}: {}",
-        crate::tr!("not implemented yet")
-    );
-    ExitCode::from(code)
-}
-
 /// Refusal of a root-only command run by another user.
 #[derive(Debug, thiserror::Error)]
 #[error("must be run as root (effective uid 0); the current effective uid is {uid}")]
@@ -482,7 +453,7 @@ pub fn require_root() -> Result<(), NotRoot> {
 }
 
 /// `command!(module)` or `command!(module, aliases = ["kubeadm"])`: the [`Command`] entry of a
-/// command module that has `NAME`, `IMPLEMENTED`, `Args` (clap) and `main`.
+/// command module that has `NAME`, `Args` (clap) and `main`.
 #[macro_export]
 macro_rules! command {
     ($module:ident) => {
@@ -494,7 +465,6 @@ macro_rules! command {
             aliases: &[$($alias),*],
             main: $module::main,
             definition: <$module::Args as $crate::clap::CommandFactory>::command,
-            implemented: $module::IMPLEMENTED,
             placement: $crate::cli::Placement::Bin,
         }
     };
@@ -504,7 +474,6 @@ macro_rules! command {
             aliases: &[],
             main: $module::main,
             definition: <$module::Args as $crate::clap::CommandFactory>::command,
-            implemented: $module::IMPLEMENTED,
             placement: $crate::cli::Placement::U7sLibexec,
         }
     };

@@ -19,8 +19,6 @@ use crate::check_containers::escape;
 use crate::trivy::{self, Scanner, TrivyError};
 
 pub const NAME: &str = "podsec-inotify-build-invulnerable-image";
-/// Whether the command does its job yet (see `--status`).
-pub const IMPLEMENTED: bool = true;
 
 /// Build an image with podman (when a Dockerfile is given) and scan it with trivy; a built image
 /// with HIGH or CRITICAL vulnerabilities is removed. With only an image name, scan that image.

@@ -28,8 +28,6 @@ pub use watcher::{Findings, Watcher, kernel_max_watches};
 use crate::storage;
 
 pub const NAME: &str = "podsec-inotify-check-containers";
-/// Whether the command does its job yet (see `--status`).
-pub const IMPLEMENTED: bool = true;
 
 /// Watch the writable layers of the containers of root, of every rootless user and of
 /// u7s-admin with inotify, and log each change: in home directories and /etc as Warning,

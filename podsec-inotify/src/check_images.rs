@@ -37,8 +37,6 @@ use fetch::Fetcher;
 use verify::{Class, KeyCache, SignatureSource, Stored, Verdict};
 
 pub const NAME: &str = "podsec-inotify-check-images";
-/// Whether the command does its job yet (see `--status`).
-pub const IMPLEMENTED: bool = true;
 
 const WORDING: Wording = Wording {
     ok: "The images of all users comply with the containerization policies",

@@ -26,8 +26,6 @@ use follow::{Sink, Source, find_holder, open_audit};
 use state::{Cursor, StateDir};
 
 pub const NAME: &str = "podsec-inotify-check-kubeapi";
-/// Whether the command does its job yet (see `--status`).
-pub const IMPLEMENTED: bool = true;
 
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/podsec/u7s/log/kubeapi";
 pub const MAIL_SUBJECT: &str = "Detected requests to the kubernetes cluster with excess authority";

@@ -37,8 +37,6 @@ use crate::plugin::{self, Finding, PluginCommand, Report, Wording, quoted};
 use crate::plugin_args::PluginArgs;
 
 pub const NAME: &str = "podsec-inotify-check-policy";
-/// Whether the command does its job yet (see `--status`).
-pub const IMPLEMENTED: bool = true;
 
 /// The signature store every user should read by default.
 pub const SIGSTORE_URL: &str = "http://sigstore.local:81/sigstore/";

@@ -23,8 +23,6 @@ use crate::storage::{self, Driver, ImageRecord, Owner, Store};
 use crate::trivy::{self, Outcome, Report, Scanner, TrivyError};
 
 pub const NAME: &str = "podsec-inotify-check-vuln";
-/// Whether the command does its job yet (see `--status`).
-pub const IMPLEMENTED: bool = true;
 
 /// Scan the images of the caller (all users' when run as root) for HIGH and CRITICAL
 /// vulnerabilities on the trivy server, log the findings and mail them.

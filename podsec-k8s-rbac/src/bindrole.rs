@@ -12,8 +12,6 @@ use crate::binding_args::{BindingArgs, Target};
 use crate::error::Error;
 
 pub const NAME: &str = "podsec-k8s-rbac-bindrole";
-/// Whether the command does its job yet (see `--status`).
-pub const IMPLEMENTED: bool = true;
 
 /// Create a RoleBinding or ClusterRoleBinding for a user, or add the user to an existing one
 /// that refers to the same role.

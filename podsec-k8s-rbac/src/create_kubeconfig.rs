@@ -25,8 +25,6 @@ use crate::names;
 use crate::user_kubeconfig;
 
 pub const NAME: &str = "podsec-k8s-rbac-create-kubeconfig";
-/// Whether the command does its job yet (see `--status`).
-pub const IMPLEMENTED: bool = true;
 
 pub const SIGNER: &str = "kubernetes.io/kube-apiserver-client";
 

@@ -18,8 +18,6 @@ use crate::error::Error;
 use crate::user_kubeconfig;
 
 pub const NAME: &str = "podsec-k8s-rbac-create-remoteplace";
-/// Whether the command does its job yet (see `--status`).
-pub const IMPLEMENTED: bool = true;
 
 /// Runs on the remote side under the user's login shell; reads the kubeconfig from stdin.
 /// mktemp keeps a half-copied file from ever being ~/.kube/config.

@@ -13,8 +13,6 @@ use crate::names;
 use crate::user_kubeconfig;
 
 pub const NAME: &str = "podsec-k8s-rbac-create-user";
-/// Whether the command does its job yet (see `--status`).
-pub const IMPLEMENTED: bool = true;
 
 /// The group upstream puts every cluster user in.
 pub const K8S_GROUP: &str = "k8s";

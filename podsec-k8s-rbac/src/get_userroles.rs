@@ -21,8 +21,6 @@ use crate::error::{Error, is_not_found};
 use crate::{csr, names, user_kubeconfig};
 
 pub const NAME: &str = "podsec-k8s-rbac-get-userroles";
-/// Whether the command does its job yet (see `--status`).
-pub const IMPLEMENTED: bool = true;
 
 /// Print, as JSON, the cluster roles and the roles per namespace a user is bound to, each with
 /// the command that removes the binding.

@@ -12,8 +12,6 @@ use crate::binding_args::{BindingArgs, Target};
 use crate::error::Error;
 
 pub const NAME: &str = "podsec-k8s-rbac-unbindrole";
-/// Whether the command does its job yet (see `--status`).
-pub const IMPLEMENTED: bool = true;
 
 /// Remove a user from a RoleBinding or ClusterRoleBinding; the binding is deleted when no
 /// subject is left.

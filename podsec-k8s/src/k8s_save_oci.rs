@@ -34,8 +34,6 @@ use crate::u7s_kubeadm::resolve::{
 };
 
 pub const NAME: &str = "podsec-k8s-save-oci";
-/// Whether the command does its job yet (see `--status`).
-pub const IMPLEMENTED: bool = true;
 /// The registry of ALT's Kubernetes images.
 pub const ALT_REGISTRY: &str = "registry.altlinux.org";
 /// The native kubeadm that lists a version's images (pause, etcd and coredns tags are

@@ -24,8 +24,6 @@ use crate::layout::{self, GROUP_PODMAN, GROUP_PODMAN_DEV, KEYS_DIR, SIGNATURES_D
 use crate::signature_store::{self, StoreError};
 
 pub const NAME: &str = "podsec-create-imagemakeruser";
-/// Whether the command does its job yet (see `--status`).
-pub const IMPLEMENTED: bool = true;
 
 pub const DEFAULT_USER: &str = "imagemaker";
 pub const DEFAULT_SCOPE: &str = "registry.local";

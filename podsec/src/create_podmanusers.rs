@@ -20,8 +20,6 @@ use podsec_common::tr;
 use crate::layout::GROUP_PODMAN;
 
 pub const NAME: &str = "podsec-create-podmanusers";
-/// Whether the command does its job yet (see `--status`).
-pub const IMPLEMENTED: bool = true;
 
 /// The storage.conf of a podman user. podman insists on an explicit driver once the file
 /// exists: overlay (native rootless overlay), or vfs where the home directory itself lies on

@@ -26,8 +26,6 @@ use crate::registries_conf;
 use crate::signature_store::{self, StoreError};
 
 pub const NAME: &str = "podsec-create-policy";
-/// Whether the command does its job yet (see `--status`).
-pub const IMPLEMENTED: bool = true;
 
 /// Set up the image-trust policy of this node for the registry and signature server at IP.
 ///

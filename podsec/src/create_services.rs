@@ -29,8 +29,6 @@ use crate::layout::SIGSTORE_ROOT;
 use crate::registry_migration::{self, MigrationError, Plan};
 
 pub const NAME: &str = "podsec-create-services";
-/// Whether the command does its job yet (see `--status`).
-pub const IMPLEMENTED: bool = true;
 
 pub const REGISTRY_CONFIG: &str = "/etc/podsec/registry/config.yml";
 pub const REGISTRY_STORAGE: &str = "/var/lib/podsec/registry";

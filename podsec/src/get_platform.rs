@@ -10,8 +10,6 @@ use podsec_common::profile::OsRelease;
 use podsec_common::tr;
 
 pub const NAME: &str = "podsec-get-platform";
-/// Whether the command does its job yet (see `--status`).
-pub const IMPLEMENTED: bool = true;
 pub const PLATFORM_VARIABLE: &str = "U7S_PLATFORM";
 
 /// Print the platform of this host (c10f, p10, p11, sisyphus, ...), the path prefix of its

@@ -32,8 +32,6 @@ use crate::registry::{Registry, RegistryError};
 use crate::signature_store::{self, StoreError};
 
 pub const NAME: &str = "podsec-load-sign-oci";
-/// Whether the command does its job yet (see `--status`).
-pub const IMPLEMENTED: bool = true;
 /// Parallel blob uploads.
 const UPLOADERS: usize = 4;
 

@@ -15,8 +15,6 @@ use podsec_common::cli::{self, Failure, NotRoot};
 use podsec_common::oci_save::{self, SaveError, SourceImage};
 
 pub const NAME: &str = "podsec-save-oci";
-/// Whether the command does its job yet (see `--status`).
-pub const IMPLEMENTED: bool = true;
 
 /// Save images into per-architecture OCI archives <dir>/<arch>.tar.xz for podsec-load-sign-oci.
 #[derive(Parser, Debug)]

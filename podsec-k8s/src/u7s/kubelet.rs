@@ -24,7 +24,6 @@ use super::runtime::CRIO_TIMEOUT;
 use crate::node_config::{KubeVersion, NodeConfig, NodeConfigError};
 
 pub const NAME: &str = "u7s-kubelet";
-pub const IMPLEMENTED: bool = true;
 pub const KUBELET: &str = "/usr/bin/kubelet";
 /// How long the launcher waits for kubeadm to write /var/lib/kubelet/config.yaml: the node is
 /// started before `kubeadm init`/`join` runs, and kubeadm's own `systemctl restart kubelet`

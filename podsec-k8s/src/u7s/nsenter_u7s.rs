@@ -14,7 +14,6 @@ use super::paths::{self, U7sPaths};
 use crate::node_config::{NodeConfig, NodeConfigError};
 
 pub const NAME: &str = "nsenter_u7s";
-pub const IMPLEMENTED: bool = true;
 
 /// Run a command (default: a shell) in the RootlessKit namespaces of u7s-admin: root inside,
 /// u7s-admin on the host. Examples: `nsenter_u7s crictl ps`,

@@ -15,7 +15,6 @@ use super::paths::{self, U7sPaths};
 use crate::node_config::{NodeConfig, NodeConfigError};
 
 pub const NAME: &str = "rootlessctl";
-pub const IMPLEMENTED: bool = true;
 pub const ROOTLESSCTL: &str = "/usr/bin/rootlessctl";
 
 /// RootlessKit's rootlessctl on the socket of the u7s namespace (list-ports, add-ports,

@@ -42,7 +42,6 @@ use super::ports;
 use crate::node_config::{NodeConfig, NodeConfigError};
 
 pub const NAME: &str = "u7s-rootlesskit";
-pub const IMPLEMENTED: bool = true;
 pub const ROOTLESSKIT: &str = "/usr/bin/rootlesskit";
 /// How long the namespace may take to come up before it is torn down.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(60);

@@ -13,7 +13,6 @@ use super::runtime::{Runtime, RuntimeError, Units};
 use crate::node_config::{NodeConfig, NodeConfigError};
 
 pub const NAME: &str = "u7s-start-stop";
-pub const IMPLEMENTED: bool = true;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Action {

@@ -23,7 +23,6 @@ use super::nsenter;
 use super::paths::U7S_USER;
 
 pub const NAME: &str = "systemctl";
-pub const IMPLEMENTED: bool = true;
 /// Where the distribution's systemctl may be (ALT has /bin and /sbin, Debian /usr/bin).
 pub const CANDIDATES: &[&str] = &[
     "/usr/bin/systemctl",

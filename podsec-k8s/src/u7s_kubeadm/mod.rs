@@ -34,8 +34,6 @@ use resolve::{RegistryTags, ResolveError, U7sEnv};
 use runtime::{InstalledRuntime, Runtime, RuntimeError};
 
 pub const NAME: &str = "podsec-u7s-kubeadm";
-/// Whether the command does its job yet (see `--status`).
-pub const IMPLEMENTED: bool = true;
 
 /// Deploy and manage a rootless Kubernetes node: `kubeadm init`, `kubeadm join` (worker or
 /// --control-plane) and the other kubeadm subcommands, run inside the namespace of u7s-admin.
