@@ -149,7 +149,7 @@ fn pack(dir: &Path, arch: &str, archive: &Path) -> Result<(), SaveError> {
         .prefix(".archive.")
         .tempfile_in(dir)
         .map_err(io)?;
-    let encoder = xz2::write::XzEncoder::new(temp.as_file().try_clone().map_err(io)?, 9);
+    let encoder = liblzma::write::XzEncoder::new(temp.as_file().try_clone().map_err(io)?, 9);
     let mut tar = tar::Builder::new(encoder);
     // A link is archived as a link, never as what it points to.
     tar.follow_symlinks(false);
@@ -184,7 +184,7 @@ mod tests {
         let mode = std::fs::metadata(&archive).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o644);
         let mut tar = Vec::new();
-        xz2::read::XzDecoder::new(File::open(&archive).unwrap())
+        liblzma::read::XzDecoder::new(File::open(&archive).unwrap())
             .read_to_end(&mut tar)
             .unwrap();
         let mut entries = tar::Archive::new(tar.as_slice());

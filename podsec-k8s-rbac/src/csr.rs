@@ -64,16 +64,12 @@ fn write_rdn(w: yasna::DERWriter, oid: &[u64], value: &str) {
     });
 }
 
-pub fn pem_encode(label: &str, der: &[u8]) -> String {
-    use base64::Engine;
-    let text = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut pem = format!("-----BEGIN {label}-----\n");
-    for line in text.as_bytes().chunks(64) {
-        pem.push_str(std::str::from_utf8(line).unwrap_or_default());
-        pem.push('\n');
-    }
-    pem.push_str(&format!("-----END {label}-----\n"));
-    pem
+/// PEM with LF line endings, as kubectl and openssl write it (the crate's default is CRLF).
+fn pem_encode(label: &str, der: &[u8]) -> String {
+    ::pem::encode_config(
+        &::pem::Pem::new(label, der),
+        ::pem::EncodeConfig::new().set_line_ending(::pem::LineEnding::LF),
+    )
 }
 
 /// What an issued certificate says.
@@ -154,6 +150,19 @@ pub fn groups_of_certificate(cert_pem: &[u8]) -> Result<Vec<String>, String> {
 mod tests {
     use super::*;
     use x509_parser::certification_request::X509CertificationRequest;
+
+    #[test]
+    fn pem_has_lf_lines_of_64_and_round_trips() {
+        let der: Vec<u8> = (0..=255).collect();
+        let text = pem_encode("CERTIFICATE REQUEST", &der);
+        assert!(!text.contains('\r'), "{text:?}");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "-----BEGIN CERTIFICATE REQUEST-----");
+        assert_eq!(*lines.last().unwrap(), "-----END CERTIFICATE REQUEST-----");
+        assert!(lines[1..lines.len() - 1].iter().all(|l| l.len() <= 64));
+        assert_eq!(lines[1].len(), 64);
+        assert_eq!(::pem::parse(&text).unwrap().contents(), der.as_slice());
+    }
 
     #[test]
     fn request_carries_every_group_and_a_valid_signature() {

@@ -79,7 +79,7 @@ pub fn unpack(archive: &Path, arch: &str) -> Result<Layout, ArchiveError> {
         detail,
     };
     let file = File::open(archive).map_err(|e| unpack_error(e.to_string()))?;
-    let mut tar = tar::Archive::new(xz2::read::XzDecoder::new(std::io::BufReader::new(file)));
+    let mut tar = tar::Archive::new(liblzma::read::XzDecoder::new(std::io::BufReader::new(file)));
     let mut total = 0u64;
     let mut count = 0usize;
     let mut checked = std::collections::HashSet::new();

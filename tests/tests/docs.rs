@@ -358,6 +358,45 @@ fn anchors(text: &str) -> BTreeSet<String> {
     anchors
 }
 
+/// docs/dependencies.md names exactly the third-party crates the workspace depends on.
+#[test]
+fn the_dependency_table_names_every_dependency() {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
+    let out = Command::new(cargo)
+        .args([
+            "metadata",
+            "--no-deps",
+            "--offline",
+            "--format-version",
+            "1",
+        ])
+        .arg("--manifest-path")
+        .arg(root().join("Cargo.toml"))
+        .output()
+        .expect("run cargo metadata");
+    let meta: Value = serde_json::from_slice(&out.stdout).expect("cargo metadata JSON");
+    let packages = meta["packages"].as_array().expect("packages");
+    let members: BTreeSet<&str> = packages.iter().filter_map(|p| p["name"].as_str()).collect();
+    let used: BTreeSet<String> = packages
+        .iter()
+        .flat_map(|p| p["dependencies"].as_array().expect("dependencies"))
+        .filter_map(|d| d["name"].as_str())
+        .filter(|name| !members.contains(name))
+        .map(str::to_string)
+        .collect();
+    let page = read(&root().join("docs/dependencies.md"));
+    let listed: BTreeSet<String> = page
+        .lines()
+        .filter_map(|line| line.strip_prefix("| "))
+        .filter_map(|line| line.split(" |").next())
+        .flat_map(|cell| cell.split(", "))
+        .filter_map(|name| name.strip_prefix('`')?.strip_suffix('`'))
+        .map(str::to_string)
+        .collect();
+    assert!(used.len() > 20, "{used:?}");
+    assert_eq!(listed, used, "docs/dependencies.md against cargo metadata");
+}
+
 #[test]
 fn every_relative_link_resolves() {
     let mut broken = Vec::new();
