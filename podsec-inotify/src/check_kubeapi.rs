@@ -233,7 +233,7 @@ impl Sink for Recorder<'_> {
             }
             return;
         }
-        let Ok(event) = Event::parse(line) else {
+        let Ok(event) = Event::parse_summary(line) else {
             self.malformed += 1;
             return;
         };
@@ -568,7 +568,7 @@ mod tests {
 
     /// The prefilter may only skip lines the full parse would not select: every line here is
     /// either a real failure (and must pass) or not one (and may go either way), checked against
-    /// `Event::parse`.
+    /// the full parse the reader makes of the lines it passes.
     #[test]
     fn prefilter_never_drops_a_failure_the_parse_selects() {
         let finder = memchr::memmem::Finder::new(CODE_KEY);
@@ -593,7 +593,7 @@ mod tests {
             r#"{"responseStatus":{"code":4000}}"#,
         ];
         for line in failures {
-            let parsed = Event::parse(line.as_bytes()).unwrap();
+            let parsed = Event::parse_summary(line.as_bytes()).unwrap();
             assert!(parsed.is_failed_request(), "not a failure: {line}");
             assert!(may_have_failed(&finder, line.as_bytes()), "dropped: {line}");
         }
@@ -609,7 +609,7 @@ mod tests {
             r#"{"requestObject":{"code":403},"responseStatus":{"code":200}}"#,
         ];
         for line in skippable {
-            let parsed = Event::parse(line.as_bytes()).unwrap();
+            let parsed = Event::parse_summary(line.as_bytes()).unwrap();
             assert!(!parsed.is_failed_request(), "a failure: {line}");
         }
         // Of those, what the prefilter must skip to be worth anything: every success line of
