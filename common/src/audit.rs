@@ -328,7 +328,11 @@ mod tests {
         ] {
             let full = Event::parse(line.as_bytes()).unwrap();
             let summary = Event::parse_summary(line.as_bytes()).unwrap();
-            assert_eq!(summary.forbidden_record(), full.forbidden_record(), "{line}");
+            assert_eq!(
+                summary.forbidden_record(),
+                full.forbidden_record(),
+                "{line}"
+            );
             assert_eq!(summary.code(), full.code(), "{line}");
         }
         // fields it does not read need only be JSON
