@@ -64,6 +64,7 @@ size: release
 
 bench: size
 	cargo build -p podsec-tests --bins
+	scripts/bench-startup $(TARGET_DIR)/$(PROFILE)
 	scripts/bench-load-sign $(TARGET_DIR)/$(PROFILE)
 	scripts/bench-kubeapi $(TARGET_DIR)/$(PROFILE)
 	scripts/bench-check-policy $(TARGET_DIR)/$(PROFILE)

@@ -93,6 +93,10 @@ const FACILITY_USER: u8 = 1;
 pub struct Logger {
     identifier: String,
     sink: Sink,
+    /// The unbound datagram socket the lines are sent from, made at the first line: one
+    /// `sendto` per line instead of socket, sendto and close (a reader of a busy audit log sends
+    /// thousands).
+    socket: std::sync::OnceLock<std::io::Result<UnixDatagram>>,
 }
 
 impl Logger {
@@ -105,6 +109,7 @@ impl Logger {
         Logger {
             identifier: identifier.to_string(),
             sink,
+            socket: std::sync::OnceLock::new(),
         }
     }
 
@@ -127,8 +132,17 @@ impl Logger {
             Sink::Stderr => Err(std::io::Error::other("no log daemon")),
         };
         if sent.is_err() {
-            let _ = writeln!(std::io::stderr(), "{}: {message}", self.identifier);
+            // One write per line (stderr is unbuffered: `writeln!` would make four).
+            let line = format!("{}: {message}\n", self.identifier);
+            let _ = std::io::stderr().lock().write_all(line.as_bytes());
         }
+    }
+
+    fn socket(&self) -> std::io::Result<&UnixDatagram> {
+        self.socket
+            .get_or_init(UnixDatagram::unbound)
+            .as_ref()
+            .map_err(|e| std::io::Error::new(e.kind(), e.to_string()))
     }
 
     fn send_journal(&self, socket: &Path, level: Level, message: &str) -> std::io::Result<()> {
@@ -138,12 +152,12 @@ impl Logger {
         journal_field(&mut datagram, "SYSLOG_IDENTIFIER", &self.identifier);
         journal_field(&mut datagram, "SYSLOG_FACILITY", &FACILITY_USER.to_string());
         journal_field(&mut datagram, "SYSLOG_PID", &std::process::id().to_string());
-        let sock = UnixDatagram::unbound()?;
+        let sock = self.socket()?;
         match sock.send_to(&datagram, socket) {
             Ok(_) => Ok(()),
             // Too large for one datagram: journald takes the payload from a sealed memfd.
             Err(e) if e.raw_os_error() == Some(nix::libc::EMSGSIZE) => {
-                send_journal_memfd(&sock, socket, &datagram)
+                send_journal_memfd(sock, socket, &datagram)
             }
             Err(e) => Err(e),
         }
@@ -157,8 +171,9 @@ impl Logger {
             self.identifier,
             std::process::id()
         );
-        let sock = UnixDatagram::unbound()?;
-        sock.send_to(datagram.as_bytes(), socket).map(|_| ())
+        self.socket()?
+            .send_to(datagram.as_bytes(), socket)
+            .map(|_| ())
     }
 }
 
