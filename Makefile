@@ -6,11 +6,15 @@
 #   make build | install DESTDIR=... PREFIX=/usr | bench | size | rpm | lint
 #   make test-k8s-matrix   golden kubeadm configurations of every minor against that minor's kubeadm
 #                          (scripts/k8s-bins VERSION kubeadm builds them; not part of make test)
+#   make fuzz     every fuzz target of tests/fuzz for FUZZ_SECONDS each (cargo-fuzz on stable);
+#                 fails when one crashed (not part of make test)
 
 PREFIX ?= /usr
 # make demo-cluster: how many nodes, and how many of them are control planes.
 NODES ?= 1
 CONTROL_PLANES ?= 1
+# make fuzz: seconds per target.
+FUZZ_SECONDS ?= 60
 DESTDIR ?=
 # Size-optimised profile for what gets installed or measured; tests use the dev profile.
 PROFILE ?= release-small
@@ -22,7 +26,7 @@ export CARGO_TARGET_DIR := $(TARGET_DIR)
 PACKAGE_BINARIES = podsec podsec-k8s podsec-k8s-rbac podsec-inotify
 CARGO_PACKAGES = $(addprefix -p ,$(PACKAGE_BINARIES))
 
-.PHONY: all build test test-k8s-matrix lint deps demo demo-cluster install bench size rpm clean
+.PHONY: all build test test-k8s-matrix fuzz lint deps demo demo-cluster install bench size rpm clean
 
 all: build
 
@@ -41,6 +45,9 @@ test:
 
 test-k8s-matrix:
 	@scripts/k8s-matrix
+
+fuzz:
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz
 
 demo: deps
 	cargo build --workspace

@@ -534,4 +534,15 @@ mod tests {
             assert!(Policy::from_json(bad).is_err(), "{bad} accepted");
         }
     }
+
+    #[test]
+    fn numbers_of_unknown_fields_survive_a_rewrite() {
+        // Found by the fuzzer (tests/fuzz, policy_json): without serde_json's float_roundtrip a
+        // number too large for an integer was read one unit in the last place off, and the
+        // rewritten policy.json read back as another value.
+        let text = r#"{"default":[{"type":"reject"}],"x":[211111111111111111111111111111111111111111111]}"#;
+        let policy = Policy::from_json(text).unwrap();
+        assert_eq!(Policy::from_json(&policy.to_json()).unwrap(), policy);
+        assert_eq!(policy.extra["x"][0].as_f64(), Some(2.111111111111111e44));
+    }
 }

@@ -98,8 +98,10 @@ impl RegistriesD {
         serde_norway::from_str(text)
     }
 
-    pub fn to_yaml(&self) -> String {
-        serde_norway::to_string(self).expect("registries.d always serialises")
+    /// The YAML text. Fails only for a configuration read from a file whose unknown fields YAML
+    /// reads but cannot write (a mapping as a mapping key: `? ? t`); the fuzzer found that.
+    pub fn to_yaml(&self) -> Result<String, serde_norway::Error> {
+        serde_norway::to_string(self)
     }
 
     /// Merges every `*.yaml` of `dir` in name order; a missing directory is an empty config.
@@ -274,9 +276,19 @@ mod tests {
     fn unknown_keys_survive_a_rewrite() {
         let text = "default-docker:\n  lookaside: http://d/\n  future-key: 1\nfuture-top: x\n";
         let config = RegistriesD::from_yaml(text).unwrap();
-        let again = RegistriesD::from_yaml(&config.to_yaml()).unwrap();
+        let again = RegistriesD::from_yaml(&config.to_yaml().unwrap()).unwrap();
         assert_eq!(config, again);
-        assert!(config.to_yaml().contains("future-key"));
-        assert!(config.to_yaml().contains("future-top"));
+        assert!(config.to_yaml().unwrap().contains("future-key"));
+        assert!(config.to_yaml().unwrap().contains("future-top"));
+    }
+
+    #[test]
+    fn an_unknown_field_yaml_cannot_write_back_is_an_error_not_a_panic() {
+        // Found by the fuzzer (tests/fuzz, registries_d_yaml): a mapping as a mapping key reads,
+        // but the YAML emitter refuses it; to_yaml used to panic on it.
+        let text = "default-dockedefault-docktry.local:\nr:\n ? ?   t";
+        let config = RegistriesD::from_yaml(text).unwrap();
+        assert!(config.extra.contains_key("r"));
+        assert!(config.to_yaml().is_err());
     }
 }

@@ -549,7 +549,10 @@ fn write_user_config(account: &Account, policy: &Policy) -> Result<(), Error> {
     let registries_d = containers.create_dir_all(Path::new("registries.d"), 0o755, owner)?;
     registries_d.write_file(
         "default.yaml",
-        layout::maker_registries_d().to_yaml().as_bytes(),
+        layout::maker_registries_d()
+            .to_yaml()
+            .expect("podsec's registries.d serialises")
+            .as_bytes(),
         0o644,
         owner,
     )?;

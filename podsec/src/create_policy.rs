@@ -202,8 +202,13 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
     })?;
     report(
         "/etc/containers/registries.d/default.yaml",
-        layout::registries_d_file()
-            .install(layout::system_registries_d().to_yaml().as_bytes(), 0o644)?,
+        layout::registries_d_file().install(
+            layout::system_registries_d()
+                .to_yaml()
+                .expect("podsec's registries.d serialises")
+                .as_bytes(),
+            0o644,
+        )?,
     );
     let conf = layout::registries_conf_file();
     let current = conf

@@ -70,6 +70,20 @@ pub fn unpack(archive: &Path, arch: &str) -> Result<Layout, ArchiveError> {
     if !meta.is_file() {
         return Err(ArchiveError::Missing(archive.into()));
     }
+    let file = File::open(archive).map_err(|e| ArchiveError::Unpack {
+        archive: archive.into(),
+        detail: e.to_string(),
+    })?;
+    unpack_tar(
+        liblzma::read::XzDecoder::new(std::io::BufReader::new(file)),
+        archive,
+        arch,
+    )
+}
+
+/// Unpacks the `<arch>/` part of the tar stream `reader` (already decompressed) into a fresh
+/// private directory; `archive` names it in errors.
+pub fn unpack_tar(reader: impl Read, archive: &Path, arch: &str) -> Result<Layout, ArchiveError> {
     let temp = tempfile::Builder::new()
         .prefix("podsec-oci.")
         .tempdir()
@@ -78,8 +92,7 @@ pub fn unpack(archive: &Path, arch: &str) -> Result<Layout, ArchiveError> {
         archive: archive.into(),
         detail,
     };
-    let file = File::open(archive).map_err(|e| unpack_error(e.to_string()))?;
-    let mut tar = tar::Archive::new(liblzma::read::XzDecoder::new(std::io::BufReader::new(file)));
+    let mut tar = tar::Archive::new(reader);
     let mut total = 0u64;
     let mut count = 0usize;
     let mut checked = std::collections::HashSet::new();
