@@ -20,6 +20,8 @@ use nix::fcntl::{AtFlags, OFlag, openat, renameat};
 use nix::sys::stat::{Mode, fchmod, mkdirat};
 use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, fchownat, unlinkat};
 
+use super::failpoint::step;
+
 #[derive(Debug, thiserror::Error)]
 pub enum FileError {
     #[error("{path}: {source}")]
@@ -95,8 +97,11 @@ pub fn write_atomic(
         .map_err(|e| io_error(path, e))?;
     owner.apply(temp.as_file()).map_err(|e| io_error(path, e))?;
     temp.as_file().sync_all().map_err(|e| io_error(path, e))?;
+    step("temp-written", path);
     temp.persist(path).map_err(|e| io_error(path, e.error))?;
-    sync_dir(dir)
+    sync_dir(dir)?;
+    step("replaced", path);
+    Ok(())
 }
 
 fn sync_dir(dir: &Path) -> Result<(), FileError> {
@@ -228,6 +233,7 @@ impl SafeDir {
             Err(Errno::EEXIST) => return Err(FileError::Exists { path: target }),
             Err(e) => return Err(io_error(&target, e)),
         }
+        step("mkdir", &target);
         let created = dir.open_child(name)?;
         created.set_mode_owner(mode, Owner::default())?;
         Ok(created)
@@ -263,6 +269,7 @@ impl SafeDir {
         let name = self.check_name(OsStr::new(name))?;
         mkdirat(&self.fd, name, Mode::from_bits_truncate(mode))
             .map_err(|e| io_error(&self.path.join(name), e))?;
+        step("mkdir", &self.path.join(name));
         let child = self.open_child(name)?;
         child.set_mode_owner(mode, owner)?;
         Ok(child)
@@ -320,12 +327,14 @@ impl SafeDir {
             };
             let child = current.open_child(name)?;
             if created {
+                step("mkdir", &child.path);
                 // mkdir's mode is filtered by the umask; set it exactly.
                 fchmod(&child.fd, Mode::from_bits_truncate(mode))
                     .map_err(|e| io_error(&child.path, e))?;
                 owner
                     .apply(&child.fd)
                     .map_err(|e| io_error(&child.path, e))?;
+                step("dir-mode-owner", &child.path);
             }
             current = child;
         }
@@ -350,11 +359,14 @@ impl SafeDir {
             fchmod(&file, Mode::from_bits_truncate(mode)).map_err(|e| io_error(&target, e))?;
             owner.apply(&file).map_err(|e| io_error(&target, e))?;
             file.sync_all().map_err(|e| io_error(&target, e))?;
+            step("temp-written", &target);
             renameat(&self.fd, temp_name.as_str(), &self.fd, name)
                 .map_err(|e| io_error(&target, e))?;
             File::from(self.fd.try_clone().map_err(|e| io_error(&self.path, e))?)
                 .sync_all()
-                .map_err(|e| io_error(&self.path, e))
+                .map_err(|e| io_error(&self.path, e))?;
+            step("replaced", &target);
+            Ok(())
         })();
         if result.is_err() {
             let _ = unlinkat(&self.fd, temp_name.as_str(), UnlinkatFlags::NoRemoveDir);
@@ -384,7 +396,9 @@ impl SafeDir {
     /// Sets the mode and owner of this directory itself (through its descriptor).
     pub fn set_mode_owner(&self, mode: u32, owner: Owner) -> Result<(), FileError> {
         fchmod(&self.fd, Mode::from_bits_truncate(mode)).map_err(|e| io_error(&self.path, e))?;
-        owner.apply(&self.fd).map_err(|e| io_error(&self.path, e))
+        owner.apply(&self.fd).map_err(|e| io_error(&self.path, e))?;
+        step("mode-owner", &self.path);
+        Ok(())
     }
 
     /// Sets or clears the immutable attribute (`chattr +i`) of this directory through its
@@ -506,7 +520,10 @@ impl SafeDir {
                     name,
                     AtFlags::empty(),
                 ) {
-                    Ok(()) => return Ok(Some(name.to_string_lossy().into_owned())),
+                    Ok(()) => {
+                        step("linked", &self.path.join(name));
+                        return Ok(Some(name.to_string_lossy().into_owned()));
+                    }
                     Err(Errno::EEXIST) => continue,
                     Err(e) => return Err(io_error(&self.path.join(name), e)),
                 }
@@ -550,7 +567,9 @@ impl SafeDir {
             name,
             nix::fcntl::RenameFlags::RENAME_NOREPLACE,
         )
-        .map_err(|e| io_error(&self.path.join(name), e))
+        .map_err(|e| io_error(&self.path.join(name), e))?;
+        step("moved", &to.path.join(name));
+        Ok(())
     }
 
     /// Removes the empty directory `name` (rmdir: never a file, never through a link).
@@ -570,7 +589,9 @@ impl SafeDir {
             owner.gid.map(Gid::from_raw),
             AtFlags::AT_SYMLINK_NOFOLLOW,
         )
-        .map_err(|e| io_error(&self.path.join(name), e))
+        .map_err(|e| io_error(&self.path.join(name), e))?;
+        step("chown", &self.path.join(name));
+        Ok(())
     }
 }
 

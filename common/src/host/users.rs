@@ -299,6 +299,7 @@ pub fn ensure_group(name: &str, system: bool) -> Result<bool, AccountError> {
     }
     args.push(name);
     run_tool("groupadd", &args, name)?;
+    super::failpoint::step("groupadd", std::path::Path::new(name));
     Ok(true)
 }
 
@@ -345,6 +346,7 @@ pub fn ensure_user(name: &str, spec: &NewAccount<'_>) -> Result<(Account, bool),
     args.push("--");
     args.push(name);
     run_tool("useradd", &args, name)?;
+    super::failpoint::step("useradd", std::path::Path::new(name));
     Ok((user(name)?, true))
 }
 
@@ -408,6 +410,7 @@ pub fn set_password(name: &str, password: &str) -> Result<(), AccountError> {
             String::from_utf8_lossy(&output.stderr).trim().to_string(),
         ));
     }
+    super::failpoint::step("chpasswd", std::path::Path::new(name));
     Ok(())
 }
 
@@ -417,7 +420,9 @@ pub fn add_to_groups(name: &str, groups: &[&str]) -> Result<(), AccountError> {
         return Ok(());
     }
     let list = groups.join(",");
-    run_tool("usermod", &["-a", "-G", &list, "--", name], name)
+    run_tool("usermod", &["-a", "-G", &list, "--", name], name)?;
+    super::failpoint::step("usermod", std::path::Path::new(name));
+    Ok(())
 }
 
 #[cfg(test)]

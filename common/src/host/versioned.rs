@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use super::failpoint::step;
 use super::files::{FileError, Owner, write_atomic};
 use crate::timestamp;
 
@@ -61,6 +62,7 @@ impl Versioned<'_> {
                 let stamp = timestamp::stamp(meta.modified().unwrap_or_else(|_| SystemTime::now()));
                 let kept = self.free_name(&stamp);
                 std::fs::rename(&live, &kept).map_err(|e| io(&live, e))?;
+                step("kept", &kept);
                 Some(kept)
             }
             Ok(_) => return Err(FileError::NotFollowing { path: live }),
@@ -74,10 +76,12 @@ impl Versioned<'_> {
             .join(format!(".{}.{}.link", self.live_name, std::process::id()));
         let _ = std::fs::remove_file(&temp_link);
         std::os::unix::fs::symlink(&target, &temp_link).map_err(|e| io(&temp_link, e))?;
+        step("link-made", &temp_link);
         std::fs::rename(&temp_link, &live).map_err(|e| io(&live, e))?;
         std::fs::File::open(self.dir)
             .and_then(|d| d.sync_all())
             .map_err(|e| io(self.dir, e))?;
+        step("switched", &live);
         Ok(Outcome::Switched { version, previous })
     }
 
