@@ -86,11 +86,15 @@ pub fn write_atomic(
         name: String::new(),
     })?;
     let prefix = format!(".{}.", name.to_string_lossy());
+    if let Ok(fd) = nix::fcntl::open(dir, DIR_FLAGS, Mode::empty()) {
+        sweep_stale_temps(&fd, &prefix);
+    }
     let mut temp = tempfile::Builder::new()
         .prefix(&prefix)
         .suffix(".tmp")
         .tempfile_in(dir)
         .map_err(|e| io_error(path, e))?;
+    let _writing = hold(temp.as_file());
     temp.write_all(contents).map_err(|e| io_error(path, e))?;
     temp.as_file()
         .set_permissions(std::fs::Permissions::from_mode(mode))
@@ -102,6 +106,50 @@ pub fn write_atomic(
     sync_dir(dir)?;
     step("replaced", path);
     Ok(())
+}
+
+/// Marks a temporary file as being written: an exclusive lock on its open file description
+/// until the returned guard is dropped (after the rename). A writer killed before its rename
+/// loses the lock with its process, and the next writer of the same name removes the file
+/// ([`sweep_stale_temps`]).
+fn hold(file: &File) -> Option<nix::fcntl::Flock<File>> {
+    let clone = file.try_clone().ok()?;
+    nix::fcntl::Flock::lock(clone, nix::fcntl::FlockArg::LockExclusive).ok()
+}
+
+/// Removes the temporaries `<prefix>….tmp` in `dir` that no live writer holds: what a writer
+/// killed between creating its temporary and renaming it left (fault injection found them,
+/// tests/tests/fault_injection.rs). A temporary another writer is filling right now is locked
+/// and stays. Best effort: a temporary that cannot be examined is left alone.
+pub fn sweep_stale_temps(dir: &impl AsFd, prefix: &str) {
+    let Ok(fd) = openat(dir, ".", DIR_FLAGS, Mode::empty()) else {
+        return;
+    };
+    let Ok(mut listing) = nix::dir::Dir::from_fd(fd) else {
+        return;
+    };
+    let names: Vec<std::ffi::CString> = listing
+        .iter()
+        .filter_map(Result::ok)
+        .map(|entry| entry.file_name().to_owned())
+        .filter(|name| {
+            let bytes = name.to_bytes();
+            bytes.starts_with(prefix.as_bytes())
+                && bytes.ends_with(b".tmp")
+                && bytes.len() > prefix.len() + 4
+        })
+        .collect();
+    for name in names {
+        let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+        let Ok(fd) = openat(dir, name.as_c_str(), flags, Mode::empty()) else {
+            continue;
+        };
+        if let Ok(_lock) =
+            nix::fcntl::Flock::lock(File::from(fd), nix::fcntl::FlockArg::LockExclusiveNonblock)
+        {
+            let _ = unlinkat(dir, name.as_c_str(), UnlinkatFlags::NoRemoveDir);
+        }
+    }
 }
 
 fn sync_dir(dir: &Path) -> Result<(), FileError> {
@@ -352,8 +400,10 @@ impl SafeDir {
     ) -> Result<(), FileError> {
         let name = self.check_name(OsStr::new(name))?;
         let target = self.path.join(name);
+        sweep_stale_temps(&self.fd, &format!(".{}.", name.to_string_lossy()));
         let (temp_name, fd) = self.create_temp(name)?;
         let mut file = File::from(fd);
+        let _writing = hold(&file);
         let result = (|| -> Result<(), FileError> {
             file.write_all(contents).map_err(|e| io_error(&target, e))?;
             fchmod(&file, Mode::from_bits_truncate(mode)).map_err(|e| io_error(&target, e))?;
@@ -503,8 +553,10 @@ impl SafeDir {
         contents: &[u8],
         mode: u32,
     ) -> Result<Option<String>, FileError> {
+        sweep_stale_temps(&self.fd, ".new.");
         let (temp_name, fd) = self.create_temp(OsStr::new("new"))?;
         let mut file = File::from(fd);
+        let _writing = hold(&file);
         let result = (|| -> Result<Option<String>, FileError> {
             let temp_path = self.path.join(&temp_name);
             file.write_all(contents)
@@ -657,6 +709,28 @@ mod tests {
         assert_eq!(mode_of(&path), 0o644);
         let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "temporary file left behind");
+    }
+
+    /// A temporary that a killed writer left is removed by the next write of the same name; one
+    /// a live writer holds (locked) stays.
+    #[test]
+    fn stale_temporaries_of_killed_writers_are_swept_and_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hosts");
+        std::fs::write(dir.path().join(".hosts.dead01.tmp"), "half").unwrap();
+        let busy = dir.path().join(".hosts.busy01.tmp");
+        std::fs::write(&busy, "being written").unwrap();
+        let held = hold(&File::open(&busy).unwrap()).unwrap();
+        std::fs::write(dir.path().join(".other.dead02.tmp"), "not ours").unwrap();
+        write_atomic(&path, b"new", 0o644, Owner::default()).unwrap();
+        assert!(!dir.path().join(".hosts.dead01.tmp").exists());
+        assert!(busy.exists() && dir.path().join(".other.dead02.tmp").exists());
+        drop(held);
+        let safe = SafeDir::open(dir.path()).unwrap();
+        safe.write_file("hosts", b"newer", 0o644, Owner::default())
+            .unwrap();
+        assert!(!busy.exists());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "newer");
     }
 
     #[test]
