@@ -3,7 +3,8 @@
 //! (tests/src/faults.rs; docs/testing.md, "Fault injection").
 
 use podsec_tests::faults::Scenario;
-use podsec_tests::sandbox::{Options, Sandbox};
+use podsec_tests::fixtures::PACKAGE_BINARIES;
+use podsec_tests::sandbox::{Options, Sandbox, target_dir};
 
 const SERVER_IP: &str = "192.0.2.10";
 
@@ -25,12 +26,39 @@ fn report(name: &str, report: &podsec_tests::faults::Report) {
     );
 }
 
+fn fault_injection_reaches(packages: &[&str]) -> bool {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = std::process::Command::new(cargo);
+    command
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .args(["tree", "--offline", "-e", "features", "-i", "podsec-common"]);
+    for package in packages {
+        command.args(["-p", package]);
+    }
+    let output = command.output().expect("cargo tree");
+    assert!(output.status.success(), "cargo tree: {output:?}");
+    String::from_utf8_lossy(&output.stdout).contains("podsec-common feature \"fault-injection\"")
+}
+
+/// The tests' build of the commands has failpoints, a release build of the packages has not
+/// (cargo unifies features per invocation: only one that builds podsec-tests turns it on).
 #[test]
-fn the_commands_are_built_with_failpoints() {
-    assert!(
-        podsec_common::host::failpoint::ENABLED,
-        "podsec-tests must enable podsec-common's fault-injection feature"
-    );
+fn failpoints_are_in_the_test_build_only() {
+    let mut with_tests = PACKAGE_BINARIES.to_vec();
+    with_tests.push("podsec-tests");
+    assert!(fault_injection_reaches(&with_tests));
+    assert!(!fault_injection_reaches(PACKAGE_BINARIES));
+    for package in PACKAGE_BINARIES {
+        let binary = std::fs::read(target_dir().join(package)).expect("built binary");
+        assert!(
+            memchr_contains(&binary, b"PODSEC_FAILPOINT_TRACE"),
+            "{package} of this build has no failpoints: run `cargo build --workspace`"
+        );
+    }
+}
+
+fn memchr_contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 #[test]
