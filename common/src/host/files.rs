@@ -147,7 +147,10 @@ pub fn sweep_stale_temps(dir: &impl AsFd, prefix: &str) {
         if let Ok(_lock) =
             nix::fcntl::Flock::lock(File::from(fd), nix::fcntl::FlockArg::LockExclusiveNonblock)
         {
-            let _ = unlinkat(dir, name.as_c_str(), UnlinkatFlags::NoRemoveDir);
+            // A file, or an empty directory of [`SafeDir::make_dir`] (a full one stays).
+            if unlinkat(dir, name.as_c_str(), UnlinkatFlags::NoRemoveDir).is_err() {
+                let _ = unlinkat(dir, name.as_c_str(), UnlinkatFlags::RemoveDir);
+            }
         }
     }
 }
@@ -349,6 +352,67 @@ impl SafeDir {
         }
     }
 
+    /// Makes the directory `name` here with exactly `mode` and `owner` in one step as others see
+    /// it: made under a temporary name, given its mode and owner, then renamed into place (never
+    /// over anything; when another process made `name` meanwhile, that one is taken). A run
+    /// killed in between leaves only an empty temporary, which the next one removes; before,
+    /// a kill between mkdir and chown left a root-owned ~/.config that no re-run fixed (fault
+    /// injection found it).
+    fn make_dir(&self, name: &OsStr, mode: u32, owner: Owner) -> Result<SafeDir, FileError> {
+        let target = self.path.join(name);
+        sweep_stale_temps(&self.fd, &format!(".{}.", name.to_string_lossy()));
+        let mut made = None;
+        for _ in 0..16 {
+            let temp_name = format!(".{}.{:016x}.tmp", name.to_string_lossy(), random_u64());
+            match mkdirat(
+                &self.fd,
+                temp_name.as_str(),
+                Mode::from_bits_truncate(0o700),
+            ) {
+                Ok(()) => {
+                    made = Some(temp_name);
+                    break;
+                }
+                Err(Errno::EEXIST) => continue,
+                Err(e) => return Err(io_error(&target, e)),
+            }
+        }
+        let temp_name = made.ok_or_else(|| io_error(&target, Errno::EEXIST))?;
+        let result = (|| -> Result<(), FileError> {
+            let temp = self.open_child(OsStr::new(&temp_name))?;
+            let making = File::from(temp.fd.try_clone().map_err(|e| io_error(&target, e))?);
+            let _making = hold(&making);
+            fchmod(&temp.fd, Mode::from_bits_truncate(mode)).map_err(|e| io_error(&target, e))?;
+            owner.apply(&temp.fd).map_err(|e| io_error(&target, e))?;
+            step("dir-prepared", &target);
+            match nix::fcntl::renameat2(
+                &self.fd,
+                temp_name.as_str(),
+                &self.fd,
+                name,
+                nix::fcntl::RenameFlags::RENAME_NOREPLACE,
+            ) {
+                Ok(()) => {
+                    File::from(self.fd.try_clone().map_err(|e| io_error(&self.path, e))?)
+                        .sync_all()
+                        .map_err(|e| io_error(&self.path, e))?;
+                    step("mkdir", &target);
+                    Ok(())
+                }
+                Err(Errno::EEXIST) => {
+                    let _ = unlinkat(&self.fd, temp_name.as_str(), UnlinkatFlags::RemoveDir);
+                    Ok(())
+                }
+                Err(e) => Err(io_error(&target, e)),
+            }
+        })();
+        if result.is_err() {
+            let _ = unlinkat(&self.fd, temp_name.as_str(), UnlinkatFlags::RemoveDir);
+        }
+        result?;
+        self.open_child(name)
+    }
+
     /// Opens (creating as needed, with `mode` and `owner`) the relative directory `relative`.
     pub fn create_dir_all(
         &self,
@@ -368,22 +432,14 @@ impl SafeDir {
                 });
             };
             let name = current.check_name(name)?;
-            let created = match mkdirat(&current.fd, name, Mode::from_bits_truncate(mode)) {
-                Ok(()) => true,
-                Err(Errno::EEXIST) => false,
-                Err(e) => return Err(io_error(&current.path.join(name), e)),
+            let child = match current.open_child(name) {
+                Err(FileError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    current.make_dir(name, mode, owner)?
+                }
+                other => other?,
             };
-            let child = current.open_child(name)?;
-            if created {
-                step("mkdir", &child.path);
-                // mkdir's mode is filtered by the umask; set it exactly.
-                fchmod(&child.fd, Mode::from_bits_truncate(mode))
-                    .map_err(|e| io_error(&child.path, e))?;
-                owner
-                    .apply(&child.fd)
-                    .map_err(|e| io_error(&child.path, e))?;
-                step("dir-mode-owner", &child.path);
-            }
             current = child;
         }
         Ok(current)
@@ -731,6 +787,35 @@ mod tests {
             .unwrap();
         assert!(!busy.exists());
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "newer");
+    }
+
+    /// Directories appear with their mode and owner already set (made under a temporary name,
+    /// renamed into place); the empty temporary of a killed run is removed, a full one stays.
+    #[test]
+    fn new_directories_appear_complete_and_killed_runs_temporaries_are_swept() {
+        assert!(nix::unistd::geteuid().is_root(), "needs root (owners)");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("..config.dead.tmp")).unwrap();
+        std::fs::create_dir_all(dir.path().join("..config.full.tmp/x")).unwrap();
+        let safe = SafeDir::open(dir.path()).unwrap();
+        let made = safe
+            .create_dir_all(
+                Path::new(".config/containers"),
+                0o750,
+                Owner::new(65534, 65534),
+            )
+            .unwrap();
+        for path in [dir.path().join(".config"), made.path().to_path_buf()] {
+            let meta = std::fs::metadata(&path).unwrap();
+            assert_eq!(meta.permissions().mode() & 0o7777, 0o750);
+            assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), 65534);
+        }
+        let mut names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["..config.full.tmp", ".config"]);
     }
 
     #[test]

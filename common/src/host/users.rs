@@ -414,8 +414,18 @@ pub fn set_password(name: &str, password: &str) -> Result<(), AccountError> {
     Ok(())
 }
 
-/// Adds supplementary groups to an existing account (never removes any).
+/// Adds supplementary groups to an existing account (never removes any). Groups it is in
+/// already, as its primary group too, are left alone: a re-run after a kill between `useradd -g
+/// podman` and the rest does not make podman a supplementary group as well (fault injection
+/// found that difference).
 pub fn add_to_groups(name: &str, groups: &[&str]) -> Result<(), AccountError> {
+    let account = user(name)?;
+    let index = GroupIndex::load();
+    let groups: Vec<&str> = groups
+        .iter()
+        .copied()
+        .filter(|group| !index.is_member(&account, group))
+        .collect();
     if groups.is_empty() {
         return Ok(());
     }
