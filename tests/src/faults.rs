@@ -317,7 +317,9 @@ fn mixed(old: &Snapshot, new: &Snapshot, mid: &Snapshot) -> Vec<String> {
             }
         }
         problems.push(format!(
-            "{path} is neither old nor new: old {o:?}, new {n:?}, now {m:?}"
+            "{path} is neither old nor new: {}; {}",
+            compare("old", o, m),
+            compare("new", n, m)
         ));
     }
     problems
@@ -330,12 +332,36 @@ fn differences(expected: &Snapshot, actual: &Snapshot) -> Vec<String> {
         .filter(|p| expected.get(*p) != actual.get(*p))
         .map(|p| {
             format!(
-                "{p}: expected {:?}, found {:?}",
-                expected.get(p),
-                actual.get(p)
+                "{p}: {}",
+                compare("expected", expected.get(p), actual.get(p))
             )
         })
         .collect()
+}
+
+/// `what` against what is there: line sets by their differing lines, the rest in full.
+fn compare(what: &str, expected: Option<&Entry>, found: Option<&Entry>) -> String {
+    if let (
+        Some(Entry::File {
+            content: Content::Lines(e),
+            mode: em,
+            ..
+        }),
+        Some(Entry::File {
+            content: Content::Lines(f),
+            mode: fm,
+            ..
+        }),
+    ) = (expected, found)
+    {
+        let missing: Vec<&String> = e.difference(f).collect();
+        let extra: Vec<&String> = f.difference(e).collect();
+        return format!(
+            "{what} mode {em:o} has lines {missing:?} not there, there are lines {extra:?} \
+             it has not, mode {fm:o}"
+        );
+    }
+    format!("{what} {expected:?}, found {found:?}")
 }
 
 /// `_YYYY-MM-DD_HH:MM:SS` stamps of versioned files that were not there before: `_<new>`.

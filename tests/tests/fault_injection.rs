@@ -83,3 +83,106 @@ fn create_policy_on_the_server_survives_a_kill_at_every_step() {
     };
     report(scenario.name, &scenario.run());
 }
+
+fn path() -> String {
+    podsec_tests::fixtures::path_with_commands()
+}
+
+/// A server with create-policy done (what create-services and create-imagemakeruser need).
+fn policy_done(sandbox: &Sandbox) {
+    let out = sandbox
+        .command("podsec-create-policy")
+        .arg(SERVER_IP)
+        .env("PATH", &path())
+        .output();
+    assert!(out.status.success(), "create-policy: {out:?}");
+}
+
+fn services_done(sandbox: &Sandbox) {
+    policy_done(sandbox);
+    let out = sandbox
+        .command("podsec-create-services")
+        .env("PATH", &path())
+        .output();
+    assert!(out.status.success(), "create-services: {out:?}");
+}
+
+/// The account databases take one line per account or group: compared as sets of lines.
+const ACCOUNT_FILES: &[&str] = &[
+    "/etc/passwd",
+    "/etc/shadow",
+    "/etc/group",
+    "/etc/gshadow",
+    "/etc/subuid",
+    "/etc/subgid",
+];
+
+#[test]
+fn create_services_survives_a_kill_at_every_step() {
+    let scenario = Scenario {
+        name: "podsec-create-services",
+        options: server_options(),
+        setup: &policy_done,
+        argv: &["podsec-create-services"],
+        env: &[],
+        watched: &[
+            "/etc/podsec",
+            "/etc/nginx/conf.d",
+            "/etc/nginx/sites-enabled",
+            "/var/lib/podsec",
+            "/run/podsec",
+        ],
+        line_sets: &[],
+        // The PIDs and start times of the daemons differ from run to run.
+        volatile: &["/run/podsec/"],
+        max_kills: 40,
+    };
+    report(scenario.name, &scenario.run());
+}
+
+#[test]
+fn create_imagemakeruser_survives_a_kill_at_every_step() {
+    let mut watched = ACCOUNT_FILES.to_vec();
+    watched.extend([
+        "/etc/containers",
+        "/var/sigstore",
+        "/home/imagemaker/.config",
+    ]);
+    let scenario = Scenario {
+        name: "podsec-create-imagemakeruser",
+        options: server_options(),
+        setup: &services_done,
+        argv: &[
+            "podsec-create-imagemakeruser",
+            "--batch",
+            "--email",
+            "imagemaker@registry.local",
+            "imagemaker@registry.local/demo",
+        ],
+        env: &[],
+        watched: &watched,
+        line_sets: ACCOUNT_FILES,
+        // A fresh key each run; the policy names it, not its bytes.
+        volatile: &["/var/sigstore/keys/imagemaker.pgp"],
+        max_kills: 40,
+    };
+    report(scenario.name, &scenario.run());
+}
+
+#[test]
+fn create_podmanusers_survives_a_kill_at_every_step() {
+    let mut watched = ACCOUNT_FILES.to_vec();
+    watched.extend(["/home/alice", "/home/bob"]);
+    let scenario = Scenario {
+        name: "podsec-create-podmanusers",
+        options: server_options(),
+        setup: &policy_done,
+        argv: &["podsec-create-podmanusers", "--batch", "alice", "bob"],
+        env: &[],
+        watched: &watched,
+        line_sets: ACCOUNT_FILES,
+        volatile: &[],
+        max_kills: 40,
+    };
+    report(scenario.name, &scenario.run());
+}
