@@ -186,3 +186,54 @@ fn create_podmanusers_survives_a_kill_at_every_step() {
     };
     report(scenario.name, &scenario.run());
 }
+
+/// A client fetches the keys and the policy from a server (one for all runs, set up once: the
+/// policy, the services and an image maker); each fresh client is plugged into the server's
+/// bridge with an address of its own.
+#[test]
+fn create_policy_on_a_client_survives_a_kill_at_every_step() {
+    let server = Sandbox::start(&server_options()).unwrap();
+    services_done(&server);
+    let out = server
+        .command("podsec-create-imagemakeruser")
+        .args([
+            "--batch",
+            "--email",
+            "imagemaker@registry.local",
+            "imagemaker@registry.local/demo",
+        ])
+        .env("PATH", &path())
+        .output();
+    assert!(out.status.success(), "create-imagemakeruser: {out:?}");
+    let next = std::cell::Cell::new(20u8);
+    let plug_in = |client: &Sandbox| {
+        let n = next.get();
+        next.set(n + 1);
+        Sandbox::attach(
+            &server,
+            client,
+            "192.0.2.254/24",
+            &format!("192.0.2.{n}/24"),
+        )
+        .expect("attach the client");
+    };
+    let scenario = Scenario {
+        name: "podsec-create-policy (client)",
+        options: Options::default(),
+        setup: &plug_in,
+        argv: &["podsec-create-policy", SERVER_IP],
+        env: &[],
+        watched: &[
+            "/etc/hosts",
+            "/etc/group",
+            "/etc/gshadow",
+            "/etc/containers",
+            "/etc/sysctl.d",
+            "/var/sigstore",
+        ],
+        line_sets: &["/etc/group", "/etc/gshadow"],
+        volatile: &[],
+        max_kills: 40,
+    };
+    report(scenario.name, &scenario.run());
+}
