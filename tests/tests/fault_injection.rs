@@ -237,3 +237,82 @@ fn create_policy_on_a_client_survives_a_kill_at_every_step() {
     };
     report(scenario.name, &scenario.run());
 }
+
+/// Audit events `range`, every third refused.
+fn audit_log(range: std::ops::Range<usize>) -> String {
+    let mut text = String::new();
+    for i in range {
+        let refused = i % 3 == 0;
+        let mut event = serde_json::json!({
+            "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata",
+            "auditID": format!("{i:08}-aaaa-bbbb"), "stage": "ResponseComplete",
+            "requestURI": "/api/v1/namespaces/ns/pods", "verb": "list",
+            "user": {"username": format!("u{i}"), "groups": ["system:authenticated"]},
+            "sourceIPs": [format!("10.0.0.{i}")], "objectRef": {"resource": "pods"},
+            "responseStatus": {"metadata": {}, "code": if refused { 403 } else { 200 }},
+            "requestReceivedTimestamp": format!("2024-05-01T00:00:{i:02}.000000Z"),
+            "stageTimestamp": format!("2024-05-01T00:00:{i:02}.000000Z"),
+        });
+        if refused {
+            event["responseStatus"]["status"] = "Failure".into();
+            event["responseStatus"]["message"] = format!("pods is forbidden: u{i}").into();
+        }
+        text.push_str(&event.to_string());
+        text.push('\n');
+    }
+    text
+}
+
+/// A node whose check-kubeapi recorded the refusals among 12 events (the OLD state has a
+/// forbidden.log and a position) and whose audit log has 12 more since; a journald for the
+/// syslog lines.
+fn audit_node(sandbox: &Sandbox) {
+    let staged = sandbox.share().join("audit.log");
+    std::fs::write(&staged, audit_log(0..12)).unwrap();
+    sandbox.sh_ok(&format!(
+        "mkdir -p /etc/kubernetes/audit /run/systemd/journal && chmod 0700 /etc/kubernetes/audit \
+         && cp {} /etc/kubernetes/audit/audit.log",
+        staged.display()
+    ));
+    sandbox
+        .spawn_daemon("journald", &["/lib/systemd/systemd-journald"])
+        .unwrap();
+    sandbox.sh_ok(
+        "for i in $(seq 100); do [ -S /run/systemd/journal/socket ] && exit 0; sleep 0.05; done; exit 1",
+    );
+    let out = sandbox
+        .command("podsec-inotify-check-kubeapi")
+        .arg("--once")
+        .env("PATH", &path())
+        .output();
+    assert!(out.status.success(), "the first check-kubeapi: {out:?}");
+    std::fs::write(&staged, audit_log(12..24)).unwrap();
+    sandbox.sh_ok(&format!(
+        "cat {} >> /etc/kubernetes/audit/audit.log",
+        staged.display()
+    ));
+}
+
+/// check-kubeapi's state (docs of check_kubeapi/state.rs): forbidden.log exactly once after a
+/// kill anywhere, the position replaced atomically. `journaled` is the at-least-once journal of
+/// the syslog lines (a kill leaves IDs in it that the commit empties) and `position` names the
+/// audit log's inode, which differs between sandboxes: only their type, mode and owner are
+/// compared; forbidden.log, byte for byte, says whether the re-run read from the right place.
+#[test]
+fn check_kubeapi_state_survives_a_kill_at_every_step() {
+    let scenario = Scenario {
+        name: "podsec-inotify-check-kubeapi --once",
+        options: Options::default(),
+        setup: &audit_node,
+        argv: &["podsec-inotify-check-kubeapi", "--once"],
+        env: &[],
+        watched: &["/var/lib/podsec/u7s/log/kubeapi"],
+        line_sets: &[],
+        volatile: &[
+            "/var/lib/podsec/u7s/log/kubeapi/journaled",
+            "/var/lib/podsec/u7s/log/kubeapi/position",
+        ],
+        max_kills: 40,
+    };
+    report(scenario.name, &scenario.run());
+}
