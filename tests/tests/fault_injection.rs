@@ -68,6 +68,7 @@ fn create_policy_on_the_server_survives_a_kill_at_every_step() {
         options: server_options(),
         setup: &nothing,
         argv: &["podsec-create-policy", SERVER_IP],
+        user: None,
         env: &[],
         watched: &[
             "/etc/hosts",
@@ -79,6 +80,7 @@ fn create_policy_on_the_server_survives_a_kill_at_every_step() {
         ],
         line_sets: &["/etc/group", "/etc/gshadow"],
         volatile: &[],
+        rerun_may_add: &[],
         max_kills: 40,
     };
     report(scenario.name, &scenario.run());
@@ -124,6 +126,7 @@ fn create_services_survives_a_kill_at_every_step() {
         options: server_options(),
         setup: &policy_done,
         argv: &["podsec-create-services"],
+        user: None,
         env: &[],
         watched: &[
             "/etc/podsec",
@@ -135,6 +138,7 @@ fn create_services_survives_a_kill_at_every_step() {
         line_sets: &[],
         // The PIDs and start times of the daemons differ from run to run.
         volatile: &["/run/podsec/"],
+        rerun_may_add: &[],
         max_kills: 40,
     };
     report(scenario.name, &scenario.run());
@@ -159,11 +163,13 @@ fn create_imagemakeruser_survives_a_kill_at_every_step() {
             "imagemaker@registry.local",
             "imagemaker@registry.local/demo",
         ],
+        user: None,
         env: &[],
         watched: &watched,
         line_sets: ACCOUNT_FILES,
         // A fresh key each run; the policy names it, not its bytes.
         volatile: &["/var/sigstore/keys/imagemaker.pgp"],
+        rerun_may_add: &[],
         max_kills: 40,
     };
     report(scenario.name, &scenario.run());
@@ -178,10 +184,12 @@ fn create_podmanusers_survives_a_kill_at_every_step() {
         options: server_options(),
         setup: &policy_done,
         argv: &["podsec-create-podmanusers", "--batch", "alice", "bob"],
+        user: None,
         env: &[],
         watched: &watched,
         line_sets: ACCOUNT_FILES,
         volatile: &[],
+        rerun_may_add: &[],
         max_kills: 40,
     };
     report(scenario.name, &scenario.run());
@@ -222,6 +230,7 @@ fn create_policy_on_a_client_survives_a_kill_at_every_step() {
         options: Options::default(),
         setup: &plug_in,
         argv: &["podsec-create-policy", SERVER_IP],
+        user: None,
         env: &[],
         watched: &[
             "/etc/hosts",
@@ -233,6 +242,7 @@ fn create_policy_on_a_client_survives_a_kill_at_every_step() {
         ],
         line_sets: &["/etc/group", "/etc/gshadow"],
         volatile: &[],
+        rerun_may_add: &[],
         max_kills: 40,
     };
     report(scenario.name, &scenario.run());
@@ -305,6 +315,7 @@ fn check_kubeapi_state_survives_a_kill_at_every_step() {
         options: Options::default(),
         setup: &audit_node,
         argv: &["podsec-inotify-check-kubeapi", "--once"],
+        user: None,
         env: &[],
         watched: &["/var/lib/podsec/u7s/log/kubeapi"],
         line_sets: &[],
@@ -312,7 +323,78 @@ fn check_kubeapi_state_survives_a_kill_at_every_step() {
             "/var/lib/podsec/u7s/log/kubeapi/journaled",
             "/var/lib/podsec/u7s/log/kubeapi/position",
         ],
+        rerun_may_add: &[],
         max_kills: 40,
+    };
+    report(scenario.name, &scenario.run());
+}
+
+/// A server with the policy, the services and an image maker.
+fn maker_done(sandbox: &Sandbox) {
+    services_done(sandbox);
+    let out = sandbox
+        .command("podsec-create-imagemakeruser")
+        .args([
+            "--batch",
+            "--email",
+            "imagemaker@registry.local",
+            "imagemaker@registry.local/demo",
+        ])
+        .env("PATH", &path())
+        .output();
+    assert!(out.status.success(), "create-imagemakeruser: {out:?}");
+}
+
+/// The image maker loads an archive of one image, pushes it and signs it. The archive is built
+/// once (busybox) in a sandbox of its own and read by every run through its share directory.
+/// Watched: the signature store (the signature is made fresh each run: its content is not
+/// compared, its name, mode and owner are) and the registry's repositories of the image.
+#[test]
+fn load_sign_oci_survives_a_kill_at_every_step() {
+    let builder = Sandbox::start(&Options::default()).unwrap();
+    podsec_tests::fixtures::busybox_image(&builder, "bb");
+    let layout = builder.share().join("layout");
+    let archive = builder.share().join("app.tar.xz");
+    let policy = builder.share().join("accept-anything.json");
+    std::fs::write(
+        &policy,
+        r#"{"default":[{"type":"insecureAcceptAnything"}]}"#,
+    )
+    .unwrap();
+    builder.sh_ok(&format!(
+        "set -e; mkdir -p {layout}; skopeo --policy {policy} copy -q containers-storage:localhost/bb \
+         oci:{layout}/amd64:demo/app:1; tar -C {layout} -cJf {archive} amd64; chmod 0644 {archive}; \
+         chmod 0755 {share}",
+        layout = layout.display(),
+        policy = policy.display(),
+        archive = archive.display(),
+        share = builder.share().display(),
+    ));
+    let archive = archive.display().to_string();
+    let scenario = Scenario {
+        name: "podsec-load-sign-oci",
+        options: server_options(),
+        setup: &maker_done,
+        argv: &[
+            "podsec-load-sign-oci",
+            &archive,
+            "amd64",
+            "imagemaker@registry.local",
+            "registry.local/demo",
+        ],
+        user: Some("imagemaker"),
+        env: &[],
+        watched: &[
+            "/var/sigstore/sigstore",
+            "/var/lib/podsec/registry/docker/registry/v2/repositories/demo/app/_manifests",
+        ],
+        line_sets: &[],
+        volatile: &["/var/sigstore/sigstore/demo/app@sha256="],
+        // A run killed after its signature was stored, and run again, signs again: a second
+        // valid signature of the same maker, as any second run makes (signatures are only ever
+        // added, never replaced; docs/testing.md, "Fault injection").
+        rerun_may_add: &["/var/sigstore/sigstore/demo/app@sha256="],
+        max_kills: 30,
     };
     report(scenario.name, &scenario.run());
 }
