@@ -47,6 +47,12 @@ pub struct Scenario<'a> {
     /// Entries the re-run may add below these prefixes beyond NEW (a known difference the
     /// scenario names and docs/testing.md explains; every other path must equal NEW).
     pub rerun_may_add: &'a [&'a str],
+    /// State outside the watched files (a cluster's objects): its text is one more entry of
+    /// the snapshot, `probe:`, compared like a file.
+    pub probe: Option<&'a dyn Fn(&Sandbox) -> String>,
+    /// Exit codes a re-run may end with (`[0]` but for a command that, by its contract, fails
+    /// when there is nothing left to do; the state must still equal NEW).
+    pub rerun_codes: &'a [i32],
     /// At most this many steps are tried: all when K is not larger, else K spread evenly over
     /// the steps, always with the first and the last.
     pub max_kills: usize,
@@ -150,7 +156,11 @@ impl Scenario<'_> {
                 defects.push(format!("kill at step {n} ({step}): {problem}"));
             }
             let rerun = self.command(&sandbox, &sandbox.share().join("rerun-trace"), None);
-            if !rerun.status.success() {
+            if !rerun
+                .status
+                .code()
+                .is_some_and(|code| self.rerun_codes.contains(&code))
+            {
                 defects.push(format!(
                     "kill at step {n} ({step}): the re-run failed: {}{}",
                     text(&rerun.stdout),
@@ -271,6 +281,18 @@ impl Scenario<'_> {
                 };
                 snapshot.insert(normalise(&name, known), entry);
             }
+        }
+        if let Some(probe) = self.probe {
+            let text = probe(sandbox);
+            snapshot.insert(
+                "probe:".into(),
+                Entry::File {
+                    mode: 0,
+                    uid: 0,
+                    gid: 0,
+                    content: Content::Lines(text.lines().map(str::to_string).collect()),
+                },
+            );
         }
         snapshot
     }

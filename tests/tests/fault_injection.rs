@@ -4,6 +4,7 @@
 
 use podsec_tests::faults::Scenario;
 use podsec_tests::fixtures::PACKAGE_BINARIES;
+use podsec_tests::k8s::{self, ControlPlane};
 use podsec_tests::sandbox::{Options, Sandbox, target_dir};
 
 const SERVER_IP: &str = "192.0.2.10";
@@ -81,6 +82,8 @@ fn create_policy_on_the_server_survives_a_kill_at_every_step() {
         line_sets: &["/etc/group", "/etc/gshadow"],
         volatile: &[],
         rerun_may_add: &[],
+        probe: None,
+        rerun_codes: &[0],
         max_kills: 40,
     };
     report(scenario.name, &scenario.run());
@@ -139,6 +142,8 @@ fn create_services_survives_a_kill_at_every_step() {
         // The PIDs and start times of the daemons differ from run to run.
         volatile: &["/run/podsec/"],
         rerun_may_add: &[],
+        probe: None,
+        rerun_codes: &[0],
         max_kills: 40,
     };
     report(scenario.name, &scenario.run());
@@ -170,6 +175,8 @@ fn create_imagemakeruser_survives_a_kill_at_every_step() {
         // A fresh key each run; the policy names it, not its bytes.
         volatile: &["/var/sigstore/keys/imagemaker.pgp"],
         rerun_may_add: &[],
+        probe: None,
+        rerun_codes: &[0],
         max_kills: 40,
     };
     report(scenario.name, &scenario.run());
@@ -190,6 +197,8 @@ fn create_podmanusers_survives_a_kill_at_every_step() {
         line_sets: ACCOUNT_FILES,
         volatile: &[],
         rerun_may_add: &[],
+        probe: None,
+        rerun_codes: &[0],
         max_kills: 40,
     };
     report(scenario.name, &scenario.run());
@@ -243,6 +252,8 @@ fn create_policy_on_a_client_survives_a_kill_at_every_step() {
         line_sets: &["/etc/group", "/etc/gshadow"],
         volatile: &[],
         rerun_may_add: &[],
+        probe: None,
+        rerun_codes: &[0],
         max_kills: 40,
     };
     report(scenario.name, &scenario.run());
@@ -324,6 +335,8 @@ fn check_kubeapi_state_survives_a_kill_at_every_step() {
             "/var/lib/podsec/u7s/log/kubeapi/position",
         ],
         rerun_may_add: &[],
+        probe: None,
+        rerun_codes: &[0],
         max_kills: 40,
     };
     report(scenario.name, &scenario.run());
@@ -394,7 +407,110 @@ fn load_sign_oci_survives_a_kill_at_every_step() {
         // valid signature of the same maker, as any second run makes (signatures are only ever
         // added, never replaced; docs/testing.md, "Fault injection").
         rerun_may_add: &["/var/sigstore/sigstore/demo/app@sha256="],
+        probe: None,
+        rerun_codes: &[0],
         max_kills: 30,
+    };
+    report(scenario.name, &scenario.run());
+}
+
+/// A control plane in the sandbox (the admin kubeconfig where podsec's commands look as root)
+/// with `bound` bound to the ClusterRole edit by the RoleBinding rb-edit in ns1.
+fn cluster_with(sandbox: &Sandbox, bound: &[&str]) {
+    for name in ["etcd", "kube-apiserver", "kubectl"] {
+        if let Err(e) = k8s::binary(name) {
+            panic!("{e:#}");
+        }
+    }
+    let plane = ControlPlane::start(sandbox, &k8s::Options::default())
+        .unwrap_or_else(|e| panic!("control plane: {e:#}"));
+    plane
+        .kubectl_ok(sandbox, &["create", "namespace", "ns1"])
+        .unwrap();
+    for user in bound {
+        let out = sandbox
+            .command("podsec-k8s-rbac-bindrole")
+            .args([user, "role=clusterrole", "edit", "rb-edit", "ns1"])
+            .env("PATH", &path())
+            .output();
+        assert!(out.status.success(), "bindrole {user}: {out:?}");
+    }
+}
+
+/// The RoleBindings of ns1: name, role and subjects, one line each.
+fn bindings(sandbox: &Sandbox) -> String {
+    let out = sandbox
+        .command(k8s::binary("kubectl").unwrap())
+        .env("KUBECONFIG", "/etc/kubernetes/admin.conf")
+        .args([
+            "get",
+            "rolebindings",
+            "-n",
+            "ns1",
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.name} {.roleRef.kind}/{.roleRef.name} {.subjects[*].name}{\"\\n\"}{end}",
+        ])
+        .output();
+    assert!(out.status.success(), "kubectl get rolebindings: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// bindrole's one write (the RoleBinding created, or replaced with one more subject) killed
+/// before and after: the binding is there or not, and the re-run completes ("already bound").
+#[test]
+fn bindrole_survives_a_kill_at_every_step() {
+    let setup = |sandbox: &Sandbox| cluster_with(sandbox, &["bob"]);
+    let scenario = Scenario {
+        name: "podsec-k8s-rbac-bindrole",
+        options: Options::default(),
+        setup: &setup,
+        argv: &[
+            "podsec-k8s-rbac-bindrole",
+            "alice",
+            "role=clusterrole",
+            "edit",
+            "rb-edit",
+            "ns1",
+        ],
+        user: None,
+        env: &[],
+        watched: &[],
+        line_sets: &[],
+        volatile: &[],
+        rerun_may_add: &[],
+        probe: Some(&bindings),
+        rerun_codes: &[0],
+        max_kills: 10,
+    };
+    report(scenario.name, &scenario.run());
+}
+
+/// unbindrole killed after its write: the re-run finds alice unbound and, by its contract
+/// (spec §10.3 26, tests/tests/rbac.rs), says so with exit 1, changing nothing.
+#[test]
+fn unbindrole_survives_a_kill_at_every_step() {
+    let setup = |sandbox: &Sandbox| cluster_with(sandbox, &["bob", "alice"]);
+    let scenario = Scenario {
+        name: "podsec-k8s-rbac-unbindrole",
+        options: Options::default(),
+        setup: &setup,
+        argv: &[
+            "podsec-k8s-rbac-unbindrole",
+            "alice",
+            "role=clusterrole",
+            "edit",
+            "rb-edit",
+            "ns1",
+        ],
+        user: None,
+        env: &[],
+        watched: &[],
+        line_sets: &[],
+        volatile: &[],
+        rerun_may_add: &[],
+        probe: Some(&bindings),
+        rerun_codes: &[0, 1],
+        max_kills: 10,
     };
     report(scenario.name, &scenario.run());
 }
