@@ -6,8 +6,8 @@
 //! on podsec-common: cargo unifies the features of one package across everything it builds in
 //! one invocation, so `cargo build --workspace` (what the tests run) builds the commands with
 //! it, while `cargo build -p podsec` (`make release`, `make install`, the rpm) does not build
-//! podsec-tests and leaves it out. tests/tests/fault_injection.rs checks the first half; a
-//! release binary carries no `PODSEC_FAILPOINT_` string (checked there too).
+//! podsec-tests and leaves it out. tests/tests/fault_injection.rs checks both with `cargo tree`
+//! and looks for the trace variable's name in the binaries the tests run.
 //!
 //! At run time nothing happens unless `PODSEC_FAILPOINT_TRACE=<file>` is set: each step then
 //! appends its name as a line to that file (under an exclusive lock, so the commands a command
@@ -28,9 +28,6 @@ pub fn step(what: &str, path: &Path) {
 #[cfg(not(feature = "fault-injection"))]
 #[inline(always)]
 pub fn step(_what: &str, _path: &Path) {}
-
-/// Whether this build has failpoints.
-pub const ENABLED: bool = cfg!(feature = "fault-injection");
 
 #[cfg(feature = "fault-injection")]
 mod imp {
