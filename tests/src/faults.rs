@@ -47,6 +47,8 @@ pub struct Scenario<'a> {
     /// Entries the re-run may add below these prefixes beyond NEW (a known difference the
     /// scenario names and docs/testing.md explains; every other path must equal NEW).
     pub rerun_may_add: &'a [&'a str],
+    /// Record files for which empty is the same as absent (no records either way).
+    pub empty_is_absent: &'a [&'a str],
     /// State outside the watched files (a cluster's objects): its text is one more entry of
     /// the snapshot, `probe:`, compared like a file.
     pub probe: Option<&'a dyn Fn(&Sandbox) -> String>,
@@ -258,6 +260,9 @@ impl Scenario<'_> {
                     }
                 } else if meta.is_file() {
                     let bytes = std::fs::read(&inside).unwrap_or_default();
+                    if bytes.is_empty() && self.empty_is_absent.contains(&name.as_str()) {
+                        continue;
+                    }
                     let content = if self.volatile.iter().any(|v| name.starts_with(v)) {
                         Content::Volatile
                     } else if self.line_sets.contains(&name.as_str()) {
