@@ -637,3 +637,130 @@ fn create_kubeconfig_survives_a_kill_at_every_step() {
     };
     report(scenario.name, &scenario.run());
 }
+
+const KUBEADM_ADDRESS: &str = "192.0.2.20";
+
+/// The stand-in node of tests/tests/u7s_kubeadm.rs (`Node::start(&["c10f"])`): ALT's
+/// os-release, the real kubeadm, version stand-ins of kubelet and CRI-O, apt-cache's stand-in, a
+/// registry on registry.local with the c10f images' tags, an existing user alice.
+fn kubeadm_node(sandbox: &Sandbox) {
+    let share = sandbox.share();
+    std::fs::write(
+        share.join("registry.yml"),
+        format!(
+            "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:80\n",
+            share.join("registry-data").display()
+        ),
+    )
+    .unwrap();
+    let kubeadm = k8s::binary("kubeadm").unwrap_or_else(|e| panic!("{e:#}"));
+    sandbox.sh_ok(&format!(
+        r#"set -e
+rm -f /etc/os-release
+printf '%s\n' 'NAME="ALT SP Server"' 'ID=altlinux' 'VERSION_ID=10.2' 'CPE_NAME="cpe:/o:alt:spserver:10.2"' 'ALT_BRANCH_ID="c10f2"' > /etc/os-release
+ln -sf {kubeadm} /usr/bin/kubeadm
+printf '#!/bin/sh\necho "Kubernetes v1.33.13"\n' > /usr/bin/kubelet
+printf '#!/bin/sh\necho "crio version 1.33.2"\n' > /usr/bin/crio
+cat > /usr/local/bin/apt-cache <<'EOS'
+#!/bin/sh
+case "$1" in
+search) for m in 26 27 28 29 30 31 32 33; do echo "kubernetes1.$m-kubeadm - Kubernetes kubeadm"; done ;;
+show) m=${{2#kubernetes1.}}; m=${{m%%-*}}; echo "Package: $2"; echo "Version: 1.$m.4-alt1" ;;
+esac
+EOS
+chmod 0755 /usr/bin/kubelet /usr/bin/crio /usr/local/bin/apt-cache
+echo '127.0.0.1 registry.local' >> /etc/hosts
+useradd -m alice"#,
+        kubeadm = kubeadm.display()
+    ));
+    sandbox
+        .spawn_daemon(
+            "registry",
+            &[
+                "docker-registry",
+                "serve",
+                share.join("registry.yml").to_str().unwrap(),
+            ],
+        )
+        .unwrap();
+    sandbox.sh_ok(
+        "for i in $(seq 100); do curl -sf -o /dev/null http://registry.local/v2/ && exit 0; sleep 0.1; done; exit 1",
+    );
+    let tags = [
+        "c10f/kube-apiserver:v1.26.3,v1.26.9,v1.26.11,v1.33.2,v1.33.9,v1.33.13,latest",
+        "c10f/kube-controller-manager:v1.33.13",
+        "c10f/kube-scheduler:v1.33.13",
+        "c10f/kube-proxy:v1.33.13",
+        "c10f/coredns:v1.12.0",
+        "c10f/flannel:v0.9.1,v0.25.1,v0.26.7,v0.27.0,latest",
+        "c10f/flannel-cni-plugin:v1.5.1-flannel2,v1.7.1-flannel1",
+        "c10f/pause:3.10",
+        "c10f/etcd:3.5.16-0,3.5.24-0",
+    ];
+    let script = r#"set -e
+cfg=$TMPDIR/config.json
+printf '%s' '{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]},"config":{}}' > $cfg
+digest=sha256:$(sha256sum $cfg | cut -d' ' -f1); size=$(stat -c%s $cfg)
+manifest="{\"schemaVersion\":2,\"mediaType\":\"application/vnd.docker.distribution.manifest.v2+json\",\"config\":{\"mediaType\":\"application/vnd.docker.container.image.v1+json\",\"size\":$size,\"digest\":\"$digest\"},\"layers\":[]}"
+for entry in "$@"; do
+  repo=${entry%%:*}; tags=${entry#*:}
+  location=$(curl -sf -D - -o /dev/null -X POST http://registry.local/v2/$repo/blobs/uploads/ | tr -d '\r' | sed -n 's/^[Ll]ocation: //p')
+  case $location in http*) ;; *) location=http://registry.local$location ;; esac
+  curl -sf -o /dev/null -X PUT -H 'Content-Type: application/octet-stream' --data-binary @$cfg "$location&digest=$digest"
+  for tag in $(echo $tags | tr ',' ' '); do
+    curl -sf -o /dev/null -X PUT -H 'Content-Type: application/vnd.docker.distribution.manifest.v2+json' -d "$manifest" http://registry.local/v2/$repo/manifests/$tag
+  done
+done"#;
+    let out = sandbox
+        .command("sh")
+        .args(["-c", script, "push"])
+        .args(tags)
+        .output();
+    assert!(out.status.success(), "pushing tags: {out:?}");
+}
+
+/// The kubeadm wrapper's host preparation (`init --prepare-only`): the account u7s-admin, its
+/// subordinate ranges, the configuration files, directories, sysctls and modules. Steps are
+/// sampled evenly when there are more than `max_kills`.
+#[test]
+fn kubeadm_host_preparation_survives_a_kill_at_every_step() {
+    let mut watched = ACCOUNT_FILES.to_vec();
+    watched.extend([
+        "/etc/podsec/u7s",
+        "/etc/kubernetes",
+        "/var/lib/podsec/u7s",
+        "/etc/cni/net.d",
+        "/etc/sysctl.d",
+        "/etc/modules-load.d",
+    ]);
+    let scenario = Scenario {
+        name: "podsec-u7s-kubeadm init --prepare-only",
+        options: Options {
+            name: None,
+            addresses: vec![format!("{KUBEADM_ADDRESS}/32")],
+        },
+        setup: &kubeadm_node,
+        argv: &[
+            "podsec-u7s-kubeadm",
+            "init",
+            "--prepare-only",
+            "--apiserver-advertise-address",
+            KUBEADM_ADDRESS,
+            "--node-name",
+            "node1",
+            "--token",
+            "abcdef.0123456789abcdef",
+        ],
+        user: None,
+        env: &[],
+        watched: &watched,
+        line_sets: ACCOUNT_FILES,
+        volatile: &[],
+        rerun_may_add: &[],
+        empty_is_absent: &[],
+        probe: None,
+        rerun_codes: &[0],
+        max_kills: 16,
+    };
+    report(scenario.name, &scenario.run());
+}
