@@ -10,8 +10,9 @@
 //!
 //! What a snapshot holds: per path below the watched roots its type, mode, owner and group and
 //! the SHA-256 of a file's content or a link's target. Normalised so two runs compare: the
-//! timestamps that versioned files get (`policy_2026-12-04_10:00:00`) are replaced by `<new>`
-//! when the sandbox did not have them before the run. Two kinds of entries may exist after a
+//! versioned files (`policy_2026-12-04_10:00:00`, `.1` when the second was taken) are named by
+//! their order, `policy_<old>`... for those there before the run, `policy_<new>`... for those
+//! it made, and links to them follow. Two kinds of entries may exist after a
 //! kill without being in OLD or NEW, because no consumer reads them: temporary files of the
 //! atomic writes (`.<name>.<random>.tmp`) and temporary links of a versioned switch
 //! (`.<name>.link`); the re-run must remove them (the final state equals NEW). Files that take
@@ -103,8 +104,9 @@ impl Scenario<'_> {
     pub fn run(&self) -> Report {
         let started = Instant::now();
         let reference = self.fresh();
-        let old = self.snapshot(&reference, &BTreeSet::new());
-        let known = stamps(&old);
+        let old_raw = self.raw(&reference);
+        let before: BTreeSet<String> = old_raw.iter().map(|(p, _)| p.clone()).collect();
+        let old = self.normalised(old_raw, &before, &reference);
         let trace = reference.share().join("failpoint-trace");
         let output = self.command(&reference, &trace, None);
         assert!(
@@ -124,7 +126,7 @@ impl Scenario<'_> {
             "{}: the command passed no failpoint",
             self.name
         );
-        let new = self.snapshot(&reference, &known);
+        let new = self.snapshot(&reference, &before);
         assert_ne!(old, new, "{}: the command changed nothing", self.name);
         drop(reference);
 
@@ -132,6 +134,8 @@ impl Scenario<'_> {
         let mut defects = Vec::new();
         for &n in &chosen {
             let sandbox = self.fresh();
+            // This sandbox's own names before the run (its setup's versions have their times).
+            let before: BTreeSet<String> = self.raw(&sandbox).into_iter().map(|(p, _)| p).collect();
             let trace = sandbox.share().join("failpoint-trace");
             let killed = self.command(&sandbox, &trace, Some(n));
             let step = &steps[n - 1];
@@ -153,7 +157,7 @@ impl Scenario<'_> {
                     traced.lines().count()
                 ));
             }
-            let mid = self.snapshot(&sandbox, &known);
+            let mid = self.snapshot(&sandbox, &before);
             for problem in mixed(&old, &new, &mid) {
                 defects.push(format!("kill at step {n} ({step}): {problem}"));
             }
@@ -170,7 +174,7 @@ impl Scenario<'_> {
                 ));
                 continue;
             }
-            let mut after = self.snapshot(&sandbox, &known);
+            let mut after = self.snapshot(&sandbox, &before);
             after.retain(|path, _| {
                 new.contains_key(path) || !self.rerun_may_add.iter().any(|p| path.starts_with(p))
             });
@@ -228,11 +232,83 @@ impl Scenario<'_> {
         command.output()
     }
 
-    /// The watched trees as the sandbox sees them (through its init's root).
-    fn snapshot(&self, sandbox: &Sandbox, known: &BTreeSet<String>) -> Snapshot {
+    /// The watched trees, versioned names the run made (absent from `before`) normalised.
+    fn snapshot(&self, sandbox: &Sandbox, before: &BTreeSet<String>) -> Snapshot {
+        let raw = self.raw(sandbox);
+        self.normalised(raw, before, sandbox)
+    }
+
+    /// Versioned files (`policy_2026-12-04_10:00:00[.n]`) are named by their order: those that
+    /// were there before the run (`before`) `policy_<old>`, `policy_<old>.1`, ..., those it made
+    /// `policy_<new>`, ...; links to them follow. Two runs compare whatever second they and
+    /// their setups ran in.
+    /// The probe's text is added.
+    fn normalised(
+        &self,
+        raw: Vec<(String, Entry)>,
+        before: &BTreeSet<String>,
+        sandbox: &Sandbox,
+    ) -> Snapshot {
+        let mut groups: BTreeMap<(String, String, &str), Vec<String>> = BTreeMap::new();
+        for (path, _) in &raw {
+            let made = if before.contains(path) { "old" } else { "new" };
+            let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+            // Temporaries (`.policy_<time>.<random>.tmp`) keep their names.
+            if let Some(at) = stamp_at(name).filter(|_| !name.starts_with('.')) {
+                groups
+                    .entry((dir.to_string(), name[..at].to_string(), made))
+                    .or_default()
+                    .push(path.clone());
+            }
+        }
+        let mut renamed: BTreeMap<String, String> = BTreeMap::new();
+        for ((dir, prefix, made), mut paths) in groups {
+            paths.sort();
+            for (i, path) in paths.into_iter().enumerate() {
+                let suffix = if i == 0 {
+                    String::new()
+                } else {
+                    format!(".{i}")
+                };
+                renamed.insert(path, format!("{dir}/{prefix}_<{made}>{suffix}"));
+            }
+        }
+        let mut snapshot = Snapshot::new();
+        for (path, entry) in raw {
+            let entry = match entry {
+                Entry::Link { target } if !target.contains('/') => {
+                    let dir = path.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+                    let target = renamed
+                        .get(&format!("{dir}/{target}"))
+                        .and_then(|p| p.rsplit_once('/'))
+                        .map(|(_, name)| name.to_string())
+                        .unwrap_or(target);
+                    Entry::Link { target }
+                }
+                other => other,
+            };
+            snapshot.insert(renamed.get(&path).cloned().unwrap_or(path), entry);
+        }
+        if let Some(probe) = self.probe {
+            let text = probe(sandbox);
+            snapshot.insert(
+                "probe:".into(),
+                Entry::File {
+                    mode: 0,
+                    uid: 0,
+                    gid: 0,
+                    content: Content::Lines(text.lines().map(str::to_string).collect()),
+                },
+            );
+        }
+        snapshot
+    }
+
+    /// The watched trees as the sandbox sees them (through its init's root), as they are.
+    fn raw(&self, sandbox: &Sandbox) -> Vec<(String, Entry)> {
         let pid = control::init_pid(sandbox.state()).expect("sandbox init");
         let root = PathBuf::from(format!("/proc/{pid}/root"));
-        let mut snapshot = Snapshot::new();
+        let mut snapshot = Vec::new();
         for watched in self.watched {
             let mut stack = vec![PathBuf::from(watched)];
             while let Some(path) = stack.pop() {
@@ -256,7 +332,7 @@ impl Scenario<'_> {
                 } else if meta.file_type().is_symlink() {
                     let target = std::fs::read_link(&inside).unwrap_or_default();
                     Entry::Link {
-                        target: normalise(&target.to_string_lossy(), known),
+                        target: target.to_string_lossy().into_owned(),
                     }
                 } else if meta.is_file() {
                     let bytes = std::fs::read(&inside).unwrap_or_default();
@@ -284,20 +360,8 @@ impl Scenario<'_> {
                 } else {
                     Entry::Other { mode }
                 };
-                snapshot.insert(normalise(&name, known), entry);
+                snapshot.push((name, entry));
             }
-        }
-        if let Some(probe) = self.probe {
-            let text = probe(sandbox);
-            snapshot.insert(
-                "probe:".into(),
-                Entry::File {
-                    mode: 0,
-                    uid: 0,
-                    gid: 0,
-                    content: Content::Lines(text.lines().map(str::to_string).collect()),
-                },
-            );
         }
         snapshot
     }
@@ -407,24 +471,9 @@ fn compare(what: &str, expected: Option<&Entry>, found: Option<&Entry>) -> Strin
     format!("{what} {expected:?}, found {found:?}")
 }
 
-/// `_YYYY-MM-DD_HH:MM:SS` stamps of versioned files that were not there before: `_<new>`.
-fn normalise(text: &str, known: &BTreeSet<String>) -> String {
-    let bytes = text.as_bytes();
-    let mut out = String::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        if let Some(stamp) = text.get(i..i + 20).filter(|s| is_stamp(s))
-            && !known.contains(stamp)
-        {
-            out.push_str("_<new>");
-            i += 20;
-            continue;
-        }
-        let c = text[i..].chars().next().unwrap();
-        out.push(c);
-        i += c.len_utf8();
-    }
-    out
+/// Where a `_YYYY-MM-DD_HH:MM:SS` stamp starts in a file name.
+fn stamp_at(name: &str) -> Option<usize> {
+    (0..name.len()).find(|&i| name.get(i..i + 20).is_some_and(is_stamp))
 }
 
 fn is_stamp(s: &str) -> bool {
@@ -438,19 +487,6 @@ fn is_stamp(s: &str) -> bool {
             14 | 17 => *c == b':',
             _ => c.is_ascii_digit(),
         })
-}
-
-/// The stamps in the names of a snapshot (taken before the run: those stay literal).
-fn stamps(snapshot: &Snapshot) -> BTreeSet<String> {
-    let mut found = BTreeSet::new();
-    for path in snapshot.keys() {
-        for i in 0..path.len() {
-            if let Some(s) = path.get(i..i + 20).filter(|s| is_stamp(s)) {
-                found.insert(s.to_string());
-            }
-        }
-    }
-    found
 }
 
 fn sha256(bytes: &[u8]) -> String {
@@ -479,16 +515,10 @@ mod tests {
     }
 
     #[test]
-    fn new_stamps_are_normalised_and_known_ones_kept() {
-        let known: BTreeSet<String> = ["_2023-02-05_14:55:56".to_string()].into();
-        assert_eq!(
-            normalise("/etc/containers/policy_2026-12-04_04:45:11.1", &known),
-            "/etc/containers/policy_<new>.1"
-        );
-        assert_eq!(
-            normalise("/etc/containers/policy_2023-02-05_14:55:56", &known),
-            "/etc/containers/policy_2023-02-05_14:55:56"
-        );
+    fn stamps_are_found_in_versioned_names() {
+        assert_eq!(stamp_at("policy_2026-12-04_04:45:11.1"), Some(6));
+        assert_eq!(stamp_at("default_2023-02-05_14:55:56"), Some(7));
+        assert_eq!(stamp_at("policy.json"), None);
     }
 
     #[test]
