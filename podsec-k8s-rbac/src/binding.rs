@@ -217,6 +217,7 @@ async fn bind_in<K: Binding>(api: Api<K>, target: &Target) -> Result<String, Err
                 let object = K::make(meta, role_ref, vec![user_subject(&target.user)]);
                 match api.create(&PostParams::default(), &object).await {
                     Ok(_) => {
+                        step("created", &label);
                         return Ok(msg!(
                             "{label} created: user '{}' bound to {role_kind} '{}'",
                             target.user,
@@ -243,6 +244,7 @@ async fn bind_in<K: Binding>(api: Api<K>, target: &Target) -> Result<String, Err
                     .await
                 {
                     Ok(_) => {
+                        step("replaced", &label);
                         return Ok(msg!(
                             "user '{}' added to {label} ({role_kind} '{}')",
                             target.user,
@@ -306,12 +308,20 @@ async fn unbind_in<K: Binding>(api: Api<K>, target: &Target) -> Result<String, E
                 .map(|_| msg!("user '{}' removed from {label}", target.user))
         };
         match result {
-            Ok(message) => return Ok(message),
+            Ok(message) => {
+                step("unbound", &label);
+                return Ok(message);
+            }
             Err(e) if is_conflict(&e) || is_not_found(&e) => continue,
             Err(e) => return Err(Error::api(msg!("cannot update {label}"), &e)),
         }
     }
     Err(too_busy(&label))
+}
+
+/// A failpoint after a write to the API server (common/src/host/failpoint.rs).
+fn step(what: &str, label: &str) {
+    podsec_common::host::failpoint::step(what, std::path::Path::new(label));
 }
 
 fn too_busy(label: &str) -> Error {

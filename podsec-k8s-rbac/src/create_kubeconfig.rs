@@ -157,6 +157,7 @@ async fn issue(
                     Error::api(msg!("cannot delete CertificateSigningRequest '{user}'"), &e)
                 })?;
             wait_gone(csrs, user).await?;
+            step("csr-deleted", user);
         }
         Ok(Some(_)) => {
             return Err(Error::Failed(msg!(
@@ -189,6 +190,7 @@ async fn issue(
         .create(&PostParams::default(), &object)
         .await
         .map_err(|e| Error::api(msg!("cannot create CertificateSigningRequest '{user}'"), &e))?;
+    step("csr-created", user);
     let uid = created.metadata.uid.clone().unwrap_or_default();
     if uid.is_empty() || created.metadata.resource_version.is_none() {
         return Err(Error::Failed(msg!(
@@ -216,6 +218,7 @@ async fn issue(
                 &e,
             )
         })?;
+    step("csr-approved", user);
     let deadline = Instant::now() + wait;
     loop {
         let current = csrs
@@ -296,6 +299,11 @@ async fn check_login(text: &[u8], user: &str, groups: &[String]) -> Result<(), E
         )));
     }
     Ok(())
+}
+
+/// A failpoint after a write to the API server (common/src/host/failpoint.rs).
+fn step(what: &str, user: &str) {
+    podsec_common::host::failpoint::step(what, std::path::Path::new(&format!("csr/{user}")));
 }
 
 #[cfg(test)]

@@ -189,6 +189,8 @@ fn set_aside_user_entries(
     config: &SafeDir,
     containers: &SafeDir,
 ) -> Result<(), Error> {
+    // What a run killed while writing storage.conf left is ours, not the user's.
+    podsec_common::host::files::sweep_stale_temps(containers, ".storage.conf.");
     let entries: Vec<OsString> = containers
         .list()?
         .into_iter()

@@ -252,6 +252,10 @@ impl Registry {
                 &body,
             ));
         }
+        podsec_common::host::failpoint::step(
+            "blob-pushed",
+            Path::new(&format!("{repository}@{digest}")),
+        );
         Ok(())
     }
 
@@ -284,6 +288,10 @@ impl Registry {
                 &body,
             ));
         }
+        podsec_common::host::failpoint::step(
+            "manifest-pushed",
+            Path::new(&format!("{repository}:{tag}")),
+        );
         Ok(response
             .headers()
             .get("docker-content-digest")

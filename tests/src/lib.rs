@@ -2,6 +2,7 @@
 //! RPM packages the end-to-end suites of tests/tests/ run against.
 
 pub mod cluster;
+pub mod faults;
 pub mod fixtures;
 pub mod k8s;
 pub mod node;

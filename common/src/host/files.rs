@@ -20,6 +20,8 @@ use nix::fcntl::{AtFlags, OFlag, openat, renameat};
 use nix::sys::stat::{Mode, fchmod, mkdirat};
 use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, fchownat, unlinkat};
 
+use super::failpoint::step;
+
 #[derive(Debug, thiserror::Error)]
 pub enum FileError {
     #[error("{path}: {source}")]
@@ -84,19 +86,73 @@ pub fn write_atomic(
         name: String::new(),
     })?;
     let prefix = format!(".{}.", name.to_string_lossy());
+    if let Ok(fd) = nix::fcntl::open(dir, DIR_FLAGS, Mode::empty()) {
+        sweep_stale_temps(&fd, &prefix);
+    }
     let mut temp = tempfile::Builder::new()
         .prefix(&prefix)
         .suffix(".tmp")
         .tempfile_in(dir)
         .map_err(|e| io_error(path, e))?;
+    let _writing = hold(temp.as_file());
     temp.write_all(contents).map_err(|e| io_error(path, e))?;
     temp.as_file()
         .set_permissions(std::fs::Permissions::from_mode(mode))
         .map_err(|e| io_error(path, e))?;
     owner.apply(temp.as_file()).map_err(|e| io_error(path, e))?;
     temp.as_file().sync_all().map_err(|e| io_error(path, e))?;
+    step("temp-written", path);
     temp.persist(path).map_err(|e| io_error(path, e.error))?;
-    sync_dir(dir)
+    sync_dir(dir)?;
+    step("replaced", path);
+    Ok(())
+}
+
+/// Marks a temporary file as being written: an exclusive lock on its open file description
+/// until the returned guard is dropped (after the rename). A writer killed before its rename
+/// loses the lock with its process, and the next writer of the same name removes the file
+/// ([`sweep_stale_temps`]).
+fn hold(file: &File) -> Option<nix::fcntl::Flock<File>> {
+    let clone = file.try_clone().ok()?;
+    nix::fcntl::Flock::lock(clone, nix::fcntl::FlockArg::LockExclusive).ok()
+}
+
+/// Removes the temporaries `<prefix>….tmp` in `dir` that no live writer holds: what a writer
+/// killed between creating its temporary and renaming it left (fault injection found them,
+/// tests/tests/fault_injection.rs). A temporary another writer is filling right now is locked
+/// and stays. Best effort: a temporary that cannot be examined is left alone.
+pub fn sweep_stale_temps(dir: &impl AsFd, prefix: &str) {
+    let Ok(fd) = openat(dir, ".", DIR_FLAGS, Mode::empty()) else {
+        return;
+    };
+    let Ok(mut listing) = nix::dir::Dir::from_fd(fd) else {
+        return;
+    };
+    let names: Vec<std::ffi::CString> = listing
+        .iter()
+        .filter_map(Result::ok)
+        .map(|entry| entry.file_name().to_owned())
+        .filter(|name| {
+            let bytes = name.to_bytes();
+            bytes.starts_with(prefix.as_bytes())
+                && bytes.ends_with(b".tmp")
+                && bytes.len() > prefix.len() + 4
+        })
+        .collect();
+    for name in names {
+        let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+        let Ok(fd) = openat(dir, name.as_c_str(), flags, Mode::empty()) else {
+            continue;
+        };
+        if let Ok(_lock) =
+            nix::fcntl::Flock::lock(File::from(fd), nix::fcntl::FlockArg::LockExclusiveNonblock)
+        {
+            // A file, or an empty directory of [`SafeDir::make_dir`] (a full one stays).
+            if unlinkat(dir, name.as_c_str(), UnlinkatFlags::NoRemoveDir).is_err() {
+                let _ = unlinkat(dir, name.as_c_str(), UnlinkatFlags::RemoveDir);
+            }
+        }
+    }
 }
 
 fn sync_dir(dir: &Path) -> Result<(), FileError> {
@@ -228,6 +284,7 @@ impl SafeDir {
             Err(Errno::EEXIST) => return Err(FileError::Exists { path: target }),
             Err(e) => return Err(io_error(&target, e)),
         }
+        step("mkdir", &target);
         let created = dir.open_child(name)?;
         created.set_mode_owner(mode, Owner::default())?;
         Ok(created)
@@ -263,6 +320,7 @@ impl SafeDir {
         let name = self.check_name(OsStr::new(name))?;
         mkdirat(&self.fd, name, Mode::from_bits_truncate(mode))
             .map_err(|e| io_error(&self.path.join(name), e))?;
+        step("mkdir", &self.path.join(name));
         let child = self.open_child(name)?;
         child.set_mode_owner(mode, owner)?;
         Ok(child)
@@ -294,6 +352,67 @@ impl SafeDir {
         }
     }
 
+    /// Makes the directory `name` here with exactly `mode` and `owner` in one step as others see
+    /// it: made under a temporary name, given its mode and owner, then renamed into place (never
+    /// over anything; when another process made `name` meanwhile, that one is taken). A run
+    /// killed in between leaves only an empty temporary, which the next one removes; before,
+    /// a kill between mkdir and chown left a root-owned ~/.config that no re-run fixed (fault
+    /// injection found it).
+    fn make_dir(&self, name: &OsStr, mode: u32, owner: Owner) -> Result<SafeDir, FileError> {
+        let target = self.path.join(name);
+        sweep_stale_temps(&self.fd, &format!(".{}.", name.to_string_lossy()));
+        let mut made = None;
+        for _ in 0..16 {
+            let temp_name = format!(".{}.{:016x}.tmp", name.to_string_lossy(), random_u64());
+            match mkdirat(
+                &self.fd,
+                temp_name.as_str(),
+                Mode::from_bits_truncate(0o700),
+            ) {
+                Ok(()) => {
+                    made = Some(temp_name);
+                    break;
+                }
+                Err(Errno::EEXIST) => continue,
+                Err(e) => return Err(io_error(&target, e)),
+            }
+        }
+        let temp_name = made.ok_or_else(|| io_error(&target, Errno::EEXIST))?;
+        let result = (|| -> Result<(), FileError> {
+            let temp = self.open_child(OsStr::new(&temp_name))?;
+            let making = File::from(temp.fd.try_clone().map_err(|e| io_error(&target, e))?);
+            let _making = hold(&making);
+            fchmod(&temp.fd, Mode::from_bits_truncate(mode)).map_err(|e| io_error(&target, e))?;
+            owner.apply(&temp.fd).map_err(|e| io_error(&target, e))?;
+            step("dir-prepared", &target);
+            match nix::fcntl::renameat2(
+                &self.fd,
+                temp_name.as_str(),
+                &self.fd,
+                name,
+                nix::fcntl::RenameFlags::RENAME_NOREPLACE,
+            ) {
+                Ok(()) => {
+                    File::from(self.fd.try_clone().map_err(|e| io_error(&self.path, e))?)
+                        .sync_all()
+                        .map_err(|e| io_error(&self.path, e))?;
+                    step("mkdir", &target);
+                    Ok(())
+                }
+                Err(Errno::EEXIST) => {
+                    let _ = unlinkat(&self.fd, temp_name.as_str(), UnlinkatFlags::RemoveDir);
+                    Ok(())
+                }
+                Err(e) => Err(io_error(&target, e)),
+            }
+        })();
+        if result.is_err() {
+            let _ = unlinkat(&self.fd, temp_name.as_str(), UnlinkatFlags::RemoveDir);
+        }
+        result?;
+        self.open_child(name)
+    }
+
     /// Opens (creating as needed, with `mode` and `owner`) the relative directory `relative`.
     pub fn create_dir_all(
         &self,
@@ -313,20 +432,14 @@ impl SafeDir {
                 });
             };
             let name = current.check_name(name)?;
-            let created = match mkdirat(&current.fd, name, Mode::from_bits_truncate(mode)) {
-                Ok(()) => true,
-                Err(Errno::EEXIST) => false,
-                Err(e) => return Err(io_error(&current.path.join(name), e)),
+            let child = match current.open_child(name) {
+                Err(FileError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    current.make_dir(name, mode, owner)?
+                }
+                other => other?,
             };
-            let child = current.open_child(name)?;
-            if created {
-                // mkdir's mode is filtered by the umask; set it exactly.
-                fchmod(&child.fd, Mode::from_bits_truncate(mode))
-                    .map_err(|e| io_error(&child.path, e))?;
-                owner
-                    .apply(&child.fd)
-                    .map_err(|e| io_error(&child.path, e))?;
-            }
             current = child;
         }
         Ok(current)
@@ -343,18 +456,23 @@ impl SafeDir {
     ) -> Result<(), FileError> {
         let name = self.check_name(OsStr::new(name))?;
         let target = self.path.join(name);
+        sweep_stale_temps(&self.fd, &format!(".{}.", name.to_string_lossy()));
         let (temp_name, fd) = self.create_temp(name)?;
         let mut file = File::from(fd);
+        let _writing = hold(&file);
         let result = (|| -> Result<(), FileError> {
             file.write_all(contents).map_err(|e| io_error(&target, e))?;
             fchmod(&file, Mode::from_bits_truncate(mode)).map_err(|e| io_error(&target, e))?;
             owner.apply(&file).map_err(|e| io_error(&target, e))?;
             file.sync_all().map_err(|e| io_error(&target, e))?;
+            step("temp-written", &target);
             renameat(&self.fd, temp_name.as_str(), &self.fd, name)
                 .map_err(|e| io_error(&target, e))?;
             File::from(self.fd.try_clone().map_err(|e| io_error(&self.path, e))?)
                 .sync_all()
-                .map_err(|e| io_error(&self.path, e))
+                .map_err(|e| io_error(&self.path, e))?;
+            step("replaced", &target);
+            Ok(())
         })();
         if result.is_err() {
             let _ = unlinkat(&self.fd, temp_name.as_str(), UnlinkatFlags::NoRemoveDir);
@@ -384,7 +502,9 @@ impl SafeDir {
     /// Sets the mode and owner of this directory itself (through its descriptor).
     pub fn set_mode_owner(&self, mode: u32, owner: Owner) -> Result<(), FileError> {
         fchmod(&self.fd, Mode::from_bits_truncate(mode)).map_err(|e| io_error(&self.path, e))?;
-        owner.apply(&self.fd).map_err(|e| io_error(&self.path, e))
+        owner.apply(&self.fd).map_err(|e| io_error(&self.path, e))?;
+        step("mode-owner", &self.path);
+        Ok(())
     }
 
     /// Sets or clears the immutable attribute (`chattr +i`) of this directory through its
@@ -489,8 +609,10 @@ impl SafeDir {
         contents: &[u8],
         mode: u32,
     ) -> Result<Option<String>, FileError> {
+        sweep_stale_temps(&self.fd, ".new.");
         let (temp_name, fd) = self.create_temp(OsStr::new("new"))?;
         let mut file = File::from(fd);
+        let _writing = hold(&file);
         let result = (|| -> Result<Option<String>, FileError> {
             let temp_path = self.path.join(&temp_name);
             file.write_all(contents)
@@ -506,7 +628,10 @@ impl SafeDir {
                     name,
                     AtFlags::empty(),
                 ) {
-                    Ok(()) => return Ok(Some(name.to_string_lossy().into_owned())),
+                    Ok(()) => {
+                        step("linked", &self.path.join(name));
+                        return Ok(Some(name.to_string_lossy().into_owned()));
+                    }
                     Err(Errno::EEXIST) => continue,
                     Err(e) => return Err(io_error(&self.path.join(name), e)),
                 }
@@ -550,7 +675,9 @@ impl SafeDir {
             name,
             nix::fcntl::RenameFlags::RENAME_NOREPLACE,
         )
-        .map_err(|e| io_error(&self.path.join(name), e))
+        .map_err(|e| io_error(&self.path.join(name), e))?;
+        step("moved", &to.path.join(name));
+        Ok(())
     }
 
     /// Removes the empty directory `name` (rmdir: never a file, never through a link).
@@ -570,7 +697,9 @@ impl SafeDir {
             owner.gid.map(Gid::from_raw),
             AtFlags::AT_SYMLINK_NOFOLLOW,
         )
-        .map_err(|e| io_error(&self.path.join(name), e))
+        .map_err(|e| io_error(&self.path.join(name), e))?;
+        step("chown", &self.path.join(name));
+        Ok(())
     }
 }
 
@@ -636,6 +765,57 @@ mod tests {
         assert_eq!(mode_of(&path), 0o644);
         let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "temporary file left behind");
+    }
+
+    /// A temporary that a killed writer left is removed by the next write of the same name; one
+    /// a live writer holds (locked) stays.
+    #[test]
+    fn stale_temporaries_of_killed_writers_are_swept_and_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hosts");
+        std::fs::write(dir.path().join(".hosts.dead01.tmp"), "half").unwrap();
+        let busy = dir.path().join(".hosts.busy01.tmp");
+        std::fs::write(&busy, "being written").unwrap();
+        let held = hold(&File::open(&busy).unwrap()).unwrap();
+        std::fs::write(dir.path().join(".other.dead02.tmp"), "not ours").unwrap();
+        write_atomic(&path, b"new", 0o644, Owner::default()).unwrap();
+        assert!(!dir.path().join(".hosts.dead01.tmp").exists());
+        assert!(busy.exists() && dir.path().join(".other.dead02.tmp").exists());
+        drop(held);
+        let safe = SafeDir::open(dir.path()).unwrap();
+        safe.write_file("hosts", b"newer", 0o644, Owner::default())
+            .unwrap();
+        assert!(!busy.exists());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "newer");
+    }
+
+    /// Directories appear with their mode and owner already set (made under a temporary name,
+    /// renamed into place); the empty temporary of a killed run is removed, a full one stays.
+    #[test]
+    fn new_directories_appear_complete_and_killed_runs_temporaries_are_swept() {
+        assert!(nix::unistd::geteuid().is_root(), "needs root (owners)");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("..config.dead.tmp")).unwrap();
+        std::fs::create_dir_all(dir.path().join("..config.full.tmp/x")).unwrap();
+        let safe = SafeDir::open(dir.path()).unwrap();
+        let made = safe
+            .create_dir_all(
+                Path::new(".config/containers"),
+                0o750,
+                Owner::new(65534, 65534),
+            )
+            .unwrap();
+        for path in [dir.path().join(".config"), made.path().to_path_buf()] {
+            let meta = std::fs::metadata(&path).unwrap();
+            assert_eq!(meta.permissions().mode() & 0o7777, 0o750);
+            assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), 65534);
+        }
+        let mut names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["..config.full.tmp", ".config"]);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! symlink safety, atomic replacement, modes and exact group membership live in one place.
 
 pub mod beneath;
+pub mod failpoint;
 pub mod files;
 pub mod hosts;
 pub mod net;

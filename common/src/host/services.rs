@@ -55,6 +55,7 @@ pub fn run(program: &str, args: &[&str]) -> Result<String, ServiceError> {
             source,
         })?;
     if output.status.success() {
+        super::failpoint::step("ran", Path::new(&format!("{program} {}", args.join(" "))));
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     } else {
         Err(ServiceError::Failed {
@@ -240,7 +241,9 @@ pub fn start_direct(name: &str, program: &str, args: &[&str]) -> Result<i32, Ser
         source,
     })?;
     let pid = child.id() as i32;
+    super::failpoint::step("spawned", Path::new(name));
     record(Path::new(PID_DIR), name, pid)?;
+    super::failpoint::step("started", Path::new(name));
     Ok(pid)
 }
 

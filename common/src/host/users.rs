@@ -299,6 +299,7 @@ pub fn ensure_group(name: &str, system: bool) -> Result<bool, AccountError> {
     }
     args.push(name);
     run_tool("groupadd", &args, name)?;
+    super::failpoint::step("groupadd", std::path::Path::new(name));
     Ok(true)
 }
 
@@ -345,6 +346,7 @@ pub fn ensure_user(name: &str, spec: &NewAccount<'_>) -> Result<(Account, bool),
     args.push("--");
     args.push(name);
     run_tool("useradd", &args, name)?;
+    super::failpoint::step("useradd", std::path::Path::new(name));
     Ok((user(name)?, true))
 }
 
@@ -408,16 +410,29 @@ pub fn set_password(name: &str, password: &str) -> Result<(), AccountError> {
             String::from_utf8_lossy(&output.stderr).trim().to_string(),
         ));
     }
+    super::failpoint::step("chpasswd", std::path::Path::new(name));
     Ok(())
 }
 
-/// Adds supplementary groups to an existing account (never removes any).
+/// Adds supplementary groups to an existing account (never removes any). Groups it is in
+/// already, as its primary group too, are left alone: a re-run after a kill between `useradd -g
+/// podman` and the rest does not make podman a supplementary group as well (fault injection
+/// found that difference).
 pub fn add_to_groups(name: &str, groups: &[&str]) -> Result<(), AccountError> {
+    let account = user(name)?;
+    let index = GroupIndex::load();
+    let groups: Vec<&str> = groups
+        .iter()
+        .copied()
+        .filter(|group| !index.is_member(&account, group))
+        .collect();
     if groups.is_empty() {
         return Ok(());
     }
     let list = groups.join(",");
-    run_tool("usermod", &["-a", "-G", &list, "--", name], name)
+    run_tool("usermod", &["-a", "-G", &list, "--", name], name)?;
+    super::failpoint::step("usermod", std::path::Path::new(name));
+    Ok(())
 }
 
 #[cfg(test)]

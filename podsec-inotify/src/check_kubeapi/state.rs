@@ -31,6 +31,8 @@ use nix::sys::stat::{Mode, fchmod, fstatat, mkdirat};
 use nix::unistd::{UnlinkatFlags, unlinkat};
 use serde::{Deserialize, Serialize};
 
+use podsec_common::host::failpoint::step;
+
 use super::KubeapiError;
 
 pub const FORBIDDEN_LOG: &str = "forbidden.log";
@@ -289,16 +291,22 @@ impl StateDir {
     /// Replaces the position file atomically (temporary file, fsync, rename).
     pub fn save_position(&self, position: &Position) -> Result<(), KubeapiError> {
         let path = self.path.join(POSITION);
+        // Position writers hold the commit lock: a temporary here is a killed writer's.
+        podsec_common::host::files::sweep_stale_temps(&self.fd, &format!(".{POSITION}."));
         let temp = format!(".{POSITION}.{:016x}.tmp", random_u64());
         let mut file = self.open_file(&temp, OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL)?;
         let result = (|| {
             let text = serde_json::to_vec(position).expect("position serialises");
             file.write_all(&text).map_err(|e| io_err(&path, e))?;
             file.sync_data().map_err(|e| io_err(&path, e))?;
+            step("temp-written", &path);
             renameat(&self.fd, temp.as_str(), &self.fd, POSITION).map_err(|e| io_err(&path, e))
         })();
         if result.is_err() {
             let _ = unlinkat(&self.fd, temp.as_str(), UnlinkatFlags::NoRemoveDir);
+        }
+        if result.is_ok() {
+            step("replaced", &path);
         }
         result
     }
@@ -343,16 +351,27 @@ impl StateDir {
 
     /// Under the commit lock at start: cuts forbidden.log back to what the position records
     /// (records written after the last position were not committed and will be read again).
+    /// Without a recorded size (the first run, or a position of before), forbidden.log as it is
+    /// now is recorded first: a run killed between its first append and its first position
+    /// had left those records to be appended again (fault injection found it).
     pub fn recover(&mut self, position: &Position) -> Result<(), KubeapiError> {
         let path = self.path.join(FORBIDDEN_LOG);
-        let Some(recorded) = position.forbidden else {
-            return Ok(());
-        };
         let file = self.forbidden()?;
         let meta = file.metadata().map_err(|e| io_err(&path, e))?;
+        let Some(recorded) = position.forbidden else {
+            return self.save_position(&Position {
+                audit: position.audit,
+                forbidden: Some(Recorded {
+                    ino: meta.ino(),
+                    size: meta.len(),
+                }),
+            });
+        };
+        let file = self.forbidden()?;
         if meta.ino() == recorded.ino && meta.len() > recorded.size {
             file.set_len(recorded.size).map_err(|e| io_err(&path, e))?;
             file.sync_data().map_err(|e| io_err(&path, e))?;
+            step("cut-back", &path);
         }
         Ok(())
     }
@@ -399,6 +418,7 @@ impl StateDir {
             let _ = journal
                 .append(id.as_bytes())
                 .and_then(|()| journal.append(b"\n"));
+            step("journaled", &self.path.join(JOURNALED));
         }
     }
 
@@ -410,6 +430,7 @@ impl StateDir {
         if !records.is_empty() {
             file.write_all(records).map_err(|e| io_err(&path, e))?;
             file.sync_data().map_err(|e| io_err(&path, e))?;
+            step("appended", &path);
         }
         let meta = file.metadata().map_err(|e| io_err(&path, e))?;
         self.save_position(&Position {
@@ -430,6 +451,7 @@ impl StateDir {
                 }
             }
         }
+        step("emptied", &self.path.join(JOURNALED));
         Ok(())
     }
 
@@ -448,6 +470,7 @@ impl StateDir {
         let mut position = self.load_position()?;
         renameat(&self.fd, FORBIDDEN_LOG, &self.fd, rotated.as_str())
             .map_err(|e| io_err(&self.path.join(FORBIDDEN_LOG), e))?;
+        step("rotated", &self.path.join(&rotated));
         self.forbidden = None;
         let file = self.forbidden()?;
         let ino = file
@@ -589,6 +612,23 @@ mod tests {
         .unwrap();
         let err = StateDir::open_or_create(&dir.path().join("open")).unwrap_err();
         assert!(matches!(err, KubeapiError::UnsafeStateDir { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_first_batch_killed_before_its_position_is_cut_back_too() {
+        let (_dir, mut state) = state();
+        let path = state.path().join(FORBIDDEN_LOG);
+        std::fs::write(&path, b"[upstream]\n").unwrap();
+        state.recover(&state.load_position().unwrap()).unwrap();
+        // the first batch appended, the kill before its position
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        file.write_all(b"[1]\n").unwrap();
+        let mut fresh = StateDir::open_or_create(state.path()).unwrap();
+        fresh.recover(&fresh.load_position().unwrap()).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"[upstream]\n");
     }
 
     #[test]
