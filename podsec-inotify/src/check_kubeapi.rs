@@ -127,6 +127,10 @@ pub fn run(args: Args) -> Result<ExitCode, KubeapiError> {
             )
         );
     }
+    if !args.mail {
+        // A link, FIFO or directory named as the audit log is refused before any state is made.
+        open_audit(&args.audit_log)?;
+    }
     let mut state = StateDir::open_or_create(&args.state_dir)?;
     if args.mail {
         return mail(&mut state);
