@@ -111,6 +111,11 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
         return Err(Error::TooManyAddresses(args.ip.len()));
     }
     let address = parse_address(&args.ip[0])?;
+    let pins = fetch::Pins {
+        policy_sha256: args.expect_policy_sha256.clone(),
+        key_fingerprints: args.expect_key_fingerprints.clone(),
+    };
+    pins.check()?;
 
     // Decide everything before changing anything.
     let hosts_text = std::fs::read_to_string("/etc/hosts").map_err(Error::ReadHosts)?;
@@ -119,10 +124,6 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
     let downloaded = if is_server {
         None
     } else {
-        let pins = fetch::Pins {
-            policy_sha256: args.expect_policy_sha256.clone(),
-            key_fingerprints: args.expect_key_fingerprints.clone(),
-        };
         println!(
             "{}",
             tr!(

@@ -39,12 +39,37 @@ pub enum FetchError {
     PolicyDigest { expected: String, actual: String },
     #[error("key {name} has fingerprint {fingerprint}, which is not among the expected ones")]
     KeyNotPinned { name: String, fingerprint: String },
+    #[error("--expect-policy-sha256 '{0}' is not 64 hexadecimal digits")]
+    BadPolicyPin(String),
+    #[error("--expect-key-fingerprint '{0}' is not 40 or 64 hexadecimal digits")]
+    BadKeyPin(String),
 }
 
 #[derive(Debug, Default, Clone)]
 pub struct Pins {
     pub policy_sha256: Option<String>,
     pub key_fingerprints: Vec<String>,
+}
+
+impl Pins {
+    /// Refuses a pin that no digest or fingerprint could match, before anything is fetched.
+    pub fn check(&self) -> Result<(), FetchError> {
+        let hex_of = |text: &str, lengths: &[usize]| {
+            lengths.contains(&text.len()) && text.bytes().all(|b| b.is_ascii_hexdigit())
+        };
+        if let Some(digest) = &self.policy_sha256
+            && !hex_of(digest, &[64])
+        {
+            return Err(FetchError::BadPolicyPin(digest.clone()));
+        }
+        for fingerprint in &self.key_fingerprints {
+            // OpenPGP v4 fingerprints are 40 digits, v6 ones 64; gpg prints them spaced.
+            if !hex_of(&fingerprint.replace(' ', ""), &[40, 64]) {
+                return Err(FetchError::BadKeyPin(fingerprint.clone()));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug)]
@@ -331,6 +356,32 @@ mod tests {
             "a b.pgp",
         ] {
             assert!(!acceptable_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn pins_that_nothing_could_match_are_refused_before_any_download() {
+        let pins = |digest: Option<&str>, keys: &[&str]| Pins {
+            policy_sha256: digest.map(str::to_string),
+            key_fingerprints: keys.iter().map(|k| k.to_string()).collect(),
+        };
+        let digest = "ab".repeat(32);
+        let v4 = "0123 4567 89AB CDEF 0123  4567 89AB CDEF 0123 4567";
+        assert!(pins(Some(&digest), &[v4, &"c".repeat(64)]).check().is_ok());
+        assert!(pins(None, &[]).check().is_ok());
+        for bad in ["xyz", &digest[1..], &format!("{digest}0"), &"g".repeat(64)] {
+            let error = pins(Some(bad), &[]).check().unwrap_err();
+            assert!(
+                matches!(&error, FetchError::BadPolicyPin(v) if v == bad),
+                "{bad}"
+            );
+        }
+        for bad in ["", "abc", &"a".repeat(41), &"z".repeat(40)] {
+            let error = pins(None, &[bad]).check().unwrap_err();
+            assert!(
+                matches!(&error, FetchError::BadKeyPin(v) if v == bad),
+                "{bad}"
+            );
         }
     }
 
