@@ -146,8 +146,8 @@ pub fn parse_makers(arguments: &[String]) -> Result<Vec<Maker>, Error> {
     let mut makers = Vec::new();
     for (user, scope) in specs {
         users::check_account_name(&user)?;
-        let (_, namespace) =
-            image_ref::parse_scope(&scope).map_err(|e| Error::Scope(scope.clone(), e))?;
+        let (_, namespace) = image_ref::parse_scope(&scope)
+            .map_err(|e| Error::Scope(format!("{user}@{scope}"), e))?;
         if !scopes.insert(scope.clone()) {
             return Err(Error::DuplicateScope(scope));
         }
@@ -193,7 +193,7 @@ fn valid_email(email: &str) -> bool {
 
 pub fn run(args: Args) -> Result<ExitCode, Error> {
     cli::require_root()?;
-    check_is_server()?;
+    // The arguments first: a bad one is named whatever state the host is in.
     let makers = parse_makers(&args.users)?;
     if args.batch && args.email.len() != makers.len() {
         return Err(Error::Emails {
@@ -204,6 +204,7 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
     if let Some(bad) = args.email.iter().find(|e| !valid_email(e)) {
         return Err(Error::BadEmail(bad.clone()));
     }
+    check_is_server()?;
     if !Path::new(SIGNATURES_DIR).is_dir() {
         return Err(Error::NoSigstore);
     }
