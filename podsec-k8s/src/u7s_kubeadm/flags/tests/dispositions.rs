@@ -411,6 +411,27 @@ fn every_flag_of_the_table_has_its_disposition_through_the_parser() {
             }
         }
     }
+    // A flag the table lacks is refused, after the subcommand or in front of it: the parser
+    // looks every flag up instead of passing what it does not know to kubeadm.
+    for command in ["init", "join"] {
+        for unknown in ["--no-such-flag", "--no-such-flag=1", "-x"] {
+            let name = unknown.split('=').next().unwrap_or_default();
+            let mut after = base(command, "");
+            after.push(unknown);
+            let mut before = vec![unknown];
+            before.extend(base(command, ""));
+            for (argv, said) in [(after, command), (before, "(global)")] {
+                let got = parse(&args(&argv));
+                let want = FlagError::Unknown {
+                    command: said,
+                    flag: name.into(),
+                };
+                if got != Err(want) {
+                    wrong.push(format!("{unknown} ({}): {got:?}", argv.join(" ")));
+                }
+            }
+        }
+    }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
