@@ -33,6 +33,8 @@ pub enum SaveError {
     },
     #[error(transparent)]
     Dir(#[from] crate::host::files::FileError),
+    #[error("skopeo not found in PATH; install the skopeo package")]
+    NoSkopeo,
 }
 
 /// The architectures of `archs|all` (comma-separated), each validated.
@@ -71,24 +73,36 @@ pub fn save(
     images: &[SourceImage],
     mut progress: impl FnMut(&str),
 ) -> Result<(), SaveError> {
+    let skopeo = crate::host::programs::find_program("skopeo").ok_or(SaveError::NoSkopeo)?;
     let out = SafeDir::create_exclusive(dir, 0o700)?;
     let dir = out.path().to_path_buf();
     let policy_name = ".accept-source.json";
     // Saving copies what the source has; trust is decided when the archive is loaded and signed.
-    out.write_file(
-        policy_name,
-        br#"{"default":[{"type":"insecureAcceptAnything"}]}"#,
-        0o600,
-        Default::default(),
-    )?;
-    let result = save_all(&dir, archs, images, &dir.join(policy_name), &mut progress);
+    let result = out
+        .write_file(
+            policy_name,
+            br#"{"default":[{"type":"insecureAcceptAnything"}]}"#,
+            0o600,
+            Default::default(),
+        )
+        .map_err(SaveError::from)
+        .and_then(|()| {
+            let policy = dir.join(policy_name);
+            save_all(&skopeo, &dir, archs, images, &policy, &mut progress)
+        });
     let _ = nix::unistd::unlinkat(&out, policy_name, nix::unistd::UnlinkatFlags::NoRemoveDir);
+    if result.is_err() {
+        // The directory is this run's alone (made exclusively, root's, 0700): a failed run
+        // leaves what was there before, nothing. remove_dir_all does not follow links.
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     result?;
     out.set_mode_owner(0o755, Default::default())?;
     Ok(())
 }
 
 fn save_all(
+    skopeo: &Path,
     dir: &Path,
     archs: &[&str],
     images: &[SourceImage],
@@ -99,7 +113,7 @@ fn save_all(
         let layout = dir.join(arch);
         for image in images {
             let destination = format!("oci:{}:{}", layout.display(), image.name);
-            let output = Command::new("skopeo")
+            let output = Command::new(skopeo)
                 .arg("--policy")
                 .arg(policy)
                 .args([

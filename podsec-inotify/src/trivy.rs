@@ -26,7 +26,7 @@ pub const PORT: u16 = 4954;
 pub const DEFAULT_SERVER: &str = "trivy.local";
 pub const SERVER_ENV: &str = "U7S_TRIVY_SERVER";
 /// PATH of the programs run as a user.
-const USER_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+const USER_PATH: &str = podsec_common::host::programs::DEFAULT_PATH;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrivyError {
@@ -281,16 +281,7 @@ pub fn findings_text(report: &Report) -> String {
 
 /// Finds `program` in PATH (resolved once, by the caller, before any privilege change).
 pub fn find_program(program: &'static str) -> Result<PathBuf, TrivyError> {
-    let path = std::env::var_os("PATH").unwrap_or_else(|| USER_PATH.into());
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(program))
-        .find(|candidate| {
-            use std::os::unix::fs::PermissionsExt;
-            candidate
-                .metadata()
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
-        .ok_or(TrivyError::NotFound { program })
+    podsec_common::host::programs::find_program(program).ok_or(TrivyError::NotFound { program })
 }
 
 /// Runs podman and trivy for scans.

@@ -7,6 +7,7 @@ pub mod files;
 pub mod hosts;
 pub mod net;
 pub mod process;
+pub mod programs;
 pub mod services;
 pub mod users;
 pub mod versioned;
