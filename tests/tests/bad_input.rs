@@ -1,7 +1,7 @@
 //! The bad-input matrix (issue 12): for each command, bad arguments and bad files (missing,
 //! empty, truncated, of the wrong type: a directory, a FIFO, a link, a device) each get one line
 //! on stderr that names the input, a non-zero exit, and change nothing: the sandbox's trees of
-//! configuration and state (/etc, /var/lib, /var/sigstore, /home, /root) are compared before and
+//! configuration and state (/etc, /var/lib, /var/sigstore, /var/tmp, /home, /root) are compared before and
 //! after every case. One sandbox for all the cases: the comparison is what makes them
 //! independent, and a case that changed anything fails.
 //!
@@ -51,11 +51,11 @@ const AS_MAKER: &str =
 
 /// Files the cases point at, made once: `B/empty` (empty), `B/truncated.tar.xz` (an xz stream
 /// cut short), `B/fifo` (a FIFO nobody writes: a reader that opens it blocking hangs),
-/// `B/dir` (a directory), `B/link` (a link to /etc/shadow), `B/garbage` (random bytes); the image maker `maker`.
+/// `B/dir` (a directory), `B/link` (a link to /etc/shadow), `B/garbage` (random bytes), `B/huge` (8 GiB, sparse); the image maker `maker`.
 const SETUP: &str = "set -e; B=/var/tmp/bad; mkdir -p $B/dir; : > $B/empty; \
     head -c 4096 /dev/urandom > $B/garbage; \
     tar -C /etc -cJf - hostname passwd group | head -c 300 > $B/truncated.tar.xz; \
-    mkfifo $B/fifo; ln -s /etc/shadow $B/link; \
+    mkfifo $B/fifo; ln -s /etc/shadow $B/link; truncate -s 8G $B/huge; \
     groupadd -f podman_dev; useradd -m -G podman_dev maker";
 
 const CASES: &[Case] = &[
@@ -70,6 +70,8 @@ const CASES: &[Case] = &[
         "--expect-policy-sha256 xyz 192.0.2.77",
         "xyz",
     ),
+    // An unreachable signature server (no route from the sandbox).
+    case("podsec-create-policy", "192.0.2.77", "192.0.2.77"),
     case(
         "podsec-create-imagemakeruser",
         "'bad user@registry.local/x'",
@@ -121,6 +123,11 @@ const CASES: &[Case] = &[
     ),
     case(
         AS_MAKER,
+        "/var/tmp/bad/huge amd64 m@registry.local",
+        "/var/tmp/bad/huge",
+    ),
+    case(
+        AS_MAKER,
         "/var/tmp/bad/empty sparc m@registry.local",
         "sparc",
     ),
@@ -133,6 +140,18 @@ const CASES: &[Case] = &[
         "podsec-save-oci",
         "/var/tmp/new amd64,sparc busybox",
         "sparc",
+    ),
+    // An image the source lacks: skopeo fails, the new directory goes with the run.
+    case(
+        "podsec-save-oci",
+        "/var/tmp/new amd64 containers-storage: localhost/none:1",
+        "localhost/none:1",
+    ),
+    // A missing tool: only podsec's own commands on PATH.
+    case(
+        "PATH=${PATH%%:*} podsec-save-oci",
+        "/var/tmp/new amd64 busybox",
+        "skopeo",
     ),
     // podsec-k8s-rbac
     case("podsec-k8s-rbac-create-user", "", "<USER>"),
@@ -168,11 +187,15 @@ const CASES: &[Case] = &[
 ];
 
 /// Everything a command could have changed: path, type, mode, owner, size, modification time.
-/// root's toolchains and caches (this host's build tools, hundreds of thousands of files that
-/// no podsec command writes) are left out so that a snapshot takes a fraction of a second.
-const SNAPSHOT: &str = "find /etc /var/lib /var/sigstore /home /root -xdev \
+/// A directory's own size and time are left out: a file made and removed again (a failed run
+/// cleaning up after itself, skopeo opening containers-storage) changes them, and its entries
+/// are compared one by one anyway. root's toolchains and caches (this host's build tools,
+/// hundreds of thousands of files that no podsec command writes) are left out so that a
+/// snapshot takes a fraction of a second.
+const SNAPSHOT: &str = "find /etc /var/lib /var/sigstore /var/tmp /home /root -xdev \
     \\( -path /root/.cargo -o -path /root/.rustup -o -path /root/go -o -path /root/.cache \
     -o -path /root/.pyenv -o -path /root/.npm \\) -prune \
+    -o -type d -printf '%p %y %m %u:%g\\n' \
     -o -printf '%p %y %m %u:%g %s %T@\\n' 2>/dev/null | sort";
 
 #[test]
