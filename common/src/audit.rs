@@ -252,7 +252,7 @@ impl<'a> Event<'a> {
 
 /// A JSON string as jq writes it: `"` and `\` escaped, `\b \f \n \r \t` short, other control
 /// characters and DEL as `\u00xx` (lowercase), everything else raw UTF-8; `None` is `null`.
-pub fn push_jq_string(out: &mut String, value: Option<&str>) {
+fn push_jq_string(out: &mut String, value: Option<&str>) {
     let Some(value) = value else {
         out.push_str("null");
         return;

@@ -59,7 +59,7 @@ impl Package {
 
     /// The command names, one per line in `--list` (what `make install` links into bin/;
     /// aliases such as `kubeadm` and the u7s helpers go elsewhere).
-    pub fn command_names(&self) -> impl Iterator<Item = &'static str> + '_ {
+    fn command_names(&self) -> impl Iterator<Item = &'static str> + '_ {
         self.commands
             .iter()
             .filter(|c| c.placement == Placement::Bin)
@@ -68,7 +68,7 @@ impl Package {
 
     /// `--list-u7s`: the links of /usr/libexec/podsec/u7s/bin as `(link, target)`, the target
     /// being a name in bin/ (`kubeadm` → `podsec-u7s-kubeadm`, `nsenter_u7s` → the package).
-    pub fn u7s_links(&self) -> Vec<(&'static str, &'static str)> {
+    fn u7s_links(&self) -> Vec<(&'static str, &'static str)> {
         let mut links = Vec::new();
         for command in self.commands {
             match command.placement {

@@ -143,7 +143,7 @@ fn available_languages() -> Vec<&'static str> {
 /// gettext's choice: the locale of messages (`LC_ALL` > `LC_MESSAGES` > `LANG`); none or
 /// `C`/`POSIX` is English; otherwise the first entry of `LANGUAGE` (or the locale itself) whose
 /// language has a catalogue, English (`en`) ending the search.
-pub fn language_from(var: impl Fn(&str) -> Option<String>, available: &[&str]) -> Option<String> {
+fn language_from(var: impl Fn(&str) -> Option<String>, available: &[&str]) -> Option<String> {
     let locale = ["LC_ALL", "LC_MESSAGES", "LANG"]
         .iter()
         .find_map(|name| var(name).filter(|v| !v.is_empty()))?;

@@ -83,8 +83,8 @@ pub enum Sink {
     Stderr,
 }
 
-pub const JOURNAL_SOCKET: &str = "/run/systemd/journal/socket";
-pub const SYSLOG_SOCKET: &str = "/dev/log";
+const JOURNAL_SOCKET: &str = "/run/systemd/journal/socket";
+const SYSLOG_SOCKET: &str = "/dev/log";
 /// `user` facility, as `logger` uses by default.
 const FACILITY_USER: u8 = 1;
 

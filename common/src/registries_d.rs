@@ -75,7 +75,7 @@ impl Section {
     }
 
     /// Where signatures are written: lookaside-staging, sigstore-staging, lookaside, sigstore.
-    pub fn write_url(&self) -> Option<&str> {
+    fn write_url(&self) -> Option<&str> {
         self.lookaside_staging
             .as_deref()
             .or(self.sigstore_staging.as_deref())

@@ -18,7 +18,7 @@ use base64::Engine;
 use ureq::tls::{Certificate, RootCerts, TlsConfig};
 
 /// podsec's own registry name: plain HTTP by design.
-pub const REGISTRY_LOCAL: &str = "registry.local";
+const REGISTRY_LOCAL: &str = "registry.local";
 
 #[derive(Debug, thiserror::Error)]
 pub enum AccessError {
@@ -185,7 +185,7 @@ pub fn plain_http_allowed(trust: &Trust, host: &str) -> bool {
 }
 
 /// A registry host as image references name it: `name`, `name:port`, `[v6]:port`.
-pub fn valid_host(host: &str) -> bool {
+fn valid_host(host: &str) -> bool {
     !host.is_empty()
         && host
             .bytes()
@@ -314,7 +314,7 @@ pub fn challenge_of<B>(
 }
 
 /// Adds where to put a CA when a certificate is not trusted.
-pub fn tls_hint(detail: &str, host: &str) -> String {
+fn tls_hint(detail: &str, host: &str) -> String {
     let lower = detail.to_ascii_lowercase();
     if lower.contains("certificate") || lower.contains("unknownissuer") || lower.contains("tls") {
         let host = host

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-pub const SIGNATURE_TYPE: &str = "atomic container signature";
+const SIGNATURE_TYPE: &str = "atomic container signature";
 
 #[derive(Debug, thiserror::Error)]
 pub enum PayloadError {

@@ -22,7 +22,7 @@ use podsec_common::cli::{self, Failure, NotRoot};
 use podsec_common::log::Logger;
 use podsec_common::{msg, tr};
 
-pub use event::{classify, describe, escape, event_names};
+pub use event::escape;
 pub use watcher::{Findings, Watcher, kernel_max_watches};
 
 use crate::storage;

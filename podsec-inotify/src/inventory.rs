@@ -50,11 +50,11 @@ impl Default for Paths {
     }
 }
 
-/// A configuration file or directory in force for a user, and whether it is the user's own.
+/// A configuration file or directory in force for a user (the user's own or the system's: its
+/// path says which).
 #[derive(Debug, Clone)]
 pub struct Sourced<T> {
     pub path: PathBuf,
-    pub own: bool,
     pub value: Result<Rc<T>, String>,
 }
 
@@ -68,8 +68,6 @@ pub struct UserConfig {
     pub in_podman_dev: bool,
     /// The home directory, open (None when it does not exist).
     pub home: Option<Tree>,
-    /// `~/.config/containers`, open (None when missing).
-    pub config_dir: Option<Tree>,
     pub policy: Sourced<Policy>,
     pub registries_d: Sourced<RegistriesD>,
     pub storage: Location,
@@ -130,12 +128,10 @@ impl System {
         System {
             policy: Sourced {
                 path: paths.policy.clone(),
-                own: false,
                 value: policy.map(Rc::new),
             },
             registries_d: Sourced {
                 path: paths.registries_d.clone(),
-                own: false,
                 value: registries_d.map(Rc::new),
             },
             storage: SystemStorage::load(&paths.storage_conf).map_err(|e| error_chain(&e)),
@@ -245,7 +241,6 @@ fn user_config(
         in_podman,
         in_podman_dev,
         home,
-        config_dir,
         policy,
         registries_d,
         storage,
@@ -265,11 +260,7 @@ fn own_policy(dir: &Tree) -> Option<Sourced<Policy>> {
         Ok(None) => return None,
         Err(e) => Err(error_chain(&e)),
     };
-    Some(Sourced {
-        path,
-        own: true,
-        value,
-    })
+    Some(Sourced { path, value })
 }
 
 fn own_registries_d(dir: &Tree) -> Option<Sourced<RegistriesD>> {
@@ -280,7 +271,6 @@ fn own_registries_d(dir: &Tree) -> Option<Sourced<RegistriesD>> {
         Err(e) => {
             return Some(Sourced {
                 path: dir.path().join(relative),
-                own: true,
                 value: Err(error_chain(&e)),
             });
         }
@@ -302,7 +292,6 @@ fn own_registries_d(dir: &Tree) -> Option<Sourced<RegistriesD>> {
     };
     Some(Sourced {
         path: sub.path().to_path_buf(),
-        own: true,
         value: read().map(Rc::new),
     })
 }
@@ -416,11 +405,11 @@ pub(crate) mod tests {
         );
         assert!(errors.is_empty(), "{:?}", errors);
         let bob = &users[1];
-        assert!(bob.policy.own);
+        assert!(bob.policy.path.starts_with(&bob.account.home));
         let err = bob.policy.value.as_ref().unwrap_err();
         assert!(err.contains("refusing to follow"), "{err}");
         let alice = &users[0];
-        assert!(alice.policy.own);
+        assert!(alice.policy.path.starts_with(&alice.account.home));
         assert_eq!(
             alice.policy.value.as_ref().unwrap().default[0].kind(),
             Some("insecureAcceptAnything")
@@ -451,7 +440,8 @@ pub(crate) mod tests {
         let names: Vec<&str> = users.iter().map(|u| u.name()).collect();
         assert_eq!(names, ["root", "zed"]);
         let zed = &users[1];
-        assert!(!zed.policy.own && !zed.registries_d.own && !zed.own_storage_conf);
+        assert!(!zed.own_storage_conf);
+        assert_eq!(zed.registries_d.path, fixture.paths.registries_d);
         assert_eq!(zed.policy.path, fixture.paths.policy);
         assert!(zed.store().unwrap().is_none());
         assert!(errors.is_empty(), "{:?}", errors);

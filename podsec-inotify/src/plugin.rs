@@ -30,18 +30,6 @@ use crate::plugin_args::{PluginArgs, UNKNOWN};
 /// The label of the status line, as upstream.
 pub const LABEL: &str = "POLICY";
 
-/// The levels that have a journal range, in severity order (no journal Warning upstream: `-w`
-/// is the Nagios warning range only).
-pub const JOURNAL_LEVELS: [Level; 7] = [
-    Level::Crash,
-    Level::Fatal,
-    Level::Critical,
-    Level::High,
-    Level::Middle,
-    Level::Low,
-    Level::Debug,
-];
-
 /// The ranges in force.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Thresholds {

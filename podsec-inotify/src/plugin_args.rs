@@ -1,8 +1,6 @@
 //! The flags of the two Nagios plugins (check-policy, check-images), as upstream spells them:
 //! `-h` is the High range, so help is `--help` only.
 
-use std::process::ExitCode;
-
 use clap::{ArgAction, Args};
 
 /// Nagios state UNKNOWN.
@@ -63,17 +61,4 @@ weights) against -w and -c gives the state, critical before warning.\n\
 Exit status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN. With -M, a report is mailed when the state \
 is not OK. Environment: none read. Must be run as root."
     };
-}
-
-pub const RANGES_HELP: &str = ranges_help!();
-
-/// The plugin contract for a caller who is not root: UNKNOWN, on stdout.
-pub fn require_root(plugin_word: &str) -> Result<(), ExitCode> {
-    match podsec_common::cli::require_root() {
-        Ok(()) => Ok(()),
-        Err(_) => {
-            println!("{plugin_word} UNKNOWN - plugin must be run as root user");
-            Err(ExitCode::from(UNKNOWN))
-        }
-    }
 }

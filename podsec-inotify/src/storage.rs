@@ -595,16 +595,6 @@ impl Beneath {
         Ok(bytes)
     }
 
-    /// The entries of this directory that are directories themselves (not symlinks to one).
-    pub fn subdirectories(&self) -> Result<Vec<std::ffi::OsString>, StorageError> {
-        let entries = self.entries()?;
-        Ok(entries
-            .into_iter()
-            .filter(|(_, is_dir)| *is_dir)
-            .map(|(name, _)| name)
-            .collect())
-    }
-
     /// Every entry, with whether it is a directory (symlinks are not).
     pub fn entries(&self) -> Result<Vec<(std::ffi::OsString, bool)>, StorageError> {
         let io = |e: std::io::Error| StorageError::Io {

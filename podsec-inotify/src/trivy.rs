@@ -107,8 +107,6 @@ pub struct Report {
 #[serde(rename_all = "PascalCase")]
 pub struct ScanResult {
     #[serde(default)]
-    pub target: String,
-    #[serde(default)]
     pub vulnerabilities: Option<Vec<Vulnerability>>,
 }
 

@@ -5,19 +5,22 @@ use podsec_common::cli::Package;
 use podsec_common::command;
 use podsec_common::i18n::Catalogue;
 
-pub mod api;
-pub mod binding;
-pub mod binding_args;
-pub mod bindrole;
-pub mod create_kubeconfig;
-pub mod create_remoteplace;
-pub mod create_user;
-pub mod csr;
-pub mod error;
-pub mod get_userroles;
-pub mod names;
-pub mod unbindrole;
-pub mod user_kubeconfig;
+mod api;
+mod binding;
+mod binding_args;
+mod bindrole;
+mod create_kubeconfig;
+mod create_remoteplace;
+mod create_user;
+mod csr;
+mod error;
+mod get_userroles;
+mod names;
+mod unbindrole;
+mod user_kubeconfig;
+
+// The kubeconfig reader, for its fuzz target.
+pub use user_kubeconfig::client_certificate;
 
 /// The package's Russian messages (msgid = the English template as the code writes it).
 pub static TRANSLATIONS: Catalogue = Catalogue::new("ru", include_str!("../po/ru.po"));

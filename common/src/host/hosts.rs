@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 /// The names podsec binds to the registry and signature server.
-pub const SERVICE_NAMES: [&str; 3] = ["registry.local", "sigstore.local", "trivy.local"];
+const SERVICE_NAMES: [&str; 3] = ["registry.local", "sigstore.local", "trivy.local"];
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum HostsError {

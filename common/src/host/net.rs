@@ -26,7 +26,7 @@ pub struct Listener {
 }
 
 /// The inodes of the listening TCP sockets on `port` in a `/proc/net/tcp{,6}` table.
-pub fn listening_inodes(table: &str, port: u16) -> Vec<u64> {
+fn listening_inodes(table: &str, port: u16) -> Vec<u64> {
     table
         .lines()
         .skip(1)
@@ -43,7 +43,7 @@ pub fn listening_inodes(table: &str, port: u16) -> Vec<u64> {
 
 /// The systemd unit of a process from its `/proc/<pid>/cgroup` text (the v2 line, else the
 /// `name=systemd` hierarchy of v1).
-pub fn unit_of_cgroup(text: &str) -> Option<String> {
+fn unit_of_cgroup(text: &str) -> Option<String> {
     let path = text
         .lines()
         .find_map(|l| l.strip_prefix("0::"))

@@ -128,6 +128,7 @@ impl<F: Findings> Watcher<F> {
         self.inotify.as_fd()
     }
 
+    #[cfg(test)]
     pub fn findings(&self) -> &F {
         &self.findings
     }

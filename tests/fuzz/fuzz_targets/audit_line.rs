@@ -5,7 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use podsec_common::audit::Event;
-use podsec_inotify::check_kubeapi::{CODE_KEY, may_have_failed};
+use podsec_inotify::{CODE_KEY, may_have_failed};
 
 fuzz_target!(|data: &[u8]| {
     let finder = memchr::memmem::Finder::new(CODE_KEY);

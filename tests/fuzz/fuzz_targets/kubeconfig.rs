@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use podsec_k8s_rbac::user_kubeconfig::client_certificate;
+use podsec_k8s_rbac::client_certificate;
 
 fuzz_target!(|data: &[u8]| {
     let _ = client_certificate(data);
