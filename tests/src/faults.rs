@@ -61,6 +61,31 @@ pub struct Scenario<'a> {
     pub max_kills: usize,
 }
 
+impl<'a> Scenario<'a> {
+    /// `argv` as root in a default sandbox with nothing set up, nothing watched, up to 40 steps
+    /// killed and a re-run that exits 0: a scenario names what differs (`..Scenario::new`).
+    pub fn new(name: &'a str, argv: &'a [&'a str]) -> Scenario<'a> {
+        Scenario {
+            name,
+            options: Options::default(),
+            setup: &no_setup,
+            argv,
+            user: None,
+            env: &[],
+            watched: &[],
+            line_sets: &[],
+            volatile: &[],
+            rerun_may_add: &[],
+            empty_is_absent: &[],
+            probe: None,
+            rerun_codes: &[0],
+            max_kills: 40,
+        }
+    }
+}
+
+fn no_setup(_: &Sandbox) {}
+
 /// What a scenario found, for the report.
 #[derive(Debug)]
 pub struct Report {

@@ -67,6 +67,21 @@ pub fn binary(name: &str) -> Result<PathBuf> {
     }
 }
 
+/// Panics naming the first control-plane binary that is missing: a test fails, never skips,
+/// when `scripts/k8s-bins` has not run.
+pub fn require_control_plane_binaries() {
+    for name in [
+        "etcd",
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kubectl",
+    ] {
+        if let Err(e) = binary(name) {
+            panic!("{e:#}");
+        }
+    }
+}
+
 /// How to start a control plane.
 #[derive(Debug, Clone)]
 pub struct Options {

@@ -16,8 +16,6 @@ fn server_options() -> Options {
     }
 }
 
-fn nothing(_: &Sandbox) {}
-
 fn report(name: &str, report: &podsec_tests::faults::Report) {
     eprintln!(
         "{name}: {} steps, killed at {} of them, {:.1}s",
@@ -65,12 +63,7 @@ fn memchr_contains(haystack: &[u8], needle: &[u8]) -> bool {
 #[test]
 fn create_policy_on_the_server_survives_a_kill_at_every_step() {
     let scenario = Scenario {
-        name: "podsec-create-policy (server)",
         options: server_options(),
-        setup: &nothing,
-        argv: &["podsec-create-policy", SERVER_IP],
-        user: None,
-        env: &[],
         watched: &[
             "/etc/hosts",
             "/etc/group",
@@ -80,12 +73,10 @@ fn create_policy_on_the_server_survives_a_kill_at_every_step() {
             "/var/sigstore",
         ],
         line_sets: &["/etc/group", "/etc/gshadow"],
-        volatile: &[],
-        rerun_may_add: &[],
-        empty_is_absent: &[],
-        probe: None,
-        rerun_codes: &[0],
-        max_kills: 40,
+        ..Scenario::new(
+            "podsec-create-policy (server)",
+            &["podsec-create-policy", SERVER_IP],
+        )
     };
     report(scenario.name, &scenario.run());
 }
@@ -126,12 +117,8 @@ const ACCOUNT_FILES: &[&str] = &[
 #[test]
 fn create_services_survives_a_kill_at_every_step() {
     let scenario = Scenario {
-        name: "podsec-create-services",
         options: server_options(),
         setup: &policy_done,
-        argv: &["podsec-create-services"],
-        user: None,
-        env: &[],
         watched: &[
             "/etc/podsec",
             "/etc/nginx/conf.d",
@@ -139,14 +126,9 @@ fn create_services_survives_a_kill_at_every_step() {
             "/var/lib/podsec",
             "/run/podsec",
         ],
-        line_sets: &[],
         // The PIDs and start times of the daemons differ from run to run.
         volatile: &["/run/podsec/"],
-        rerun_may_add: &[],
-        empty_is_absent: &[],
-        probe: None,
-        rerun_codes: &[0],
-        max_kills: 40,
+        ..Scenario::new("podsec-create-services", &["podsec-create-services"])
     };
     report(scenario.name, &scenario.run());
 }
@@ -160,27 +142,22 @@ fn create_imagemakeruser_survives_a_kill_at_every_step() {
         "/home/imagemaker/.config",
     ]);
     let scenario = Scenario {
-        name: "podsec-create-imagemakeruser",
         options: server_options(),
         setup: &services_done,
-        argv: &[
-            "podsec-create-imagemakeruser",
-            "--batch",
-            "--email",
-            "imagemaker@registry.local",
-            "imagemaker@registry.local/demo",
-        ],
-        user: None,
-        env: &[],
         watched: &watched,
         line_sets: ACCOUNT_FILES,
         // A fresh key each run; the policy names it, not its bytes.
         volatile: &["/var/sigstore/keys/imagemaker.pgp"],
-        rerun_may_add: &[],
-        empty_is_absent: &[],
-        probe: None,
-        rerun_codes: &[0],
-        max_kills: 40,
+        ..Scenario::new(
+            "podsec-create-imagemakeruser",
+            &[
+                "podsec-create-imagemakeruser",
+                "--batch",
+                "--email",
+                "imagemaker@registry.local",
+                "imagemaker@registry.local/demo",
+            ],
+        )
     };
     report(scenario.name, &scenario.run());
 }
@@ -190,20 +167,14 @@ fn create_podmanusers_survives_a_kill_at_every_step() {
     let mut watched = ACCOUNT_FILES.to_vec();
     watched.extend(["/home/alice", "/home/bob"]);
     let scenario = Scenario {
-        name: "podsec-create-podmanusers",
         options: server_options(),
         setup: &policy_done,
-        argv: &["podsec-create-podmanusers", "--batch", "alice", "bob"],
-        user: None,
-        env: &[],
         watched: &watched,
         line_sets: ACCOUNT_FILES,
-        volatile: &[],
-        rerun_may_add: &[],
-        empty_is_absent: &[],
-        probe: None,
-        rerun_codes: &[0],
-        max_kills: 40,
+        ..Scenario::new(
+            "podsec-create-podmanusers",
+            &["podsec-create-podmanusers", "--batch", "alice", "bob"],
+        )
     };
     report(scenario.name, &scenario.run());
 }
@@ -239,12 +210,7 @@ fn create_policy_on_a_client_survives_a_kill_at_every_step() {
         .expect("attach the client");
     };
     let scenario = Scenario {
-        name: "podsec-create-policy (client)",
-        options: Options::default(),
         setup: &plug_in,
-        argv: &["podsec-create-policy", SERVER_IP],
-        user: None,
-        env: &[],
         watched: &[
             "/etc/hosts",
             "/etc/group",
@@ -254,12 +220,10 @@ fn create_policy_on_a_client_survives_a_kill_at_every_step() {
             "/var/sigstore",
         ],
         line_sets: &["/etc/group", "/etc/gshadow"],
-        volatile: &[],
-        rerun_may_add: &[],
-        empty_is_absent: &[],
-        probe: None,
-        rerun_codes: &[0],
-        max_kills: 40,
+        ..Scenario::new(
+            "podsec-create-policy (client)",
+            &["podsec-create-policy", SERVER_IP],
+        )
     };
     report(scenario.name, &scenario.run());
 }
@@ -333,23 +297,17 @@ fn audit_log_only(sandbox: &Sandbox, range: std::ops::Range<usize>) {
 fn check_kubeapi_first_run_survives_a_kill_at_every_step() {
     let first_run = |sandbox: &Sandbox| audit_log_only(sandbox, 0..12);
     let scenario = Scenario {
-        name: "podsec-inotify-check-kubeapi --once, first run",
-        options: Options::default(),
         setup: &first_run,
-        argv: &["podsec-inotify-check-kubeapi", "--once"],
-        user: None,
-        env: &[],
         watched: &["/var/lib/podsec/u7s/log/kubeapi"],
-        line_sets: &[],
         volatile: &[
             "/var/lib/podsec/u7s/log/kubeapi/journaled",
             "/var/lib/podsec/u7s/log/kubeapi/position",
         ],
-        rerun_may_add: &[],
         empty_is_absent: &["/var/lib/podsec/u7s/log/kubeapi/forbidden.log"],
-        probe: None,
-        rerun_codes: &[0],
-        max_kills: 40,
+        ..Scenario::new(
+            "podsec-inotify-check-kubeapi --once, first run",
+            &["podsec-inotify-check-kubeapi", "--once"],
+        )
     };
     report(scenario.name, &scenario.run());
 }
@@ -362,23 +320,16 @@ fn check_kubeapi_first_run_survives_a_kill_at_every_step() {
 #[test]
 fn check_kubeapi_state_survives_a_kill_at_every_step() {
     let scenario = Scenario {
-        name: "podsec-inotify-check-kubeapi --once",
-        options: Options::default(),
         setup: &audit_node,
-        argv: &["podsec-inotify-check-kubeapi", "--once"],
-        user: None,
-        env: &[],
         watched: &["/var/lib/podsec/u7s/log/kubeapi"],
-        line_sets: &[],
         volatile: &[
             "/var/lib/podsec/u7s/log/kubeapi/journaled",
             "/var/lib/podsec/u7s/log/kubeapi/position",
         ],
-        rerun_may_add: &[],
-        empty_is_absent: &[],
-        probe: None,
-        rerun_codes: &[0],
-        max_kills: 40,
+        ..Scenario::new(
+            "podsec-inotify-check-kubeapi --once",
+            &["podsec-inotify-check-kubeapi", "--once"],
+        )
     };
     report(scenario.name, &scenario.run());
 }
@@ -425,33 +376,28 @@ fn load_sign_oci_survives_a_kill_at_every_step() {
         share = builder.share().display(),
     ));
     let archive = archive.display().to_string();
+    let argv = [
+        "podsec-load-sign-oci",
+        &archive,
+        "amd64",
+        "imagemaker@registry.local",
+        "registry.local/demo",
+    ];
     let scenario = Scenario {
-        name: "podsec-load-sign-oci",
         options: server_options(),
         setup: &maker_done,
-        argv: &[
-            "podsec-load-sign-oci",
-            &archive,
-            "amd64",
-            "imagemaker@registry.local",
-            "registry.local/demo",
-        ],
         user: Some("imagemaker"),
-        env: &[],
         watched: &[
             "/var/sigstore/sigstore",
             "/var/lib/podsec/registry/docker/registry/v2/repositories/demo/app/_manifests",
         ],
-        line_sets: &[],
         volatile: &["/var/sigstore/sigstore/demo/app@sha256="],
         // A run killed after its signature was stored, and run again, signs again: a second
         // valid signature of the same maker, as any second run makes (signatures are only ever
         // added, never replaced; docs/testing.md, "Fault injection").
         rerun_may_add: &["/var/sigstore/sigstore/demo/app@sha256="],
-        empty_is_absent: &[],
-        probe: None,
-        rerun_codes: &[0],
         max_kills: 30,
+        ..Scenario::new("podsec-load-sign-oci", &argv)
     };
     report(scenario.name, &scenario.run());
 }
@@ -503,27 +449,20 @@ fn bindings(sandbox: &Sandbox) -> String {
 fn bindrole_survives_a_kill_at_every_step() {
     let setup = |sandbox: &Sandbox| cluster_with(sandbox, &["bob"]);
     let scenario = Scenario {
-        name: "podsec-k8s-rbac-bindrole",
-        options: Options::default(),
         setup: &setup,
-        argv: &[
-            "podsec-k8s-rbac-bindrole",
-            "alice",
-            "role=clusterrole",
-            "edit",
-            "rb-edit",
-            "ns1",
-        ],
-        user: None,
-        env: &[],
-        watched: &[],
-        line_sets: &[],
-        volatile: &[],
-        rerun_may_add: &[],
-        empty_is_absent: &[],
         probe: Some(&bindings),
-        rerun_codes: &[0],
         max_kills: 10,
+        ..Scenario::new(
+            "podsec-k8s-rbac-bindrole",
+            &[
+                "podsec-k8s-rbac-bindrole",
+                "alice",
+                "role=clusterrole",
+                "edit",
+                "rb-edit",
+                "ns1",
+            ],
+        )
     };
     report(scenario.name, &scenario.run());
 }
@@ -534,27 +473,21 @@ fn bindrole_survives_a_kill_at_every_step() {
 fn unbindrole_survives_a_kill_at_every_step() {
     let setup = |sandbox: &Sandbox| cluster_with(sandbox, &["bob", "alice"]);
     let scenario = Scenario {
-        name: "podsec-k8s-rbac-unbindrole",
-        options: Options::default(),
         setup: &setup,
-        argv: &[
-            "podsec-k8s-rbac-unbindrole",
-            "alice",
-            "role=clusterrole",
-            "edit",
-            "rb-edit",
-            "ns1",
-        ],
-        user: None,
-        env: &[],
-        watched: &[],
-        line_sets: &[],
-        volatile: &[],
-        rerun_may_add: &[],
-        empty_is_absent: &[],
         probe: Some(&bindings),
         rerun_codes: &[0, 1],
         max_kills: 10,
+        ..Scenario::new(
+            "podsec-k8s-rbac-unbindrole",
+            &[
+                "podsec-k8s-rbac-unbindrole",
+                "alice",
+                "role=clusterrole",
+                "edit",
+                "rb-edit",
+                "ns1",
+            ],
+        )
     };
     report(scenario.name, &scenario.run());
 }
@@ -589,16 +522,7 @@ fn csrs(sandbox: &Sandbox) -> String {
 #[test]
 fn create_kubeconfig_survives_a_kill_at_every_step() {
     let setup = |sandbox: &Sandbox| {
-        for name in [
-            "etcd",
-            "kube-apiserver",
-            "kube-controller-manager",
-            "kubectl",
-        ] {
-            if let Err(e) = k8s::binary(name) {
-                panic!("{e:#}");
-            }
-        }
+        k8s::require_control_plane_binaries();
         ControlPlane::start(
             sandbox,
             &k8s::Options {
@@ -615,25 +539,20 @@ fn create_kubeconfig_survives_a_kill_at_every_step() {
         assert!(out.status.success(), "create-user: {out:?}");
     };
     let scenario = Scenario {
-        name: "podsec-k8s-rbac-create-kubeconfig",
-        options: Options::default(),
         setup: &setup,
-        argv: &[
-            "podsec-k8s-rbac-create-kubeconfig",
-            "--replace-csr",
-            "alice",
-            "devs",
-        ],
-        user: None,
-        env: &[],
         watched: &["/home/alice/.kube"],
-        line_sets: &[],
         volatile: &["/home/alice/.kube/config"],
-        rerun_may_add: &[],
-        empty_is_absent: &[],
         probe: Some(&csrs),
-        rerun_codes: &[0],
         max_kills: 10,
+        ..Scenario::new(
+            "podsec-k8s-rbac-create-kubeconfig",
+            &[
+                "podsec-k8s-rbac-create-kubeconfig",
+                "--replace-csr",
+                "alice",
+                "devs",
+            ],
+        )
     };
     report(scenario.name, &scenario.run());
 }
@@ -734,33 +653,28 @@ fn kubeadm_host_preparation_survives_a_kill_at_every_step() {
         "/etc/modules-load.d",
     ]);
     let scenario = Scenario {
-        name: "podsec-u7s-kubeadm init --prepare-only",
         options: Options {
             name: None,
             addresses: vec![format!("{KUBEADM_ADDRESS}/32")],
         },
         setup: &kubeadm_node,
-        argv: &[
-            "podsec-u7s-kubeadm",
-            "init",
-            "--prepare-only",
-            "--apiserver-advertise-address",
-            KUBEADM_ADDRESS,
-            "--node-name",
-            "node1",
-            "--token",
-            "abcdef.0123456789abcdef",
-        ],
-        user: None,
-        env: &[],
         watched: &watched,
         line_sets: ACCOUNT_FILES,
-        volatile: &[],
-        rerun_may_add: &[],
-        empty_is_absent: &[],
-        probe: None,
-        rerun_codes: &[0],
         max_kills: 16,
+        ..Scenario::new(
+            "podsec-u7s-kubeadm init --prepare-only",
+            &[
+                "podsec-u7s-kubeadm",
+                "init",
+                "--prepare-only",
+                "--apiserver-advertise-address",
+                KUBEADM_ADDRESS,
+                "--node-name",
+                "node1",
+                "--token",
+                "abcdef.0123456789abcdef",
+            ],
+        )
     };
     report(scenario.name, &scenario.run());
 }

@@ -34,16 +34,7 @@ fn ok(sandbox: &Sandbox, user: Option<&str>, argv: &[&str]) -> String {
 
 #[test]
 fn once_records_exactly_the_requests_a_real_apiserver_refused() {
-    for name in [
-        "etcd",
-        "kube-apiserver",
-        "kube-controller-manager",
-        "kubectl",
-    ] {
-        if let Err(e) = k8s::binary(name) {
-            panic!("{e:#}");
-        }
-    }
+    k8s::require_control_plane_binaries();
     let sandbox = Sandbox::start(&Options::default()).unwrap();
     sandbox.sh_ok("mkdir -p /run/systemd/journal");
     sandbox

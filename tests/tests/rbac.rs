@@ -11,16 +11,7 @@ use serde_json::Value;
 
 fn started(controller_manager: bool) -> (Sandbox, ControlPlane) {
     // Fail (never skip) when the components are not built.
-    for name in [
-        "etcd",
-        "kube-apiserver",
-        "kube-controller-manager",
-        "kubectl",
-    ] {
-        if let Err(e) = k8s::binary(name) {
-            panic!("{e:#}");
-        }
-    }
+    k8s::require_control_plane_binaries();
     let sandbox = Sandbox::start(&Options::default()).expect("sandbox start (needs root)");
     let plane = ControlPlane::start(
         &sandbox,
