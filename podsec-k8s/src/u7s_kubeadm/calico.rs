@@ -16,7 +16,7 @@ use std::io::Read;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
-use podsec_common::msg;
+use podsec_common::{msg, tr};
 use serde_norway::Value;
 
 use super::network::Ipv4Net;
@@ -96,6 +96,9 @@ pub struct Manifest {
     pub images: Vec<String>,
     /// calico-node's `CALICO_IPV4POOL_CIDR`, if the manifest sets it.
     pub pool_cidr: Option<Ipv4Net>,
+    /// calico-node's `CALICO_IPV4POOL_VXLAN` and `IP_AUTODETECTION_METHOD` values, if given.
+    pub vxlan_mode: Option<String>,
+    pub autodetection: Option<String>,
 }
 
 /// Reads and parses `U7S_CALICO_MANIFEST` (see the module's description).
@@ -253,8 +256,16 @@ pub fn parse(text: &str, path: &str) -> Result<Manifest, CalicoError> {
         });
     }
     let mut pool_cidr = None;
+    let mut vxlan_mode = None;
+    let mut autodetection = None;
     for container in node_spec["containers"].as_sequence().into_iter().flatten() {
         for variable in container["env"].as_sequence().into_iter().flatten() {
+            let text = variable["value"].as_str().map(|v| v.trim().to_string());
+            match variable["name"].as_str() {
+                Some("CALICO_IPV4POOL_VXLAN") => vxlan_mode = text,
+                Some("IP_AUTODETECTION_METHOD") => autodetection = text,
+                _ => {}
+            }
             if variable["name"].as_str() != Some("CALICO_IPV4POOL_CIDR") {
                 continue;
             }
@@ -278,6 +289,8 @@ pub fn parse(text: &str, path: &str) -> Result<Manifest, CalicoError> {
         text: text.to_string(),
         images,
         pool_cidr,
+        vxlan_mode,
+        autodetection,
     })
 }
 
@@ -306,6 +319,26 @@ fn has_tag(image: &str) -> bool {
 }
 
 impl Manifest {
+    /// What a rootless cluster of several nodes needs and the manifest does not say (the
+    /// manifest is applied as written; a one-node cluster is not affected).
+    pub fn rootless_warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.vxlan_mode.as_deref() != Some("Always") {
+            warnings.push(tr!(
+                "WARNING: {path}: calico-node's CALICO_IPV4POOL_VXLAN is {mode}, not Always: between rootless nodes only VXLAN (4789/udp) passes slirp4netns, not IP-in-IP, BGP or direct routes",
+                path = self.path,
+                mode = self.vxlan_mode.as_deref().unwrap_or("unset")
+            ));
+        }
+        if self.autodetection.as_deref() != Some("kubernetes-internal-ip") {
+            warnings.push(tr!(
+                "WARNING: {path}: calico-node's IP_AUTODETECTION_METHOD is not kubernetes-internal-ip: it may advertise the slirp4netns address every node's namespace shares instead of the node's own",
+                path = self.path
+            ));
+        }
+        warnings
+    }
+
     /// Every image names a tag and lives in `registry` (any registry when `native`: the
     /// administrator chose upstream's images for the whole node).
     pub fn check_registry(&self, registry: &str, native: bool) -> Result<(), CalicoError> {
@@ -443,6 +476,26 @@ spec:
         );
         // the commented-out pool is not a pool; the CRD's "containers" schema is no container
         assert_eq!(manifest.pool_cidr, None);
+        // VXLAN Always, but no IP_AUTODETECTION_METHOD: one warning for several nodes
+        let warnings = manifest.rootless_warnings();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains("IP_AUTODETECTION_METHOD"),
+            "{warnings:?}"
+        );
+        let tuned = SAMPLE.replace(
+            "          env:\n",
+            "          env:\n            - name: IP_AUTODETECTION_METHOD\n              value: kubernetes-internal-ip\n",
+        );
+        assert!(parse(&tuned, "m").unwrap().rootless_warnings().is_empty());
+        // calico.yaml's default: IP-in-IP
+        let ipip = tuned.replace("value: \"Always\"", "value: \"Never\"");
+        let warnings = parse(&ipip, "m").unwrap().rootless_warnings();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains("CALICO_IPV4POOL_VXLAN is Never, not Always"),
+            "{warnings:?}"
+        );
         assert_eq!(manifest.text, format!("{SAMPLE}{extra}"), "kept as given");
         manifest.check_registry("registry.local", false).unwrap();
     }

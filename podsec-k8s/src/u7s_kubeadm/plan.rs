@@ -266,6 +266,7 @@ fn calico_images(
         .expect("U7S_CNI_PLUGIN=calico comes with U7S_CALICO_MANIFEST");
     let manifest = calico::load(path)?;
     manifest.check_registry(source.registry(), source.native)?;
+    notes.extend(manifest.rootless_warnings());
     // Native images may be short docker.io names; their registry is docker.io.
     let references: Vec<String> = manifest
         .images
