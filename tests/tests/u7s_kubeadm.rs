@@ -1007,6 +1007,17 @@ fn host_preparation_then_real_kubeadm_phases_and_an_audited_api_server() {
         flannel.trim(),
         "registry.local/c10f/flannel:v0.26.7 install-cni-plugin"
     );
+    // calico's apply as the plan runs it (server-side) takes a manifest shaped as Tigera's: its
+    // CRD, ConfigMap, DaemonSet and Deployment are valid API objects for the real API server.
+    node.root_ok(&format!(
+        "cat > /etc/podsec/calico-apply.yaml <<'EOF'\n{}EOF\n\
+         {kubectl} --kubeconfig /etc/kubernetes/super-admin.conf apply --server-side -f /etc/podsec/calico-apply.yaml",
+        calico_manifest("registry.local/calico", "v3.29.1")
+    ));
+    let calico = node.root_ok(&format!(
+        "{kubectl} --kubeconfig /etc/kubernetes/super-admin.conf -n kube-system get daemonset calico-node -o jsonpath='{{.spec.template.spec.containers[0].image}}'"
+    ));
+    assert_eq!(calico.trim(), "registry.local/calico/node:v3.29.1");
     let log = node.root_ok(
         "for i in $(seq 40); do grep -q podsec-audit-probe /etc/kubernetes/audit/audit.log 2>/dev/null && break; sleep 0.25; done; cat /etc/kubernetes/audit/audit.log",
     );
