@@ -932,7 +932,8 @@ fn finish(
                     Step::ApplyFlannel { argv }
                 }
                 PodNetwork::Calico(_) => {
-                    // Server-side: calico's CRDs are too large for the client-side annotation.
+                    // Server-side: no last-applied annotation holding a copy of calico's large CRDs
+                    // (limited to 256 KiB; the largest is a third of that today).
                     argv.extend([
                         "--server-side".into(),
                         "-f".into(),
