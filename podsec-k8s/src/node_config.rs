@@ -687,7 +687,7 @@ fn check_endpoint(text: &str) -> Result<(), String> {
 
 /// Every existing directory from `/` down to `path`'s parent: root-owned, a directory (not a
 /// symlink), and not writable by group or others unless sticky.
-fn check_trusted_ancestors(path: &Path) -> Result<(), String> {
+pub(crate) fn check_trusted_ancestors(path: &Path) -> Result<(), String> {
     let absolute = if path.is_absolute() {
         path.to_path_buf()
     } else {

@@ -456,6 +456,196 @@ fn versions_registries_and_substitutions_against_the_real_registry() {
     );
 }
 
+/// A calico manifest shaped as Tigera's calico-vxlan.yaml (CRD, ConfigMap, the calico-node
+/// DaemonSet with init containers, the kube-controllers Deployment), its images under `prefix`.
+fn calico_manifest(prefix: &str, node_tag: &str) -> String {
+    format!(
+        r#"---
+# Source: calico/templates/calico-config.yaml
+kind: ConfigMap
+apiVersion: v1
+metadata:
+  name: calico-config
+  namespace: kube-system
+data:
+  calico_backend: "vxlan"
+---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: ippools.crd.projectcalico.org
+spec:
+  group: crd.projectcalico.org
+  names:
+    kind: IPPool
+    plural: ippools
+  scope: Cluster
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+---
+kind: DaemonSet
+apiVersion: apps/v1
+metadata:
+  name: calico-node
+  namespace: kube-system
+spec:
+  selector:
+    matchLabels:
+      k8s-app: calico-node
+  template:
+    metadata:
+      labels:
+        k8s-app: calico-node
+    spec:
+      hostNetwork: true
+      initContainers:
+        - name: install-cni
+          image: {prefix}/cni:v3.29.1
+      containers:
+        - name: calico-node
+          image: {prefix}/node:{node_tag}
+          env:
+            - name: CALICO_IPV4POOL_VXLAN
+              value: "Always"
+            - name: IP_AUTODETECTION_METHOD
+              value: kubernetes-internal-ip
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: calico-kube-controllers
+  namespace: kube-system
+spec:
+  selector:
+    matchLabels:
+      k8s-app: calico-kube-controllers
+  template:
+    metadata:
+      labels:
+        k8s-app: calico-kube-controllers
+    spec:
+      containers:
+        - name: calico-kube-controllers
+          image: {prefix}/kube-controllers:v3.29.1
+"#
+    )
+}
+
+/// Calico from the administrator's manifest (issue 13, item 6), against the real registry:
+/// refused without a manifest, with an image of another registry or a tag the registry lacks,
+/// with a manifest that is a link; accepted when every image is there, and the plan pulls them,
+/// writes the validated copy, applies it after init, and publishes calico's ports.
+#[test]
+fn calico_from_the_administrators_manifest_against_the_real_registry() {
+    let node = Node::start(&["c10f"]);
+    node.push_tags(&[
+        "calico/cni:v3.29.1".to_string(),
+        "calico/node:v3.29.1".to_string(),
+        "calico/kube-controllers:v3.29.1".to_string(),
+    ]);
+    for (name, text) in [
+        (
+            "calico.yaml",
+            calico_manifest("registry.local/calico", "v3.29.1"),
+        ),
+        (
+            "upstream.yaml",
+            calico_manifest("docker.io/calico", "v3.29.1"),
+        ),
+        (
+            "missing-tag.yaml",
+            calico_manifest("registry.local/calico", "v3.30.0"),
+        ),
+    ] {
+        node.root_ok(&format!(
+            "mkdir -p /etc/podsec && cat > /etc/podsec/{name} <<'EOF'\n{text}EOF\nchmod 0644 /etc/podsec/{name}"
+        ));
+    }
+    node.root_ok("ln -sf /etc/podsec/calico.yaml /etc/podsec/link.yaml");
+    let before = node.changes();
+    let init = |manifest: Option<&str>| {
+        let mut env = vec![("U7S_CNI_PLUGIN", "calico")];
+        if let Some(m) = manifest {
+            env.push(("U7S_CALICO_MANIFEST", m));
+        }
+        node.kubeadm(
+            &[
+                "init",
+                "--apiserver-advertise-address",
+                ADDRESS,
+                "--dry-run",
+            ],
+            &env,
+        )
+    };
+    let fails = |manifest: Option<&str>| {
+        let out = init(manifest);
+        assert!(!out.status.success(), "{}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        assert_eq!(err.lines().count(), 1, "one line: {err}");
+        err
+    };
+    let err = fails(None);
+    assert!(
+        err.contains("U7S_CNI_PLUGIN='calico': calico needs its manifest: set U7S_CALICO_MANIFEST"),
+        "{err}"
+    );
+    let err = fails(Some("/etc/podsec/upstream.yaml"));
+    assert!(
+        err.contains("U7S_CALICO_MANIFEST=/etc/podsec/upstream.yaml: image docker.io/calico/cni:v3.29.1 is not in the node's registry registry.local"),
+        "{err}"
+    );
+    let err = fails(Some("/etc/podsec/missing-tag.yaml"));
+    assert!(
+        err.contains("U7S_CALICO_MANIFEST=/etc/podsec/missing-tag.yaml: image registry.local/calico/node: the registry has no tag v3.30.0 (it has none of that kind)"),
+        "{err}"
+    );
+    let err = fails(Some("/etc/podsec/link.yaml"));
+    assert!(
+        err.contains("U7S_CALICO_MANIFEST=/etc/podsec/link.yaml: refused: it is a symbolic link"),
+        "{err}"
+    );
+    let err = fails(Some("/etc/podsec/none.yaml"));
+    assert!(
+        err.contains("U7S_CALICO_MANIFEST=/etc/podsec/none.yaml: no such file"),
+        "{err}"
+    );
+
+    let out = init(Some("/etc/podsec/calico.yaml"));
+    assert!(out.status.success(), "{}", text(&out));
+    let plan = stdout(&out);
+    for expected in [
+        "calico                  the manifest of U7S_CALICO_MANIFEST=/etc/podsec/calico.yaml (3 images)",
+        "pod network             192.168.0.0/16",
+        "      |   podSubnet: 192.168.0.0/16",
+        "file /etc/podsec/u7s/calico.yaml (root:root 0644)",
+        "      |           image: registry.local/calico/node:v3.29.1",
+        "docker://registry.local/calico/node:v3.29.1",
+        "docker://registry.local/calico/cni:v3.29.1",
+        "docker://registry.local/calico/kube-controllers:v3.29.1",
+        "apply calico: kubectl --kubeconfig /root/.kube/config apply --server-side -f /etc/podsec/u7s/calico.yaml (bounded retries)",
+        "      | cni-plugin = \"calico\"",
+        "kube-proxy and calico-node (DaemonSets)",
+        "0.0.0.0:5473:5473/tcp",
+        "0.0.0.0:4789:4789/udp",
+        "0.0.0.0:51820:51820/udp",
+    ] {
+        assert!(plan.contains(expected), "plan lacks {expected:?}:\n{plan}");
+    }
+    assert!(!plan.contains("flannel"), "no flannel with calico:\n{plan}");
+    // VXLAN always and the node's address: nothing to warn about for several rootless nodes
+    assert!(!plan.contains("WARNING"), "{plan}");
+    assert!(
+        before == node.changes(),
+        "a dry run or a refusal changed the sandbox"
+    );
+}
+
 #[test]
 fn tls_registry_with_token_auth_and_pagination() {
     let node = Node::start(&["c10f"]);
@@ -817,6 +1007,17 @@ fn host_preparation_then_real_kubeadm_phases_and_an_audited_api_server() {
         flannel.trim(),
         "registry.local/c10f/flannel:v0.26.7 install-cni-plugin"
     );
+    // calico's apply as the plan runs it (server-side) takes a manifest shaped as Tigera's: its
+    // CRD, ConfigMap, DaemonSet and Deployment are valid API objects for the real API server.
+    node.root_ok(&format!(
+        "cat > /etc/podsec/calico-apply.yaml <<'EOF'\n{}EOF\n\
+         {kubectl} --kubeconfig /etc/kubernetes/super-admin.conf apply --server-side -f /etc/podsec/calico-apply.yaml",
+        calico_manifest("registry.local/calico", "v3.29.1")
+    ));
+    let calico = node.root_ok(&format!(
+        "{kubectl} --kubeconfig /etc/kubernetes/super-admin.conf -n kube-system get daemonset calico-node -o jsonpath='{{.spec.template.spec.containers[0].image}}'"
+    ));
+    assert_eq!(calico.trim(), "registry.local/calico/node:v3.29.1");
     let log = node.root_ok(
         "for i in $(seq 40); do grep -q podsec-audit-probe /etc/kubernetes/audit/audit.log 2>/dev/null && break; sleep 0.25; done; cat /etc/kubernetes/audit/audit.log",
     );

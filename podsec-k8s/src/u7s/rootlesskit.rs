@@ -39,7 +39,7 @@ use super::crio::{self, CrioConfig};
 use super::nsenter;
 use super::paths::{self, CNI_PLUGIN_DIRS, PRIVATE_DIRS, SEEDED_DIRS, U7sPaths};
 use super::ports;
-use crate::node_config::{NodeConfig, NodeConfigError};
+use crate::node_config::{CniPlugin, NodeConfig, NodeConfigError};
 
 pub const NAME: &str = "u7s-rootlesskit";
 pub const ROOTLESSKIT: &str = "/usr/bin/rootlesskit";
@@ -412,6 +412,7 @@ fn prepare(config: &NodeConfig, paths: &U7sPaths) -> Result<(), Error> {
     seed_cni_configs(
         Path::new("/etc/cni/net.d"),
         &paths.private_dir("/etc/cni/net.d"),
+        config.cni_plugin,
     )?;
     match CNI_PLUGIN_DIRS.iter().map(Path::new).find(|d| d.is_dir()) {
         Some(plugins) => seed(plugins, &paths.private_dir("/opt/cni/bin"), 0o755)?,
@@ -433,10 +434,22 @@ fn prepare(config: &NodeConfig, paths: &U7sPaths) -> Result<(), Error> {
 /// With none, CRI-O reports the network not ready and the kubelet waits for flannel.
 pub const NODE_CNI_CONFIGS: &[&str] = &[crate::u7s_kubeadm::flannel::CONFLIST_NAME];
 
+/// The network configurations a node keeps in the namespace's /etc/cni/net.d: flannel's, which
+/// podsec writes on the host and seeds; calico's, which calico's install-cni writes there itself
+/// (nothing is seeded then: a host's flannel configuration of an earlier deployment would become
+/// the pods' network until calico is up).
+pub fn node_cni_configs(cni: CniPlugin) -> (&'static [&'static str], &'static [&'static str]) {
+    match cni {
+        CniPlugin::Flannel => (NODE_CNI_CONFIGS, NODE_CNI_CONFIGS),
+        CniPlugin::Calico => (&[], &[crate::u7s_kubeadm::calico::CONFLIST_NAME]),
+    }
+}
+
 /// Seeds the namespace's private /etc/cni/net.d with the node's configurations and removes any
 /// other network configuration from it (left there by an older release, which copied them all).
-pub fn seed_cni_configs(source: &Path, target: &Path) -> Result<(), Error> {
-    seed_only(source, target, 0o644, Some(NODE_CNI_CONFIGS))?;
+pub fn seed_cni_configs(source: &Path, target: &Path, cni: CniPlugin) -> Result<(), Error> {
+    let (seeded, kept) = node_cni_configs(cni);
+    seed_only(source, target, 0o644, Some(seeded))?;
     let entries = std::fs::read_dir(target).map_err(io(target))?;
     for entry in entries {
         let entry = entry.map_err(io(target))?;
@@ -445,7 +458,7 @@ pub fn seed_cni_configs(source: &Path, target: &Path) -> Result<(), Error> {
         let network_config = [".conf", ".conflist", ".json"]
             .iter()
             .any(|suffix| name.ends_with(suffix));
-        if network_config && !NODE_CNI_CONFIGS.contains(&name.as_ref()) {
+        if network_config && !kept.contains(&name.as_ref()) {
             std::fs::remove_file(entry.path()).map_err(io(&entry.path()))?;
         }
     }
@@ -825,12 +838,26 @@ extra-ports = ["0.0.0.0:31000:31000/tcp"]
         std::fs::write(target.path().join("87-podman-bridge.conflist"), "old").unwrap();
         std::fs::write(target.path().join("99-loopback.conf"), "old").unwrap();
         std::fs::write(target.path().join("cni.lock"), "").unwrap();
-        seed_cni_configs(source.path(), target.path()).unwrap();
-        let mut names: Vec<String> = std::fs::read_dir(target.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        assert_eq!(names, ["10-flannel.conflist", "cni.lock"]);
+        seed_cni_configs(source.path(), target.path(), CniPlugin::Flannel).unwrap();
+        let names = |dir: &Path| {
+            let mut names: Vec<String> = std::fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            names
+        };
+        assert_eq!(names(target.path()), ["10-flannel.conflist", "cni.lock"]);
+        // calico: nothing of the host's is seeded (flannel's of an earlier deployment neither),
+        // what calico's install-cni wrote inside stays
+        let target = tempfile::tempdir().unwrap();
+        std::fs::write(target.path().join("10-calico.conflist"), "calico").unwrap();
+        std::fs::write(target.path().join("calico-kubeconfig"), "calico").unwrap();
+        std::fs::write(target.path().join("99-loopback.conf"), "old").unwrap();
+        seed_cni_configs(source.path(), target.path(), CniPlugin::Calico).unwrap();
+        assert_eq!(
+            names(target.path()),
+            ["10-calico.conflist", "calico-kubeconfig"]
+        );
     }
 }

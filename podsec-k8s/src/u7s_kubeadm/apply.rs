@@ -15,7 +15,7 @@ use super::audit::{self, AuditError};
 use super::plan::{ADMIN_CONF, Owner, Plan, Step};
 use super::runtime::{PlannedFile, Runtime, RuntimeError, U7S_HOME};
 
-/// How long `kubectl apply` of flannel is retried while the API server comes up.
+/// How long `kubectl apply` of the pod network (flannel or calico) is retried while the API server comes up.
 pub const APPLY_ATTEMPTS: u32 = 90;
 pub const APPLY_PAUSE: Duration = Duration::from_secs(2);
 
@@ -174,7 +174,12 @@ fn copy_admin_conf(targets: &[std::path::PathBuf]) -> Result<(), String> {
     Ok(())
 }
 
-fn apply_flannel(argv: &[String], attempts: u32, pause: Duration) -> Result<(), String> {
+fn apply_manifest(
+    name: &str,
+    argv: &[String],
+    attempts: u32,
+    pause: Duration,
+) -> Result<(), String> {
     let mut last = String::new();
     for _ in 0..attempts {
         let output = std::process::Command::new(&argv[0])
@@ -189,7 +194,7 @@ fn apply_flannel(argv: &[String], attempts: u32, pause: Duration) -> Result<(), 
         std::thread::sleep(pause);
     }
     Err(msg!(
-        "the API server did not accept the flannel manifest after {attempts} attempts in {} s: {last}",
+        "the API server did not accept the {name} manifest after {attempts} attempts in {} s: {last}",
         u64::from(attempts) * pause.as_secs()
     ))
 }
@@ -323,7 +328,8 @@ fn run_step(step: &Step, runtime: &dyn Runtime) -> Result<(), String> {
         }
         Step::PatchAudit => patch_audit(),
         Step::CopyAdminConf { targets } => copy_admin_conf(targets),
-        Step::ApplyFlannel { argv } => apply_flannel(argv, APPLY_ATTEMPTS, APPLY_PAUSE),
+        Step::ApplyFlannel { argv } => apply_manifest("flannel", argv, APPLY_ATTEMPTS, APPLY_PAUSE),
+        Step::ApplyCalico { argv } => apply_manifest("calico", argv, APPLY_ATTEMPTS, APPLY_PAUSE),
         Step::EnableService => runtime.enable_service().map_err(runtime_error),
     }
 }
@@ -476,10 +482,22 @@ mod tests {
     fn flannel_apply_is_bounded() {
         // §10.2 defect 18: upstream retried `kubectl apply` forever.
         let start = std::time::Instant::now();
-        let err = apply_flannel(&["false".to_string()], 3, Duration::from_millis(10)).unwrap_err();
+        let err = apply_manifest(
+            "flannel",
+            &["false".to_string()],
+            3,
+            Duration::from_millis(10),
+        )
+        .unwrap_err();
         assert!(err.contains("after 3 attempts"), "{err}");
         assert!(start.elapsed() < Duration::from_secs(5));
-        apply_flannel(&["true".to_string()], 3, Duration::from_millis(10)).unwrap();
+        apply_manifest(
+            "flannel",
+            &["true".to_string()],
+            3,
+            Duration::from_millis(10),
+        )
+        .unwrap();
     }
 
     #[test]

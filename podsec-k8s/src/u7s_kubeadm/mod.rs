@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod audit;
+pub mod calico;
 pub mod flags;
 pub mod flannel;
 pub mod host_prep;
@@ -54,7 +55,8 @@ U7S_KUBEVERSION           Kubernetes version (vX.Y or vX.Y.Z); default the insta
 U7S_SETAVAILABLEIMAGES    yes: substitute the newest tag of the same minor for a missing one (loudly)\n  \
 U7S_FLANNEL_TAG           flannel image tag (default: newest with a shipped manifest)\n  \
 U7S_FLANNELCNIPLUGIN_TAG  flannel CNI plugin image tag (default: the manifest's)\n  \
-U7S_CNI_PLUGIN            flannel (calico is not supported yet)\n  \
+U7S_CNI_PLUGIN            flannel (default) or calico\n  \
+U7S_CALICO_MANIFEST       with calico: Calico's calico.yaml, its images in the node's registry\n  \
 U7S_ARCHIMAGES            extra images to pull, space-separated\n  \
 U7S_SKIP_PHASES           kubeadm phases to skip when --skip-phases is not given\n\
 Must be run as root."

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use podsec_common::{msg, tr};
 
 use super::audit;
+use super::calico;
 use super::flags::{CommonFlags, InitFlags, JoinFlags, is_dns_subdomain};
 use super::flannel;
 use super::host_prep::{self, HostFacts};
@@ -42,6 +43,8 @@ pub enum PlanError {
     Config(#[from] kubeadm_config::ConfigError),
     #[error(transparent)]
     Flannel(#[from] flannel::FlannelError),
+    #[error(transparent)]
+    Calico(#[from] calico::CalicoError),
     #[error("the host name '{0}' is not a valid Kubernetes node name; give --node-name")]
     NodeName(String),
     #[error("leftovers of an earlier deployment: {list}; run again with --reset to remove them")]
@@ -202,6 +205,10 @@ pub enum Step {
     ApplyFlannel {
         argv: Vec<String>,
     },
+    /// The administrator's calico manifest, as validated (its copy in the plan's files).
+    ApplyCalico {
+        argv: Vec<String>,
+    },
     EnableService,
 }
 
@@ -229,6 +236,64 @@ fn chosen_text<T: std::fmt::Display>(c: &Chosen<T>) -> String {
 // The texts of a plan (summary, notes, steps, processes) are for the administrator and made
 // in the user's language (`tr!`); the files and commands it shows are not translated.
 
+/// The pod network add-on and what it was resolved to.
+#[derive(Debug, Clone)]
+enum PodNetwork {
+    Flannel(FlannelChoice),
+    Calico(calico::Manifest),
+}
+
+impl PodNetwork {
+    fn plugin(&self) -> CniPlugin {
+        match self {
+            PodNetwork::Flannel(_) => CniPlugin::Flannel,
+            PodNetwork::Calico(_) => CniPlugin::Calico,
+        }
+    }
+}
+
+/// The images of the administrator's calico manifest, each in the node's registry (checked
+/// there by tag, never substituted: calico's images must stay of one release).
+fn calico_images(
+    env: &U7sEnv,
+    source: &resolve::Source,
+    tags: &dyn Tags,
+    notes: &mut Vec<String>,
+) -> Result<(calico::Manifest, Vec<Image>), PlanError> {
+    let path = env
+        .calico_manifest
+        .as_deref()
+        .expect("U7S_CNI_PLUGIN=calico comes with U7S_CALICO_MANIFEST");
+    let manifest = calico::load(path)?;
+    manifest.check_registry(source.registry(), source.native)?;
+    notes.extend(manifest.rootless_warnings());
+    // Native images may be short docker.io names; their registry is docker.io.
+    let references: Vec<String> = manifest
+        .images
+        .iter()
+        .map(|i| {
+            if calico::registry_of(i) == "docker.io" && !i.starts_with("docker.io/") {
+                format!("docker.io/{i}")
+            } else {
+                i.clone()
+            }
+        })
+        .collect();
+    let images =
+        match resolve::check_images(&references, Some(ImageRole::Calico), false, tags, notes) {
+            Ok(images) => images,
+            Err(ResolveError::Registry(e)) => return Err(ResolveError::Registry(e).into()),
+            Err(e) => {
+                return Err(calico::CalicoError::NotInRegistry {
+                    path: manifest.path.clone(),
+                    reason: e.to_string(),
+                }
+                .into());
+            }
+        };
+    Ok((manifest, images))
+}
+
 /// The pieces both init and join compute.
 struct Common {
     role: Role,
@@ -240,7 +305,7 @@ struct Common {
     packages: packages::PackagePlan,
     images: Vec<Image>,
     images_pending: Option<String>,
-    flannel: FlannelChoice,
+    network: PodNetwork,
     etcd_tag: Option<String>,
     dns_tag: Option<String>,
     notes: Vec<String>,
@@ -377,9 +442,19 @@ fn common(
         }
         image.wanted = image.pull.clone();
     }
-    let flannel = resolve::flannel_images(env, &source, ctx.tags, &mut notes)?;
-    images.push(flannel.flannel.clone());
-    images.push(flannel.cni_plugin.clone());
+    let network = match env.cni() {
+        CniPlugin::Flannel => {
+            let flannel = resolve::flannel_images(env, &source, ctx.tags, &mut notes)?;
+            images.push(flannel.flannel.clone());
+            images.push(flannel.cni_plugin.clone());
+            PodNetwork::Flannel(flannel)
+        }
+        CniPlugin::Calico => {
+            let (manifest, calico_images) = calico_images(env, &source, ctx.tags, &mut notes)?;
+            images.extend(calico_images);
+            PodNetwork::Calico(manifest)
+        }
+    };
     if !env.arch_images.is_empty() {
         let extra: Vec<String> = env
             .arch_images
@@ -404,7 +479,7 @@ fn common(
         packages: package_plan,
         images,
         images_pending,
-        flannel,
+        network,
         etcd_tag,
         dns_tag,
         notes,
@@ -584,9 +659,13 @@ pub fn init(flags: &InitFlags, ctx: &Context) -> Result<Plan, PlanError> {
         flags.image_repository.as_deref(),
         ctx,
     )?;
-    let pod = flags
-        .pod_network_cidr
-        .unwrap_or_else(|| Ipv4Net::parse_cluster(DEFAULT_POD_CIDR).expect("default"));
+    // calico: the manifest's pool, if it names one, and the flag must agree.
+    let pod = match &c.network {
+        PodNetwork::Flannel(_) => flags
+            .pod_network_cidr
+            .unwrap_or_else(|| Ipv4Net::parse_cluster(DEFAULT_POD_CIDR).expect("default")),
+        PodNetwork::Calico(manifest) => manifest.pod_network(flags.pod_network_cidr)?,
+    };
     let service = flags
         .service_cidr
         .unwrap_or_else(|| Ipv4Net::parse_cluster(DEFAULT_SERVICE_CIDR).expect("default"));
@@ -629,12 +708,14 @@ pub fn init(flags: &InitFlags, ctx: &Context) -> Result<Plan, PlanError> {
         (tr!("pod network").to_string(), pod.to_string()),
         (tr!("service network").to_string(), service.to_string()),
     ];
-    let manifest = flannel::render(
-        c.flannel.manifest,
-        &c.flannel.flannel.wanted,
-        &c.flannel.cni_plugin.wanted,
-        pod,
-    )?;
+    let manifest = match &c.network {
+        PodNetwork::Flannel(f) => (
+            FLANNEL_MANIFEST,
+            flannel::render(f.manifest, &f.flannel.wanted, &f.cni_plugin.wanted, pod)?,
+        ),
+        // Applied as the administrator wrote it, from root's validated copy.
+        PodNetwork::Calico(m) => (calico::MANIFEST_COPY, m.text.clone()),
+    };
     finish(
         c,
         input,
@@ -714,7 +795,10 @@ pub fn join(flags: &JoinFlags, ctx: &Context) -> Result<Plan, PlanError> {
                 .into(),
         ));
     }
-    let pod = Ipv4Net::parse_cluster(DEFAULT_POD_CIDR).expect("default");
+    let pod = match &c.network {
+        PodNetwork::Flannel(_) => Ipv4Net::parse_cluster(DEFAULT_POD_CIDR).expect("default"),
+        PodNetwork::Calico(manifest) => manifest.pod_network(None)?,
+    };
     let service = Ipv4Net::parse_cluster(DEFAULT_SERVICE_CIDR).expect("default");
     let native = flags.common.native_args();
     finish(
@@ -737,7 +821,7 @@ fn finish(
     input: NodeInput,
     native: Vec<String>,
     summary: &mut Vec<(String, String)>,
-    flannel_manifest: Option<String>,
+    network_manifest: Option<(&'static str, String)>,
     service: Ipv4Net,
     pod: Ipv4Net,
     prepare_only: bool,
@@ -788,15 +872,18 @@ fn finish(
     // changes owner (§10.1/4, §10.1/7).
     steps.push(dir("/etc/cni", 0o755, Owner::root()));
     steps.push(dir(host_prep::CNI_NET_DIR, 0o755, Owner::root()));
-    steps.push(file(
-        Path::new(host_prep::CNI_NET_DIR).join(flannel::CONFLIST_NAME),
-        0o644,
-        Owner::root(),
-        flannel::CONFLIST.to_string(),
-    ));
+    // calico's own install-cni writes its configuration inside the namespace.
     let mut notes = c.notes.clone();
+    if c.network.plugin() == CniPlugin::Flannel {
+        steps.push(file(
+            Path::new(host_prep::CNI_NET_DIR).join(flannel::CONFLIST_NAME),
+            0o644,
+            Owner::root(),
+            flannel::CONFLIST.to_string(),
+        ));
+    }
     let earlier = host_prep::cni_configs_before_ours(&facts.cni_configs, flannel::CONFLIST_NAME);
-    if !earlier.is_empty() {
+    if c.network.plugin() == CniPlugin::Flannel && !earlier.is_empty() {
         notes.push(tr!(
             "WARNING: {files} in {dir} sort before {ours}: CRI-O would use them instead of flannel's; move them away",
             files = earlier.join(", "),
@@ -806,8 +893,8 @@ fn finish(
     }
     // Secrets (tokens, certificate keys) are in it: readable by root and u7s-admin only.
     steps.push(file(&config_path, 0o640, Owner::root_u7s_group(), config));
-    if let Some(manifest) = flannel_manifest {
-        steps.push(file(FLANNEL_MANIFEST, 0o644, Owner::root(), manifest));
+    if let Some((path, manifest)) = network_manifest {
+        steps.push(file(path, 0o644, Owner::root(), manifest));
     }
     steps.push(Step::NodeConfig {
         config: node.clone(),
@@ -836,15 +923,24 @@ fn finish(
             });
         }
         if role == Role::Init {
-            steps.push(Step::ApplyFlannel {
-                argv: vec![
-                    "kubectl".into(),
-                    "--kubeconfig".into(),
-                    "/root/.kube/config".into(),
-                    "apply".into(),
-                    "-f".into(),
-                    FLANNEL_MANIFEST.into(),
-                ],
+            let mut argv: Vec<String> = ["kubectl", "--kubeconfig", "/root/.kube/config", "apply"]
+                .map(String::from)
+                .to_vec();
+            steps.push(match c.network {
+                PodNetwork::Flannel(_) => {
+                    argv.extend(["-f".into(), FLANNEL_MANIFEST.into()]);
+                    Step::ApplyFlannel { argv }
+                }
+                PodNetwork::Calico(_) => {
+                    // Server-side: no last-applied annotation holding a copy of calico's large CRDs
+                    // (limited to 256 KiB; the largest is a third of that today).
+                    argv.extend([
+                        "--server-side".into(),
+                        "-f".into(),
+                        calico::MANIFEST_COPY.into(),
+                    ]);
+                    Step::ApplyCalico { argv }
+                }
             });
         }
         steps.push(Step::EnableService);
@@ -865,7 +961,17 @@ fn finish(
             tr!("images").to_string(),
             format!("{} ({})", c.source.prefix, c.source.origin),
         ),
-        ("flannel".to_string(), c.flannel.origin.clone()),
+        match &c.network {
+            PodNetwork::Flannel(f) => ("flannel".to_string(), f.origin.clone()),
+            PodNetwork::Calico(m) => (
+                "calico".to_string(),
+                tr!(
+                    "the manifest of U7S_CALICO_MANIFEST={path} ({count} images)",
+                    path = m.path,
+                    count = m.images.len()
+                ),
+            ),
+        },
         (tr!("node name").to_string(), c.node_name.clone()),
         (
             tr!("advertise address").to_string(),
@@ -886,15 +992,25 @@ fn finish(
         user = U7S_ADMIN,
         config = config_path.display()
     ));
+    let calico = c.network.plugin() == CniPlugin::Calico;
     processes.extend(match role {
         Role::Init | Role::ControlPlane => [
             tr!(
                 "static pods: etcd, kube-apiserver (audited), kube-controller-manager, kube-scheduler"
             ),
-            tr!("kube-proxy and flannel (DaemonSets), CoreDNS (Deployment)"),
+            if calico {
+                tr!(
+                    "kube-proxy and calico-node (DaemonSets), CoreDNS (Deployment), and the rest of the calico manifest"
+                )
+            } else {
+                tr!("kube-proxy and flannel (DaemonSets), CoreDNS (Deployment)")
+            },
         ]
         .map(String::from)
         .to_vec(),
+        Role::Worker if calico => {
+            vec![tr!("kube-proxy and calico-node (DaemonSets)").to_string()]
+        }
         Role::Worker => vec![tr!("kube-proxy and flannel (DaemonSets)").to_string()],
     });
     Ok(Plan {
@@ -966,7 +1082,7 @@ fn node_configuration(
         control_plane_endpoint: endpoint,
         service_cidr: cidr(service),
         pod_cidr: cidr(pod),
-        cni_plugin: CniPlugin::Flannel,
+        cni_plugin: c.network.plugin(),
         slirp_cidr: node_config::DEFAULT_SLIRP_CIDR,
         extra_ports: facts.extra_ports.clone(),
     };
@@ -1138,6 +1254,10 @@ impl Step {
             ),
             Step::ApplyFlannel { argv } => tr!(
                 "apply flannel: {command} (bounded retries)",
+                command = argv_text(argv)
+            ),
+            Step::ApplyCalico { argv } => tr!(
+                "apply calico: {command} (bounded retries)",
                 command = argv_text(argv)
             ),
             Step::EnableService => tr!("enable and start u7s.service").to_string(),
@@ -1688,5 +1808,157 @@ pub mod tests {
                 .any(|s| matches!(s, Step::StartRuntime | Step::RunKubeadm { .. }))
         );
         assert!(plan.steps.iter().any(|s| matches!(s, Step::File { .. })));
+    }
+
+    /// calico from the administrator's manifest: its images checked in the registry and pulled,
+    /// its copy applied after init, its pod network and ports; no flannel anywhere.
+    #[test]
+    fn calico_from_the_administrators_manifest() {
+        use std::os::unix::fs::PermissionsExt;
+        if !nix::unistd::Uid::effective().is_root() {
+            return; // the manifest must be root's: only a root test run can write one
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = dir.path().join("calico.yaml");
+        std::fs::write(&path, calico::tests::SAMPLE).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let shown = path.display().to_string();
+        let env = [
+            ("U7S_CNI_PLUGIN", "calico"),
+            ("U7S_CALICO_MANIFEST", shown.as_str()),
+        ];
+        let mut calico_tags = tags();
+        for repository in ["cni", "node", "kube-controllers"] {
+            calico_tags.0.insert(
+                format!("registry.local/calico/{repository}"),
+                vec!["v3.29.1".into()],
+            );
+        }
+        let plan = plan_for(&["init"], &env, &facts(), &calico_tags).unwrap();
+        let pulled: Vec<&str> = plan.images.iter().map(|i| i.pull.as_str()).collect();
+        for image in [
+            "registry.local/calico/cni:v3.29.1",
+            "registry.local/calico/node:v3.29.1",
+            "registry.local/calico/kube-controllers:v3.29.1",
+        ] {
+            assert!(pulled.contains(&image), "{pulled:?}");
+        }
+        assert!(!pulled.iter().any(|i| i.contains("flannel")), "{pulled:?}");
+        let copy = files(&plan)
+            .into_iter()
+            .find(|f| f.path == Path::new(calico::MANIFEST_COPY))
+            .expect("the validated copy");
+        assert_eq!(copy.contents, calico::tests::SAMPLE);
+        assert_eq!((copy.mode, copy.user.as_str()), (0o644, "root"));
+        let applied = plan.steps.iter().find_map(|s| match s {
+            Step::ApplyCalico { argv } => Some(argv.join(" ")),
+            _ => None,
+        });
+        assert_eq!(
+            applied.as_deref(),
+            Some(
+                "kubectl --kubeconfig /root/.kube/config apply --server-side -f /etc/podsec/u7s/calico.yaml"
+            )
+        );
+        let text = plan.render(true);
+        assert!(
+            !text.contains("flannel") && !text.contains("kube-flannel.yml"),
+            "{text}"
+        );
+        assert!(text.contains("apply calico: kubectl"), "{text}");
+        assert!(
+            text.contains(&format!(
+                "calico                  the manifest of U7S_CALICO_MANIFEST={shown} (3 images)"
+            )),
+            "{text}"
+        );
+        // calico's pod network (192.168.0.0/16 unless the manifest names a pool) and ports
+        assert!(config(&plan).contains("podSubnet: 192.168.0.0/16"));
+        let node = node_config(&plan);
+        assert_eq!(node.cni_plugin, CniPlugin::Calico);
+        assert_eq!(node.pod_cidr.to_string(), "192.168.0.0/16");
+        let ports: Vec<String> = plan.ports.iter().map(|p| p.to_string()).collect();
+        for port in [
+            "0.0.0.0:5473:5473/tcp",
+            "0.0.0.0:4789:4789/udp",
+            "0.0.0.0:51820:51820/udp",
+        ] {
+            assert!(ports.contains(&port.to_string()), "{ports:?}");
+        }
+        // --pod-network-cidr must agree with the manifest's pool
+        let pooled = calico::tests::SAMPLE.replace(
+            "            # - name: CALICO_IPV4POOL_CIDR\n            #   value: \"192.168.0.0/16\"",
+            "            - name: CALICO_IPV4POOL_CIDR\n              value: \"10.210.0.0/16\"",
+        );
+        std::fs::write(&path, &pooled).unwrap();
+        let plan = plan_for(&["init"], &env, &facts(), &calico_tags).unwrap();
+        assert!(config(&plan).contains("podSubnet: 10.210.0.0/16"));
+        let err = plan_for(
+            &["init", "--pod-network-cidr", "10.200.0.0/16"],
+            &env,
+            &facts(),
+            &calico_tags,
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains(
+                "CALICO_IPV4POOL_CIDR 10.210.0.0/16 differs from the pod network 10.200.0.0/16"
+            ),
+            "{err}"
+        );
+        // a worker pulls calico's images and publishes its ports; only init applies it
+        let worker = plan_for(
+            &[
+                "join",
+                "192.0.2.10:6443",
+                "--token",
+                "abcdef.0123456789abcdef",
+                "--discovery-token-ca-cert-hash",
+                "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            ],
+            &env,
+            &facts(),
+            &calico_tags,
+        )
+        .unwrap();
+        assert!(
+            worker
+                .images
+                .iter()
+                .any(|i| i.pull == "registry.local/calico/node:v3.29.1")
+        );
+        assert!(
+            !worker
+                .steps
+                .iter()
+                .any(|s| matches!(s, Step::ApplyCalico { .. } | Step::ApplyFlannel { .. }))
+        );
+        assert_eq!(node_config(&worker).cni_plugin, CniPlugin::Calico);
+        assert!(
+            worker
+                .ports
+                .iter()
+                .any(|p| p.to_string() == "0.0.0.0:4789:4789/udp")
+        );
+        // an image the registry lacks: refused, naming the file and the image
+        calico_tags
+            .0
+            .remove("registry.local/calico/kube-controllers");
+        let err = plan_for(&["init"], &env, &facts(), &calico_tags)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(&format!(
+                "U7S_CALICO_MANIFEST={shown}: image registry.local/calico/kube-controllers: the registry has no tag v3.29.1"
+            )),
+            "{err}"
+        );
+        // the file gone: refused, naming it
+        std::fs::remove_file(&path).unwrap();
+        let err = plan_for(&["init"], &env, &facts(), &calico_tags)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, format!("U7S_CALICO_MANIFEST={shown}: no such file"));
     }
 }

@@ -13,12 +13,14 @@
 //!   of the same major.minor stands in, announced loudly (never another minor, §10.2/14).
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 
 use podsec_common::{msg, tr};
 
 use super::flannel;
 use super::registry::{Registry, RegistryError, Trust, host_of};
 use super::versions::{KubeVersion, Minor, Tag, VersionRequest, newest, newest_patch};
+use crate::node_config::CniPlugin;
 
 pub const ALT_REGISTRY: &str = "registry.altlinux.org";
 pub const NATIVE_REGISTRY: &str = "registry.k8s.io";
@@ -43,6 +45,8 @@ pub struct U7sEnv {
     pub flannel_tag: Option<String>,
     pub flannel_cni_plugin_tag: Option<String>,
     pub cni_plugin: Option<String>,
+    /// `U7S_CALICO_MANIFEST`: the administrator's calico manifest (with `U7S_CNI_PLUGIN=calico`).
+    pub calico_manifest: Option<PathBuf>,
     pub arch_images: Vec<String>,
     pub skip_phases: Vec<String>,
     pub certmanager_tag: Option<String>,
@@ -149,6 +153,7 @@ impl U7sEnv {
             flannel_tag: non_empty("U7S_FLANNEL_TAG"),
             flannel_cni_plugin_tag: non_empty("U7S_FLANNELCNIPLUGIN_TAG"),
             cni_plugin: non_empty("U7S_CNI_PLUGIN"),
+            calico_manifest: non_empty("U7S_CALICO_MANIFEST").map(PathBuf::from),
             certmanager_tag: non_empty("U7S_CERTMANAGER_TAG"),
             ..U7sEnv::default()
         };
@@ -201,15 +206,16 @@ impl U7sEnv {
         if let Some(plugin) = &env.cni_plugin {
             match plugin.as_str() {
                 "flannel" => {}
-                "calico" => {
+                "calico" if env.calico_manifest.is_none() => {
                     return Err(variable_error(
                         "U7S_CNI_PLUGIN",
                         plugin,
                         msg!(
-                            "calico is not supported by this podsec yet (no pinned local manifests); use flannel"
+                            "calico needs its manifest: set U7S_CALICO_MANIFEST to Calico's calico.yaml with its images in the node's registry"
                         ),
                     ));
                 }
+                "calico" => {}
                 _ => {
                     return Err(variable_error(
                         "U7S_CNI_PLUGIN",
@@ -218,6 +224,15 @@ impl U7sEnv {
                     ));
                 }
             }
+        }
+        if let Some(manifest) = &env.calico_manifest
+            && env.cni() != CniPlugin::Calico
+        {
+            return Err(variable_error(
+                "U7S_CALICO_MANIFEST",
+                &manifest.display().to_string(),
+                msg!("set U7S_CNI_PLUGIN=calico to deploy calico (flannel is the default)"),
+            ));
         }
         if let Some(images) = non_empty("U7S_ARCHIMAGES") {
             for image in images.split_whitespace() {
@@ -249,6 +264,15 @@ impl U7sEnv {
             }
         }
         Ok(env)
+    }
+
+    /// The pod network add-on (flannel unless `U7S_CNI_PLUGIN=calico`).
+    pub fn cni(&self) -> CniPlugin {
+        if self.cni_plugin.as_deref() == Some("calico") {
+            CniPlugin::Calico
+        } else {
+            CniPlugin::Flannel
+        }
     }
 
     pub fn from_process() -> Result<U7sEnv, ResolveError> {
@@ -650,6 +674,8 @@ pub enum ImageRole {
     Pause,
     Flannel,
     FlannelCniPlugin,
+    /// An image of the administrator's calico manifest.
+    Calico,
     Extra,
 }
 
@@ -949,6 +975,7 @@ pub mod tests {
             ("U7S_FLANNEL_TAG", "latest"),
             ("U7S_CNI_PLUGIN", "weave"),
             ("U7S_CNI_PLUGIN", "calico"),
+            ("U7S_CALICO_MANIFEST", "/root/calico.yaml"),
             ("U7S_ARCHIMAGES", "busybox"),
         ] {
             let err = U7sEnv::from_pairs([(name, value)]).unwrap_err();
@@ -961,7 +988,28 @@ pub mod tests {
         ]);
         assert!(e.set_available_images);
         assert_eq!(e.arch_images.len(), 2);
+        assert_eq!(e.cni(), CniPlugin::Flannel);
         assert_eq!(e.skip_phases, ["addon/kube-proxy"]);
+        // calico: only with the administrator's manifest, which is not refused as "unsupported"
+        let err = U7sEnv::from_pairs([("U7S_CNI_PLUGIN", "calico")]).unwrap_err();
+        assert!(err.to_string().contains("set U7S_CALICO_MANIFEST"), "{err}");
+        assert!(!err.to_string().contains("not supported"), "{err}");
+        let e = env(&[
+            ("U7S_CNI_PLUGIN", "calico"),
+            ("U7S_CALICO_MANIFEST", "/root/calico.yaml"),
+        ]);
+        assert_eq!(e.cni(), CniPlugin::Calico);
+        assert_eq!(e.calico_manifest, Some(PathBuf::from("/root/calico.yaml")));
+        // a manifest without calico chosen is a mistake, not silently flannel
+        let err = U7sEnv::from_pairs([
+            ("U7S_CNI_PLUGIN", "flannel"),
+            ("U7S_CALICO_MANIFEST", "/root/calico.yaml"),
+        ])
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("set U7S_CNI_PLUGIN=calico"),
+            "{err}"
+        );
     }
 
     fn kube_tags() -> FakeTags {
