@@ -4,8 +4,9 @@
 //! the archive (unpacked safely, every blob checked against its digest), the target names and
 //! the signature store (each image's signature directory must be the caller's, or creatable by
 //! it: see [`crate::signature_store`]). Then blobs are uploaded in parallel (skipping those the
-//! registry has), each manifest pushed and its simple-signing signature written into the
-//! lookaside staging store. Any failed push or signature makes the exit status non-zero, with a
+//! registry has; one that several repositories need is uploaded once and mounted into the
+//! others), each manifest pushed and its simple-signing signature written into the lookaside
+//! staging store. Any failed push or signature makes the exit status non-zero, with a
 //! per-image summary.
 
 use std::collections::{BTreeMap, BTreeSet};
