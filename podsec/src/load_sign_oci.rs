@@ -4,8 +4,9 @@
 //! the archive (unpacked safely, every blob checked against its digest), the target names and
 //! the signature store (each image's signature directory must be the caller's, or creatable by
 //! it: see [`crate::signature_store`]). Then blobs are uploaded in parallel (skipping those the
-//! registry has), each manifest pushed and its simple-signing signature written into the
-//! lookaside staging store. Any failed push or signature makes the exit status non-zero, with a
+//! registry has; one that several repositories need is uploaded once and mounted into the
+//! others), each manifest pushed and its simple-signing signature written into the lookaside
+//! staging store. Any failed push or signature makes the exit status non-zero, with a
 //! per-image summary.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -426,30 +427,74 @@ fn connect_registries(planned: &[Planned]) -> Registries {
 /// The registries of a run by host, or why one cannot be used.
 type Registries = BTreeMap<String, Result<Registry, String>>;
 
+/// A blob to put into a repository: host, repository, digest, and the repository of the same
+/// registry it is mounted from, if any.
+type BlobJob = (String, String, String, Option<String>);
+
 /// Uploads every blob every image needs, in parallel; returns the blobs that failed, by
-/// repository and digest, with the reason.
+/// repository and digest, with the reason. A blob that several repositories of one registry
+/// need (images sharing layers, `--legacy-names`) is uploaded once, into the first of them,
+/// and then mounted into the others from there.
 fn upload_blobs(
     layout: &Layout,
     planned: &[Planned],
     registries: &Registries,
 ) -> BTreeMap<(String, String), String> {
-    let mut jobs = BTreeSet::new();
+    let mut wanted = BTreeSet::new();
     for plan in planned {
         for blob in &plan.image.blobs {
-            jobs.insert((
+            wanted.insert((
                 plan.reference.domain.clone(),
                 plan.reference.path.clone(),
                 blob.digest().to_string(),
             ));
         }
     }
-    let queue = Mutex::new(jobs.into_iter().collect::<Vec<_>>());
+    let (uploads, mut mounts) = uploads_and_mounts(wanted);
+    let mut failures = run_blob_jobs(layout, registries, uploads);
+    // A source whose upload failed is no source: those blobs are uploaded again.
+    for job in &mut mounts {
+        if let Some(from) = &job.3
+            && failures.contains_key(&(from.clone(), job.2.clone()))
+        {
+            job.3 = None;
+        }
+    }
+    failures.extend(run_blob_jobs(layout, registries, mounts));
+    failures
+}
+
+/// The blobs of (host, repository, digest) to upload (each digest once per host, into its
+/// first repository) and those to mount from there.
+fn uploads_and_mounts(wanted: BTreeSet<(String, String, String)>) -> (Vec<BlobJob>, Vec<BlobJob>) {
+    let mut first: BTreeMap<(String, String), String> = BTreeMap::new();
+    let (mut uploads, mut mounts) = (Vec::new(), Vec::new());
+    for (host, repository, digest) in wanted {
+        match first.get(&(host.clone(), digest.clone())) {
+            Some(from) => mounts.push((host, repository, digest, Some(from.clone()))),
+            None => {
+                first.insert((host.clone(), digest.clone()), repository.clone());
+                uploads.push((host, repository, digest, None));
+            }
+        }
+    }
+    (uploads, mounts)
+}
+
+/// Runs blob jobs on [`UPLOADERS`] threads (skipping blobs the repository has); the failures
+/// by repository and digest.
+fn run_blob_jobs(
+    layout: &Layout,
+    registries: &Registries,
+    jobs: Vec<BlobJob>,
+) -> BTreeMap<(String, String), String> {
+    let queue = Mutex::new(jobs);
     let failures = Mutex::new(BTreeMap::new());
     std::thread::scope(|scope| {
         for _ in 0..UPLOADERS {
             scope.spawn(|| {
                 loop {
-                    let Some((host, repository, digest)) = queue.lock().expect("queue").pop()
+                    let Some((host, repository, digest, from)) = queue.lock().expect("queue").pop()
                     else {
                         break;
                     };
@@ -457,7 +502,12 @@ fn upload_blobs(
                         Ok(registry) => match registry.has_blob(&repository, &digest) {
                             Ok(true) => Ok(()),
                             Ok(false) => registry
-                                .push_blob(&repository, &digest, &layout.blob_path(&digest))
+                                .push_blob(
+                                    &repository,
+                                    &digest,
+                                    &layout.blob_path(&digest),
+                                    from.as_deref(),
+                                )
                                 .map_err(|e| e.to_string()),
                             Err(e) => Err(e.to_string()),
                         },
@@ -649,6 +699,49 @@ mod tests {
                 Err(Error::LegacyNotC10f(_))
             ));
         }
+    }
+
+    #[test]
+    fn a_blob_is_uploaded_once_per_registry_and_mounted_elsewhere() {
+        let wanted = [
+            ("registry.local", "c10f/pause", "sha256:a"),
+            ("registry.local", "c10f/pause", "sha256:b"),
+            ("registry.local", "k8s-c10f2/pause", "sha256:a"),
+            ("registry.local", "c10f/etcd", "sha256:b"),
+            ("harbor.example", "x/pause", "sha256:a"),
+        ]
+        .map(|(h, r, d)| (h.to_string(), r.to_string(), d.to_string()))
+        .into_iter()
+        .collect();
+        let job = |h: &str, r: &str, d: &str, from: Option<&str>| {
+            (h.into(), r.into(), d.into(), from.map(String::from))
+        };
+        let (uploads, mounts) = uploads_and_mounts(wanted);
+        assert_eq!(
+            uploads,
+            vec![
+                job("harbor.example", "x/pause", "sha256:a", None),
+                job("registry.local", "c10f/etcd", "sha256:b", None),
+                job("registry.local", "c10f/pause", "sha256:a", None),
+            ]
+        );
+        assert_eq!(
+            mounts,
+            vec![
+                job(
+                    "registry.local",
+                    "c10f/pause",
+                    "sha256:b",
+                    Some("c10f/etcd")
+                ),
+                job(
+                    "registry.local",
+                    "k8s-c10f2/pause",
+                    "sha256:a",
+                    Some("c10f/pause")
+                ),
+            ]
+        );
     }
 
     #[test]

@@ -182,15 +182,32 @@ impl Registry {
         }
     }
 
-    /// Uploads a blob monolithically (POST for a location, then PUT with the digest).
+    /// Uploads a blob monolithically (POST for a location, then PUT with the digest). With
+    /// `mount_from`, a repository of this registry that has the blob, the POST first asks the
+    /// registry to mount it from there (no upload); a registry that does not (201 means it
+    /// did) answers with an upload location as usual.
     pub fn push_blob(
         &self,
         repository: &str,
         digest: &str,
         path: &Path,
+        mount_from: Option<&str>,
     ) -> Result<(), RegistryError> {
+        // A bearer token is scoped to `repository` alone, and a mount needs pull on `from` too.
+        let mount_from = mount_from.filter(|_| {
+            self.challenge
+                .as_ref()
+                .is_none_or(|challenge| challenge.scheme != "bearer")
+        });
         let authorization = self.authorization(repository)?;
-        let url = format!("{}/v2/{repository}/blobs/uploads/", self.base_url());
+        let mut url = format!("{}/v2/{repository}/blobs/uploads/", self.base_url());
+        if let Some(from) = mount_from {
+            url.push_str(&format!(
+                "?mount={}&from={}",
+                digest.replace(':', "%3A"),
+                from.replace('/', "%2F")
+            ));
+        }
         let mut request = self.endpoint.agent().post(&url);
         if let Some(auth) = &authorization {
             request = request.header("Authorization", auth);
@@ -198,6 +215,17 @@ impl Registry {
         let mut response = request
             .send_empty()
             .map_err(|e| self.endpoint.transport_error(&url, e))?;
+        if mount_from.is_some() && response.status().as_u16() == 201 {
+            podsec_common::host::failpoint::step(
+                "blob-pushed",
+                Path::new(&format!("{repository}@{digest}")),
+            );
+            return Ok(());
+        }
+        if mount_from.is_some() && matches!(response.status().as_u16(), 401 | 403) {
+            // Refused because of the source repository: upload it instead.
+            return self.push_blob(repository, digest, path, None);
+        }
         if response.status().as_u16() != 202 {
             let body = response.body_mut().read_to_string().unwrap_or_default();
             return Err(Self::status_error(
