@@ -5,23 +5,28 @@ use podsec_common::cli::Package;
 use podsec_common::command;
 use podsec_common::i18n::Catalogue;
 
-pub mod as_user;
-pub mod create_imagemakeruser;
-pub mod create_podmanusers;
-pub mod create_policy;
-pub mod create_services;
-pub mod fetch;
-pub mod get_platform;
-pub mod gpg_colons;
-pub mod layout;
-pub mod load_sign_oci;
-pub mod oci_archive;
-pub mod posix_acl;
-pub mod registries_conf;
-pub mod registry;
-pub mod registry_migration;
-pub mod save_oci;
-pub mod signature_store;
+mod as_user;
+mod create_imagemakeruser;
+mod create_podmanusers;
+mod create_policy;
+mod create_services;
+mod fetch;
+mod get_platform;
+mod gpg_colons;
+mod layout;
+mod load_sign_oci;
+mod oci_archive;
+mod posix_acl;
+mod registries_conf;
+mod registry;
+mod registry_migration;
+mod save_oci;
+mod signature_store;
+
+// The parsers of untrusted input that the fuzz targets drive.
+pub use gpg_colons::primary_fingerprints;
+pub use oci_archive::unpack_tar;
+pub use registries_conf::{REGISTRY, allow_insecure_registry_local};
 
 /// The package's Russian messages (msgid = the English template as the code writes it).
 pub static TRANSLATIONS: Catalogue = Catalogue::new("ru", include_str!("../po/ru.po"));

@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use podsec::gpg_colons::primary_fingerprints;
+use podsec::primary_fingerprints;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use podsec::oci_archive::unpack_tar;
+use podsec::unpack_tar;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(layout) = unpack_tar(data, Path::new("fuzz.tar"), "amd64") else {

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use podsec::registries_conf::{REGISTRY, allow_insecure_registry_local};
+use podsec::{REGISTRY, allow_insecure_registry_local};
 use podsec_common::registry_access::insecure_in_registries_conf;
 
 fuzz_target!(|data: &[u8]| {
