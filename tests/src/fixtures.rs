@@ -106,3 +106,20 @@ pub fn tree_digest(root: &Path) -> Vec<(PathBuf, u32, Vec<u8>)> {
     }
     entries
 }
+
+/// `sh -c PUSH_TAGS push repository:tag1,tag2 ...` pushes a tiny image (a config blob and one
+/// manifest per tag: listing tags needs nothing more) under every tag to http://registry.local.
+pub const PUSH_TAGS: &str = r#"set -e
+cfg=$TMPDIR/config.json
+printf '%s' '{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]},"config":{}}' > $cfg
+digest=sha256:$(sha256sum $cfg | cut -d' ' -f1); size=$(stat -c%s $cfg)
+manifest="{\"schemaVersion\":2,\"mediaType\":\"application/vnd.docker.distribution.manifest.v2+json\",\"config\":{\"mediaType\":\"application/vnd.docker.container.image.v1+json\",\"size\":$size,\"digest\":\"$digest\"},\"layers\":[]}"
+for entry in "$@"; do
+  repo=${entry%%:*}; tags=${entry#*:}
+  location=$(curl -sf -D - -o /dev/null -X POST http://registry.local/v2/$repo/blobs/uploads/ | tr -d '\r' | sed -n 's/^[Ll]ocation: //p')
+  case $location in http*) ;; *) location=http://registry.local$location ;; esac
+  curl -sf -o /dev/null -X PUT -H 'Content-Type: application/octet-stream' --data-binary @$cfg "$location&digest=$digest"
+  for tag in $(echo $tags | tr ',' ' '); do
+    curl -sf -o /dev/null -X PUT -H 'Content-Type: application/vnd.docker.distribution.manifest.v2+json' -d "$manifest" http://registry.local/v2/$repo/manifests/$tag
+  done
+done"#;
