@@ -384,36 +384,16 @@ impl NodeConfig {
             path: path.to_path_buf(),
             reason,
         };
-        check_trusted_ancestors(path).map_err(untrusted)?;
-        let mut file = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC | nix::libc::O_NONBLOCK)
-            .open(path)
-            .map_err(|e| {
-                if e.raw_os_error() == Some(nix::libc::ELOOP) {
-                    untrusted(msg!("it is a symbolic link"))
-                } else {
-                    read(e)
-                }
-            })?;
-        let meta = file.metadata().map_err(read)?;
-        if !meta.file_type().is_file() {
-            return Err(untrusted(msg!("not a regular file")));
-        }
-        if meta.uid() != 0 {
-            return Err(untrusted(msg!("owned by uid {}, not by root", meta.uid())));
-        }
-        if meta.mode() & 0o022 != 0 {
-            return Err(untrusted(msg!(
-                "mode {:04o} lets others write it",
-                meta.mode() & 0o7777
-            )));
-        }
-        if meta.len() > MAX_SIZE {
-            return Err(untrusted(msg!("larger than {MAX_SIZE} bytes")));
-        }
-        let mut text = String::new();
-        file.read_to_string(&mut text).map_err(read)?;
+        let data = read_root_trusted(path, MAX_SIZE).map_err(|e| match e {
+            TrustedReadError::Untrusted(reason) => untrusted(reason),
+            TrustedReadError::Io(source) => read(source),
+        })?;
+        let text = String::from_utf8(data).map_err(|_| {
+            read(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "stream did not contain valid UTF-8",
+            ))
+        })?;
         NodeConfig::from_toml(&text, path)
     }
 
@@ -683,6 +663,61 @@ fn check_endpoint(text: &str) -> Result<(), String> {
         return Err(msg!("'{text}' has no valid host"));
     }
     Ok(())
+}
+
+/// Why [`read_root_trusted`] refused a file.
+#[derive(Debug)]
+pub(crate) enum TrustedReadError {
+    /// Not a file root may act on; the reason is a msgid.
+    Untrusted(String),
+    Io(std::io::Error),
+}
+
+/// The bytes of the file at `path`, read as root reads a file it acts on: a regular file (a
+/// symlink refused, a FIFO or device refused on the descriptor, never opened blocking), owned
+/// by root, not writable by group or others, at most `max` bytes, in trusted directories
+/// ([`check_trusted_ancestors`]). node.toml and the calico manifest are read so.
+pub(crate) fn read_root_trusted(path: &Path, max: u64) -> Result<Vec<u8>, TrustedReadError> {
+    use TrustedReadError::{Io, Untrusted};
+    check_trusted_ancestors(path).map_err(Untrusted)?;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(
+            nix::libc::O_NOFOLLOW
+                | nix::libc::O_CLOEXEC
+                | nix::libc::O_NONBLOCK
+                | nix::libc::O_NOCTTY,
+        )
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(nix::libc::ELOOP) {
+                Untrusted(msg!("it is a symbolic link"))
+            } else {
+                Io(e)
+            }
+        })?;
+    let meta = file.metadata().map_err(Io)?;
+    if !meta.file_type().is_file() {
+        return Err(Untrusted(msg!("not a regular file")));
+    }
+    if meta.uid() != 0 {
+        return Err(Untrusted(msg!("owned by uid {}, not by root", meta.uid())));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(Untrusted(msg!(
+            "mode {:04o} lets others write it",
+            meta.mode() & 0o7777
+        )));
+    }
+    let mut data = Vec::new();
+    file.take(max + 1).read_to_end(&mut data).map_err(Io)?;
+    if data.len() as u64 > max {
+        return Err(Untrusted(msg!(
+            "larger than {MAX_SIZE} bytes",
+            MAX_SIZE = max
+        )));
+    }
+    Ok(data)
 }
 
 /// Every existing directory from `/` down to `path`'s parent: root-owned, a directory (not a

@@ -12,14 +12,13 @@
 //! the cluster's, and calico's own install-cni writes its CNI configuration inside the u7s
 //! namespace (the host's /etc/cni is not touched).
 
-use std::io::Read;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
 use podsec_common::{msg, tr};
 use serde_norway::Value;
 
 use super::network::Ipv4Net;
+use crate::node_config::{TrustedReadError, read_root_trusted};
 
 /// The validated copy the plan writes and `kubectl apply` reads (root-owned, beside flannel's).
 pub const MANIFEST_COPY: &str = "/etc/podsec/u7s/calico.yaml";
@@ -118,41 +117,13 @@ fn read_trusted(path: &Path) -> Result<String, CalicoError> {
         path: shown(),
         reason: e.to_string(),
     };
-    crate::node_config::check_trusted_ancestors(path).map_err(untrusted)?;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(
-            nix::libc::O_NOFOLLOW
-                | nix::libc::O_CLOEXEC
-                | nix::libc::O_NONBLOCK
-                | nix::libc::O_NOCTTY,
-        )
-        .open(path)
-        .map_err(|e| match e.raw_os_error() {
-            Some(nix::libc::ENOENT) => CalicoError::Missing { path: shown() },
-            Some(nix::libc::ELOOP) => untrusted(msg!("it is a symbolic link")),
-            _ => unreadable(e),
-        })?;
-    let meta = file.metadata().map_err(unreadable)?;
-    if !meta.file_type().is_file() {
-        return Err(untrusted(msg!("not a regular file")));
-    }
-    if meta.uid() != 0 {
-        return Err(untrusted(msg!("owned by uid {}, not by root", meta.uid())));
-    }
-    if meta.mode() & 0o022 != 0 {
-        return Err(untrusted(msg!(
-            "mode {:04o} lets others write it",
-            meta.mode() & 0o7777
-        )));
-    }
-    let mut data = Vec::new();
-    file.take(MAX_SIZE + 1)
-        .read_to_end(&mut data)
-        .map_err(unreadable)?;
-    if data.len() as u64 > MAX_SIZE {
-        return Err(untrusted(msg!("larger than {MAX_SIZE} bytes")));
-    }
+    let data = read_root_trusted(path, MAX_SIZE).map_err(|e| match e {
+        TrustedReadError::Untrusted(reason) => untrusted(reason),
+        TrustedReadError::Io(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            CalicoError::Missing { path: shown() }
+        }
+        TrustedReadError::Io(e) => unreadable(e),
+    })?;
     String::from_utf8(data).map_err(|_| CalicoError::NotYaml {
         path: shown(),
         reason: msg!("not UTF-8 text"),
