@@ -535,12 +535,7 @@ pub const TRIVY_USER: &str = "_trivy";
 pub const TRIVY_CACHE: &str = "/var/lib/podsec/trivy";
 
 fn start_trivy(profile: &Profile) -> Result<(), Error> {
-    let trivy = std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .map(|dir| dir.join("trivy"))
-            .find(|candidate| candidate.is_file())
-    });
-    let Some(trivy) = trivy else {
+    let Some(trivy) = podsec_common::host::programs::find_program("trivy") else {
         println!(
             "{}",
             tr!(
