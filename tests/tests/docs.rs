@@ -54,7 +54,8 @@ struct Crate {
     third_party: Vec<String>,
 }
 
-fn workspace() -> Vec<Crate> {
+/// `cargo metadata --no-deps` of the workspace.
+fn cargo_metadata() -> Value {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
     let out = Command::new(cargo)
         .args([
@@ -73,7 +74,11 @@ fn workspace() -> Vec<Crate> {
         "cargo metadata: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let meta: Value = serde_json::from_slice(&out.stdout).expect("cargo metadata JSON");
+    serde_json::from_slice(&out.stdout).expect("cargo metadata JSON")
+}
+
+fn workspace() -> Vec<Crate> {
+    let meta = cargo_metadata();
     let packages = meta["packages"].as_array().expect("packages");
     let members: BTreeSet<&str> = packages
         .iter()
@@ -361,20 +366,7 @@ fn anchors(text: &str) -> BTreeSet<String> {
 /// docs/dependencies.md names exactly the third-party crates the workspace depends on.
 #[test]
 fn the_dependency_table_names_every_dependency() {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
-    let out = Command::new(cargo)
-        .args([
-            "metadata",
-            "--no-deps",
-            "--offline",
-            "--format-version",
-            "1",
-        ])
-        .arg("--manifest-path")
-        .arg(root().join("Cargo.toml"))
-        .output()
-        .expect("run cargo metadata");
-    let meta: Value = serde_json::from_slice(&out.stdout).expect("cargo metadata JSON");
+    let meta = cargo_metadata();
     let packages = meta["packages"].as_array().expect("packages");
     let members: BTreeSet<&str> = packages.iter().filter_map(|p| p["name"].as_str()).collect();
     let used: BTreeSet<String> = packages
