@@ -40,12 +40,12 @@ pub fn endpoint() -> String {
 }
 
 /// haproxy's configuration: upstream's frontend and backend, word for word (TCP through to the
-/// API servers, round robin), every node a possible API server, plus a log, timeouts and an
-/// admin socket. In upstream's backend `option ssl-hello-chk` comes last and replaces the
+/// API servers, round robin), one server line per control plane (a worker has no API server:
+/// listed, haproxy would only show it DOWN), plus a log, timeouts and an admin socket. In upstream's backend `option ssl-hello-chk` comes last and replaces the
 /// `httpchk` before it: the check is a TLS hello, so a server counts as up while it accepts
 /// TLS, healthy or not (the kubeadm HA guide's `http-check connect ssl` asks /healthz instead;
 /// with it, an API server whose etcd lost quorum is taken out too).
-fn haproxy_config(nodes: usize) -> String {
+fn haproxy_config(control_planes: usize) -> String {
     let mut config = format!(
         "global
     log stdout format raw local0
@@ -69,7 +69,7 @@ backend apiserver
     default-server inter 2s fall 2 rise 1
 "
     );
-    for index in 0..nodes {
+    for index in 0..control_planes {
         config.push_str(&format!(
             "        server {} {}:6443 check\n",
             node_name(index),
@@ -87,9 +87,13 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// The load balancer (haproxy running) and `count` hosts up to (not including) `kubeadm
-    /// init` and `kubeadm join`.
-    pub fn prepare(count: usize) -> Result<Cluster> {
+    /// The load balancer (haproxy running, in front of the first `control_planes` hosts) and
+    /// `count` hosts up to (not including) `kubeadm init` and `kubeadm join`.
+    pub fn prepare(count: usize, control_planes: usize) -> Result<Cluster> {
+        anyhow::ensure!(
+            (1..=count).contains(&control_planes),
+            "{control_planes} control planes among {count} nodes"
+        );
         let lb = Sandbox::start(&Options {
             name: Some("lb".into()),
             addresses: Vec::new(),
@@ -118,7 +122,7 @@ impl Cluster {
             hosts.push(host);
         }
         let config = lb.share().join("haproxy.cfg");
-        std::fs::write(&config, haproxy_config(count))?;
+        std::fs::write(&config, haproxy_config(control_planes))?;
         lb.spawn_daemon(
             "haproxy",
             &["haproxy", "-db", "-f", config.to_str().context("path")?],

@@ -102,7 +102,7 @@ fn join(cluster: &Cluster, control_plane: bool, extra: &str) {
 
 #[test]
 fn a_worker_and_a_control_plane_join_behind_haproxy() {
-    let cluster = panic_on(Cluster::prepare(2));
+    let cluster = panic_on(Cluster::prepare(2, 2));
     let first = cluster.first();
     let worker = &cluster.nodes[1];
     assert_eq!(node_name(1), WORKER_NAME);

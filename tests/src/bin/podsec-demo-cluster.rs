@@ -176,7 +176,7 @@ fn multi_node(count: usize, control_planes: usize, keep: bool) -> Result<()> {
     step(&format!(
         "{count} hosts on one bridge, haproxy at {LB_IP}:{LB_PORT}; the first node is the registry, signature server and first control plane"
     ));
-    let cluster = Cluster::prepare(count)?;
+    let cluster = Cluster::prepare(count, control_planes)?;
     let result = multi_node_demo(&cluster, control_planes);
     if keep {
         println!("\nkept (stop each with podsec-sandbox stop STATE):");
