@@ -11,7 +11,7 @@
 //! files only, bounded sizes). The system files are read once and shared.
 
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
+use std::sync::Arc;
 
 use podsec_common::cli::error_chain;
 use podsec_common::host::beneath::Tree;
@@ -55,7 +55,7 @@ impl Default for Paths {
 #[derive(Debug, Clone)]
 pub struct Sourced<T> {
     pub path: PathBuf,
-    pub value: Result<Rc<T>, String>,
+    pub value: Result<Arc<T>, String>,
 }
 
 /// One account and its container configuration.
@@ -68,6 +68,8 @@ pub struct UserConfig {
     pub in_podman_dev: bool,
     /// The home directory, open (None when it does not exist).
     pub home: Option<Tree>,
+    /// `~/.config/containers`, open (None when it does not exist).
+    pub config_dir: Option<Tree>,
     pub policy: Sourced<Policy>,
     pub registries_d: Sourced<RegistriesD>,
     pub storage: Location,
@@ -128,21 +130,70 @@ impl System {
         System {
             policy: Sourced {
                 path: paths.policy.clone(),
-                value: policy.map(Rc::new),
+                value: policy.map(Arc::new),
             },
             registries_d: Sourced {
                 path: paths.registries_d.clone(),
-                value: registries_d.map(Rc::new),
+                value: registries_d.map(Arc::new),
             },
             storage: SystemStorage::load(&paths.storage_conf).map_err(|e| error_chain(&e)),
         }
     }
 }
 
+/// The system configuration and the accounts in the order they are checked: root (uid 0,
+/// the first such account; other uid-0 names such as toor are the same user with the same
+/// files) first, the others by name.
+struct Plan<'a> {
+    system: System,
+    system_storage: SystemStorage,
+    ordered: Vec<&'a Account>,
+}
+
+impl<'a> Plan<'a> {
+    fn new(paths: &Paths, accounts: &'a [Account], errors: &mut Vec<String>) -> Plan<'a> {
+        let system = System::load(paths);
+        let system_storage = match &system.storage {
+            Ok(storage) => storage.clone(),
+            Err(e) => {
+                errors.push(e.clone());
+                SystemStorage::default()
+            }
+        };
+        let mut ordered: Vec<&Account> = accounts.iter().collect();
+        ordered.sort_by(|a, b| (a.uid != 0, &a.name).cmp(&(b.uid != 0, &b.name)));
+        let mut root_seen = false;
+        ordered.retain(|account| account.uid != 0 || !std::mem::replace(&mut root_seen, true));
+        Plan {
+            system,
+            system_storage,
+            ordered,
+        }
+    }
+
+    /// The configuration of one account if `want` selects it; what could not be read goes to
+    /// `errors`.
+    fn read(
+        &self,
+        account: &Account,
+        groups: &GroupIndex,
+        want: &impl Fn(&Candidate) -> bool,
+        errors: &mut Vec<String>,
+    ) -> Option<UserConfig> {
+        match user_config(account, groups, &self.system, &self.system_storage, want) {
+            Ok(user) => user,
+            Err(e) => {
+                errors.push(format!("user {}: {e}", quote(&account.name)));
+                None
+            }
+        }
+    }
+}
+
 /// Reads the configuration of every account `want` selects and hands each to `visit`, one at
 /// a time (its open directories are closed before the next account is read, so thousands of
-/// users do not need thousands of descriptors). Root (uid 0, the first such account) comes
-/// first, the others by name. Returns what could not be read; `visit` may add to it.
+/// users do not need thousands of descriptors). Root comes first, the others by name. Returns
+/// what could not be read; `visit` may add to it.
 pub fn visit(
     paths: &Paths,
     accounts: &[Account],
@@ -150,33 +201,73 @@ pub fn visit(
     want: impl Fn(&Candidate) -> bool,
     mut visit: impl FnMut(UserConfig, &mut Vec<String>),
 ) -> Vec<String> {
-    let system = System::load(paths);
     let mut errors = Vec::new();
-    let system_storage = match &system.storage {
-        Ok(storage) => storage.clone(),
-        Err(e) => {
-            errors.push(e.clone());
-            SystemStorage::default()
-        }
-    };
-    let mut ordered: Vec<&Account> = accounts.iter().collect();
-    ordered.sort_by(|a, b| (a.uid != 0, &a.name).cmp(&(b.uid != 0, &b.name)));
-    let mut root_seen = false;
-    for account in ordered {
-        if account.uid == 0 {
-            // Other uid-0 names (toor) are the same user with the same files.
-            if root_seen {
-                continue;
-            }
-            root_seen = true;
-        }
-        match user_config(account, groups, &system, &system_storage, &want) {
-            Ok(Some(user)) => visit(user, &mut errors),
-            Ok(None) => {}
-            Err(e) => errors.push(format!("user {}: {e}", quote(&account.name))),
+    let plan = Plan::new(paths, accounts, &mut errors);
+    for account in &plan.ordered {
+        if let Some(user) = plan.read(account, groups, &want, &mut errors) {
+            visit(user, &mut errors);
         }
     }
     errors
+}
+
+/// Accounts per thread below which [`map`] does not start another: a thread costs about as
+/// much as reading a few dozen accounts.
+const ACCOUNTS_PER_THREAD: usize = 256;
+
+/// Like [`visit`], for checks that need nothing but the account: `check` runs on several
+/// threads (reading thousands of homes is system calls, which run on every core), each
+/// account's result and errors come back in the order [`visit`] gives them, so the output does
+/// not depend on the number of threads.
+pub fn map<T: Send>(
+    paths: &Paths,
+    accounts: &[Account],
+    groups: &GroupIndex,
+    want: impl Fn(&Candidate) -> bool + Sync,
+    check: impl Fn(UserConfig, &mut Vec<String>) -> T + Sync,
+) -> (Vec<T>, Vec<String>) {
+    let mut errors = Vec::new();
+    let plan = Plan::new(paths, accounts, &mut errors);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = cores
+        .min(plan.ordered.len().div_ceil(ACCOUNTS_PER_THREAD))
+        .max(1);
+    let chunk = plan.ordered.len().div_ceil(threads).max(1);
+    let run = |part: &[&Account]| {
+        let mut results = Vec::new();
+        let mut errors = Vec::new();
+        for account in part {
+            if let Some(user) = plan.read(account, groups, &want, &mut errors) {
+                results.push(check(user, &mut errors));
+            }
+        }
+        (results, errors)
+    };
+    let parts: Vec<(Vec<T>, Vec<String>)> = if threads == 1 {
+        vec![run(&plan.ordered)]
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = plan
+                .ordered
+                .chunks(chunk)
+                .map(|part| scope.spawn(|| run(part)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|handle| {
+                    handle
+                        .join()
+                        .unwrap_or_else(|e| std::panic::resume_unwind(e))
+                })
+                .collect()
+        })
+    };
+    let mut results = Vec::new();
+    for (part, part_errors) in parts {
+        results.extend(part);
+        errors.extend(part_errors);
+    }
+    (results, errors)
 }
 
 fn quote(name: &str) -> String {
@@ -241,6 +332,7 @@ fn user_config(
         in_podman,
         in_podman_dev,
         home,
+        config_dir,
         policy,
         registries_d,
         storage,
@@ -255,7 +347,7 @@ fn own_policy(dir: &Tree) -> Option<Sourced<Policy>> {
     // who is still checked for everything else.
     let value = match dir.read_string(relative, MAX_POLICY) {
         Ok(Some(text)) => Policy::from_json(&text)
-            .map(Rc::new)
+            .map(Arc::new)
             .map_err(|e| format!("{}: {}", path.display(), error_chain(&e))),
         Ok(None) => return None,
         Err(e) => Err(error_chain(&e)),
@@ -292,7 +384,7 @@ fn own_registries_d(dir: &Tree) -> Option<Sourced<RegistriesD>> {
     };
     Some(Sourced {
         path: sub.path().to_path_buf(),
-        value: read().map(Rc::new),
+        value: read().map(Arc::new),
     })
 }
 
@@ -355,6 +447,43 @@ pub(crate) mod tests {
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(path, text).unwrap();
         }
+    }
+
+    #[test]
+    fn map_on_several_threads_gives_what_visit_gives_in_the_same_order() {
+        let fixture = Fixture::new();
+        // Enough accounts for several threads; every seventh has a policy that cannot be
+        // read (an error of its own, which must stay in the user's place).
+        let mut accounts = vec![fixture.account("root", 0, 0)];
+        for index in 0..3 * ACCOUNTS_PER_THREAD {
+            let account = fixture.account(&format!("u{index:04}"), 10_000 + index as u32, 500);
+            if index % 7 == 0 {
+                fixture.write(&account, ".config/containers/policy.json", "{not json");
+            }
+            accounts.push(account);
+        }
+        accounts.reverse();
+        let groups = GroupIndex::from_entries([("podman", 500, &[][..])]);
+        let want = |c: &Candidate| c.account.uid == 0 || c.in_podman;
+        let mut sequential = Vec::new();
+        let visit_errors = visit(&fixture.paths, &accounts, &groups, want, |user, errors| {
+            if let Err(e) = &user.policy.value {
+                errors.push(e.clone());
+            }
+            sequential.push(user.name().to_string());
+        });
+        let (parallel, map_errors) =
+            map(&fixture.paths, &accounts, &groups, want, |user, errors| {
+                if let Err(e) = &user.policy.value {
+                    errors.push(e.clone());
+                }
+                user.name().to_string()
+            });
+        assert_eq!(sequential.len(), accounts.len());
+        assert_eq!(sequential.first().map(String::as_str), Some("root"));
+        assert_eq!(parallel, sequential);
+        assert_eq!(visit_errors.len(), (3 * ACCOUNTS_PER_THREAD).div_ceil(7));
+        assert_eq!(map_errors, visit_errors);
     }
 
     #[test]

@@ -15,17 +15,25 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::fcntl::{AtFlags, OFlag, openat, readlinkat};
-use nix::sys::stat::{FileStat, Mode, SFlag, fstat, fstatat};
+use nix::fcntl::{OFlag, openat, readlinkat};
+use nix::sys::stat::{FileStat, Mode, SFlag, fstat};
+use rustix::fs::{AtFlags, ResolveFlags, StatxAttributes, StatxFlags, statx};
 
-use super::files::{FileError, immutable_flag};
+use super::files::FileError;
 
 /// How many symbolic links one resolution may pass (Linux's own limit).
 const MAX_LINKS: usize = 40;
 
-const DIR_FLAGS: OFlag = OFlag::O_RDONLY
+/// Directories are held as `O_PATH` descriptors: enough to resolve names beneath them and to
+/// `statx` them, and much cheaper than a real open (overlayfs opens the layers' directories for
+/// one): check-policy opens a few for each of thousands of homes.
+const DIR_FLAGS: OFlag = OFlag::O_PATH
     .union(OFlag::O_DIRECTORY)
     .union(OFlag::O_NOFOLLOW)
+    .union(OFlag::O_CLOEXEC);
+/// A directory opened to read its entries.
+const LIST_FLAGS: OFlag = OFlag::O_RDONLY
+    .union(OFlag::O_DIRECTORY)
     .union(OFlag::O_CLOEXEC);
 const FILE_FLAGS: OFlag = OFlag::O_RDONLY
     .union(OFlag::O_NOFOLLOW)
@@ -55,16 +63,36 @@ pub struct Entry {
 }
 
 impl Entry {
-    fn from_stat(stat: &FileStat, immutable: bool) -> Entry {
-        let format = SFlag::from_bits_truncate(stat.st_mode & SFlag::S_IFMT.bits());
-        let kind = match format {
+    /// From `statx`, which also carries the immutable attribute (false where the file system
+    /// does not report it).
+    fn from_statx(stat: &rustix::fs::Statx) -> Entry {
+        let immutable = stat
+            .stx_attributes_mask
+            .contains(StatxAttributes::IMMUTABLE)
+            && stat.stx_attributes.contains(StatxAttributes::IMMUTABLE);
+        let format = SFlag::from_bits_truncate(u32::from(stat.stx_mode) & SFlag::S_IFMT.bits());
+        Entry {
+            kind: Self::kind_of(format),
+            uid: stat.stx_uid,
+            gid: stat.stx_gid,
+            mode: u32::from(stat.stx_mode) & 0o7777,
+            immutable,
+        }
+    }
+
+    fn kind_of(format: SFlag) -> Kind {
+        match format {
             SFlag::S_IFDIR => Kind::Directory,
             SFlag::S_IFREG => Kind::File,
             SFlag::S_IFLNK => Kind::Symlink,
             _ => Kind::Other,
-        };
+        }
+    }
+
+    fn from_stat(stat: &FileStat, immutable: bool) -> Entry {
+        let format = SFlag::from_bits_truncate(stat.st_mode & SFlag::S_IFMT.bits());
         Entry {
-            kind,
+            kind: Self::kind_of(format),
             uid: stat.st_uid,
             gid: stat.st_gid,
             mode: stat.st_mode & 0o7777,
@@ -93,6 +121,9 @@ impl AsFd for Parent<'_> {
 pub struct Tree {
     fd: OwnedFd,
     path: PathBuf,
+    /// Reached from the tree it is a subtree of without passing any symbolic link, so that its
+    /// own entry is the entry of that path (false for a tree opened by path).
+    direct: bool,
 }
 
 fn io(path: &Path, errno: Errno) -> FileError {
@@ -102,18 +133,34 @@ fn io(path: &Path, errno: Errno) -> FileError {
     }
 }
 
+/// `lstat` of `name` in `parent` with the immutable attribute, in one `statx` (no open: the
+/// attribute comes with it); `None` when missing.
+fn entry_at(parent: &impl AsFd, name: &OsStr) -> Result<Option<Entry>, Errno> {
+    match statx(
+        parent,
+        name,
+        AtFlags::SYMLINK_NOFOLLOW | AtFlags::NO_AUTOMOUNT,
+        StatxFlags::BASIC_STATS,
+    ) {
+        Ok(stat) => Ok(Some(Entry::from_statx(&stat))),
+        Err(e) if e == rustix::io::Errno::NOENT => Ok(None),
+        Err(e) => Err(Errno::from_raw(e.raw_os_error())),
+    }
+}
+
 impl Tree {
     /// Opens `path` as the root of a tree; `None` when it does not exist. The path itself is
     /// trusted (it comes from the account database or a root-owned configuration) and followed.
     pub fn open(path: &Path) -> Result<Option<Tree>, FileError> {
         match nix::fcntl::open(
             path,
-            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
             Mode::empty(),
         ) {
             Ok(fd) => Ok(Some(Tree {
                 fd,
                 path: path.to_path_buf(),
+                direct: false,
             })),
             Err(Errno::ENOENT) => Ok(None),
             Err(e) => Err(io(path, e)),
@@ -128,13 +175,39 @@ impl Tree {
     /// for absolute links); `None` when missing.
     pub fn subtree(&self, relative: &Path) -> Result<Option<Tree>, FileError> {
         let full = self.path.join(relative);
-        let Some(fd) = self.open_chain(relative, DIR_FLAGS, &full, 0)? else {
-            return Ok(None);
+        // The usual case first: no link on the way, one call (and a subtree whose own entry
+        // stands for the path, see [`Tree::is_direct`]).
+        let direct = rustix::fs::openat2(
+            &self.fd,
+            relative,
+            rustix::fs::OFlags::from_bits_retain(DIR_FLAGS.bits() as u32),
+            rustix::fs::Mode::empty(),
+            ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS,
+        );
+        let (fd, direct) = match direct {
+            Ok(fd) => (fd, true),
+            Err(e) if e == rustix::io::Errno::NOENT => return Ok(None),
+            Err(_) => match self.open_chain(relative, DIR_FLAGS, &full, 0)? {
+                Some(fd) => (fd, false),
+                None => return Ok(None),
+            },
         };
         Ok(Some(Tree {
             fd,
-            path: self.path.join(relative),
+            path: full,
+            direct,
         }))
+    }
+
+    /// Whether this subtree was reached from its parent tree through no symbolic link: then
+    /// [`Tree::own_entry`] is the entry of that path, and a check of the path needs no walk.
+    pub fn is_direct(&self) -> bool {
+        self.direct
+    }
+
+    /// The entry of this tree's own directory, with its immutable attribute.
+    pub fn own_entry(&self) -> Result<Entry, FileError> {
+        self.stat_fd(&self.fd, &self.path)
     }
 
     /// The contents of the regular file `relative`, at most `limit` bytes; `None` when missing.
@@ -153,14 +226,26 @@ impl Tree {
         if stat.st_size as u64 > limit {
             return Err(too_large(&full, limit));
         }
-        let mut bytes = Vec::with_capacity(stat.st_size as usize);
-        std::fs::File::from(fd)
-            .take(limit + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|source| FileError::Io {
-                path: full.clone(),
-                source,
-            })?;
+        let error = |source| FileError::Io {
+            path: full.clone(),
+            source,
+        };
+        let mut file = std::fs::File::from(fd).take(limit + 1);
+        // One byte more than fstat's size: a regular file's read returns less than asked only
+        // at its end, so a file read whole in one call needs no second read to see the end
+        // (thousands of homes, one storage.conf each). A file that grew is read on.
+        let first = (stat.st_size as u64).min(limit) as usize + 1;
+        let mut bytes = vec![0; first];
+        let read = loop {
+            match file.read(&mut bytes) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                other => break other.map_err(error)?,
+            }
+        };
+        bytes.truncate(read);
+        if read == first {
+            file.read_to_end(&mut bytes).map_err(error)?;
+        }
         if bytes.len() as u64 > limit {
             return Err(too_large(&full, limit));
         }
@@ -202,38 +287,19 @@ impl Tree {
         let Some((parent, name)) = self.resolve_parent(relative)? else {
             return Ok(None);
         };
-        let stat = match fstatat(&parent, name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
-            Ok(stat) => stat,
-            Err(Errno::ENOENT) => return Ok(None),
-            Err(e) => return Err(io(&full, e)),
-        };
-        let entry = Entry::from_stat(&stat, false);
-        let flags = match entry.kind {
-            Kind::Directory => DIR_FLAGS,
-            Kind::File => FILE_FLAGS,
-            Kind::Symlink | Kind::Other => return Ok(Some(entry)),
-        };
-        match openat(&parent, name.as_os_str(), flags, Mode::empty()) {
-            Ok(fd) => self.stat_fd(&fd, &full).map(Some),
-            // Replaced by a link between the two calls: report what is there now.
-            Err(Errno::ELOOP | Errno::ENOTDIR) => Ok(Some(Entry {
-                kind: Kind::Symlink,
-                ..entry
-            })),
-            Err(Errno::ENOENT) => Ok(None),
-            Err(e) => Err(io(&full, e)),
-        }
+        entry_at(&parent, &name).map_err(|e| io(&full, e))
     }
 
     /// The entry of each successive component of `relative`, following no link at all: the
     /// list ends after the first component that is missing (`None`), a link, or not a
     /// directory. One pass, for checks of a whole path such as "can this user replace it".
-    /// The immutable attribute is read for directories only (a file's is `false` here: ask
-    /// [`Tree::entry`] when it matters; that saves three calls per path).
+    /// Only `statx`, one per component from the tree's root, nothing opened (three calls for
+    /// check-policy's path instead of seven): a directory swapped for a link between two calls
+    /// is followed by the next call's lookup, which reads metadata and cannot block, so the
+    /// answer is what was there at each call, as with any check of a path others may change.
     pub fn walk(&self, relative: &Path) -> Result<Vec<Option<Entry>>, FileError> {
         let mut entries = Vec::new();
-        let mut parent = Parent::Root(&self.fd);
-        let mut full = self.path.clone();
+        let mut prefix = PathBuf::new();
         for component in relative.components() {
             let Component::Normal(name) = component else {
                 return Err(FileError::BadName {
@@ -241,51 +307,26 @@ impl Tree {
                     name: relative.to_string_lossy().into_owned(),
                 });
             };
-            full.push(name);
-            let stat = match fstatat(&parent, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
-                Ok(stat) => stat,
-                Err(Errno::ENOENT) => {
-                    entries.push(None);
-                    break;
-                }
-                Err(e) => return Err(io(&full, e)),
-            };
-            let entry = Entry::from_stat(&stat, false);
-            if entry.kind != Kind::Directory {
-                entries.push(Some(entry));
+            prefix.push(name);
+            let entry = entry_at(&self.fd, prefix.as_os_str())
+                .map_err(|e| io(&self.path.join(&prefix), e))?;
+            entries.push(entry);
+            if entry.is_none_or(|entry| entry.kind != Kind::Directory) {
                 break;
             }
-            let fd = match openat(&parent, name, DIR_FLAGS, Mode::empty()) {
-                Ok(fd) => fd,
-                // Replaced by a link between the two calls.
-                Err(Errno::ELOOP | Errno::ENOTDIR) => {
-                    entries.push(Some(Entry {
-                        kind: Kind::Symlink,
-                        ..entry
-                    }));
-                    break;
-                }
-                Err(e) => return Err(io(&full, e)),
-            };
-            let immutable = immutable_flag(fd.as_fd()).map_err(|e| io(&full, e))?;
-            entries.push(Some(Entry {
-                immutable: immutable.unwrap_or(false),
-                ..entry
-            }));
-            parent = Parent::Below(fd);
         }
         Ok(entries)
     }
 
     fn stat_fd(&self, fd: &OwnedFd, full: &Path) -> Result<Entry, FileError> {
-        let stat = fstat(fd).map_err(|e| io(full, e))?;
-        let immutable = immutable_flag(fd.as_fd()).map_err(|e| io(full, e))?;
-        Ok(Entry::from_stat(&stat, immutable.unwrap_or(false)))
+        statx(fd, "", AtFlags::EMPTY_PATH, StatxFlags::BASIC_STATS)
+            .map(|stat| Entry::from_statx(&stat))
+            .map_err(|e| io(full, Errno::from_raw(e.raw_os_error())))
     }
 
     /// The names in this directory (without `.` and `..`), sorted.
     pub fn list(&self) -> Result<Vec<OsString>, FileError> {
-        let fd = openat(&self.fd, ".", DIR_FLAGS, Mode::empty()).map_err(|e| io(&self.path, e))?;
+        let fd = openat(&self.fd, ".", LIST_FLAGS, Mode::empty()).map_err(|e| io(&self.path, e))?;
         let mut dir = nix::dir::Dir::from_fd(fd).map_err(|e| io(&self.path, e))?;
         let mut names = Vec::new();
         for entry in dir.iter() {
@@ -351,6 +392,24 @@ impl Tree {
         Ok(None)
     }
 
+    /// The kernel's confined lookup (`openat2` with `RESOLVE_BENEATH`): a path of several
+    /// components in one call instead of one per component, following only relative links that
+    /// stay beneath the tree, as the walk in [`Tree::resolve_parent`] does. What it refuses (an
+    /// absolute link, `..` above the root, a kernel without `openat2`) is left to that walk,
+    /// which decides and words the error; a missing entry is missing for both.
+    fn open_beneath(&self, relative: &Path, flags: OFlag) -> Result<OwnedFd, Errno> {
+        let flags =
+            rustix::fs::OFlags::from_bits_retain((flags & !OFlag::O_NOFOLLOW).bits() as u32);
+        rustix::fs::openat2(
+            &self.fd,
+            relative,
+            flags,
+            rustix::fs::Mode::empty(),
+            ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
+        )
+        .map_err(|e| Errno::from_raw(e.raw_os_error()))
+    }
+
     /// Opens `relative` with `flags`, following a link in its last component while it stays
     /// inside the tree.
     fn open_chain(
@@ -362,6 +421,13 @@ impl Tree {
     ) -> Result<Option<OwnedFd>, FileError> {
         if links > MAX_LINKS {
             return Err(io(full, Errno::ELOOP));
+        }
+        if links == 0 && relative.components().nth(1).is_some() {
+            match self.open_beneath(relative, flags) {
+                Ok(fd) => return Ok(Some(fd)),
+                Err(Errno::ENOENT) => return Ok(None),
+                Err(_) => {}
+            }
         }
         let Some((parent, name)) = self.resolve_parent(relative)? else {
             return Ok(None);

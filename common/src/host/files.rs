@@ -726,12 +726,6 @@ fn inode_flags(fd: std::os::fd::BorrowedFd<'_>) -> nix::Result<Option<nix::libc:
     }
 }
 
-/// Whether an open file or directory is immutable (`chattr +i`); `None` where the file system
-/// has no attributes.
-pub(crate) fn immutable_flag(fd: std::os::fd::BorrowedFd<'_>) -> nix::Result<Option<bool>> {
-    Ok(inode_flags(fd)?.map(|flags| flags & FS_IMMUTABLE_FL != 0))
-}
-
 /// Unpredictable enough for temporary names (they are created with `O_EXCL` anyway).
 fn random_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
