@@ -198,11 +198,13 @@ impl<F: Findings> Watcher<F> {
     }
 
     /// Reads and handles every event queued now (the descriptor is non-blocking).
-    pub fn process_events(&mut self) -> Result<(), Errno> {
+    pub fn process_events(&mut self) -> Result<usize, Errno> {
+        let mut handled = 0;
         loop {
             match self.inotify.read_events() {
                 Ok(events) if events.is_empty() => break,
                 Ok(events) => {
+                    handled += events.len();
                     for event in events {
                         self.handle(event);
                     }
@@ -221,7 +223,7 @@ impl<F: Findings> Watcher<F> {
         if std::mem::take(&mut self.rescan_pending) {
             self.rescan_containers();
         }
-        Ok(())
+        Ok(handled)
     }
 
     /// After lost events: walks every watched container again, so directories made while the
@@ -723,6 +725,16 @@ fn path_depth(path: &[u8]) -> usize {
 }
 
 /// The kernel's per-user watch limit.
+/// fs.inotify.max_queued_events: how many events one instance's queue holds before it
+/// overflows.
+pub fn kernel_max_queued_events() -> Option<usize> {
+    std::fs::read_to_string("/proc/sys/fs/inotify/max_queued_events")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 pub fn kernel_max_watches() -> Option<usize> {
     std::fs::read_to_string("/proc/sys/fs/inotify/max_user_watches")
         .ok()?
