@@ -123,6 +123,7 @@ pub struct Chosen<T> {
     pub origin: String,
 }
 
+/// What the registry has, for an error: the tags `keep` selects, oldest first.
 fn available_of(tags: &[String], keep: impl Fn(&Tag) -> bool) -> String {
     let mut parsed: Vec<Tag> = tags
         .iter()
