@@ -30,3 +30,4 @@ pub mod registries_d;
 pub mod registry_access;
 pub mod signature;
 pub mod timestamp;
+pub mod trust_chain;

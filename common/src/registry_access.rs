@@ -18,7 +18,7 @@ use base64::Engine;
 use ureq::tls::{Certificate, RootCerts, TlsConfig};
 
 /// podsec's own registry name: plain HTTP by design.
-const REGISTRY_LOCAL: &str = "registry.local";
+use crate::trust_chain::LOCAL_REGISTRY as REGISTRY_LOCAL;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AccessError {

@@ -38,9 +38,9 @@ use crate::plugin_args::PluginArgs;
 
 pub const NAME: &str = "podsec-inotify-check-policy";
 
-/// The signature store every user should read by default.
-pub const SIGSTORE_URL: &str = "http://sigstore.local:81/sigstore/";
-pub const LOCAL_REGISTRY: &str = "registry.local";
+/// The signature store every user should read by default, and the registry whose images must
+/// be signed.
+pub use podsec_common::trust_chain::{LOCAL_REGISTRY, SIGSTORE_URL};
 
 const WORDING: Wording = Wording {
     ok: "Containerization policies are not violated",

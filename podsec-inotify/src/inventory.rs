@@ -21,8 +21,7 @@ use podsec_common::registries_d::RegistriesD;
 
 use crate::image_store::{self, ImageStore, Location, SystemStorage};
 
-pub const GROUP_PODMAN: &str = "podman";
-pub const GROUP_PODMAN_DEV: &str = "podman_dev";
+pub use podsec_common::trust_chain::{GROUP_PODMAN, GROUP_PODMAN_DEV};
 /// A user's own configuration directory, below the home.
 pub const USER_CONFIG_DIR: &str = ".config/containers";
 

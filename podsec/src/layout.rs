@@ -4,21 +4,15 @@ use std::path::Path;
 
 use podsec_common::host::versioned::Versioned;
 use podsec_common::registries_d::{RegistriesD, Section};
+pub use podsec_common::trust_chain::{
+    GROUP_PODMAN, GROUP_PODMAN_DEV, KEYS_DIR, SIGNATURES_DIR, SIGSTORE_PORT, SIGSTORE_ROOT,
+    SIGSTORE_URL,
+};
 
-pub const SIGSTORE_ROOT: &str = "/var/sigstore";
-/// Public keys of the image makers and the published policy.json: root-owned, read-only for others.
-pub const KEYS_DIR: &str = "/var/sigstore/keys";
-/// The signature store (lookaside) served as http://sigstore.local:81/sigstore/.
-pub const SIGNATURES_DIR: &str = "/var/sigstore/sigstore";
 pub const CONTAINERS_DIR: &str = "/etc/containers";
 pub const REGISTRIES_D_DIR: &str = "/etc/containers/registries.d";
-/// Where clients read signatures.
-pub const SIGSTORE_URL: &str = "http://sigstore.local:81/sigstore/";
-/// Where image makers write them (their lookaside-staging).
+/// Where image makers write signatures (their lookaside-staging).
 pub const STAGING_URL: &str = "file:///var/sigstore/sigstore/";
-pub const GROUP_PODMAN: &str = "podman";
-pub const GROUP_PODMAN_DEV: &str = "podman_dev";
-pub const SIGSTORE_PORT: u16 = 81;
 
 pub fn policy_file() -> Versioned<'static> {
     Versioned {

@@ -14,7 +14,7 @@ use crate::node_config::NodeConfig;
 /// The image policy CRI-O enforces: podsec's, root-owned.
 pub const SIGNATURE_POLICY: &str = "/etc/containers/policy.json";
 /// The one registry served over plain HTTP.
-pub const INSECURE_REGISTRY: &str = "registry.local";
+pub const INSECURE_REGISTRY: &str = podsec_common::trust_chain::LOCAL_REGISTRY;
 pub const CRIO: &str = "/usr/bin/crio";
 
 #[derive(Debug, Serialize, PartialEq)]

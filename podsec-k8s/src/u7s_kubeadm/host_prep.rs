@@ -120,7 +120,7 @@ impl HostFacts {
             os: OsRelease::load(Path::new("/")),
             hosts_binds_registry_local: podsec_common::host::hosts::address_of(
                 &hosts,
-                "registry.local",
+                podsec_common::trust_chain::LOCAL_REGISTRY,
             )
             .is_some(),
             machine: nix::sys::utsname::uname()

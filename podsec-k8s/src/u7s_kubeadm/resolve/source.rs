@@ -1,6 +1,7 @@
 //! The platform and the registry a node's images come from.
 
 use super::*;
+use podsec_common::trust_chain::LOCAL_REGISTRY;
 
 /// The platform: `U7S_PLATFORM`, else os-release.
 pub fn platform(
@@ -96,7 +97,7 @@ pub fn source(
         }
         RegistryVar::Value(value) => (value.clone(), "U7S_REGISTRY"),
         RegistryVar::Unset if hosts_binds_registry_local => (
-            "registry.local".to_string(),
+            LOCAL_REGISTRY.to_string(),
             tr!("registry.local bound in /etc/hosts"),
         ),
         RegistryVar::Unset => (ALT_REGISTRY.to_string(), tr!("default")),
