@@ -18,7 +18,6 @@ pub mod i18n;
 pub mod image_ref;
 pub mod log;
 pub mod lookaside;
-pub mod nagios;
 #[cfg(feature = "oci-save")]
 pub mod oci_save;
 #[cfg(feature = "openpgp")]
@@ -29,5 +28,5 @@ pub mod registries_d;
 #[cfg(feature = "registry")]
 pub mod registry_access;
 pub mod signature;
-pub mod timestamp;
+mod timestamp;
 pub mod trust_chain;

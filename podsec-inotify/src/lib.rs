@@ -14,6 +14,7 @@ mod check_vuln;
 mod image_store;
 mod inventory;
 mod mail;
+mod nagios;
 mod plugin;
 mod plugin_args;
 mod storage;

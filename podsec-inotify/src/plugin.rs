@@ -20,7 +20,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use podsec_common::cli;
 use podsec_common::log::{Level, Logger};
-use podsec_common::nagios::{self, Range, RangeError, State, StatusLine};
+use crate::nagios::{self, Range, RangeError, State, StatusLine};
 use podsec_common::tr;
 use serde::Serialize;
 
