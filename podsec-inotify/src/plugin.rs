@@ -17,10 +17,10 @@
 use std::ffi::OsString;
 use std::process::ExitCode;
 
+use crate::nagios::{self, Range, RangeError, State, StatusLine};
 use clap::Parser;
 use podsec_common::cli;
 use podsec_common::log::{Level, Logger};
-use crate::nagios::{self, Range, RangeError, State, StatusLine};
 use podsec_common::tr;
 use serde::Serialize;
 

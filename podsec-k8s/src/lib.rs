@@ -6,9 +6,9 @@ use podsec_common::command;
 use podsec_common::i18n::Catalogue;
 use u7s::{kubelet, nsenter_u7s, rootlessctl, rootlesskit, start_stop, systemctl};
 
-pub mod k8s_save_oci;
+mod k8s_save_oci;
 pub mod node_config;
-pub mod u7s;
+mod u7s;
 pub mod u7s_kubeadm;
 pub mod upstream_env;
 

@@ -10,8 +10,6 @@ use podsec_common::host::users::{self, Account, AccountError};
 
 /// The service account every cluster process runs as.
 pub const U7S_USER: &str = "u7s-admin";
-/// The helpers' directory (root-owned links to the package binary); first in PATH for admins.
-pub const U7S_BIN: &str = "/usr/libexec/podsec/u7s/bin";
 /// PATH of the processes the runtime starts.
 pub const U7S_PATH: &str =
     "/usr/libexec/podsec/u7s/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -49,6 +47,7 @@ impl U7sPaths {
     }
 
     /// The same paths under another runtime directory (unit tests).
+    #[cfg(test)]
     pub fn with_runtime_dir(mut self, dir: impl Into<PathBuf>) -> U7sPaths {
         self.runtime_dir = dir.into();
         self

@@ -138,21 +138,8 @@ impl Runtime {
         })
     }
 
-    pub fn with_launch(mut self, launch: Launch) -> Runtime {
-        self.launch = launch;
-        self
-    }
-
     pub fn launch(&self) -> Launch {
         self.launch
-    }
-
-    pub fn paths(&self) -> &U7sPaths {
-        &self.paths
-    }
-
-    pub fn account(&self) -> &Account {
-        &self.account
     }
 
     fn as_root() -> bool {

@@ -6,14 +6,13 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-/// System unit: starts and stops the user units of u7s-admin.
+/// System unit: starts and stops the user units of u7s-admin (shipped as a file; checked here).
+#[cfg(test)]
 pub const U7S_SERVICE: &str = include_str!("../../units/u7s.service");
 /// User unit: the namespaces with CRI-O.
 pub const ROOTLESSKIT_SERVICE: &str = include_str!("../../units/rootlesskit.service");
 /// User unit: the kubelet.
 pub const KUBELET_SERVICE: &str = include_str!("../../units/kubelet.service");
-/// Drop-in for user@.service: cgroup v2 controllers for user managers.
-pub const USER_DELEGATE_CONF: &str = include_str!("../../units/user@.service.d-delegate.conf");
 
 /// The user units, in start order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -405,7 +405,6 @@ mod tests {
     fn plan_of(steps: Vec<Step>) -> Plan {
         Plan {
             command: "init",
-            role: crate::u7s_kubeadm::kubeadm_config::Role::Init,
             summary: Vec::new(),
             notes: Vec::new(),
             steps,

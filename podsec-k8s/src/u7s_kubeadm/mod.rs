@@ -1,20 +1,20 @@
 //! podsec-u7s-kubeadm (installed as `kubeadm` in /usr/libexec/podsec/u7s/bin): kubeadm for
 //! rootless clusters whose pods all run in the user namespace of u7s-admin.
 
-pub mod apply;
+pub(crate) mod apply;
 pub mod audit;
-pub mod calico;
+pub(crate) mod calico;
 pub mod flags;
-pub mod flannel;
+pub(crate) mod flannel;
 pub mod host_prep;
 pub mod kubeadm_config;
 pub mod network;
-pub mod packages;
-pub mod phase_config;
-pub mod plan;
-pub mod registry;
-pub mod resolve;
-pub mod runtime;
+pub(crate) mod packages;
+pub(crate) mod phase_config;
+pub(crate) mod plan;
+pub(crate) mod registry;
+pub(crate) mod resolve;
+pub(crate) mod runtime;
 pub mod versions;
 
 use std::ffi::OsString;

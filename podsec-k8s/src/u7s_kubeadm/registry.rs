@@ -19,8 +19,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use podsec_common::msg;
+pub use podsec_common::registry_access::Trust;
 use podsec_common::registry_access::{self, AccessError, Endpoint};
-pub use podsec_common::registry_access::{Trust, plain_http_allowed};
 use ureq::ResponseExt;
 
 const BODY_LIMIT: u64 = 16 << 20;
@@ -67,10 +67,6 @@ impl Registry {
             )?,
             tokens: Mutex::new(HashMap::new()),
         })
-    }
-
-    pub fn host(&self) -> &str {
-        self.endpoint.host()
     }
 
     pub fn base_url(&self) -> &str {

@@ -17,8 +17,6 @@ use crate::u7s::runtime::{Runtime as U7s, Units};
 /// The service account every cluster process runs as.
 pub const U7S_ADMIN: &str = "u7s-admin";
 pub const U7S_HOME: &str = "/var/lib/u7s-admin";
-/// The runtime's programs (root-owned).
-pub const U7S_BIN: &str = "/usr/libexec/podsec/u7s/bin";
 
 /// A file the plan writes.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -46,7 +46,7 @@ mod parent;
 #[cfg(test)]
 mod tests;
 
-pub use parent::{NODE_CNI_CONFIGS, node_cni_configs, readiness, seed, seed_cni_configs};
+pub use parent::readiness;
 
 pub const NAME: &str = "u7s-rootlesskit";
 pub const ROOTLESSKIT: &str = "/usr/bin/rootlesskit";

@@ -1,5 +1,6 @@
 //! The argv, the seeding of CNI files and the readiness check, without namespaces.
 
+use super::parent::*;
 use super::*;
 
 fn config() -> NodeConfig {

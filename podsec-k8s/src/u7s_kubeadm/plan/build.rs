@@ -647,7 +647,6 @@ fn finish(
     });
     Ok(Plan {
         command,
-        role,
         summary: full_summary,
         notes,
         steps,

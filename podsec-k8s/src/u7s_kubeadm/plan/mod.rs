@@ -156,7 +156,6 @@ impl Owner {
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub command: &'static str,
-    pub role: Role,
     /// `(what, value and where it came from)`.
     pub summary: Vec<(String, String)>,
     pub notes: Vec<String>,

@@ -332,3 +332,16 @@ fn architectures_map_to_oci_names() {
     assert_eq!(oci_arch("i686"), Some("386"));
     assert_eq!(oci_arch("mips"), None);
 }
+
+/// Both steps at once (no package fallback in between).
+fn version(
+    flag: Option<VersionRequest>,
+    env: &U7sEnv,
+    installed_kubeadm: Option<KubeVersion>,
+    newest_package_minor: Option<Minor>,
+    source: &Source,
+    tags: &dyn Tags,
+) -> Result<Chosen<KubeVersion>, ResolveError> {
+    let requested = requested(flag, env, installed_kubeadm, newest_package_minor)?;
+    patch_version(&requested, env, source, tags, &mut Vec::new())
+}

@@ -185,16 +185,3 @@ pub fn patch_version(
         }
     }
 }
-
-/// Both steps at once (no package fallback in between).
-pub fn version(
-    flag: Option<VersionRequest>,
-    env: &U7sEnv,
-    installed_kubeadm: Option<KubeVersion>,
-    newest_package_minor: Option<Minor>,
-    source: &Source,
-    tags: &dyn Tags,
-) -> Result<Chosen<KubeVersion>, ResolveError> {
-    let requested = requested(flag, env, installed_kubeadm, newest_package_minor)?;
-    patch_version(&requested, env, source, tags, &mut Vec::new())
-}
