@@ -218,17 +218,27 @@ mod tests {
         }
     }
 
+    /// A store holding the container web, watched: (its directory, web's diff, the watcher).
+    fn watching_web() -> (
+        tempfile::TempDir,
+        std::path::PathBuf,
+        Watcher<Vec<(Level, String)>>,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path(), &web());
+        let diff = dir.path().join(format!("overlay/{LAYER}/diff"));
+        let mut watcher = Watcher::new(Vec::new(), 1000).unwrap();
+        watcher.set_stores(vec![store]);
+        (dir, diff, watcher)
+    }
+
     fn has(findings: &[(Level, String)], level: Level, text: &str) -> bool {
         findings.iter().any(|(l, t)| *l == level && t == text)
     }
 
     #[test]
     fn one_read_takes_every_queued_event_and_counts_them() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = store(dir.path(), &web());
-        let diff = dir.path().join(format!("overlay/{LAYER}/diff"));
-        let mut watcher = Watcher::new(Vec::new(), 1000).unwrap();
-        watcher.set_stores(vec![store]);
+        let (_dir, diff, mut watcher) = watching_web();
         // 300 files made before the watcher reads: one call takes them all (more than one
         // read's buffer), as the run loop's pause after a small batch relies on.
         for i in 0..300 {
@@ -242,11 +252,7 @@ mod tests {
 
     #[test]
     fn changes_are_attributed_classified_and_new_directories_followed() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = store(dir.path(), &web());
-        let diff = dir.path().join(format!("overlay/{LAYER}/diff"));
-        let mut watcher = Watcher::new(Vec::new(), 1000).unwrap();
-        watcher.set_stores(vec![store]);
+        let (_dir, diff, mut watcher) = watching_web();
         assert_eq!(watcher.container_count(), 1);
         // diff, diff/etc (diff/var excluded) + graphroot and overlay-containers
         assert_eq!(watcher.watch_count(), 4);
@@ -350,11 +356,7 @@ mod tests {
 
     #[test]
     fn after_a_queue_overflow_directories_made_meanwhile_are_watched() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = store(dir.path(), &web());
-        let diff = dir.path().join(format!("overlay/{LAYER}/diff"));
-        let mut watcher = Watcher::new(Vec::new(), 1000).unwrap();
-        watcher.set_stores(vec![store]);
+        let (_dir, diff, mut watcher) = watching_web();
         // Flood the queue past its limit without reading it, then make a directory: the event
         // that would have announced it is lost.
         let queued: usize = std::fs::read_to_string("/proc/sys/fs/inotify/max_queued_events")
