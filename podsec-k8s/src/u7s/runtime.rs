@@ -1,14 +1,14 @@
 //! Starting, stopping and entering the u7s runtime: the API the kubeadm wrapper (and
 //! `u7s-start-stop`, the ExecStart of u7s.service) uses.
 //!
-//! ```no_run
-//! # use podsec_k8s::{node_config::NodeConfig, u7s::runtime::{Runtime, Units}};
+//! (Private to the crate, so the example is text, not a doctest.)
+//!
+//! ```text
 //! let config = NodeConfig::load_default()?;           // written by podsec-u7s-kubeadm
 //! let runtime = Runtime::new(&config)?;               // systemd if it is PID 1, else direct
 //! runtime.start(Units::NamespaceOnly)?;               // rootlesskit.service (CRI-O inside)
 //! let status = runtime.command(&["/usr/bin/kubeadm".into(), "version".into()])?.status();
 //! runtime.stop()?;
-//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
 //! With systemd: `loginctl enable-linger u7s-admin` (the user manager then outlives every login
