@@ -828,6 +828,20 @@ cni-plugin = "flannel"
         NodeConfig::from_toml(EXAMPLE, Path::new("test")).unwrap()
     }
 
+    /// [`EXAMPLE`] with some keys set to other TOML values (added when it has no such key), for
+    /// the other modules' tests.
+    pub(crate) fn example_with(changes: &[(&str, &str)]) -> NodeConfig {
+        let mut text = EXAMPLE.to_string();
+        for (key, value) in changes {
+            let line = format!("{key} = {value}\n");
+            match text.lines().find(|l| l.starts_with(&format!("{key} = "))) {
+                Some(old) => text = text.replace(&format!("{old}\n"), &line),
+                None => text.push_str(&line),
+            }
+        }
+        NodeConfig::from_toml(&text, Path::new("test")).unwrap()
+    }
+
     fn with(replace: &str, by: &str) -> Result<NodeConfig, NodeConfigError> {
         assert!(EXAMPLE.contains(replace), "{replace}");
         NodeConfig::from_toml(&EXAMPLE.replace(replace, by), Path::new("test"))

@@ -145,22 +145,11 @@ mod tests {
     use super::*;
 
     fn node(registry: &str) -> NodeConfig {
-        let text = format!(
-            r#"role = "worker"
-kubernetes-version = "v1.33.13"
-uid = 990
-registry = "{registry}"
-platform = "c10f"
-pause-image = "{registry}/c10f/pause:3.10"
-external-ip = "192.0.2.10"
-advertise-address = "192.0.2.10"
-bind-port = 6443
-service-cidr = "10.96.0.0/12"
-pod-cidr = "10.244.0.0/16"
-cni-plugin = "flannel"
-"#
-        );
-        NodeConfig::from_toml(&text, Path::new("t")).unwrap()
+        crate::node_config::tests::example_with(&[
+            ("role", r#""worker""#),
+            ("registry", &format!("\"{registry}\"")),
+            ("pause-image", &format!("\"{registry}/c10f/pause:3.10\"")),
+        ])
     }
 
     #[test]

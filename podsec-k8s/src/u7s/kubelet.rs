@@ -309,22 +309,11 @@ mod tests {
     use super::*;
 
     fn config(version: &str) -> NodeConfig {
-        let text = format!(
-            r#"role = "worker"
-kubernetes-version = "{version}"
-uid = 990
-registry = "registry.local"
-platform = "c10f"
-pause-image = "registry.local/c10f/pause:3.9"
-external-ip = "192.0.2.10"
-advertise-address = "192.0.2.10"
-bind-port = 6443
-service-cidr = "10.96.0.0/12"
-pod-cidr = "10.244.0.0/16"
-cni-plugin = "flannel"
-"#
-        );
-        NodeConfig::from_toml(&text, Path::new("t")).unwrap()
+        crate::node_config::tests::example_with(&[
+            ("role", r#""worker""#),
+            ("kubernetes-version", &format!("\"{version}\"")),
+            ("pause-image", r#""registry.local/c10f/pause:3.9""#),
+        ])
     }
 
     #[test]

@@ -4,21 +4,11 @@ use super::parent::*;
 use super::*;
 
 fn config() -> NodeConfig {
-    let text = r#"role = "init-master"
-kubernetes-version = "v1.33.13"
-uid = 990
-registry = "registry.local"
-platform = "c10f"
-pause-image = "registry.local/c10f/pause:3.10"
-external-ip = "192.0.2.10"
-advertise-address = "192.0.2.11"
-bind-port = 16443
-service-cidr = "10.96.0.0/12"
-pod-cidr = "10.244.0.0/16"
-cni-plugin = "flannel"
-extra-ports = ["0.0.0.0:31000:31000/tcp"]
-"#;
-    NodeConfig::from_toml(text, Path::new("t")).unwrap()
+    crate::node_config::tests::example_with(&[
+        ("advertise-address", r#""192.0.2.11""#),
+        ("bind-port", "16443"),
+        ("extra-ports", r#"["0.0.0.0:31000:31000/tcp"]"#),
+    ])
 }
 
 fn words(argv: &[OsString]) -> Vec<String> {
