@@ -16,7 +16,7 @@ use std::path::{Component, Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, openat, readlinkat};
-use nix::sys::stat::{FileStat, Mode, SFlag, fstat};
+use nix::sys::stat::{Mode, SFlag, fstat};
 use rustix::fs::{AtFlags, ResolveFlags, StatxAttributes, StatxFlags, statx};
 
 use super::files::FileError;
@@ -50,6 +50,18 @@ pub enum Kind {
     Other,
 }
 
+impl Kind {
+    /// The kind of `st_mode`/`stx_mode`.
+    fn of_mode(mode: u32) -> Kind {
+        match SFlag::from_bits_truncate(mode & SFlag::S_IFMT.bits()) {
+            SFlag::S_IFDIR => Kind::Directory,
+            SFlag::S_IFREG => Kind::File,
+            SFlag::S_IFLNK => Kind::Symlink,
+            _ => Kind::Other,
+        }
+    }
+}
+
 /// `lstat` of an entry plus its immutable attribute (`chattr +i`; false where the file system
 /// has no attributes, and for symlinks).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,32 +82,11 @@ impl Entry {
             .stx_attributes_mask
             .contains(StatxAttributes::IMMUTABLE)
             && stat.stx_attributes.contains(StatxAttributes::IMMUTABLE);
-        let format = SFlag::from_bits_truncate(u32::from(stat.stx_mode) & SFlag::S_IFMT.bits());
         Entry {
-            kind: Self::kind_of(format),
+            kind: Kind::of_mode(u32::from(stat.stx_mode)),
             uid: stat.stx_uid,
             gid: stat.stx_gid,
             mode: u32::from(stat.stx_mode) & 0o7777,
-            immutable,
-        }
-    }
-
-    fn kind_of(format: SFlag) -> Kind {
-        match format {
-            SFlag::S_IFDIR => Kind::Directory,
-            SFlag::S_IFREG => Kind::File,
-            SFlag::S_IFLNK => Kind::Symlink,
-            _ => Kind::Other,
-        }
-    }
-
-    fn from_stat(stat: &FileStat, immutable: bool) -> Entry {
-        let format = SFlag::from_bits_truncate(stat.st_mode & SFlag::S_IFMT.bits());
-        Entry {
-            kind: Self::kind_of(format),
-            uid: stat.st_uid,
-            gid: stat.st_gid,
-            mode: stat.st_mode & 0o7777,
             immutable,
         }
     }
@@ -177,16 +168,9 @@ impl Tree {
         let full = self.path.join(relative);
         // The usual case first: no link on the way, one call (and a subtree whose own entry
         // stands for the path, see [`Tree::is_direct`]).
-        let direct = rustix::fs::openat2(
-            &self.fd,
-            relative,
-            rustix::fs::OFlags::from_bits_retain(DIR_FLAGS.bits() as u32),
-            rustix::fs::Mode::empty(),
-            ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS,
-        );
-        let (fd, direct) = match direct {
+        let (fd, direct) = match self.open_beneath(relative, DIR_FLAGS, ResolveFlags::NO_SYMLINKS) {
             Ok(fd) => (fd, true),
-            Err(e) if e == rustix::io::Errno::NOENT => return Ok(None),
+            Err(Errno::ENOENT) => return Ok(None),
             Err(_) => match self.open_chain(relative, DIR_FLAGS, &full, 0)? {
                 Some(fd) => (fd, false),
                 None => return Ok(None),
@@ -217,7 +201,7 @@ impl Tree {
             return Ok(None);
         };
         let stat = fstat(&fd).map_err(|e| io(&full, e))?;
-        if Entry::from_stat(&stat, false).kind != Kind::File {
+        if Kind::of_mode(stat.st_mode) != Kind::File {
             return Err(FileError::Io {
                 path: full,
                 source: std::io::Error::other("not a regular file"),
@@ -392,12 +376,17 @@ impl Tree {
         Ok(None)
     }
 
-    /// The kernel's confined lookup (`openat2` with `RESOLVE_BENEATH`): a path of several
-    /// components in one call instead of one per component, following only relative links that
-    /// stay beneath the tree, as the walk in [`Tree::resolve_parent`] does. What it refuses (an
-    /// absolute link, `..` above the root, a kernel without `openat2`) is left to that walk,
-    /// which decides and words the error; a missing entry is missing for both.
-    fn open_beneath(&self, relative: &Path, flags: OFlag) -> Result<OwnedFd, Errno> {
+    /// The kernel's confined lookup (`openat2` with `RESOLVE_BENEATH` and `resolve`): a path
+    /// of several components in one call instead of one per component, following at most the
+    /// relative links that stay beneath the tree, as the walk in [`Tree::resolve_parent`] does.
+    /// What it refuses (an absolute link, `..` above the root, a kernel without `openat2`) is
+    /// left to that walk, which decides and words the error; a missing entry is missing for both.
+    fn open_beneath(
+        &self,
+        relative: &Path,
+        flags: OFlag,
+        resolve: ResolveFlags,
+    ) -> Result<OwnedFd, Errno> {
         let flags =
             rustix::fs::OFlags::from_bits_retain((flags & !OFlag::O_NOFOLLOW).bits() as u32);
         rustix::fs::openat2(
@@ -405,7 +394,7 @@ impl Tree {
             relative,
             flags,
             rustix::fs::Mode::empty(),
-            ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
+            ResolveFlags::BENEATH | resolve,
         )
         .map_err(|e| Errno::from_raw(e.raw_os_error()))
     }
@@ -423,7 +412,7 @@ impl Tree {
             return Err(io(full, Errno::ELOOP));
         }
         if links == 0 && relative.components().nth(1).is_some() {
-            match self.open_beneath(relative, flags) {
+            match self.open_beneath(relative, flags, ResolveFlags::NO_MAGICLINKS) {
                 Ok(fd) => return Ok(Some(fd)),
                 Err(Errno::ENOENT) => return Ok(None),
                 Err(_) => {}
