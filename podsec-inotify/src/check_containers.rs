@@ -359,11 +359,7 @@ mod tests {
         let (_dir, diff, mut watcher) = watching_web();
         // Flood the queue past its limit without reading it, then make a directory: the event
         // that would have announced it is lost.
-        let queued: usize = std::fs::read_to_string("/proc/sys/fs/inotify/max_queued_events")
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
+        let queued = watcher::kernel_max_queued_events().unwrap();
         for i in 0..=queued {
             std::fs::File::create(diff.join(format!("etc/f{i}"))).unwrap();
         }

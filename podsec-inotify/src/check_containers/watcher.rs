@@ -724,23 +724,24 @@ fn path_depth(path: &[u8]) -> usize {
     path.iter().filter(|b| **b == b'/').count()
 }
 
-/// The kernel's per-user watch limit.
-/// fs.inotify.max_queued_events: how many events one instance's queue holds before it
-/// overflows.
-pub fn kernel_max_queued_events() -> Option<usize> {
-    std::fs::read_to_string("/proc/sys/fs/inotify/max_queued_events")
+/// One of the kernel's inotify limits, `fs.inotify.<name>`.
+fn inotify_limit(name: &str) -> Option<usize> {
+    std::fs::read_to_string(format!("/proc/sys/fs/inotify/{name}"))
         .ok()?
         .trim()
         .parse()
         .ok()
 }
 
+/// fs.inotify.max_queued_events: how many events one instance's queue holds before it
+/// overflows.
+pub fn kernel_max_queued_events() -> Option<usize> {
+    inotify_limit("max_queued_events")
+}
+
+/// The kernel's per-user watch limit.
 pub fn kernel_max_watches() -> Option<usize> {
-    std::fs::read_to_string("/proc/sys/fs/inotify/max_user_watches")
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
+    inotify_limit("max_user_watches")
 }
 
 /// Operational notes (not findings): stderr, which the unit's journal keeps without a level.
