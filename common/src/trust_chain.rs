@@ -4,6 +4,8 @@
 
 /// The local registry every node pulls from.
 pub const LOCAL_REGISTRY: &str = "registry.local";
+/// The signature server's name (nginx's `server_name`, bound in every host's /etc/hosts).
+pub const SIGSTORE_HOST: &str = "sigstore.local";
 pub const SIGSTORE_ROOT: &str = "/var/sigstore";
 /// Public keys of the image makers and the published policy.json: root-owned, read-only for others.
 pub const KEYS_DIR: &str = "/var/sigstore/keys";

@@ -26,7 +26,7 @@ use crate::signature_store::{self, StoreError};
 pub const NAME: &str = "podsec-create-imagemakeruser";
 
 pub const DEFAULT_USER: &str = "imagemaker";
-pub const DEFAULT_SCOPE: &str = "registry.local";
+pub const DEFAULT_SCOPE: &str = layout::LOCAL_REGISTRY;
 
 /// Create image-maker accounts: each gets an OpenPGP signing key, its public key in
 /// /var/sigstore/keys, and a signedBy rule for its registry scope in the system policy.
@@ -307,7 +307,7 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
     // The address clients fetch from: the one sigstore.local is bound to here.
     let address = std::fs::read_to_string("/etc/hosts")
         .ok()
-        .and_then(|hosts| podsec_common::host::hosts::address_of(&hosts, "sigstore.local"))
+        .and_then(|hosts| podsec_common::host::hosts::address_of(&hosts, layout::SIGSTORE_HOST))
         .unwrap_or_else(|| tr!("<server address>").to_string());
     println!(
         "{}",

@@ -25,7 +25,7 @@ use podsec_common::host::{hosts, net, users};
 use podsec_common::profile::Profile;
 use podsec_common::tr;
 
-use crate::layout::SIGSTORE_ROOT;
+use crate::layout::{LOCAL_REGISTRY, SIGSTORE_HOST, SIGSTORE_PORT, SIGSTORE_ROOT};
 use crate::registry_migration::{self, MigrationError, Plan};
 
 pub const NAME: &str = "podsec-create-services";
@@ -97,7 +97,7 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
 }
 
 /// The ports nginx listens on, and for what.
-const PORTS: [(u16, &str); 2] = [(80, "registry.local"), (81, "sigstore.local")];
+const PORTS: [(u16, &str); 2] = [(80, LOCAL_REGISTRY), (SIGSTORE_PORT, SIGSTORE_HOST)];
 
 /// Who holds nginx's ports, read before any change: nginx itself is fine, so is the registry's
 /// systemd unit (upstream's ran on port 80; it is restarted with our configuration);
@@ -177,7 +177,7 @@ pub fn nginx_site(push_auth: bool) -> String {
 pub fn check_is_server() -> Result<(), Error> {
     let text = std::fs::read_to_string("/etc/hosts")
         .map_err(|e| Error::NotServer(tr!("cannot read /etc/hosts: {error}", error = e)))?;
-    let bound = hosts::address_of(&text, "registry.local")
+    let bound = hosts::address_of(&text, LOCAL_REGISTRY)
         .ok_or_else(|| Error::NotServer(tr!("registry.local is not bound in /etc/hosts").into()))?;
     let local = bound
         .parse()
@@ -424,14 +424,14 @@ fn wait_until_served() -> Result<(), Error> {
         (
             "the registry on port 80",
             "http://127.0.0.1:80/v2/",
-            "registry.local",
+            LOCAL_REGISTRY,
             200,
             "registry.log",
         ),
         (
             "the signature server on port 81",
             "http://127.0.0.1:81/keys/",
-            "sigstore.local",
+            SIGSTORE_HOST,
             200,
             "nginx.log",
         ),

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 
 use podsec_common::policy::{Policy, Requirement};
 
-use crate::layout::{KEYS_DIR, SIGSTORE_PORT};
+use crate::layout::{KEYS_DIR, SIGSTORE_HOST, SIGSTORE_PORT};
 
 /// Largest file accepted from the server (keys and policies are a few KiB).
 const MAX_FILE: u64 = 1 << 20;
@@ -171,7 +171,7 @@ fn get(agent: &ureq::Agent, url: &str) -> Result<Vec<u8>, FetchError> {
     // The server is addressed by IP (the /etc/hosts binding may not exist yet), by name for nginx.
     let mut response = agent
         .get(url)
-        .header("Host", "sigstore.local")
+        .header("Host", SIGSTORE_HOST)
         .call()
         .map_err(|e| http(e.to_string()))?;
     response

@@ -5,8 +5,8 @@ use std::path::Path;
 use podsec_common::host::versioned::Versioned;
 use podsec_common::registries_d::{RegistriesD, Section};
 pub use podsec_common::trust_chain::{
-    GROUP_PODMAN, GROUP_PODMAN_DEV, KEYS_DIR, SIGNATURES_DIR, SIGSTORE_PORT, SIGSTORE_ROOT,
-    SIGSTORE_URL,
+    GROUP_PODMAN, GROUP_PODMAN_DEV, KEYS_DIR, LOCAL_REGISTRY, SIGNATURES_DIR, SIGSTORE_HOST,
+    SIGSTORE_PORT, SIGSTORE_ROOT, SIGSTORE_URL,
 };
 
 pub const CONTAINERS_DIR: &str = "/etc/containers";
