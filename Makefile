@@ -75,6 +75,7 @@ bench: size
 	scripts/bench-load-sign $(TARGET_DIR)/$(PROFILE)
 	scripts/bench-kubeapi $(TARGET_DIR)/$(PROFILE)
 	scripts/bench-check-policy $(TARGET_DIR)/$(PROFILE)
+	scripts/bench-check-images $(TARGET_DIR)/$(PROFILE)
 	scripts/bench-check-containers $(TARGET_DIR)/$(PROFILE)
 
 # The seven RPMs, built offline with rpmbuild from a tarball with vendored crates (cached per
