@@ -369,10 +369,12 @@ fn writable(entry: &Entry, uid: u32, gids: &[u32]) -> bool {
 /// immutable and ~/.config is writable to them, unless the sticky bit protects it). Nothing is
 /// written and no link followed. (Renaming ~/.config itself, like `XDG_CONFIG_HOME`, is beyond
 /// what a locked directory can prevent; see docs/security.md.) `config_dir` is the directory as
-/// the inventory opened it: reached without a link, its own entry saves walking the path again.
+/// the inventory opened it: reached without a link, its own entry saves walking the path again,
+/// and so does `storage_conf`, the entry of the storage.conf it read by name there.
 pub fn can_change_config(
     home: &Tree,
     config_dir: Option<&Tree>,
+    storage_conf: Option<Entry>,
     uid: u32,
     gids: &[u32],
 ) -> Result<bool, String> {
@@ -382,7 +384,10 @@ pub fn can_change_config(
             home.entry(Path::new(USER_CONFIG_DIR).parent().unwrap_or(Path::new("")))
                 .map_err(error)?,
             Some(dir.own_entry().map_err(error)?),
-            dir.entry(Path::new("storage.conf")).map_err(error)?,
+            match storage_conf {
+                Some(entry) => Some(entry),
+                None => dir.entry(Path::new("storage.conf")).map_err(error)?,
+            },
         ],
         None => home
             .walk(&Path::new(USER_CONFIG_DIR).join("storage.conf"))
@@ -449,7 +454,13 @@ fn facts_of(user: &UserConfig, admin_group: &str, errors: &mut Vec<String>) -> F
     let podman_only = !user.is_root() && user.in_podman && !user.in_podman_dev;
     let can_change_config = match (&user.home, podman_only && user.own_storage_conf) {
         (Some(home), true) => {
-            match can_change_config(home, user.config_dir.as_ref(), user.account.uid, &user.gids) {
+            match can_change_config(
+                home,
+                user.config_dir.as_ref(),
+                user.storage_conf_entry,
+                user.account.uid,
+                &user.gids,
+            ) {
                 Ok(answer) => answer,
                 Err(e) => {
                     errors.push(format!("user {label}: {e}"));
@@ -694,13 +705,20 @@ mod tests {
         let other = me + 4242;
         let account = fixture.account("u", other, other);
         let home = Tree::open(&account.home).unwrap().unwrap();
-        // Each answer twice: from the walk of the path, and from the directory as the
-        // inventory opens it (its own entry when it was reached without a link).
+        // Each answer three times: from the walk of the path, from the directory as the
+        // inventory opens it (its own entry when it was reached without a link), and with
+        // storage.conf's entry as the inventory's read of it gives it.
         let check = |uid: u32| {
-            let walked = can_change_config(&home, None, uid, &[uid]).unwrap();
+            let walked = can_change_config(&home, None, None, uid, &[uid]).unwrap();
             let dir = home.subtree(Path::new(USER_CONFIG_DIR)).unwrap();
-            let opened = can_change_config(&home, dir.as_ref(), uid, &[uid]).unwrap();
+            let opened = can_change_config(&home, dir.as_ref(), None, uid, &[uid]).unwrap();
+            let read = dir
+                .as_ref()
+                .and_then(|dir| crate::image_store::read_user_conf(dir).ok().flatten())
+                .and_then(|(_, _, entry)| entry);
+            let with_read = can_change_config(&home, dir.as_ref(), read, uid, &[uid]).unwrap();
             assert_eq!(walked, opened, "walked and opened disagree for uid {uid}");
+            assert_eq!(walked, with_read, "walked and read disagree for uid {uid}");
             walked
         };
         // no ~/.config at all: the user can create it
@@ -739,6 +757,15 @@ mod tests {
         let dir = home.subtree(Path::new(USER_CONFIG_DIR)).unwrap().unwrap();
         assert!(dir.is_direct());
         assert!(!check(other));
+        // a link in place of storage.conf: never taken for the file it names (the read's entry
+        // is not the link's), so the configuration counts as changeable
+        std::fs::rename(
+            containers.join("storage.conf"),
+            containers.join("storage.real"),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink("storage.real", containers.join("storage.conf")).unwrap();
+        assert!(check(other));
     }
 
     #[test]

@@ -17,7 +17,7 @@
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
-use podsec_common::host::beneath::Tree;
+use podsec_common::host::beneath::{Entry, Tree};
 use podsec_common::host::files::FileError;
 use podsec_common::host::users::Account;
 use serde::Deserialize;
@@ -320,19 +320,19 @@ fn valid_driver(driver: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
-/// Reads a user's own storage.conf from their configuration directory.
+/// Reads a user's own storage.conf from their configuration directory, with its entry when it
+/// was opened by its own name (see [`Tree::read_file`]).
 pub fn read_user_conf(
     config_dir: &Tree,
-) -> Result<Option<(PathBuf, StorageConf)>, ImageStoreError> {
+) -> Result<Option<(PathBuf, StorageConf, Option<Entry>)>, ImageStoreError> {
     let relative = Path::new("storage.conf");
-    match config_dir.read_string(relative, MAX_CONFIG)? {
-        None => Ok(None),
-        Some(text) => {
-            let path = config_dir.path().join(relative);
-            let conf = parse_conf(&text, &path)?;
-            Ok(Some((path, conf)))
-        }
-    }
+    let Some(file) = config_dir.read_file(relative, MAX_CONFIG)? else {
+        return Ok(None);
+    };
+    let path = file.path.clone();
+    let entry = file.entry;
+    let conf = parse_conf(&file.text()?, &path)?;
+    Ok(Some((path, conf, entry)))
 }
 
 #[cfg(test)]

@@ -10,11 +10,14 @@
 //! Everything below a home directory is read through [`Tree`] (no link out of the home, regular
 //! files only, bounded sizes). The system files are read once and shared.
 
+use std::collections::HashMap;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use podsec_common::cli::error_chain;
-use podsec_common::host::beneath::Tree;
+use podsec_common::host::beneath::{Entry, Tree};
+use podsec_common::host::files::FileError;
 use podsec_common::host::users::{Account, GroupIndex};
 use podsec_common::policy::Policy;
 use podsec_common::registries_d::RegistriesD;
@@ -74,6 +77,9 @@ pub struct UserConfig {
     pub storage: Location,
     /// Whether the user has their own `~/.config/containers/storage.conf`.
     pub own_storage_conf: bool,
+    /// Its entry, when it was read by its own name (no link): its `lstat`, for the check of
+    /// who can change it.
+    pub storage_conf_entry: Option<Entry>,
 }
 
 impl UserConfig {
@@ -140,6 +146,45 @@ impl System {
     }
 }
 
+/// The directories that hold several homes (`/home`), open once: each home is opened from
+/// there instead of by its whole path (ten thousand homes, ten thousand walks from `/`).
+struct HomeParents(HashMap<PathBuf, OwnedFd>);
+
+impl HomeParents {
+    fn of(accounts: &[&Account]) -> HomeParents {
+        let mut homes: HashMap<&Path, usize> = HashMap::new();
+        for account in accounts {
+            if let Some(parent) = account.home.parent() {
+                *homes.entry(parent).or_default() += 1;
+            }
+        }
+        let flags = nix::fcntl::OFlag::O_PATH
+            | nix::fcntl::OFlag::O_DIRECTORY
+            | nix::fcntl::OFlag::O_CLOEXEC;
+        HomeParents(
+            homes
+                .into_iter()
+                .filter(|(_, count)| *count > 1)
+                .filter_map(|(parent, _)| {
+                    // One that cannot be opened is left to each home's own open, which words
+                    // the error.
+                    nix::fcntl::open(parent, flags, nix::sys::stat::Mode::empty())
+                        .ok()
+                        .map(|fd| (parent.to_path_buf(), fd))
+                })
+                .collect(),
+        )
+    }
+
+    /// The home directory `path`, as [`Tree::open`] opens it.
+    fn open(&self, path: &Path) -> Result<Option<Tree>, FileError> {
+        match path.parent().and_then(|parent| self.0.get(parent)) {
+            Some(parent) => Tree::open_in(parent, path),
+            None => Tree::open(path),
+        }
+    }
+}
+
 /// The system configuration and the accounts in the order they are checked: root (uid 0,
 /// the first such account; other uid-0 names such as toor are the same user with the same
 /// files) first, the others by name.
@@ -147,6 +192,7 @@ struct Plan<'a> {
     system: System,
     system_storage: SystemStorage,
     ordered: Vec<&'a Account>,
+    home_parents: HomeParents,
 }
 
 impl<'a> Plan<'a> {
@@ -166,6 +212,7 @@ impl<'a> Plan<'a> {
         Plan {
             system,
             system_storage,
+            home_parents: HomeParents::of(&ordered),
             ordered,
         }
     }
@@ -179,7 +226,7 @@ impl<'a> Plan<'a> {
         want: &impl Fn(&Candidate) -> bool,
         errors: &mut Vec<String>,
     ) -> Option<UserConfig> {
-        match user_config(account, groups, &self.system, &self.system_storage, want) {
+        match user_config(account, groups, self, want) {
             Ok(user) => user,
             Err(e) => {
                 errors.push(format!("user {}: {e}", quote(&account.name)));
@@ -276,14 +323,16 @@ fn quote(name: &str) -> String {
 fn user_config(
     account: &Account,
     groups: &GroupIndex,
-    system: &System,
-    system_storage: &SystemStorage,
+    plan: &Plan,
     want: &impl Fn(&Candidate) -> bool,
 ) -> Result<Option<UserConfig>, String> {
+    let (system, system_storage) = (&plan.system, &plan.system_storage);
     let in_podman = groups.is_member(account, GROUP_PODMAN);
     let in_podman_dev = groups.is_member(account, GROUP_PODMAN_DEV);
     let home = if account.home.is_absolute() && account.home != Path::new("/") {
-        Tree::open(&account.home).map_err(|e| error_chain(&e))?
+        plan.home_parents
+            .open(&account.home)
+            .map_err(|e| error_chain(&e))?
     } else {
         None
     };
@@ -293,6 +342,7 @@ fn user_config(
             .map_err(|e| error_chain(&e))?,
         None => None,
     };
+    let mut storage_conf_entry = None;
     let (storage, own_storage_conf) = if account.uid == 0 {
         (image_store::root_location(system_storage), false)
     } else {
@@ -300,6 +350,11 @@ fn user_config(
             Some(dir) => image_store::read_user_conf(dir).map_err(|e| error_chain(&e))?,
             None => None,
         };
+        let (own, entry) = match own {
+            Some((path, conf, entry)) => (Some((path, conf)), entry),
+            None => (None, None),
+        };
+        storage_conf_entry = entry;
         let present = own.is_some();
         (
             image_store::user_location(account, own, system_storage),
@@ -336,6 +391,7 @@ fn user_config(
         registries_d,
         storage,
         own_storage_conf,
+        storage_conf_entry,
     }))
 }
 

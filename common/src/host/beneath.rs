@@ -92,6 +92,25 @@ impl Entry {
     }
 }
 
+/// A file read by [`Tree::read_file`].
+#[derive(Debug)]
+pub struct ReadFile {
+    pub path: PathBuf,
+    pub bytes: Vec<u8>,
+    /// The file's entry when it was opened by its own name, no link followed (its `lstat`).
+    pub entry: Option<Entry>,
+}
+
+impl ReadFile {
+    /// The contents as UTF-8 text.
+    pub fn text(self) -> Result<String, FileError> {
+        String::from_utf8(self.bytes).map_err(|_| FileError::Io {
+            path: self.path,
+            source: std::io::Error::other("not UTF-8 text"),
+        })
+    }
+}
+
 /// A directory of a tree: its root, or one opened below it.
 enum Parent<'a> {
     Root(&'a OwnedFd),
@@ -158,6 +177,29 @@ impl Tree {
         }
     }
 
+    /// Like [`Tree::open`], with the directory holding `path` already open as `parent` (opened
+    /// by its path, as [`Tree::open`] would have walked it): the directory of thousands of homes
+    /// is looked up once, not once per home. The last component is followed, as there.
+    pub fn open_in(parent: &impl AsFd, path: &Path) -> Result<Option<Tree>, FileError> {
+        let Some(name) = path.file_name() else {
+            return Tree::open(path);
+        };
+        match openat(
+            parent,
+            name,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => Ok(Some(Tree {
+                fd,
+                path: path.to_path_buf(),
+                direct: false,
+            })),
+            Err(Errno::ENOENT) => Ok(None),
+            Err(e) => Err(io(path, e)),
+        }
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -196,18 +238,44 @@ impl Tree {
 
     /// The contents of the regular file `relative`, at most `limit` bytes; `None` when missing.
     pub fn read(&self, relative: &Path, limit: u64) -> Result<Option<Vec<u8>>, FileError> {
+        Ok(self.read_file(relative, limit)?.map(|file| file.bytes))
+    }
+
+    /// Like [`Tree::read`], with the file's entry when `relative` is one name that is not a
+    /// link: then the entry read from the open file stands for the name's `lstat`, and a check
+    /// of the name needs no lookup of its own (check-policy: storage.conf of thousands of homes).
+    pub fn read_file(&self, relative: &Path, limit: u64) -> Result<Option<ReadFile>, FileError> {
         let full = self.path.join(relative);
-        let Some(fd) = self.open_chain(relative, FILE_FLAGS, &full, 0)? else {
-            return Ok(None);
+        let mut single = relative.components();
+        let direct = match (single.next(), single.next()) {
+            (Some(Component::Normal(name)), None) => {
+                match openat(&self.fd, name, FILE_FLAGS, Mode::empty()) {
+                    Ok(fd) => Some(fd),
+                    Err(Errno::ENOENT) => return Ok(None),
+                    // A link (ELOOP) or something else: the general path decides and words it.
+                    Err(_) => None,
+                }
+            }
+            _ => None,
         };
-        let stat = fstat(&fd).map_err(|e| io(&full, e))?;
-        if Kind::of_mode(stat.st_mode) != Kind::File {
+        let by_name = direct.is_some();
+        let fd = match direct {
+            Some(fd) => fd,
+            None => match self.open_chain(relative, FILE_FLAGS, &full, 0)? {
+                Some(fd) => fd,
+                None => return Ok(None),
+            },
+        };
+        let stat = statx(&fd, "", AtFlags::EMPTY_PATH, StatxFlags::BASIC_STATS)
+            .map_err(|e| io(&full, Errno::from_raw(e.raw_os_error())))?;
+        let entry = Entry::from_statx(&stat);
+        if entry.kind != Kind::File {
             return Err(FileError::Io {
                 path: full,
                 source: std::io::Error::other("not a regular file"),
             });
         }
-        if stat.st_size as u64 > limit {
+        if stat.stx_size > limit {
             return Err(too_large(&full, limit));
         }
         let error = |source| FileError::Io {
@@ -215,10 +283,10 @@ impl Tree {
             source,
         };
         let mut file = std::fs::File::from(fd).take(limit + 1);
-        // One byte more than fstat's size: a regular file's read returns less than asked only
+        // One byte more than statx's size: a regular file's read returns less than asked only
         // at its end, so a file read whole in one call needs no second read to see the end
         // (thousands of homes, one storage.conf each). A file that grew is read on.
-        let first = (stat.st_size as u64).min(limit) as usize + 1;
+        let first = stat.stx_size.min(limit) as usize + 1;
         let mut bytes = vec![0; first];
         let read = loop {
             match file.read(&mut bytes) {
@@ -233,7 +301,11 @@ impl Tree {
         if bytes.len() as u64 > limit {
             return Err(too_large(&full, limit));
         }
-        Ok(Some(bytes))
+        Ok(Some(ReadFile {
+            path: full,
+            bytes,
+            entry: by_name.then_some(entry),
+        }))
     }
 
     /// The device and inode of `relative` (a file or directory, reached as [`Tree::read`]
@@ -250,15 +322,9 @@ impl Tree {
 
     /// Like [`Tree::read`], as UTF-8 text.
     pub fn read_string(&self, relative: &Path, limit: u64) -> Result<Option<String>, FileError> {
-        match self.read(relative, limit)? {
-            None => Ok(None),
-            Some(bytes) => String::from_utf8(bytes)
-                .map(Some)
-                .map_err(|_| FileError::Io {
-                    path: self.path.join(relative),
-                    source: std::io::Error::other("not UTF-8 text"),
-                }),
-        }
+        self.read_file(relative, limit)?
+            .map(ReadFile::text)
+            .transpose()
     }
 
     /// `lstat` of `relative` (its last component is not followed; links before it are, inside
@@ -625,5 +691,56 @@ mod tests {
         assert_eq!(kinds("l/passwd"), [Some(Kind::Symlink)]);
         assert_eq!(kinds("f/x"), [Some(Kind::File)]);
         assert_eq!(kinds("d/missing/x"), [Some(Kind::Directory), None]);
+    }
+
+    #[test]
+    fn a_file_read_by_its_own_name_comes_with_its_entry() {
+        let (dir, tree) = tree();
+        std::fs::create_dir(dir.path().join("d")).unwrap();
+        std::fs::write(dir.path().join("d/f"), "x").unwrap();
+        std::fs::set_permissions(
+            dir.path().join("d/f"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o640),
+        )
+        .unwrap();
+        symlink("d/f", dir.path().join("l")).unwrap();
+        let sub = tree.subtree(Path::new("d")).unwrap().unwrap();
+        let file = sub.read_file(Path::new("f"), 10).unwrap().unwrap();
+        assert_eq!(file.bytes, b"x");
+        // the same as the name's lstat
+        assert_eq!(file.entry, sub.entry(Path::new("f")).unwrap());
+        assert_eq!(file.entry.unwrap().mode, 0o640);
+        // through a link, or a path of several names: the bytes only (the lstat of the name
+        // is the link's, or was not looked at)
+        let linked = tree.read_file(Path::new("l"), 10).unwrap().unwrap();
+        assert_eq!((linked.bytes.as_slice(), linked.entry), (&b"x"[..], None));
+        let nested = tree.read_file(Path::new("d/f"), 10).unwrap().unwrap();
+        assert_eq!(nested.entry, None);
+        assert!(sub.read_file(Path::new("missing"), 10).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_tree_opens_in_its_parent_as_by_its_path() {
+        let parent = tempfile::tempdir().unwrap();
+        std::fs::create_dir(parent.path().join("alice")).unwrap();
+        std::fs::write(parent.path().join("alice/f"), "a").unwrap();
+        symlink("alice", parent.path().join("link")).unwrap();
+        let fd = nix::fcntl::open(
+            parent.path(),
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .unwrap();
+        for name in ["alice", "link"] {
+            let path = parent.path().join(name);
+            let tree = Tree::open_in(&fd, &path).unwrap().unwrap();
+            assert_eq!(tree.path(), path);
+            assert_eq!(tree.read(Path::new("f"), 10).unwrap().unwrap(), b"a");
+        }
+        assert!(
+            Tree::open_in(&fd, &parent.path().join("bob"))
+                .unwrap()
+                .is_none()
+        );
     }
 }
