@@ -416,11 +416,11 @@ pub fn can_change_config(
 
 fn facts_of(user: &UserConfig, admin_group: &str, errors: &mut Vec<String>) -> Facts {
     let name = user.name().to_string();
-    let label = serde_json::to_string(&name).expect("a string serialises");
+    let label = || serde_json::to_string(&name).expect("a string serialises");
     let policy = match &user.policy.value {
         Ok(policy) => Some(PolicyFacts::of(policy)),
         Err(e) => {
-            errors.push(format!("user {label}: {e}"));
+            errors.push(format!("user {}: {e}", label()));
             None
         }
     };
@@ -434,7 +434,7 @@ fn facts_of(user: &UserConfig, admin_group: &str, errors: &mut Vec<String>) -> F
             true,
         ),
         Err(e) => {
-            errors.push(format!("user {label}: {e}"));
+            errors.push(format!("user {}: {e}", label()));
             (None, false)
         }
     };
@@ -447,7 +447,7 @@ fn facts_of(user: &UserConfig, admin_group: &str, errors: &mut Vec<String>) -> F
         }) {
             Ok(images) => images.is_some_and(|images| !images.is_empty()),
             Err(e) => {
-                errors.push(format!("user {label}: {e}"));
+                errors.push(format!("user {}: {e}", label()));
                 false
             }
         };
@@ -463,7 +463,7 @@ fn facts_of(user: &UserConfig, admin_group: &str, errors: &mut Vec<String>) -> F
             ) {
                 Ok(answer) => answer,
                 Err(e) => {
-                    errors.push(format!("user {label}: {e}"));
+                    errors.push(format!("user {}: {e}", label()));
                     false
                 }
             }

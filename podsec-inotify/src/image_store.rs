@@ -83,11 +83,28 @@ pub struct Location {
     pub config: Option<PathBuf>,
 }
 
+thread_local! {
+    /// The last storage.conf text this thread parsed, and what it says: podsec-create-podmanusers
+    /// writes the same file into every home, so thousands of homes need one parse, not one each.
+    static LAST_CONF: std::cell::RefCell<Option<(String, StorageConf)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 fn parse_conf(text: &str, path: &Path) -> Result<StorageConf, ImageStoreError> {
-    StorageConf::parse(text).map_err(|detail| ImageStoreError::Config {
+    let known = LAST_CONF.with_borrow(|last| {
+        last.as_ref()
+            .filter(|(seen, _)| seen == text)
+            .map(|(_, conf)| conf.clone())
+    });
+    if let Some(conf) = known {
+        return Ok(conf);
+    }
+    let conf = StorageConf::parse(text).map_err(|detail| ImageStoreError::Config {
         path: path.to_path_buf(),
         detail,
-    })
+    })?;
+    LAST_CONF.set(Some((text.to_string(), conf.clone())));
+    Ok(conf)
 }
 
 /// podman's expansion of `$HOME`, `$USER`, `$UID` in storage paths.

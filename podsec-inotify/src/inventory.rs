@@ -280,7 +280,7 @@ pub fn map<T: Send>(
         .max(1);
     let chunk = plan.ordered.len().div_ceil(threads).max(1);
     let run = |part: &[&Account]| {
-        let mut results = Vec::new();
+        let mut results = Vec::with_capacity(part.len());
         let mut errors = Vec::new();
         for account in part {
             if let Some(user) = plan.read(account, groups, &want, &mut errors) {
@@ -308,7 +308,7 @@ pub fn map<T: Send>(
                 .collect()
         })
     };
-    let mut results = Vec::new();
+    let mut results = Vec::with_capacity(parts.iter().map(|(part, _)| part.len()).sum());
     for (part, part_errors) in parts {
         results.extend(part);
         errors.extend(part_errors);
@@ -395,16 +395,26 @@ fn user_config(
     }))
 }
 
+/// Whether `name` may exist in `dir`: a `statx` that finds nothing is the common answer for
+/// a user's own policy.json and registries.d, and cheaper than an open that finds nothing. An
+/// error is left to the open that follows, which words it.
+fn may_exist(dir: &Tree, name: &Path) -> bool {
+    !matches!(dir.entry(name), Ok(None))
+}
+
 fn own_policy(dir: &Tree) -> Option<Sourced<Policy>> {
     let relative = Path::new("policy.json");
-    let path = dir.path().join(relative);
+    if !may_exist(dir, relative) {
+        return None;
+    }
     // A policy that cannot be read is the user's own all the same: reported for this user,
     // who is still checked for everything else.
-    let value = match dir.read_string(relative, MAX_POLICY) {
-        Ok(Some(text)) => Policy::from_json(&text)
+    let read = dir.read_string(relative, MAX_POLICY).transpose()?;
+    let path = dir.path().join(relative);
+    let value = match read {
+        Ok(text) => Policy::from_json(&text)
             .map(Arc::new)
             .map_err(|e| format!("{}: {}", path.display(), error_chain(&e))),
-        Ok(None) => return None,
         Err(e) => Err(error_chain(&e)),
     };
     Some(Sourced { path, value })
@@ -412,6 +422,9 @@ fn own_policy(dir: &Tree) -> Option<Sourced<Policy>> {
 
 fn own_registries_d(dir: &Tree) -> Option<Sourced<RegistriesD>> {
     let relative = Path::new("registries.d");
+    if !may_exist(dir, relative) {
+        return None;
+    }
     let sub = match dir.subtree(relative) {
         Ok(Some(sub)) => sub,
         Ok(None) => return None,
