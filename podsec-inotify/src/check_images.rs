@@ -24,6 +24,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use podsec_common::cli::error_chain;
+use podsec_common::host::beneath::Tree;
 use podsec_common::host::users::{self, GroupIndex};
 use podsec_common::image_ref::ImageRef;
 use podsec_common::registries_d::{Access, builtin_default};
@@ -286,7 +287,11 @@ pub fn collect(
             !maker && (c.account.uid == 0 || c.has_storage())
         },
         |user, errors| {
-            fetcher.set_home(user.home.as_ref().map(|h| h.path()));
+            let home = user
+                .home
+                .as_ref()
+                .and_then(|home| home.tree().ok().flatten());
+            fetcher.set_home(home.map(Tree::path));
             if let Some(result) = check_user(&user, fetcher, &mut keys, errors) {
                 checked.push(result);
             }

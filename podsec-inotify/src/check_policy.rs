@@ -32,7 +32,7 @@ use podsec_common::policy::{Policy, Requirement};
 use podsec_common::profile::Profile;
 use serde::Serialize;
 
-use crate::inventory::{self, Paths, USER_CONFIG_DIR, UserConfig};
+use crate::inventory::{self, Home, Paths, USER_CONFIG_DIR, UserConfig};
 use crate::plugin::{self, Finding, PluginCommand, Report, Wording, quoted};
 use crate::plugin_args::PluginArgs;
 
@@ -369,10 +369,11 @@ fn writable(entry: &Entry, uid: u32, gids: &[u32]) -> bool {
 /// immutable and ~/.config is writable to them, unless the sticky bit protects it). Nothing is
 /// written and no link followed. (Renaming ~/.config itself, like `XDG_CONFIG_HOME`, is beyond
 /// what a locked directory can prevent; see docs/security.md.) `config_dir` is the directory as
-/// the inventory opened it: reached without a link, its own entry saves walking the path again,
-/// and so does `storage_conf`, the entry of the storage.conf it read by name there.
+/// the inventory opened it: reached without a link, its own entry and its parent's save walking
+/// the path again (and opening the home), and so does `storage_conf`, the entry of the
+/// storage.conf it read by name there.
 pub fn can_change_config(
-    home: &Tree,
+    home: &Home,
     config_dir: Option<&Tree>,
     storage_conf: Option<Entry>,
     uid: u32,
@@ -381,17 +382,20 @@ pub fn can_change_config(
     let error = |e: podsec_common::host::files::FileError| podsec_common::cli::error_chain(&e);
     let chain = match config_dir.filter(|dir| dir.is_direct()) {
         Some(dir) => vec![
-            home.entry(Path::new(USER_CONFIG_DIR).parent().unwrap_or(Path::new("")))
-                .map_err(error)?,
+            dir.parent_entry().map_err(error)?,
             Some(dir.own_entry().map_err(error)?),
             match storage_conf {
                 Some(entry) => Some(entry),
                 None => dir.entry(Path::new("storage.conf")).map_err(error)?,
             },
         ],
-        None => home
-            .walk(&Path::new(USER_CONFIG_DIR).join("storage.conf"))
-            .map_err(error)?,
+        None => match home.tree()? {
+            Some(home) => home
+                .walk(&Path::new(USER_CONFIG_DIR).join("storage.conf"))
+                .map_err(error)?,
+            // No home (any more): nothing of it walked, as for a missing ~/.config.
+            None => Vec::new(),
+        },
     };
     let (Some(Some(config)), Some(Some(containers))) = (chain.first(), chain.get(1)) else {
         // ~/.config or ~/.config/containers missing (or ~/.config not a directory): the user
@@ -704,13 +708,14 @@ mod tests {
         let me = nix::unistd::geteuid().as_raw();
         let other = me + 4242;
         let account = fixture.account("u", other, other);
-        let home = Tree::open(&account.home).unwrap().unwrap();
+        let home = Home::unopened(&account.home);
+        let home_tree = Tree::open(&account.home).unwrap().unwrap();
         // Each answer three times: from the walk of the path, from the directory as the
         // inventory opens it (its own entry when it was reached without a link), and with
         // storage.conf's entry as the inventory's read of it gives it.
         let check = |uid: u32| {
             let walked = can_change_config(&home, None, None, uid, &[uid]).unwrap();
-            let dir = home.subtree(Path::new(USER_CONFIG_DIR)).unwrap();
+            let dir = home_tree.subtree(Path::new(USER_CONFIG_DIR)).unwrap();
             let opened = can_change_config(&home, dir.as_ref(), None, uid, &[uid]).unwrap();
             let read = dir
                 .as_ref()
@@ -750,11 +755,17 @@ mod tests {
         std::fs::rename(&containers, account.home.join(".config/real")).unwrap();
         std::os::unix::fs::symlink("real", &containers).unwrap();
         assert!(check(other));
-        let dir = home.subtree(Path::new(USER_CONFIG_DIR)).unwrap().unwrap();
+        let dir = home_tree
+            .subtree(Path::new(USER_CONFIG_DIR))
+            .unwrap()
+            .unwrap();
         assert!(!dir.is_direct(), "reached through a link");
         std::fs::remove_file(&containers).unwrap();
         std::fs::rename(account.home.join(".config/real"), &containers).unwrap();
-        let dir = home.subtree(Path::new(USER_CONFIG_DIR)).unwrap().unwrap();
+        let dir = home_tree
+            .subtree(Path::new(USER_CONFIG_DIR))
+            .unwrap()
+            .unwrap();
         assert!(dir.is_direct());
         assert!(!check(other));
         // a link in place of storage.conf: never taken for the file it names (the read's entry

@@ -68,8 +68,8 @@ pub struct UserConfig {
     pub gids: Vec<u32>,
     pub in_podman: bool,
     pub in_podman_dev: bool,
-    /// The home directory, open (None when it does not exist).
-    pub home: Option<Tree>,
+    /// The home directory (None when the account's home is not an absolute path below `/`).
+    pub home: Option<Home>,
     /// `~/.config/containers`, open (None when it does not exist).
     pub config_dir: Option<Tree>,
     pub policy: Sourced<Policy>,
@@ -94,7 +94,41 @@ impl UserConfig {
     /// The storage, opened now (None when the graphroot does not exist). Not opened for every
     /// account up front: most checks do not need it.
     pub fn store(&self) -> Result<Option<ImageStore>, String> {
-        ImageStore::open(&self.storage, self.home.as_ref()).map_err(|e| error_chain(&e))
+        let home = self.home.as_ref().map(Home::tree).transpose()?.flatten();
+        ImageStore::open(&self.storage, home).map_err(|e| error_chain(&e))
+    }
+}
+
+/// A home directory, opened when first needed: check-policy reaches most homes only through
+/// `~/.config/containers`, opened from the directory that holds the homes.
+#[derive(Debug)]
+pub struct Home {
+    path: PathBuf,
+    tree: std::cell::OnceCell<Result<Option<Tree>, String>>,
+}
+
+impl Home {
+    pub(crate) fn opened(path: &Path, tree: Option<Tree>) -> Home {
+        Home {
+            path: path.to_path_buf(),
+            tree: std::cell::OnceCell::from(Ok(tree)),
+        }
+    }
+
+    pub(crate) fn unopened(path: &Path) -> Home {
+        Home {
+            path: path.to_path_buf(),
+            tree: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// The directory, open (None when it does not exist).
+    pub fn tree(&self) -> Result<Option<&Tree>, String> {
+        self.tree
+            .get_or_init(|| Tree::open(&self.path).map_err(|e| error_chain(&e)))
+            .as_ref()
+            .map(Option::as_ref)
+            .map_err(Clone::clone)
     }
 }
 
@@ -105,14 +139,17 @@ pub struct Candidate<'a> {
     pub in_podman: bool,
     pub in_podman_dev: bool,
     storage: &'a Location,
-    home: Option<&'a Tree>,
+    home: Option<&'a Home>,
 }
 
 impl Candidate<'_> {
     /// Whether the account has container storage (looked at only when asked). Storage that
     /// cannot be opened counts as present, so that the error is reported, not skipped.
     pub fn has_storage(&self) -> bool {
-        !matches!(ImageStore::open(self.storage, self.home), Ok(None))
+        match self.home.map(Home::tree).transpose() {
+            Ok(home) => !matches!(ImageStore::open(self.storage, home.flatten()), Ok(None)),
+            Err(_) => true,
+        }
     }
 }
 
@@ -182,6 +219,13 @@ impl HomeParents {
             Some(parent) => Tree::open_in(parent, path),
             None => Tree::open(path),
         }
+    }
+
+    /// `relative` below the home `path`, opened from its parent without opening the home (see
+    /// [`Tree::subtree_in`]); None when that way does not lead there.
+    fn subtree(&self, path: &Path, relative: &Path) -> Option<Tree> {
+        let parent = self.0.get(path.parent()?)?;
+        Tree::subtree_in(parent, path, relative)
     }
 }
 
@@ -329,18 +373,24 @@ fn user_config(
     let (system, system_storage) = (&plan.system, &plan.system_storage);
     let in_podman = groups.is_member(account, GROUP_PODMAN);
     let in_podman_dev = groups.is_member(account, GROUP_PODMAN_DEV);
-    let home = if account.home.is_absolute() && account.home != Path::new("/") {
-        plan.home_parents
-            .open(&account.home)
-            .map_err(|e| error_chain(&e))?
+    let (home, config_dir) = if account.home.is_absolute() && account.home != Path::new("/") {
+        let relative = Path::new(USER_CONFIG_DIR);
+        match plan.home_parents.subtree(&account.home, relative) {
+            Some(config_dir) => (Some(Home::unopened(&account.home)), Some(config_dir)),
+            None => {
+                let tree = plan
+                    .home_parents
+                    .open(&account.home)
+                    .map_err(|e| error_chain(&e))?;
+                let config_dir = match &tree {
+                    Some(tree) => tree.subtree(relative).map_err(|e| error_chain(&e))?,
+                    None => None,
+                };
+                (Some(Home::opened(&account.home, tree)), config_dir)
+            }
+        }
     } else {
-        None
-    };
-    let config_dir = match &home {
-        Some(home) => home
-            .subtree(Path::new(USER_CONFIG_DIR))
-            .map_err(|e| error_chain(&e))?,
-        None => None,
+        (None, None)
     };
     let mut storage_conf_entry = None;
     let (storage, own_storage_conf) = if account.uid == 0 {

@@ -200,6 +200,30 @@ impl Tree {
         }
     }
 
+    /// The subdirectory `relative` of the tree `path` would open, reached from `parent`, the
+    /// directory holding `path`, in one call, through no symbolic link at all (not even `path`
+    /// itself): a tree [`Tree::is_direct`] from `path`, without opening `path`. `None` when that
+    /// fails for any reason (a link on the way, something missing, no `openat2`): the caller
+    /// opens `path` and takes [`Tree::subtree`], which decides and words it.
+    pub fn subtree_in(parent: &impl AsFd, path: &Path, relative: &Path) -> Option<Tree> {
+        let name = path.file_name()?;
+        let flags =
+            rustix::fs::OFlags::from_bits_retain((DIR_FLAGS & !OFlag::O_NOFOLLOW).bits() as u32);
+        let fd = rustix::fs::openat2(
+            parent,
+            Path::new(name).join(relative),
+            flags,
+            rustix::fs::Mode::empty(),
+            ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS,
+        )
+        .ok()?;
+        Some(Tree {
+            fd,
+            path: path.join(relative),
+            direct: true,
+        })
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -229,6 +253,12 @@ impl Tree {
     /// [`Tree::own_entry`] is the entry of that path, and a check of the path needs no walk.
     pub fn is_direct(&self) -> bool {
         self.direct
+    }
+
+    /// The entry of the directory holding this tree's own (`..`), not following it. For a
+    /// tree [`Tree::is_direct`] from its parent tree, that is the parent path's entry.
+    pub fn parent_entry(&self) -> Result<Option<Entry>, FileError> {
+        entry_at(&self.fd, OsStr::new("..")).map_err(|e| io(&self.path.join(".."), e))
     }
 
     /// The entry of this tree's own directory, with its immutable attribute.
@@ -742,5 +772,40 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+    }
+
+    #[test]
+    fn a_subtree_opens_from_the_parent_of_its_tree_through_no_link() {
+        let parent = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(parent.path().join("alice/.config/containers")).unwrap();
+        std::fs::create_dir_all(parent.path().join("bob/.config/real")).unwrap();
+        symlink("real", parent.path().join("bob/.config/containers")).unwrap();
+        symlink("alice", parent.path().join("carol")).unwrap();
+        let fd = nix::fcntl::open(
+            parent.path(),
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .unwrap();
+        let relative = Path::new(".config/containers");
+        let alice = parent.path().join("alice");
+        let dir = Tree::subtree_in(&fd, &alice, relative).unwrap();
+        assert!(dir.is_direct());
+        assert_eq!(dir.path(), alice.join(relative));
+        // the same directory as the home's own subtree, and its parent is ~/.config
+        let home = Tree::open(&alice).unwrap().unwrap();
+        assert_eq!(
+            dir.own_entry().unwrap(),
+            home.entry(relative).unwrap().unwrap()
+        );
+        assert_eq!(
+            dir.parent_entry().unwrap(),
+            home.entry(Path::new(".config")).unwrap()
+        );
+        // a link anywhere on the way, the home itself included, or nothing there: not this way
+        for name in ["bob", "carol", "dave"] {
+            let path = parent.path().join(name);
+            assert!(Tree::subtree_in(&fd, &path, relative).is_none(), "{name}");
+        }
     }
 }
