@@ -1,3 +1,5 @@
+//! node.toml parsed, validated, written and read back, with the example every test of the crate starts from (EXAMPLE, example_with).
+
 use super::*;
 use std::os::unix::fs::MetadataExt;
 
