@@ -31,6 +31,10 @@ const DIR_FLAGS: OFlag = OFlag::O_PATH
     .union(OFlag::O_DIRECTORY)
     .union(OFlag::O_NOFOLLOW)
     .union(OFlag::O_CLOEXEC);
+/// The root of a tree: its path is trusted and followed (see [`Tree::open`]).
+const ROOT_FLAGS: OFlag = OFlag::O_PATH
+    .union(OFlag::O_DIRECTORY)
+    .union(OFlag::O_CLOEXEC);
 /// A directory opened to read its entries.
 const LIST_FLAGS: OFlag = OFlag::O_RDONLY
     .union(OFlag::O_DIRECTORY)
@@ -162,34 +166,22 @@ impl Tree {
     /// Opens `path` as the root of a tree; `None` when it does not exist. The path itself is
     /// trusted (it comes from the account database or a root-owned configuration) and followed.
     pub fn open(path: &Path) -> Result<Option<Tree>, FileError> {
-        match nix::fcntl::open(
-            path,
-            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        ) {
-            Ok(fd) => Ok(Some(Tree {
-                fd,
-                path: path.to_path_buf(),
-                direct: false,
-            })),
-            Err(Errno::ENOENT) => Ok(None),
-            Err(e) => Err(io(path, e)),
-        }
+        Tree::root(nix::fcntl::open(path, ROOT_FLAGS, Mode::empty()), path)
     }
 
     /// Like [`Tree::open`], with the directory holding `path` already open as `parent` (opened
     /// by its path, as [`Tree::open`] would have walked it): the directory of thousands of homes
     /// is looked up once, not once per home. The last component is followed, as there.
     pub fn open_in(parent: &impl AsFd, path: &Path) -> Result<Option<Tree>, FileError> {
-        let Some(name) = path.file_name() else {
-            return Tree::open(path);
-        };
-        match openat(
-            parent,
-            name,
-            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        ) {
+        match path.file_name() {
+            Some(name) => Tree::root(openat(parent, name, ROOT_FLAGS, Mode::empty()), path),
+            None => Tree::open(path),
+        }
+    }
+
+    /// The tree of an open of its root `path`.
+    fn root(opened: Result<OwnedFd, Errno>, path: &Path) -> Result<Option<Tree>, FileError> {
+        match opened {
             Ok(fd) => Ok(Some(Tree {
                 fd,
                 path: path.to_path_buf(),
