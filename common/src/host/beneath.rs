@@ -747,12 +747,7 @@ mod tests {
         std::fs::create_dir(parent.path().join("alice")).unwrap();
         std::fs::write(parent.path().join("alice/f"), "a").unwrap();
         symlink("alice", parent.path().join("link")).unwrap();
-        let fd = nix::fcntl::open(
-            parent.path(),
-            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .unwrap();
+        let fd = nix::fcntl::open(parent.path(), ROOT_FLAGS, Mode::empty()).unwrap();
         for name in ["alice", "link"] {
             let path = parent.path().join(name);
             let tree = Tree::open_in(&fd, &path).unwrap().unwrap();
@@ -773,12 +768,7 @@ mod tests {
         std::fs::create_dir_all(parent.path().join("bob/.config/real")).unwrap();
         symlink("real", parent.path().join("bob/.config/containers")).unwrap();
         symlink("alice", parent.path().join("carol")).unwrap();
-        let fd = nix::fcntl::open(
-            parent.path(),
-            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .unwrap();
+        let fd = nix::fcntl::open(parent.path(), ROOT_FLAGS, Mode::empty()).unwrap();
         let relative = Path::new(".config/containers");
         let alice = parent.path().join("alice");
         let dir = Tree::subtree_in(&fd, &alice, relative).unwrap();
