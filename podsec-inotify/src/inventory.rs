@@ -11,7 +11,6 @@
 //! files only, bounded sizes). The system files are read once and shared.
 
 use std::collections::HashMap;
-use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -185,7 +184,7 @@ impl System {
 
 /// The directories that hold several homes (`/home`), open once: each home is opened from
 /// there instead of by its whole path (ten thousand homes, ten thousand walks from `/`).
-struct HomeParents(HashMap<PathBuf, OwnedFd>);
+struct HomeParents(HashMap<PathBuf, Tree>);
 
 impl HomeParents {
     fn of(accounts: &[&Account]) -> HomeParents {
@@ -195,9 +194,6 @@ impl HomeParents {
                 *homes.entry(parent).or_default() += 1;
             }
         }
-        let flags = nix::fcntl::OFlag::O_PATH
-            | nix::fcntl::OFlag::O_DIRECTORY
-            | nix::fcntl::OFlag::O_CLOEXEC;
         HomeParents(
             homes
                 .into_iter()
@@ -205,9 +201,10 @@ impl HomeParents {
                 .filter_map(|(parent, _)| {
                     // One that cannot be opened is left to each home's own open, which words
                     // the error.
-                    nix::fcntl::open(parent, flags, nix::sys::stat::Mode::empty())
+                    Tree::open(parent)
                         .ok()
-                        .map(|fd| (parent.to_path_buf(), fd))
+                        .flatten()
+                        .map(|tree| (parent.to_path_buf(), tree))
                 })
                 .collect(),
         )

@@ -172,9 +172,9 @@ impl Tree {
     /// Like [`Tree::open`], with the directory holding `path` already open as `parent` (opened
     /// by its path, as [`Tree::open`] would have walked it): the directory of thousands of homes
     /// is looked up once, not once per home. The last component is followed, as there.
-    pub fn open_in(parent: &impl AsFd, path: &Path) -> Result<Option<Tree>, FileError> {
+    pub fn open_in(parent: &Tree, path: &Path) -> Result<Option<Tree>, FileError> {
         match path.file_name() {
-            Some(name) => Tree::root(openat(parent, name, ROOT_FLAGS, Mode::empty()), path),
+            Some(name) => Tree::root(openat(&parent.fd, name, ROOT_FLAGS, Mode::empty()), path),
             None => Tree::open(path),
         }
     }
@@ -197,18 +197,15 @@ impl Tree {
     /// itself): a tree [`Tree::is_direct`] from `path`, without opening `path`. `None` when that
     /// fails for any reason (a link on the way, something missing, no `openat2`): the caller
     /// opens `path` and takes [`Tree::subtree`], which decides and words it.
-    pub fn subtree_in(parent: &impl AsFd, path: &Path, relative: &Path) -> Option<Tree> {
+    pub fn subtree_in(parent: &Tree, path: &Path, relative: &Path) -> Option<Tree> {
         let name = path.file_name()?;
-        let flags =
-            rustix::fs::OFlags::from_bits_retain((DIR_FLAGS & !OFlag::O_NOFOLLOW).bits() as u32);
-        let fd = rustix::fs::openat2(
-            parent,
-            Path::new(name).join(relative),
-            flags,
-            rustix::fs::Mode::empty(),
-            ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS,
-        )
-        .ok()?;
+        let fd = parent
+            .open_beneath(
+                &Path::new(name).join(relative),
+                DIR_FLAGS,
+                ResolveFlags::NO_SYMLINKS,
+            )
+            .ok()?;
         Some(Tree {
             fd,
             path: path.join(relative),
@@ -747,15 +744,15 @@ mod tests {
         std::fs::create_dir(parent.path().join("alice")).unwrap();
         std::fs::write(parent.path().join("alice/f"), "a").unwrap();
         symlink("alice", parent.path().join("link")).unwrap();
-        let fd = nix::fcntl::open(parent.path(), ROOT_FLAGS, Mode::empty()).unwrap();
+        let holder = Tree::open(parent.path()).unwrap().unwrap();
         for name in ["alice", "link"] {
             let path = parent.path().join(name);
-            let tree = Tree::open_in(&fd, &path).unwrap().unwrap();
+            let tree = Tree::open_in(&holder, &path).unwrap().unwrap();
             assert_eq!(tree.path(), path);
             assert_eq!(tree.read(Path::new("f"), 10).unwrap().unwrap(), b"a");
         }
         assert!(
-            Tree::open_in(&fd, &parent.path().join("bob"))
+            Tree::open_in(&holder, &parent.path().join("bob"))
                 .unwrap()
                 .is_none()
         );
@@ -768,10 +765,10 @@ mod tests {
         std::fs::create_dir_all(parent.path().join("bob/.config/real")).unwrap();
         symlink("real", parent.path().join("bob/.config/containers")).unwrap();
         symlink("alice", parent.path().join("carol")).unwrap();
-        let fd = nix::fcntl::open(parent.path(), ROOT_FLAGS, Mode::empty()).unwrap();
+        let holder = Tree::open(parent.path()).unwrap().unwrap();
         let relative = Path::new(".config/containers");
         let alice = parent.path().join("alice");
-        let dir = Tree::subtree_in(&fd, &alice, relative).unwrap();
+        let dir = Tree::subtree_in(&holder, &alice, relative).unwrap();
         assert!(dir.is_direct());
         assert_eq!(dir.path(), alice.join(relative));
         // the same directory as the home's own subtree, and its parent is ~/.config
@@ -787,7 +784,10 @@ mod tests {
         // a link anywhere on the way, the home itself included, or nothing there: not this way
         for name in ["bob", "carol", "dave"] {
             let path = parent.path().join(name);
-            assert!(Tree::subtree_in(&fd, &path, relative).is_none(), "{name}");
+            assert!(
+                Tree::subtree_in(&holder, &path, relative).is_none(),
+                "{name}"
+            );
         }
     }
 }
