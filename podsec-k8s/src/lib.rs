@@ -7,6 +7,7 @@ use podsec_common::i18n::Catalogue;
 use u7s::{kubelet, nsenter_u7s, rootlessctl, rootlesskit, start_stop, systemctl};
 
 mod k8s_save_oci;
+mod k8s_upgrade;
 pub mod node_config;
 mod u7s;
 pub mod u7s_kubeadm;
@@ -21,6 +22,7 @@ pub const PACKAGE: Package = Package {
     commands: &[
         command!(u7s_kubeadm, aliases = ["kubeadm"]),
         command!(k8s_save_oci),
+        command!(k8s_upgrade),
         command!(nsenter_u7s, u7s_libexec),
         command!(rootlessctl, u7s_libexec),
         command!(systemctl, u7s_libexec),

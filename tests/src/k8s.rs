@@ -43,6 +43,11 @@ rules:
 
 /// `${PODSEC_K8S_CACHE:-$HOME/.cache/podsec/k8s}/<VERSION>/bin`.
 pub fn bin_dir() -> PathBuf {
+    bin_dir_of(VERSION)
+}
+
+/// The same for another version `scripts/k8s-bins VERSION ...` built (the upgrade test's).
+pub fn bin_dir_of(version: &str) -> PathBuf {
     let base = std::env::var_os("PODSEC_K8S_CACHE")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
@@ -50,18 +55,23 @@ pub fn bin_dir() -> PathBuf {
             PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into()))
                 .join(".cache/podsec/k8s")
         });
-    base.join(VERSION).join("bin")
+    base.join(version).join("bin")
 }
 
 /// A built component (`kube-apiserver`, `kube-controller-manager`, `kubeadm`, `kubectl`,
 /// `etcd`); an error telling to run scripts/k8s-bins when it is missing.
 pub fn binary(name: &str) -> Result<PathBuf> {
+    binary_of(VERSION, name)
+}
+
+/// A built component of `version`.
+pub fn binary_of(version: &str, name: &str) -> Result<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
-    let path = bin_dir().join(name);
+    let path = bin_dir_of(version).join(name);
     match std::fs::metadata(&path) {
         Ok(meta) if meta.is_file() && meta.permissions().mode() & 0o111 != 0 => Ok(path),
         _ => bail!(
-            "{} is missing: run scripts/k8s-bins first (it builds Kubernetes {VERSION} once and caches it; `make test` does)",
+            "{} is missing: run scripts/k8s-bins first (it builds Kubernetes {version} once and caches it; `make test` does)",
             path.display()
         ),
     }

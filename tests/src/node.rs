@@ -76,8 +76,14 @@ pub fn crio() -> Result<(PathBuf, PathBuf)> {
 /// The signed-to-be system images: `scripts/node-images` builds the archive once (cached) and
 /// prints its path last.
 pub fn images_archive() -> Result<PathBuf> {
+    images_archive_of(k8s::VERSION)
+}
+
+/// The archive of the system images of Kubernetes `version` (`scripts/node-images VERSION`).
+pub fn images_archive_of(version: &str) -> Result<PathBuf> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/node-images");
     let out = Command::new(&script)
+        .arg(version)
         .output()
         .with_context(|| format!("cannot run {}", script.display()))?;
     if !out.status.success() {
@@ -320,14 +326,38 @@ impl RealNode {
         RealNode::provision_with(host, trust, Images::Prebuilt)
     }
 
+    /// Everything up to `kubeadm init` in the test sandbox, with kubeadm, kubelet, kubectl and
+    /// the system images of Kubernetes `version` (not the pinned one: the upgrade test's).
+    pub fn prepare_at(version: &str) -> Result<RealNode> {
+        let sandbox = Sandbox::start(&Options {
+            name: Some("node".into()),
+            addresses: vec![format!("{NODE_IP}/32"), format!("{REGISTRY_IP}/32")],
+        })?;
+        RealNode::provision_version(
+            NodeHost::Sandbox(sandbox),
+            Trust::Server,
+            Images::Prebuilt,
+            version,
+        )
+    }
+
     /// As `provision`, registry.local loaded from `images` on a server.
     pub fn provision_with(host: NodeHost, trust: Trust, images: Images) -> Result<RealNode> {
+        RealNode::provision_version(host, trust, images, k8s::VERSION)
+    }
+
+    fn provision_version(
+        host: NodeHost,
+        trust: Trust,
+        images: Images,
+        version: &str,
+    ) -> Result<RealNode> {
         let (crio, pinns) = crio()?;
         let mut bins = Vec::new();
         for name in ["kubeadm", "kubectl", "kubelet"] {
-            bins.push((name, std::fs::canonicalize(k8s::binary(name)?)?));
+            bins.push((name, std::fs::canonicalize(k8s::binary_of(version, name)?)?));
         }
-        let archive = images_archive()?;
+        let archive = images_archive_of(version)?;
         let install = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/install-commands");
         let share = host.share();
         std::fs::copy(&archive, share.join("amd64.tar.xz"))?;

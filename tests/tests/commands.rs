@@ -19,6 +19,7 @@ const COMMANDS: &[(&str, &str, bool)] = &[
     ("podsec-get-platform", "podsec", false),
     ("podsec-u7s-kubeadm", "podsec-k8s", true),
     ("podsec-k8s-save-oci", "podsec-k8s", true),
+    ("podsec-k8s-upgrade", "podsec-k8s", true),
     ("podsec-k8s-rbac-create-user", "podsec-k8s-rbac", true),
     (
         "podsec-k8s-rbac-create-kubeconfig",
@@ -65,6 +66,7 @@ fn valid_args(name: &str) -> &'static [&'static str] {
         "podsec-load-sign-oci" => &["a.tar.xz", "amd64", "me@example.com"],
         "podsec-save-oci" => &["/tmp/x", "amd64", "busybox"],
         "podsec-k8s-save-oci" => &["/tmp/x", "amd64"],
+        "podsec-k8s-upgrade" => &["plan"],
         "podsec-u7s-kubeadm" => &["init"],
         "podsec-k8s-rbac-create-user" | "podsec-k8s-rbac-create-kubeconfig" => &["alice"],
         "podsec-k8s-rbac-create-remoteplace" => &["192.0.2.1"],

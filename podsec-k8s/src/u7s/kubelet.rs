@@ -102,11 +102,16 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
     wait_socket(&paths.crio_socket(), CRIO_TIMEOUT)?;
     let config_file = paths.kubelet_dir().join("config.yaml");
     let text = wait_kubelet_config(&config_file, CONFIG_TIMEOUT)?;
-    let merged =
-        merge_config(&text, &paths, CgroupVersion::detect()).map_err(|message| Error::BadFile {
-            path: config_file.clone(),
-            message,
-        })?;
+    let merged = merge_config(
+        &text,
+        &paths,
+        CgroupVersion::detect(),
+        config.kubernetes_version,
+    )
+    .map_err(|message| Error::BadFile {
+        path: config_file.clone(),
+        message,
+    })?;
     if merged != text {
         files::write_atomic(&config_file, merged.as_bytes(), 0o644, Default::default())?;
     }
@@ -246,13 +251,24 @@ pub fn parse_kubeadm_flags(text: &str) -> Result<Vec<String>, String> {
     Ok(flags)
 }
 
+/// The first release with the InPlacePodVerticalScaling gate (alpha; on by default from 1.33).
+const IN_PLACE_RESIZE_GATE: KubeVersion = KubeVersion {
+    major: 1,
+    minor: 27,
+    patch: 0,
+};
+
 /// kubeadm's KubeletConfiguration with what a kubelet in a user namespace needs (upstream's
 /// settings), merged key by key: feature gates and eviction thresholds already there stay.
 /// Per-QoS cgroups only where the host delegates a cgroup v2 subtree (see [`CgroupVersion`]).
+/// Without them pods have no cgroup to resize: in-place pod resize is switched off, or the
+/// 1.33 kubelet dereferences the missing pod memory limit and crashes (it tries a resize of the
+/// pods an older kubelet started, after an upgrade).
 pub fn merge_config(
     text: &str,
     paths: &U7sPaths,
     cgroups: CgroupVersion,
+    version: KubeVersion,
 ) -> Result<String, String> {
     let mut document: Value = if text.trim().is_empty() {
         Value::Mapping(Mapping::new())
@@ -282,14 +298,22 @@ pub fn merge_config(
     for (name, value) in scalars {
         root.insert(key(name), value);
     }
-    for (map, name, value) in [
+    let mut entries = vec![
         ("featureGates", "KubeletInUserNamespace", Value::Bool(true)),
         (
             "evictionHard",
             "nodefs.available",
             Value::String("3%".into()),
         ),
-    ] {
+    ];
+    if !cgroups.per_qos_cgroups() && version >= IN_PLACE_RESIZE_GATE {
+        entries.push((
+            "featureGates",
+            "InPlacePodVerticalScaling",
+            Value::Bool(false),
+        ));
+    }
+    for (map, name, value) in entries {
         let entry = root
             .entry(key(map))
             .or_insert(Value::Mapping(Mapping::new()));
@@ -320,9 +344,10 @@ mod tests {
     fn merging_keeps_existing_feature_gates_and_settings() {
         let paths = U7sPaths::new(990, "/var/lib/u7s-admin");
         let kubeadm = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nclusterDNS:\n- 10.96.0.10\nfeatureGates:\n  GracefulNodeShutdown: true\nevictionHard:\n  memory.available: 100Mi\ncgroupDriver: systemd\n";
-        let merged: Value =
-            serde_norway::from_str(&merge_config(kubeadm, &paths, CgroupVersion::V2).unwrap())
-                .unwrap();
+        let merged: Value = serde_norway::from_str(
+            &merge_config(kubeadm, &paths, CgroupVersion::V2, v133()).unwrap(),
+        )
+        .unwrap();
         assert_eq!(
             merged["featureGates"]["GracefulNodeShutdown"],
             Value::Bool(true)
@@ -347,12 +372,49 @@ mod tests {
             Some("/var/lib/u7s-admin/.local/share/usernetes/kubelet-plugins-exec")
         );
         // Merging again changes nothing (no rewrite at every restart).
-        let once = merge_config(kubeadm, &paths, CgroupVersion::V2).unwrap();
+        let once = merge_config(kubeadm, &paths, CgroupVersion::V2, v133()).unwrap();
         assert_eq!(
-            merge_config(&once, &paths, CgroupVersion::V2).unwrap(),
+            merge_config(&once, &paths, CgroupVersion::V2, v133()).unwrap(),
             once
         );
-        assert!(merge_config("- a list", &paths, CgroupVersion::V2).is_err());
+        assert!(merge_config("- a list", &paths, CgroupVersion::V2, v133()).is_err());
+    }
+
+    fn v133() -> KubeVersion {
+        "v1.33.13".parse().unwrap()
+    }
+
+    #[test]
+    fn in_place_resize_is_off_where_pods_have_no_cgroup() {
+        let paths = U7sPaths::new(990, "/var/lib/u7s-admin");
+        let kubeadm = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nfeatureGates:\n  InPlacePodVerticalScaling: true\n";
+        let gate = |cgroups, version: &str| {
+            let merged: Value = serde_norway::from_str(
+                &merge_config(kubeadm, &paths, cgroups, version.parse().unwrap()).unwrap(),
+            )
+            .unwrap();
+            merged["featureGates"]["InPlacePodVerticalScaling"].clone()
+        };
+        assert_eq!(gate(CgroupVersion::V1, "v1.33.13"), Value::Bool(false));
+        assert_eq!(gate(CgroupVersion::V1, "v1.27.0"), Value::Bool(false));
+        // Where pods have cgroups, kubeadm's (the administrator's) choice stays.
+        assert_eq!(gate(CgroupVersion::V2, "v1.33.13"), Value::Bool(true));
+        // 1.26 has no such gate: naming it would stop its kubelet.
+        let merged: Value = serde_norway::from_str(
+            &merge_config(
+                "kind: KubeletConfiguration\n",
+                &paths,
+                CgroupVersion::V1,
+                "v1.26.15".parse().unwrap(),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        assert!(
+            merged["featureGates"]
+                .get("InPlacePodVerticalScaling")
+                .is_none()
+        );
     }
 
     #[test]
@@ -361,7 +423,8 @@ mod tests {
         let kubeadm = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\ncgroupsPerQOS: true\n";
         for (cgroups, per_qos) in [(CgroupVersion::V1, false), (CgroupVersion::V2, true)] {
             let merged: Value =
-                serde_norway::from_str(&merge_config(kubeadm, &paths, cgroups).unwrap()).unwrap();
+                serde_norway::from_str(&merge_config(kubeadm, &paths, cgroups, v133()).unwrap())
+                    .unwrap();
             assert_eq!(merged["cgroupsPerQOS"], Value::Bool(per_qos), "{cgroups:?}");
             assert_eq!(
                 merged["enforceNodeAllocatable"],

@@ -210,6 +210,31 @@ impl Runtime {
         }
     }
 
+    /// Restarts the kubelet, so that it runs the installed binary and configuration (a
+    /// Kubernetes upgrade); with `whole`, the namespace and CRI-O first (a new pause image).
+    pub fn restart(&self, whole: bool) -> Result<(), RuntimeError> {
+        match self.launch {
+            Launch::Systemd => {
+                let mut args = self.systemctl_user_args();
+                args.push("restart".into());
+                if whole {
+                    args.push(UserUnit::Rootlesskit.name().into());
+                }
+                args.push(UserUnit::Kubelet.name().into());
+                self.systemctl(&args)?;
+                self.wait_ready(None).map(|_| ())
+            }
+            Launch::Direct => {
+                if whole {
+                    self.stop()?;
+                } else {
+                    self.stop_direct(UserUnit::Kubelet)?;
+                }
+                self.start(Units::All).map(|_| ())
+            }
+        }
+    }
+
     /// The namespace's child pid if it is ready now (handshake and ports).
     pub fn ready(&self) -> Result<i32, String> {
         rootlesskit::readiness(&self.paths, &self.config.published_ports())

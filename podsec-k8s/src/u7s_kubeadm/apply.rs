@@ -124,7 +124,7 @@ pub fn check_kubeconfig(text: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn patch_audit() -> Result<(), String> {
+pub(crate) fn patch_audit() -> Result<(), String> {
     let manifests =
         SafeDir::open(Path::new("/etc/kubernetes/manifests")).map_err(|e| e.to_string())?;
     let text = manifests

@@ -75,16 +75,24 @@ pub fn detect_installed() -> Installed {
 }
 
 impl Installed {
-    /// The components whose minor is not `minor`.
+    /// The components whose minor is not `minor`. CRI-O may be one minor ahead: a node whose
+    /// runtime has been upgraded before its Kubernetes (podsec-k8s-upgrade), the CRI API being
+    /// the same v1 on both sides.
     pub fn missing(&self, minor: Minor) -> Vec<&'static str> {
+        let next = Minor {
+            major: minor.major,
+            minor: minor.minor + 1,
+        };
         [
-            ("kubeadm", self.kubeadm),
-            ("kubelet", self.kubelet),
-            ("cri-o", self.crio),
+            ("kubeadm", self.kubeadm, None),
+            ("kubelet", self.kubelet, None),
+            ("cri-o", self.crio, Some(next)),
         ]
         .into_iter()
-        .filter(|(_, v)| v.is_none_or(|v| v.minor_line() != minor))
-        .map(|(name, _)| name)
+        .filter(|(_, v, ahead)| {
+            v.is_none_or(|v| v.minor_line() != minor && Some(v.minor_line()) != *ahead)
+        })
+        .map(|(name, _, _)| name)
         .collect()
     }
 }
@@ -330,6 +338,19 @@ mod tests {
                 .contains("kubeadm, kubelet, cri-o of Kubernetes v1.30 are not installed"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn cri_o_may_be_one_minor_ahead_never_behind_or_further() {
+        let with_crio = |crio: &str| Installed {
+            kubeadm: v("1.32.13"),
+            kubelet: v("1.32.13"),
+            crio: v(crio),
+        };
+        assert!(with_crio("1.32.4").missing(Minor::new(32)).is_empty());
+        assert!(with_crio("1.33.2").missing(Minor::new(32)).is_empty());
+        assert_eq!(with_crio("1.34.0").missing(Minor::new(32)), ["cri-o"]);
+        assert_eq!(with_crio("1.31.9").missing(Minor::new(32)), ["cri-o"]);
     }
 
     #[test]

@@ -1,0 +1,198 @@
+//! The side effects of an upgrade, behind one trait so the order of the steps, the resumption
+//! and the refusals are unit-tested with a recording fake (tests.rs); [`RealHost`] is the node.
+
+use std::path::Path;
+use std::process::Stdio;
+
+use podsec_common::msg;
+
+use super::journal::{JOURNAL_PATH, Journal};
+use crate::node_config::{NODE_CONFIG_PATH, NodeConfig};
+use crate::u7s_kubeadm::packages::{self, Installed};
+use crate::u7s_kubeadm::runtime::{InstalledRuntime, Runtime};
+use crate::u7s_kubeadm::versions::Minor;
+
+pub trait UpgradeHost {
+    /// The versions of the installed kubeadm, kubelet and CRI-O.
+    fn installed(&self) -> Installed;
+    /// Installs kubeadm and the kubelet of `minor` (ALT's packages); an error elsewhere.
+    fn install_packages(&self, minor: Minor) -> Result<(), String>;
+    /// `argv` inside the u7s namespace; its standard output.
+    fn output(&self, argv: &[String]) -> Result<String, String>;
+    /// `argv` inside the u7s namespace, its output going to the administrator's terminal.
+    fn run(&self, argv: &[String]) -> Result<(), String>;
+    /// podsec's audit settings in the kube-apiserver manifest (idempotent).
+    fn patch_audit(&self) -> Result<(), String>;
+    /// Replaces node.toml.
+    fn save_node_config(&self, config: &NodeConfig) -> Result<(), String>;
+    /// Restarts the kubelet; with `whole`, the namespace and CRI-O too.
+    fn restart(&self, whole: bool) -> Result<(), String>;
+    /// `kubectl apply` of `manifest` inside the namespace with `kubeconfig`.
+    fn apply_manifest(&self, kubeconfig: &str, manifest: &str) -> Result<(), String>;
+    fn save_journal(&self, journal: &Journal) -> Result<(), String>;
+    fn remove_journal(&self) -> Result<(), String>;
+    /// A progress line for the administrator.
+    fn say(&self, line: &str);
+    fn pause(&self, seconds: u64);
+}
+
+/// The node this command runs on.
+pub struct RealHost {
+    runtime: InstalledRuntime,
+    alt: bool,
+}
+
+impl RealHost {
+    pub fn new(alt: bool) -> RealHost {
+        RealHost {
+            runtime: InstalledRuntime::new(),
+            alt,
+        }
+    }
+
+    pub fn namespace_running(&self) -> bool {
+        self.runtime.is_running()
+    }
+}
+
+fn first_line(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(3)..].join(" | ")
+}
+
+impl UpgradeHost for RealHost {
+    fn installed(&self) -> Installed {
+        packages::detect_installed()
+    }
+
+    fn install_packages(&self, minor: Minor) -> Result<(), String> {
+        if !self.alt {
+            return Err(msg!(
+                "this distribution has no packages podsec can install: install kubeadm and the kubelet of Kubernetes {minor} as /usr/bin/kubeadm and /usr/bin/kubelet, then run this command again"
+            ));
+        }
+        let names: Vec<String> = packages::package_names(minor)
+            .into_iter()
+            .filter(|n| n.ends_with("-kubeadm") || n.ends_with("-kubelet"))
+            .collect();
+        for argv in [
+            vec!["apt-get".to_string(), "update".to_string()],
+            ["apt-get", "install", "-y"]
+                .iter()
+                .map(|s| s.to_string())
+                .chain(names)
+                .collect(),
+        ] {
+            let status = std::process::Command::new(&argv[0])
+                .args(&argv[1..])
+                .status()
+                .map_err(|e| msg!("cannot run {}: {e}", argv[0]))?;
+            if !status.success() {
+                return Err(msg!("{} failed: {status}", argv.join(" ")));
+            }
+        }
+        Ok(())
+    }
+
+    fn output(&self, argv: &[String]) -> Result<String, String> {
+        let output = self
+            .runtime
+            .in_namespace(argv)
+            .map_err(|e| e.to_string())?
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| msg!("cannot run {}: {e}", argv[0]))?;
+        if !output.status.success() {
+            return Err(msg!(
+                "{} failed ({}): {}",
+                argv[..argv.len().min(4)].join(" "),
+                output.status,
+                first_line(&output.stderr)
+            ));
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
+    fn run(&self, argv: &[String]) -> Result<(), String> {
+        let status = self
+            .runtime
+            .in_namespace(argv)
+            .map_err(|e| e.to_string())?
+            .stdin(Stdio::null())
+            .status()
+            .map_err(|e| msg!("cannot run {}: {e}", argv[0]))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(msg!("{} failed: {status}", argv.join(" ")))
+        }
+    }
+
+    fn patch_audit(&self) -> Result<(), String> {
+        crate::u7s_kubeadm::apply::patch_audit()
+    }
+
+    fn save_node_config(&self, config: &NodeConfig) -> Result<(), String> {
+        config
+            .save(Path::new(NODE_CONFIG_PATH))
+            .map_err(|e| e.to_string())
+    }
+
+    fn restart(&self, whole: bool) -> Result<(), String> {
+        let config = NodeConfig::load_default().map_err(|e| e.to_string())?;
+        crate::u7s::runtime::Runtime::new(&config)
+            .and_then(|runtime| runtime.restart(whole))
+            .map_err(|e| e.to_string())
+    }
+
+    fn apply_manifest(&self, kubeconfig: &str, manifest: &str) -> Result<(), String> {
+        use std::io::Write;
+        let argv: Vec<String> = ["kubectl", "--kubeconfig", kubeconfig, "apply", "-f", "-"]
+            .map(String::from)
+            .to_vec();
+        let mut child = self
+            .runtime
+            .in_namespace(&argv)
+            .map_err(|e| e.to_string())?
+            .stdin(Stdio::piped())
+            .stdout(Stdio::inherit())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| msg!("cannot run kubectl: {e}"))?;
+        let written = child
+            .stdin
+            .take()
+            .map(|mut stdin| stdin.write_all(manifest.as_bytes()));
+        let output = child
+            .wait_with_output()
+            .map_err(|e| msg!("kubectl apply: {e}"))?;
+        match written {
+            Some(Err(e)) => Err(msg!("kubectl apply: {e}")),
+            _ if !output.status.success() => Err(msg!(
+                "kubectl apply failed ({}): {}",
+                output.status,
+                first_line(&output.stderr)
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    fn save_journal(&self, journal: &Journal) -> Result<(), String> {
+        journal
+            .save(Path::new(JOURNAL_PATH))
+            .map_err(|e| e.to_string())
+    }
+
+    fn remove_journal(&self) -> Result<(), String> {
+        Journal::remove(Path::new(JOURNAL_PATH)).map_err(|e| e.to_string())
+    }
+
+    fn say(&self, line: &str) {
+        println!("podsec-k8s-upgrade: {line}");
+    }
+
+    fn pause(&self, seconds: u64) {
+        std::thread::sleep(std::time::Duration::from_secs(seconds));
+    }
+}
