@@ -42,6 +42,11 @@ const USER: &str = "u7s-admin";
 const SUBIDS: &str = "200000-265535";
 const STORE: &str = "/var/lib/u7s-admin/.local/share/usernetes/containers";
 
+/// The value of a step a node test cannot go on without; its error, whole, as the panic.
+pub fn panic_on<T>(result: Result<T>) -> T {
+    result.unwrap_or_else(|e| panic!("{e:#}"))
+}
+
 /// The directory of the third-party binaries no registry serves here (test infrastructure).
 pub fn shared_bin() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/bin")

@@ -18,7 +18,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use podsec_tests::cluster::{Cluster, endpoint, node_ip, node_name};
-use podsec_tests::node::{NODE_IP, NODE_NAME, PLATFORM, RealNode};
+use podsec_tests::node::{NODE_IP, NODE_NAME, PLATFORM, RealNode, panic_on};
 
 const WORKER_NAME: &str = "node2";
 
@@ -47,10 +47,6 @@ spec:
         pod(NODE_NAME),
         pod(WORKER_NAME)
     )
-}
-
-fn panic_on<T>(result: anyhow::Result<T>) -> T {
-    result.unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 /// Waits until every pod whose name starts with one of `prefixes` and runs on `node` is ready.

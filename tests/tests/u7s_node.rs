@@ -10,7 +10,9 @@
 
 use std::time::Duration;
 
-use podsec_tests::node::{FOREIGN_POD, NODE_IP, NODE_NAME, PLATFORM, Pod, RealNode, UNSIGNED_POD};
+use podsec_tests::node::{
+    FOREIGN_POD, NODE_IP, NODE_NAME, PLATFORM, Pod, RealNode, UNSIGNED_POD, panic_on,
+};
 use podsec_tests::u7s::text;
 
 /// The workload: a signed busybox serving a page, a Service by name and a NodePort.
@@ -35,10 +37,6 @@ spec:
   selector: {app: web}
   ports: [{port: 80, targetPort: 8080, nodePort: 31080}]
 "#;
-
-fn panic_on<T>(result: anyhow::Result<T>) -> T {
-    result.unwrap_or_else(|e| panic!("{e:#}"))
-}
 
 #[test]
 fn a_rootless_node_runs_signed_pods_refuses_unsigned_ones_and_leaves_nothing_behind() {

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use podsec_tests::node::{NODE_NAME, RealNode, UNSIGNED_POD};
+use podsec_tests::node::{NODE_NAME, RealNode, UNSIGNED_POD, panic_on};
 
 const USER: &str = "u7s-admin";
 
@@ -23,10 +23,6 @@ spec:
     image: registry.local/c10f/busybox:1.35
     command: ["/bin/sh", "-c", "echo podsec web ready && exec sleep 36000"]
 "#;
-
-fn panic_on<T>(result: anyhow::Result<T>) -> T {
-    result.unwrap_or_else(|e| panic!("{e:#}"))
-}
 
 /// `systemctl --user -M u7s-admin@ ARGS` from root, stdout trimmed.
 fn user_manager(node: &RealNode, args: &str) -> String {

@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use podsec_tests::k8s;
-use podsec_tests::node::{EMAIL, MAKER, NODE_IP, NODE_NAME, PLATFORM, RealNode};
+use podsec_tests::node::{EMAIL, MAKER, NODE_IP, NODE_NAME, PLATFORM, RealNode, panic_on};
 use podsec_tests::u7s::{ADMIN_PATH, text};
 
 const FROM: &str = "v1.32.13";
@@ -44,10 +44,6 @@ spec:
   selector: {app: web}
   ports: [{port: 80, targetPort: 8080, nodePort: 31080}]
 "#;
-
-fn panic_on<T>(result: anyhow::Result<T>) -> T {
-    result.unwrap_or_else(|e| panic!("{e:#}"))
-}
 
 fn page(node: &RealNode) -> String {
     node.root_ok(&format!(

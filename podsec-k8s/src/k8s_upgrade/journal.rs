@@ -92,6 +92,15 @@ impl Journal {
         self.done.contains(&step)
     }
 
+    /// The steps done, for messages: `packages, images`.
+    pub fn done_names(&self) -> String {
+        self.done
+            .iter()
+            .map(|s| s.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     pub fn to_toml(&self) -> String {
         let body = toml::to_string(self).expect("a journal serialises");
         format!(

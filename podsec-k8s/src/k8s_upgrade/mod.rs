@@ -173,12 +173,7 @@ fn plan(upgrade: &Upgrade, host: &RealHost) -> String {
         out.push_str(&msg!(
             "In progress: the upgrade to {} (done: {}); finish it: podsec-k8s-upgrade {}\n",
             journal.target,
-            journal
-                .done
-                .iter()
-                .map(|s| s.name())
-                .collect::<Vec<_>>()
-                .join(", "),
+            journal.done_names(),
             match journal.mode {
                 Mode::Apply => format!("apply {}", journal.target),
                 Mode::Node => "node".to_string(),

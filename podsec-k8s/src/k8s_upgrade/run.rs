@@ -166,12 +166,7 @@ impl Upgrade<'_> {
                 self.host.say(&msg!(
                     "resuming the upgrade to {} (done: {})",
                     journal.target,
-                    journal
-                        .done
-                        .iter()
-                        .map(|s| s.name())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    journal.done_names()
                 ));
                 journal
             }

@@ -275,15 +275,7 @@ impl UpgradeHost for FakeNode {
     }
 
     fn save_journal(&self, journal: &Journal) -> Result<(), String> {
-        self.record(format!(
-            "journal {}",
-            journal
-                .done
-                .iter()
-                .map(|s| s.name())
-                .collect::<Vec<_>>()
-                .join(",")
-        ));
+        self.record(format!("journal {}", journal.done_names()));
         *self.journal.borrow_mut() = Some(journal.clone());
         Ok(())
     }
