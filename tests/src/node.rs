@@ -111,6 +111,14 @@ pub fn images_archive_of(version: &str) -> Result<PathBuf> {
     Ok(path)
 }
 
+/// The test sandbox of a node: the node's address and registry.local's.
+fn node_sandbox() -> Result<Sandbox> {
+    Sandbox::start(&Options {
+        name: Some("node".into()),
+        addresses: vec![format!("{NODE_IP}/32"), format!("{REGISTRY_IP}/32")],
+    })
+}
+
 /// The host a node runs on.
 pub enum NodeHost {
     /// The test sandbox: no systemd, the runtime starts its units directly.
@@ -279,11 +287,7 @@ pub struct RealNode {
 impl RealNode {
     /// Everything up to (not including) `kubeadm init`, in the test sandbox.
     pub fn prepare() -> Result<RealNode> {
-        let sandbox = Sandbox::start(&Options {
-            name: Some("node".into()),
-            addresses: vec![format!("{NODE_IP}/32"), format!("{REGISTRY_IP}/32")],
-        })?;
-        RealNode::provision(NodeHost::Sandbox(sandbox), Trust::Server)
+        RealNode::provision(NodeHost::Sandbox(node_sandbox()?), Trust::Server)
     }
 
     /// Everything up to (not including) `kubeadm init`, on a machine with systemd as PID 1.
@@ -315,12 +319,8 @@ impl RealNode {
     /// Everything up to `kubeadm init`, in the test sandbox, with registry.local loaded from
     /// the archive `podsec-k8s-save-oci` made (the offline install).
     pub fn prepare_offline() -> Result<RealNode> {
-        let sandbox = Sandbox::start(&Options {
-            name: Some("node".into()),
-            addresses: vec![format!("{NODE_IP}/32"), format!("{REGISTRY_IP}/32")],
-        })?;
         RealNode::provision_with(
-            NodeHost::Sandbox(sandbox),
+            NodeHost::Sandbox(node_sandbox()?),
             Trust::Server,
             Images::SavedByK8sSaveOci,
         )
@@ -334,12 +334,8 @@ impl RealNode {
     /// Everything up to `kubeadm init` in the test sandbox, with kubeadm, kubelet, kubectl and
     /// the system images of Kubernetes `version` (not the pinned one: the upgrade test's).
     pub fn prepare_at(version: &str) -> Result<RealNode> {
-        let sandbox = Sandbox::start(&Options {
-            name: Some("node".into()),
-            addresses: vec![format!("{NODE_IP}/32"), format!("{REGISTRY_IP}/32")],
-        })?;
         RealNode::provision_version(
-            NodeHost::Sandbox(sandbox),
+            NodeHost::Sandbox(node_sandbox()?),
             Trust::Server,
             Images::Prebuilt,
             version,

@@ -55,7 +55,8 @@ impl RealHost {
     }
 }
 
-fn first_line(bytes: &[u8]) -> String {
+/// The last three lines of a program's messages, on one line.
+fn last_lines(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(bytes);
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     lines[lines.len().saturating_sub(3)..].join(" | ")
@@ -72,18 +73,15 @@ impl UpgradeHost for RealHost {
                 "this distribution has no packages podsec can install: install kubeadm and the kubelet of Kubernetes {minor} as /usr/bin/kubeadm and /usr/bin/kubelet, then run this command again"
             ));
         }
-        let names: Vec<String> = packages::package_names(minor)
-            .into_iter()
-            .filter(|n| n.ends_with("-kubeadm") || n.ends_with("-kubelet"))
-            .collect();
-        for argv in [
-            vec!["apt-get".to_string(), "update".to_string()],
-            ["apt-get", "install", "-y"]
-                .iter()
-                .map(|s| s.to_string())
-                .chain(names)
+        let plan = packages::PackagePlan {
+            minor,
+            install: packages::package_names(minor)
+                .into_iter()
+                .filter(|n| n.ends_with("-kubeadm") || n.ends_with("-kubelet"))
                 .collect(),
-        ] {
+            notes: Vec::new(),
+        };
+        for argv in plan.commands() {
             let status = std::process::Command::new(&argv[0])
                 .args(&argv[1..])
                 .status()
@@ -108,7 +106,7 @@ impl UpgradeHost for RealHost {
                 "{} failed ({}): {}",
                 argv[..argv.len().min(4)].join(" "),
                 output.status,
-                first_line(&output.stderr)
+                last_lines(&output.stderr)
             ));
         }
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
@@ -172,7 +170,7 @@ impl UpgradeHost for RealHost {
             _ if !output.status.success() => Err(msg!(
                 "kubectl apply failed ({}): {}",
                 output.status,
-                first_line(&output.stderr)
+                last_lines(&output.stderr)
             )),
             _ => Ok(()),
         }

@@ -26,7 +26,7 @@ use podsec_common::profile::{Distribution, OsRelease, Profile};
 
 use crate::node_config::{KubeVersion, NodeConfig, NodeConfigError, Role, VersionError};
 use crate::u7s_kubeadm::packages::{AltApt, PackageIndex};
-use host::{RealHost, UpgradeHost};
+use host::RealHost;
 use journal::{JOURNAL_PATH, Journal, JournalError, Mode};
 use run::{Upgrade, UpgradeError};
 
@@ -117,7 +117,7 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
     };
     match args.action {
         Action::Plan => {
-            print!("{}", plan(&upgrade, &host));
+            print!("{}", plan(&upgrade));
         }
         Action::Apply { .. } => upgrade.run(Mode::Apply, target)?,
         Action::Node => upgrade.run(Mode::Node, None)?,
@@ -126,7 +126,7 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
 }
 
 /// What `plan` prints: the node, the cluster, what is installed, and the command to run next.
-fn plan(upgrade: &Upgrade, host: &RealHost) -> String {
+fn plan(upgrade: &Upgrade) -> String {
     let config = &upgrade.config;
     let mut out = String::new();
     let current = config.kubernetes_version;
@@ -159,7 +159,7 @@ fn plan(upgrade: &Upgrade, host: &RealHost) -> String {
             ));
         }
     }
-    let installed = host.installed();
+    let installed = upgrade.host.installed();
     let shown = |v: Option<crate::u7s_kubeadm::versions::KubeVersion>| {
         v.map_or_else(|| "-".to_string(), |v| v.to_string())
     };

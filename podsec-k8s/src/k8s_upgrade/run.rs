@@ -14,7 +14,7 @@ use crate::node_config::{CniPlugin, KubeVersion, NodeConfig};
 use crate::u7s_kubeadm::flannel::{self, Manifest};
 use crate::u7s_kubeadm::network::Ipv4Net;
 use crate::u7s_kubeadm::packages::KUBEADM;
-use crate::u7s_kubeadm::versions::{self, Minor};
+use crate::u7s_kubeadm::versions;
 
 /// CRI-O's socket as the namespace sees it (crate::u7s::rootlesskit links it there).
 const CRI_SOCKET: &str = "unix:///run/crio/crio.sock";
@@ -58,21 +58,6 @@ pub enum UpgradeError {
     NoClusterVersion,
     #[error("step {step}: {detail}")]
     Step { step: &'static str, detail: String },
-}
-
-fn to_wrapper(v: KubeVersion) -> versions::KubeVersion {
-    versions::KubeVersion {
-        major: v.major,
-        minor: v.minor,
-        patch: v.patch,
-    }
-}
-
-fn minor_of(v: KubeVersion) -> Minor {
-    Minor {
-        major: v.major,
-        minor: v.minor,
-    }
 }
 
 /// One node's upgrade.
@@ -368,21 +353,20 @@ impl Upgrade<'_> {
     }
 
     fn packages(&self, target: KubeVersion) -> Result<(), String> {
-        let wanted = to_wrapper(target);
+        let wanted = versions::KubeVersion::from(target);
+        let minor = wanted.minor_line();
         let fits = |installed: &crate::u7s_kubeadm::packages::Installed| {
             let kubeadm_fits = installed
                 .kubeadm
-                .is_some_and(|v| v.minor_line() == wanted.minor_line() && v >= wanted);
-            let kubelet_fits = installed
-                .kubelet
-                .is_some_and(|v| v.minor_line() == wanted.minor_line());
+                .is_some_and(|v| v.minor_line() == minor && v >= wanted);
+            let kubelet_fits = installed.kubelet.is_some_and(|v| v.minor_line() == minor);
             kubeadm_fits && kubelet_fits
         };
         let installed = self.host.installed();
         if fits(&installed) {
             return Ok(());
         }
-        self.host.install_packages(minor_of(target))?;
+        self.host.install_packages(minor)?;
         let installed = self.host.installed();
         if fits(&installed) {
             Ok(())
@@ -394,7 +378,7 @@ impl Upgrade<'_> {
                 "kubeadm {} and kubelet {} are installed; {target} needs kubeadm {target} or a newer patch and a kubelet of {}",
                 shown(installed.kubeadm),
                 shown(installed.kubelet),
-                minor_of(target)
+                minor
             ))
         }
     }

@@ -68,7 +68,7 @@ pub fn phase_config(
 
 /// The smallest InitConfiguration + ClusterConfiguration that pins what kubeadm would guess.
 fn render(node: &NodeConfig) -> Option<String> {
-    let version = KubeVersion::parse(&node.kubernetes_version.to_string()).ok()?;
+    let version = KubeVersion::from(node.kubernetes_version);
     let api = version.minor_line().kubeadm_api().api_version();
     let endpoint = node
         .control_plane_endpoint

@@ -136,6 +136,17 @@ impl KubeVersion {
     }
 }
 
+/// node.toml's version (the same three numbers, typed for the node configuration).
+impl From<crate::node_config::KubeVersion> for KubeVersion {
+    fn from(v: crate::node_config::KubeVersion) -> KubeVersion {
+        KubeVersion {
+            major: v.major,
+            minor: v.minor,
+            patch: v.patch,
+        }
+    }
+}
+
 impl fmt::Display for KubeVersion {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "v{}.{}.{}", self.major, self.minor, self.patch)
