@@ -18,10 +18,10 @@ use podsec_common::image_ref::{self, RefError};
 use podsec_common::policy::{Policy, PolicyError, Requirement, SignedBy};
 use podsec_common::tr;
 
-use crate::as_user;
 use crate::create_services::{self, check_is_server};
 use crate::layout::{self, GROUP_PODMAN, GROUP_PODMAN_DEV, KEYS_DIR, SIGNATURES_DIR};
 use crate::signature_store::{self, StoreError};
+use podsec_common::host::as_user;
 
 pub const NAME: &str = "podsec-create-imagemakeruser";
 

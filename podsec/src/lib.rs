@@ -5,7 +5,6 @@ use podsec_common::cli::Package;
 use podsec_common::command;
 use podsec_common::i18n::Catalogue;
 
-mod as_user;
 mod create_imagemakeruser;
 mod create_podmanusers;
 mod create_policy;
@@ -16,7 +15,6 @@ mod gpg_colons;
 mod layout;
 mod load_sign_oci;
 mod oci_archive;
-mod posix_acl;
 mod registries_conf;
 mod registry;
 mod registry_migration;

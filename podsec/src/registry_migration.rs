@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use podsec_common::host::files::{FileError, Owner, SafeDir};
 
-use crate::posix_acl;
+use podsec_common::host::posix_acl;
 
 /// Upstream's registry root directory.
 pub const UPSTREAM_STORAGE: &str = "/var/lib/containers/storage/volumes/registry/_data";

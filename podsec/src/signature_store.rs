@@ -24,7 +24,7 @@ use podsec_common::policy::{Policy, Requirement};
 use podsec_common::tr;
 
 use crate::layout::{GROUP_PODMAN_DEV, KEYS_DIR, SIGNATURES_DIR};
-use crate::posix_acl;
+use podsec_common::host::posix_acl;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

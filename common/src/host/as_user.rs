@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::process::{Command, ExitStatus, Output, Stdio};
 
-use podsec_common::host::users::Account;
+use super::users::Account;
 
 fn command(account: &Account, program: &str, args: &[&str]) -> Command {
     let mut command = Command::new("setpriv");

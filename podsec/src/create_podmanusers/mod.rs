@@ -9,12 +9,13 @@
 use std::ffi::OsString;
 use std::io::Read;
 use std::path::Path;
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 
 use clap::Parser;
 use podsec_common::cli::{self, Failure, NotRoot};
-use podsec_common::host::files::{FileError, Owner, SafeDir};
+use podsec_common::host::files::{FileError, Owner};
 use podsec_common::host::users::{self, Account, NewAccount};
+use podsec_common::host::{Host, HostDir, RealHost};
 use podsec_common::tr;
 
 use crate::layout::GROUP_PODMAN;
@@ -33,11 +34,11 @@ pub fn storage_conf(driver: &str) -> String {
 }
 
 /// The driver for a home directory on the file system of `home`.
-pub fn storage_driver(home: &Path) -> &'static str {
-    const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
-    match nix::sys::statfs::statfs(home) {
-        Ok(fs) if fs.filesystem_type().0 == OVERLAYFS_SUPER_MAGIC => "vfs",
-        _ => "overlay",
+fn storage_driver(host: &impl Host, home: &Path) -> &'static str {
+    if host.on_overlayfs(home) {
+        "vfs"
+    } else {
+        "overlay"
     }
 }
 
@@ -81,6 +82,11 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
 
 pub fn run(args: Args) -> Result<ExitCode, Error> {
     cli::require_root()?;
+    create(&RealHost, &args, std::io::stdin())
+}
+
+/// The command on `host`, the password (with --password-stdin) read from `stdin`.
+pub fn create(host: &impl Host, args: &Args, stdin: impl Read) -> Result<ExitCode, Error> {
     // Every name is checked before any account is touched.
     for (index, name) in args.users.iter().enumerate() {
         users::check_account_name(name)?;
@@ -91,7 +97,7 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
     // The password too: a bad one must not leave accounts made without it.
     let password = if args.password_stdin {
         let mut text = String::new();
-        std::io::stdin()
+        stdin
             .take(64 * 1024)
             .read_to_string(&mut text)
             .map_err(|e| Error::PasswordStdin(e.to_string()))?;
@@ -103,9 +109,9 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
     } else {
         None
     };
-    users::ensure_group(GROUP_PODMAN, true)?;
+    host.ensure_group(GROUP_PODMAN, true)?;
     for name in &args.users {
-        let (account, created) = users::ensure_user(
+        let (account, created) = host.ensure_user(
             name,
             &NewAccount {
                 primary_group: Some(GROUP_PODMAN),
@@ -115,21 +121,16 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
             },
         )?;
         if !created {
-            users::add_to_groups(name, &[GROUP_PODMAN])?;
+            host.add_to_groups(name, &[GROUP_PODMAN])?;
         }
         match &password {
-            Some(password) => users::set_password(name, password)?,
+            Some(password) => host.set_password(name, password)?,
             None if !args.batch && created => {
                 println!(
                     "{}",
                     tr!("Enter the password for user '{name}':", name = name)
                 );
-                let ok = Command::new("passwd")
-                    .arg("--")
-                    .arg(name)
-                    .status()
-                    .is_ok_and(|s| s.success());
-                if !ok {
+                if !host.run_interactive("passwd", &["--", name]) {
                     return Err(Error::Password {
                         user: name.clone(),
                         detail: tr!("passwd failed").into(),
@@ -138,7 +139,7 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
             }
             None => {}
         }
-        lock_configuration(&account)?;
+        lock_configuration(host, &account)?;
         println!(
             "{}",
             tr!(
@@ -152,8 +153,8 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
 
 /// ~/.config (the user's) / containers (root's, 0755) / storage.conf (root's, 0644); then the
 /// immutable attribute on the directory so it cannot be renamed or replaced.
-fn lock_configuration(account: &Account) -> Result<(), Error> {
-    let home = SafeDir::open(&account.home)?;
+fn lock_configuration(host: &impl Host, account: &Account) -> Result<(), Error> {
+    let home = host.open_dir(&account.home)?;
     let config = home.create_dir_all(
         Path::new(".config"),
         0o755,
@@ -165,8 +166,8 @@ fn lock_configuration(account: &Account) -> Result<(), Error> {
     // redirect), rewrite, and set it again.
     containers.set_immutable(false)?;
     containers.set_mode_owner(0o755, root)?;
-    set_aside_user_entries(account, &config, &containers)?;
-    let conf = storage_conf(storage_driver(&account.home));
+    set_aside_user_entries(host, account, &config, &containers)?;
+    let conf = storage_conf(storage_driver(host, &account.home));
     containers.write_file("storage.conf", conf.as_bytes(), 0o644, root)?;
     if !containers.set_immutable(true)? {
         eprintln!(
@@ -184,13 +185,14 @@ fn lock_configuration(account: &Account) -> Result<(), Error> {
 /// ... in ~/.config/containers: they would still apply (podman prefers them to the system's),
 /// and what the user owns stays editable. Everything but storage.conf (rewritten by root next)
 /// moves, unfollowed, to a new `~/.config/containers.podsec-saved.<time>` of the user's.
-fn set_aside_user_entries(
+fn set_aside_user_entries<H: Host>(
+    host: &H,
     account: &Account,
-    config: &SafeDir,
-    containers: &SafeDir,
+    config: &H::Dir,
+    containers: &H::Dir,
 ) -> Result<(), Error> {
     // What a run killed while writing storage.conf left is ours, not the user's.
-    podsec_common::host::files::sweep_stale_temps(containers, ".storage.conf.");
+    containers.sweep_stale_temps(".storage.conf.");
     let entries: Vec<OsString> = containers
         .list()?
         .into_iter()
@@ -199,7 +201,8 @@ fn set_aside_user_entries(
     if entries.is_empty() {
         return Ok(());
     }
-    let stamp = std::time::SystemTime::now()
+    let stamp = host
+        .now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
@@ -234,3 +237,6 @@ fn set_aside_user_entries(
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

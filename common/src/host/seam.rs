@@ -1,0 +1,272 @@
+//! The host as a trait, in the style of youki's `Syscall`: the side effects a command has go
+//! through [`Host`] (and the directories it opens through [`HostDir`]), so that the command's
+//! logic runs in unit tests against [`super::fake::FakeHost`], which records every effect,
+//! without root. [`RealHost`] is the machine, through the rest of `host` (descriptors that
+//! never follow a link, atomic replacement, the distribution's account tools).
+
+use std::ffi::{OsStr, OsString};
+use std::net::IpAddr;
+use std::path::Path;
+use std::process::Output;
+use std::time::SystemTime;
+
+use nix::errno::Errno;
+
+use super::files::{self, FileError, Owner, SafeDir};
+use super::users::{self, Account, AccountError, NewAccount};
+use super::versioned::{Outcome, Versioned};
+use super::{as_user, net, posix_acl, services};
+use crate::profile::Profile;
+
+/// A directory held open: every name below it is reached without following a link.
+pub trait HostDir: Sized {
+    /// The path it was opened by, for messages.
+    fn path(&self) -> &Path;
+    /// Opens `relative` below, creating what is missing with `mode` and `owner`.
+    fn create_dir_all(&self, relative: &Path, mode: u32, owner: Owner) -> Result<Self, FileError>;
+    /// Creates the directory `name`, which must not exist yet, with exactly `mode` and `owner`.
+    fn create_dir_new(&self, name: &str, mode: u32, owner: Owner) -> Result<Self, FileError>;
+    fn set_mode_owner(&self, mode: u32, owner: Owner) -> Result<(), FileError>;
+    /// Sets or clears the immutable attribute; false where the file system has none.
+    fn set_immutable(&self, immutable: bool) -> Result<bool, FileError>;
+    /// Atomically replaces the file `name` (a link there is replaced, never followed).
+    fn write_file(
+        &self,
+        name: &str,
+        contents: &[u8],
+        mode: u32,
+        owner: Owner,
+    ) -> Result<(), FileError>;
+    fn list(&self) -> Result<Vec<OsString>, FileError>;
+    /// Moves the entry `name` into `to`, unfollowed.
+    fn move_entry(&self, name: &OsStr, to: &Self) -> Result<(), FileError>;
+    /// Removes what a killed writer of `<prefix>…` left (see [`files::sweep_stale_temps`]).
+    fn sweep_stale_temps(&self, prefix: &str);
+    /// Sets the POSIX access ACL (the kernel's binary form, [`posix_acl::encode`]).
+    fn set_acl(&self, value: &[u8]) -> Result<(), Errno>;
+    fn remove_acl(&self) -> Result<(), Errno>;
+}
+
+/// The machine, as commands see it.
+pub trait Host {
+    type Dir: HostDir;
+
+    // Files.
+    /// Opens an absolute directory, refusing a link anywhere on the way.
+    fn open_dir(&self, path: &Path) -> Result<Self::Dir, FileError>;
+    fn read_to_string(&self, path: &Path) -> std::io::Result<String>;
+    fn exists(&self, path: &Path) -> bool;
+    /// Replaces `path` atomically; its directory is trusted (root's).
+    fn write_atomic(
+        &self,
+        path: &Path,
+        contents: &[u8],
+        mode: u32,
+        owner: Owner,
+    ) -> Result<(), FileError>;
+    /// The live content of a versioned configuration file, if any.
+    fn current(&self, file: &Versioned) -> Option<Vec<u8>>;
+    /// Installs a new version unless the live file holds exactly `contents`.
+    fn install(&self, file: &Versioned, contents: &[u8], mode: u32) -> Result<Outcome, FileError>;
+    /// Whether the file system holding `path` is overlayfs (rootless overlay cannot stack on it).
+    fn on_overlayfs(&self, path: &Path) -> bool;
+
+    // Accounts and groups.
+    fn find_user(&self, name: &str) -> Result<Option<Account>, AccountError>;
+    fn group_gid(&self, name: &str) -> Result<Option<u32>, AccountError>;
+    /// Creates a group unless it exists; whether it was created.
+    fn ensure_group(&self, name: &str, system: bool) -> Result<bool, AccountError>;
+    /// Creates an account unless it exists; the account and whether it was created.
+    fn ensure_user(
+        &self,
+        name: &str,
+        spec: &NewAccount<'_>,
+    ) -> Result<(Account, bool), AccountError>;
+    fn add_to_groups(&self, name: &str, groups: &[&str]) -> Result<(), AccountError>;
+    fn set_password(&self, name: &str, password: &str) -> Result<(), AccountError>;
+
+    // The kernel and the network.
+    /// The distribution's profile (tools and kernel knobs it has).
+    fn profile(&self) -> &'static Profile;
+    fn has_sysctl(&self, knob: &str) -> bool;
+    /// Sets `knob` (`kernel.x`) in the running kernel.
+    fn set_sysctl(&self, knob: &str, value: &str) -> std::io::Result<()>;
+    fn is_local_address(&self, address: IpAddr) -> std::io::Result<bool>;
+
+    // Processes and the clock.
+    /// Runs a program to completion; a non-zero exit is an error carrying its stderr.
+    fn run(&self, program: &str, args: &[&str]) -> Result<String, services::ServiceError>;
+    /// Runs a program on the caller's terminal; whether it succeeded.
+    fn run_interactive(&self, program: &str, args: &[&str]) -> bool;
+    /// Runs a program as `account` with `stdin` fed in.
+    fn run_as(
+        &self,
+        account: &Account,
+        program: &str,
+        args: &[&str],
+        stdin: Option<&[u8]>,
+    ) -> std::io::Result<Output>;
+    /// Runs a program as `account` on the caller's terminal; whether it succeeded.
+    fn run_as_interactive(
+        &self,
+        account: &Account,
+        program: &str,
+        args: &[&str],
+    ) -> std::io::Result<bool>;
+    fn now(&self) -> SystemTime;
+}
+
+/// `/proc/sys/kernel/x` for `kernel.x`.
+pub fn sysctl_path(knob: &str) -> std::path::PathBuf {
+    Path::new("/proc/sys").join(knob.replace('.', "/"))
+}
+
+/// The machine itself.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RealHost;
+
+impl HostDir for SafeDir {
+    fn path(&self) -> &Path {
+        SafeDir::path(self)
+    }
+    fn create_dir_all(&self, relative: &Path, mode: u32, owner: Owner) -> Result<Self, FileError> {
+        SafeDir::create_dir_all(self, relative, mode, owner)
+    }
+    fn create_dir_new(&self, name: &str, mode: u32, owner: Owner) -> Result<Self, FileError> {
+        SafeDir::create_dir_new(self, name, mode, owner)
+    }
+    fn set_mode_owner(&self, mode: u32, owner: Owner) -> Result<(), FileError> {
+        SafeDir::set_mode_owner(self, mode, owner)
+    }
+    fn set_immutable(&self, immutable: bool) -> Result<bool, FileError> {
+        SafeDir::set_immutable(self, immutable)
+    }
+    fn write_file(
+        &self,
+        name: &str,
+        contents: &[u8],
+        mode: u32,
+        owner: Owner,
+    ) -> Result<(), FileError> {
+        SafeDir::write_file(self, name, contents, mode, owner)
+    }
+    fn list(&self) -> Result<Vec<OsString>, FileError> {
+        SafeDir::list(self)
+    }
+    fn move_entry(&self, name: &OsStr, to: &Self) -> Result<(), FileError> {
+        SafeDir::move_entry(self, name, to)
+    }
+    fn sweep_stale_temps(&self, prefix: &str) {
+        files::sweep_stale_temps(self, prefix)
+    }
+    fn set_acl(&self, value: &[u8]) -> Result<(), Errno> {
+        use std::os::fd::AsFd;
+        posix_acl::set(self.as_fd(), value)
+    }
+    fn remove_acl(&self) -> Result<(), Errno> {
+        use std::os::fd::AsFd;
+        posix_acl::remove(self.as_fd())
+    }
+}
+
+impl Host for RealHost {
+    type Dir = SafeDir;
+
+    fn open_dir(&self, path: &Path) -> Result<SafeDir, FileError> {
+        SafeDir::open(path)
+    }
+    fn read_to_string(&self, path: &Path) -> std::io::Result<String> {
+        std::fs::read_to_string(path)
+    }
+    fn exists(&self, path: &Path) -> bool {
+        path.exists()
+    }
+    fn write_atomic(
+        &self,
+        path: &Path,
+        contents: &[u8],
+        mode: u32,
+        owner: Owner,
+    ) -> Result<(), FileError> {
+        files::write_atomic(path, contents, mode, owner)
+    }
+    fn current(&self, file: &Versioned) -> Option<Vec<u8>> {
+        file.current()
+    }
+    fn install(&self, file: &Versioned, contents: &[u8], mode: u32) -> Result<Outcome, FileError> {
+        file.install(contents, mode)
+    }
+    fn on_overlayfs(&self, path: &Path) -> bool {
+        const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
+        nix::sys::statfs::statfs(path)
+            .is_ok_and(|fs| fs.filesystem_type().0 == OVERLAYFS_SUPER_MAGIC)
+    }
+
+    fn find_user(&self, name: &str) -> Result<Option<Account>, AccountError> {
+        users::find_user(name)
+    }
+    fn group_gid(&self, name: &str) -> Result<Option<u32>, AccountError> {
+        users::group_gid(name)
+    }
+    fn ensure_group(&self, name: &str, system: bool) -> Result<bool, AccountError> {
+        users::ensure_group(name, system)
+    }
+    fn ensure_user(
+        &self,
+        name: &str,
+        spec: &NewAccount<'_>,
+    ) -> Result<(Account, bool), AccountError> {
+        users::ensure_user(name, spec)
+    }
+    fn add_to_groups(&self, name: &str, groups: &[&str]) -> Result<(), AccountError> {
+        users::add_to_groups(name, groups)
+    }
+    fn set_password(&self, name: &str, password: &str) -> Result<(), AccountError> {
+        users::set_password(name, password)
+    }
+
+    fn profile(&self) -> &'static Profile {
+        Profile::detect()
+    }
+    fn has_sysctl(&self, knob: &str) -> bool {
+        sysctl_path(knob).exists()
+    }
+    fn set_sysctl(&self, knob: &str, value: &str) -> std::io::Result<()> {
+        // procfs: no link to follow, and a write of the whole value at once is what it expects.
+        std::fs::write(sysctl_path(knob), format!("{value}\n"))
+    }
+    fn is_local_address(&self, address: IpAddr) -> std::io::Result<bool> {
+        net::is_local_address(address)
+    }
+
+    fn run(&self, program: &str, args: &[&str]) -> Result<String, services::ServiceError> {
+        services::run(program, args)
+    }
+    fn run_interactive(&self, program: &str, args: &[&str]) -> bool {
+        // The seam itself: the one place a command's interactive child is spawned.
+        std::process::Command::new(program)
+            .args(args)
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+    fn run_as(
+        &self,
+        account: &Account,
+        program: &str,
+        args: &[&str],
+        stdin: Option<&[u8]>,
+    ) -> std::io::Result<Output> {
+        as_user::run(account, program, args, stdin)
+    }
+    fn run_as_interactive(
+        &self,
+        account: &Account,
+        program: &str,
+        args: &[&str],
+    ) -> std::io::Result<bool> {
+        as_user::interactive(account, program, args).map(|s| s.success())
+    }
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+}
