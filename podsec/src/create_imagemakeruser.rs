@@ -317,7 +317,7 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
             address = address
         )
     );
-    crate::create_policy::print_pins(&address);
+    crate::create_policy::print_pins(&podsec_common::host::RealHost, &address);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -418,7 +418,7 @@ fn prepare_store(maker: &Maker, account: &Account, policy: &Policy) -> Result<()
         let dir = store.create_dir_all(Path::new(namespace), 0o755, owner)?;
         dir.set_mode_owner(0o755, owner)?;
     }
-    signature_store::secure(NAME, policy)?;
+    signature_store::secure(&podsec_common::host::RealHost, NAME, policy)?;
     Ok(())
 }
 

@@ -7,11 +7,13 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::process::{Command, Stdio};
+use std::path::Path;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
+use podsec_common::host::files::FileError;
+use podsec_common::host::{Host, HostDir};
 use podsec_common::policy::{Policy, Requirement};
 
 use crate::layout::{KEYS_DIR, SIGSTORE_HOST, SIGSTORE_PORT};
@@ -123,27 +125,25 @@ fn fingerprints_by_key(
 
 /// What the server publishes in `dir` (its keys directory), as clients pin it; `None` while
 /// it publishes no policy (no image maker yet).
-pub fn published_pins(dir: &std::path::Path) -> Result<Option<TrustPins>, FetchError> {
-    let read = |path: std::path::PathBuf| {
-        std::fs::read(&path).map_err(|e| FetchError::BadKey {
-            name: path.display().to_string(),
-            detail: e.to_string(),
-        })
-    };
-    let policy_path = dir.join("policy.json");
-    if !policy_path.is_file() {
-        return Ok(None);
-    }
-    let policy = read(policy_path)?;
-    let mut keys = BTreeMap::new();
-    let entries = std::fs::read_dir(dir).map_err(|e| FetchError::BadKey {
+pub fn published_pins(host: &impl Host, dir: &Path) -> Result<Option<TrustPins>, FetchError> {
+    let failed = |e: FileError| FetchError::BadKey {
         name: dir.display().to_string(),
         detail: e.to_string(),
-    })?;
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
+    };
+    let Ok(dir) = host.open_dir(dir) else {
+        return Ok(None);
+    };
+    let names = dir.list().map_err(failed)?;
+    if !names.iter().any(|n| n == "policy.json") {
+        return Ok(None);
+    }
+    let policy = dir.read_file("policy.json", MAX_FILE).map_err(failed)?;
+    let mut keys = BTreeMap::new();
+    for name in names {
+        let name = name.to_string_lossy().into_owned();
         if name.ends_with(".pgp") && acceptable_name(&name) {
-            keys.insert(name, read(entry.path())?);
+            let bytes = dir.read_file(&name, MAX_FILE).map_err(failed)?;
+            keys.insert(name, bytes);
         }
     }
     Ok(Some(TrustPins::new(&policy, &fingerprints_by_key(&keys)?)))
@@ -294,42 +294,21 @@ fn check_policy(text: &str, keys: &BTreeMap<String, Vec<u8>>) -> Result<(), Fetc
     Ok(())
 }
 
-/// The primary fingerprints of the certificates in `bytes`, read by gpg in a private home.
+/// The primary fingerprints of the certificates in `bytes` (read in process: no keyring, no
+/// program, no temporary directory).
 pub fn key_fingerprints(name: &str, bytes: &[u8]) -> Result<Vec<String>, FetchError> {
     let bad = |detail: String| FetchError::BadKey {
         name: name.to_string(),
         detail,
     };
-    let home = tempfile::Builder::new()
-        .prefix("podsec-gpg.")
-        .tempdir()
-        .map_err(|e| bad(e.to_string()))?;
-    let mut child = Command::new("gpg")
-        .arg("--homedir")
-        .arg(home.path())
-        .args(["--batch", "--no-options", "--with-colons", "--show-keys"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| bad(format!("cannot run gpg: {e}")))?;
-    {
-        use std::io::Write;
-        let mut stdin = child.stdin.take().expect("stdin");
-        stdin.write_all(bytes).map_err(|e| bad(e.to_string()))?;
-    }
-    let output = child.wait_with_output().map_err(|e| bad(e.to_string()))?;
-    let text = String::from_utf8_lossy(&output.stdout);
-    if text.lines().any(|l| l.starts_with("sec:")) {
+    let certs = podsec_common::openpgp::keyring(bytes).map_err(|e| bad(e.to_string()))?;
+    if certs.iter().any(|cert| cert.is_tsk()) {
         return Err(bad("it contains secret key material".into()));
     }
-    let fingerprints = crate::gpg_colons::primary_fingerprints(&text, "pub");
-    if !output.status.success() || fingerprints.is_empty() {
-        return Err(bad(String::from_utf8_lossy(&output.stderr)
-            .trim()
-            .replace('\n', " ")));
-    }
-    Ok(fingerprints)
+    Ok(certs
+        .iter()
+        .map(|cert| cert.fingerprint().to_hex())
+        .collect())
 }
 
 pub fn hex(bytes: &[u8]) -> String {

@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use nix::errno::Errno;
 use podsec_common::host::files::{FileError, Owner, SafeDir};
 use podsec_common::host::users::{self, AccountError};
+use podsec_common::host::{Host, HostDir};
 use podsec_common::policy::{Policy, Requirement};
 
 use podsec_common::tr;
@@ -84,16 +85,16 @@ pub fn whole_registry_makers(policy: &Policy) -> Vec<(String, String)> {
 /// an ACL entry `user:<maker>:rwx` for each existing account that makes images for a whole
 /// registry. `Err(NoAcl)` when such a maker exists and the file system has no ACLs; the
 /// directory is root's then and nobody else writes at the top.
-pub fn secure_top(policy: &Policy) -> Result<(), StoreError> {
+pub fn secure_top(host: &impl Host, policy: &Policy) -> Result<(), StoreError> {
     let mut writers = BTreeSet::new();
     let mut first = None;
     for (_, user) in whole_registry_makers(policy) {
-        if let Some(account) = users::find_user(&user)? {
+        if let Some(account) = host.find_user(&user)? {
             writers.insert(account.uid);
             first.get_or_insert(user);
         }
     }
-    let top = SafeDir::open(Path::new(SIGNATURES_DIR))?;
+    let top = host.open_dir(Path::new(SIGNATURES_DIR))?;
     let root = Owner::new(0, 0);
     if writers.is_empty() {
         top.set_mode_owner(0o1755, root)?;
@@ -101,7 +102,7 @@ pub fn secure_top(policy: &Policy) -> Result<(), StoreError> {
     }
     // With an ACL the group bits are its mask: rwx, so that the named entry takes effect.
     top.set_mode_owner(0o1775, root)?;
-    match posix_acl::set(top.as_fd(), &acl_xattr(&writers)) {
+    match top.set_acl(&acl_xattr(&writers)) {
         Ok(()) => Ok(()),
         Err(Errno::EOPNOTSUPP) => {
             top.set_mode_owner(0o1755, root)?;
@@ -120,8 +121,8 @@ pub fn secure_top(policy: &Policy) -> Result<(), StoreError> {
 /// [`secure_top`], except where the file system has no ACLs for an existing maker of a whole
 /// registry (a server set up before): the top then stays writable by group podman_dev, as
 /// upstream made it, with a warning on stderr (`command: warning: ...`).
-pub fn secure(command: &str, policy: &Policy) -> Result<(), StoreError> {
-    match secure_top(policy) {
+pub fn secure(host: &impl Host, command: &str, policy: &Policy) -> Result<(), StoreError> {
+    match secure_top(host, policy) {
         Err(StoreError::NoAcl { path, user }) => {
             eprintln!(
                 "{command}: {}",
@@ -132,8 +133,8 @@ pub fn secure(command: &str, policy: &Policy) -> Result<(), StoreError> {
                     group = GROUP_PODMAN_DEV
                 )
             );
-            let group = users::group_gid(GROUP_PODMAN_DEV)?.unwrap_or(0);
-            SafeDir::open(Path::new(SIGNATURES_DIR))?
+            let group = host.group_gid(GROUP_PODMAN_DEV)?.unwrap_or(0);
+            host.open_dir(Path::new(SIGNATURES_DIR))?
                 .set_mode_owner(0o1775, Owner::new(0, group))?;
             Ok(())
         }
@@ -157,8 +158,8 @@ fn acl_xattr(writers: &BTreeSet<u32>) -> Vec<u8> {
     posix_acl::encode(&entries)
 }
 
-fn remove_acl(dir: &SafeDir) -> Result<(), StoreError> {
-    match posix_acl::remove(dir.as_fd()) {
+fn remove_acl(dir: &impl HostDir) -> Result<(), StoreError> {
+    match dir.remove_acl() {
         Ok(_) | Err(Errno::ENODATA | Errno::EOPNOTSUPP) => Ok(()),
         Err(e) => Err(StoreError::Acl {
             path: SIGNATURES_DIR.into(),

@@ -309,6 +309,11 @@ impl FakeHost {
         self.state.borrow().effects.clone()
     }
 
+    /// Every entry of the tree, to compare the machine before and after.
+    pub fn tree(&self) -> BTreeMap<PathBuf, Node> {
+        self.state.borrow().tree.clone()
+    }
+
     pub fn node(&self, path: impl AsRef<Path>) -> Option<Node> {
         self.state.borrow().tree.get(path.as_ref()).cloned()
     }
@@ -546,6 +551,18 @@ impl HostDir for FakeDir {
             .filter(|p| p.parent() == Some(self.path.as_path()))
             .filter_map(|p| p.file_name().map(OsStr::to_os_string))
             .collect())
+    }
+
+    fn read_file(&self, name: &str, limit: u64) -> Result<Vec<u8>, FileError> {
+        let path = single_name(&self.path, OsStr::new(name))?;
+        match self.state.borrow().tree.get(&path) {
+            Some(Node::File { contents, .. }) if contents.len() as u64 <= limit => {
+                Ok(contents.clone())
+            }
+            Some(Node::File { .. }) => Err(io(&path, Errno::EFBIG)),
+            Some(Node::Dir { .. }) => Err(FileError::NotFollowing { path }),
+            None => Err(io(&path, Errno::ENOENT)),
+        }
     }
 
     fn move_entry(&self, name: &OsStr, to: &Self) -> Result<(), FileError> {

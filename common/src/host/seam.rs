@@ -38,6 +38,8 @@ pub trait HostDir: Sized {
         owner: Owner,
     ) -> Result<(), FileError>;
     fn list(&self) -> Result<Vec<OsString>, FileError>;
+    /// The regular file `name` (not a link), at most `limit` bytes.
+    fn read_file(&self, name: &str, limit: u64) -> Result<Vec<u8>, FileError>;
     /// Moves the entry `name` into `to`, unfollowed.
     fn move_entry(&self, name: &OsStr, to: &Self) -> Result<(), FileError>;
     /// Removes what a killed writer of `<prefix>…` left (see [`files::sweep_stale_temps`]).
@@ -152,6 +154,9 @@ impl HostDir for SafeDir {
     }
     fn list(&self) -> Result<Vec<OsString>, FileError> {
         SafeDir::list(self)
+    }
+    fn read_file(&self, name: &str, limit: u64) -> Result<Vec<u8>, FileError> {
+        SafeDir::read_file(self, name, limit)
     }
     fn move_entry(&self, name: &OsStr, to: &Self) -> Result<(), FileError> {
         SafeDir::move_entry(self, name, to)

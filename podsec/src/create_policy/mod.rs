@@ -13,14 +13,14 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use podsec_common::cli::{self, Failure, NotRoot};
-use podsec_common::host::files::{FileError, Owner, SafeDir, write_atomic};
+use podsec_common::host::files::{FileError, Owner};
+use podsec_common::host::seam::sysctl_path;
 use podsec_common::host::versioned::Outcome;
-use podsec_common::host::{hosts, net, users};
+use podsec_common::host::{Host, HostDir, RealHost, hosts, users};
 use podsec_common::policy::{Policy, Requirement};
-use podsec_common::profile::Profile;
 use podsec_common::tr;
 
-use crate::fetch::{self, FetchError};
+use crate::fetch::{self, FetchError, Pins, TrustBundle};
 use crate::layout::{self, GROUP_PODMAN, GROUP_PODMAN_DEV, KEYS_DIR};
 use crate::registries_conf;
 use crate::signature_store::{self, StoreError};
@@ -107,20 +107,31 @@ pub fn parse_address(text: &str) -> Result<IpAddr, Error> {
 
 pub fn run(args: Args) -> Result<ExitCode, Error> {
     cli::require_root()?;
+    configure(&RealHost, &args, fetch::trust_bundle)
+}
+
+/// The command on `host`; a client node's keys and policy come from `download`.
+pub fn configure(
+    host: &impl Host,
+    args: &Args,
+    download: impl FnOnce(IpAddr, &Pins) -> Result<TrustBundle, FetchError>,
+) -> Result<ExitCode, Error> {
     if args.ip.len() != 1 {
         return Err(Error::TooManyAddresses(args.ip.len()));
     }
     let address = parse_address(&args.ip[0])?;
-    let pins = fetch::Pins {
+    let pins = Pins {
         policy_sha256: args.expect_policy_sha256.clone(),
         key_fingerprints: args.expect_key_fingerprints.clone(),
     };
     pins.check()?;
 
     // Decide everything before changing anything.
-    let hosts_text = std::fs::read_to_string("/etc/hosts").map_err(Error::ReadHosts)?;
+    let hosts_text = host
+        .read_to_string(Path::new("/etc/hosts"))
+        .map_err(Error::ReadHosts)?;
     let new_hosts = hosts::bind_services(&hosts_text, address)?;
-    let is_server = net::is_local_address(address).map_err(Error::Addresses)?;
+    let is_server = host.is_local_address(address).map_err(Error::Addresses)?;
     let downloaded = if is_server {
         None
     } else {
@@ -132,7 +143,7 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
                 address = address
             )
         );
-        let bundle = fetch::trust_bundle(address, &pins)?;
+        let bundle = download(address, &pins)?;
         println!(
             "{}",
             tr!(
@@ -154,8 +165,8 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
         Some(bundle)
     };
 
-    users::ensure_group(GROUP_PODMAN, true)?;
-    users::ensure_group(GROUP_PODMAN_DEV, true)?;
+    host.ensure_group(GROUP_PODMAN, true)?;
+    host.ensure_group(GROUP_PODMAN_DEV, true)?;
     match new_hosts {
         Some(text) => {
             println!(
@@ -165,7 +176,7 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
                     address = address
                 )
             );
-            write_atomic(
+            host.write_atomic(
                 Path::new("/etc/hosts"),
                 text.as_bytes(),
                 0o644,
@@ -180,30 +191,32 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
             )
         ),
     }
-    create_sigstore_layout(is_server)?;
+    create_sigstore_layout(host, is_server)?;
 
     let policy = match downloaded {
         Some(bundle) => {
-            install_keys(&bundle.keys)?;
+            install_keys(host, &bundle.keys)?;
             bundle.policy_text
         }
-        None => server_policy(),
+        None => server_policy(host),
     };
     if is_server {
         let rules = Policy::from_json(&policy).unwrap_or_else(|_| Policy::reject_all());
-        signature_store::secure(NAME, &rules)?;
+        signature_store::secure(host, NAME, &rules)?;
     }
     report(
         "/etc/containers/policy.json",
-        layout::policy_file().install(policy.as_bytes(), 0o644)?,
+        host.install(&layout::policy_file(), policy.as_bytes(), 0o644)?,
     );
-    std::fs::create_dir_all(layout::REGISTRIES_D_DIR).map_err(|e| FileError::Io {
-        path: layout::REGISTRIES_D_DIR.into(),
-        source: e,
-    })?;
+    host.open_dir(Path::new("/etc"))?.create_dir_all(
+        Path::new("containers/registries.d"),
+        0o755,
+        Owner::new(0, 0),
+    )?;
     report(
         "/etc/containers/registries.d/default.yaml",
-        layout::registries_d_file().install(
+        host.install(
+            &layout::registries_d_file(),
             layout::system_registries_d()
                 .to_yaml()
                 .expect("podsec's registries.d serialises")
@@ -212,26 +225,26 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
         )?,
     );
     let conf = layout::registries_conf_file();
-    let current = conf
-        .current()
+    let current = host
+        .current(&conf)
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .unwrap_or_default();
     let edited = registries_conf::allow_insecure_registry_local(&current)?;
     report(
         "/etc/containers/registries.conf",
-        conf.install(edited.as_bytes(), 0o644)?,
+        host.install(&conf, edited.as_bytes(), 0o644)?,
     );
-    alt_only_steps()?;
+    alt_only_steps(host)?;
     if is_server {
-        print_pins(&address.to_string());
+        print_pins(host, &address.to_string());
     }
     Ok(ExitCode::SUCCESS)
 }
 
 /// On the server: how clients pin what it publishes (nothing before the first image maker).
 /// A report once the work is done: a failure to compute it is said, not fatal.
-pub fn print_pins(address: &str) {
-    match fetch::published_pins(Path::new(KEYS_DIR)) {
+pub fn print_pins(host: &impl Host, address: &str) {
+    match fetch::published_pins(host, Path::new(KEYS_DIR)) {
         Ok(Some(pins)) => println!(
             "{}",
             tr!(
@@ -257,9 +270,9 @@ fn report(what: &str, outcome: Outcome) {
 
 /// The server keeps a policy that already rejects by default (it holds the image makers' rules);
 /// anything else is replaced by reject-all.
-fn server_policy() -> String {
-    let current = layout::policy_file()
-        .current()
+fn server_policy(host: &impl Host) -> String {
+    let current = host
+        .current(&layout::policy_file())
         .and_then(|bytes| Policy::from_json(&String::from_utf8_lossy(&bytes)).ok());
     match current {
         Some(policy) if matches!(policy.default.as_slice(), [Requirement::Reject(_)]) => {
@@ -271,8 +284,8 @@ fn server_policy() -> String {
 
 /// /var/sigstore: root-owned and read-only for others; on the server also the signature store,
 /// whose permissions [`signature_store::secure`] sets.
-fn create_sigstore_layout(is_server: bool) -> Result<(), FileError> {
-    let var = SafeDir::open(Path::new("/var"))?;
+fn create_sigstore_layout(host: &impl Host, is_server: bool) -> Result<(), FileError> {
+    let var = host.open_dir(Path::new("/var"))?;
     let root_owned = Owner::new(0, 0);
     let sigstore = var.create_dir_all(Path::new("sigstore"), 0o755, root_owned)?;
     sigstore.set_mode_owner(0o755, root_owned)?;
@@ -290,8 +303,8 @@ fn create_sigstore_layout(is_server: bool) -> Result<(), FileError> {
     Ok(())
 }
 
-fn install_keys(keys: &BTreeMap<String, Vec<u8>>) -> Result<(), FileError> {
-    let dir = SafeDir::open(Path::new(KEYS_DIR))?;
+fn install_keys(host: &impl Host, keys: &BTreeMap<String, Vec<u8>>) -> Result<(), FileError> {
+    let dir = host.open_dir(Path::new(KEYS_DIR))?;
     for (name, bytes) in keys {
         dir.write_file(name, bytes, 0o644, Owner::new(0, 0))?;
         println!(
@@ -304,12 +317,15 @@ fn install_keys(keys: &BTreeMap<String, Vec<u8>>) -> Result<(), FileError> {
 
 /// ALT only: newuidmap/newgidmap restricted to group podman, and the userns sysctl where the
 /// kernel has that knob. Elsewhere these are skipped with a note.
-fn alt_only_steps() -> Result<(), Error> {
-    let profile = Profile::detect();
-    match profile.control_program.filter(|p| Path::new(p).exists()) {
+fn alt_only_steps(host: &impl Host) -> Result<(), Error> {
+    let profile = host.profile();
+    match profile
+        .control_program
+        .filter(|p| host.exists(Path::new(p)))
+    {
         Some(control) => {
             for tool in ["newgidmap", "newuidmap"] {
-                if let Err(e) = podsec_common::host::services::run(control, &[tool, "podmanonly"]) {
+                if let Err(e) = host.run(control, &[tool, "podmanonly"]) {
                     eprintln!(
                         "{NAME}: {}",
                         tr!(
@@ -328,9 +344,7 @@ fn alt_only_steps() -> Result<(), Error> {
         ),
     }
     match profile.userns_sysctl {
-        Some(knob) if knob_path(Path::new("/proc/sys"), knob).exists() => {
-            enable_sysctl(knob, Path::new(SYSCTL_DROP_IN), Path::new("/proc/sys"))?;
-        }
+        Some(knob) if host.has_sysctl(knob) => enable_sysctl(host, knob)?,
         _ => {
             println!(
                 "{}",
@@ -343,19 +357,16 @@ fn alt_only_steps() -> Result<(), Error> {
 
 pub const SYSCTL_DROP_IN: &str = "/etc/sysctl.d/99-podman.conf";
 
-fn knob_path(proc_sys: &Path, knob: &str) -> std::path::PathBuf {
-    proc_sys.join(knob.replace('.', "/"))
-}
-
 /// `knob=1` in the drop-in (replaced atomically: a crash leaves the old file or the new one),
 /// then in the running kernel; either failing is an error naming the file.
-fn enable_sysctl(knob: &str, drop_in: &Path, proc_sys: &Path) -> Result<(), Error> {
+fn enable_sysctl(host: &impl Host, knob: &str) -> Result<(), Error> {
+    let drop_in = Path::new(SYSCTL_DROP_IN);
     let failed = |path: &Path, source: std::io::Error| Error::Sysctl {
         knob: knob.to_string(),
         path: path.to_path_buf(),
         source,
     };
-    write_atomic(
+    host.write_atomic(
         drop_in,
         format!("# Written by {NAME}: rootless podman needs user namespaces.\n{knob}=1\n")
             .as_bytes(),
@@ -366,8 +377,8 @@ fn enable_sysctl(knob: &str, drop_in: &Path, proc_sys: &Path) -> Result<(), Erro
         FileError::Io { path, source } => failed(&path, source),
         other => failed(drop_in, std::io::Error::other(other.to_string())),
     })?;
-    let live = knob_path(proc_sys, knob);
-    std::fs::write(&live, "1\n").map_err(|e| failed(&live, e))?;
+    host.set_sysctl(knob, "1")
+        .map_err(|e| failed(&sysctl_path(knob), e))?;
     println!(
         "{}",
         tr!(
@@ -380,77 +391,4 @@ fn enable_sysctl(knob: &str, drop_in: &Path, proc_sys: &Path) -> Result<(), Erro
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_sysctl_drop_in_is_atomic_and_failures_are_errors() {
-        let dir = tempfile::tempdir().unwrap();
-        let proc_sys = dir.path().join("proc");
-        std::fs::create_dir_all(proc_sys.join("kernel")).unwrap();
-        std::fs::write(proc_sys.join("kernel/unprivileged_userns_clone"), "0\n").unwrap();
-        let sysctl_d = dir.path().join("sysctl.d");
-        std::fs::create_dir(&sysctl_d).unwrap();
-        let drop_in = sysctl_d.join("99-podman.conf");
-        std::fs::write(&drop_in, "old\n").unwrap();
-        let knob = "kernel.unprivileged_userns_clone";
-        enable_sysctl(knob, &drop_in, &proc_sys).unwrap();
-        let text = std::fs::read_to_string(&drop_in).unwrap();
-        assert!(
-            text.ends_with("\nkernel.unprivileged_userns_clone=1\n"),
-            "{text}"
-        );
-        assert_eq!(
-            std::fs::read_dir(&sysctl_d).unwrap().count(),
-            1,
-            "a temporary file is left"
-        );
-        assert_eq!(
-            std::fs::read_to_string(proc_sys.join("kernel/unprivileged_userns_clone")).unwrap(),
-            "1\n"
-        );
-        // a drop-in directory that is not there: an error naming it, exit 1
-        let err =
-            enable_sysctl(knob, &dir.path().join("none/99-podman.conf"), &proc_sys).unwrap_err();
-        assert!(
-            err.to_string()
-                .starts_with("cannot enable kernel.unprivileged_userns_clone: "),
-            "{err}"
-        );
-        assert!(err.to_string().contains("none/99-podman.conf"), "{err}");
-        assert_eq!(err.exit_code(), 1);
-        // the running kernel refusing the value is an error too
-        let err = enable_sysctl(knob, &drop_in, &dir.path().join("noproc")).unwrap_err();
-        assert!(
-            err.to_string()
-                .contains("noproc/kernel/unprivileged_userns_clone"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn addresses_are_validated_strictly() {
-        for bad in [
-            "a.b.c.d",
-            "999.1.1.1",
-            "1..2.3",
-            "1.2.3.4 5",
-            "1.2.3",
-            "",
-            "localhost",
-        ] {
-            assert!(
-                matches!(parse_address(bad), Err(Error::InvalidAddress(_))),
-                "{bad}"
-            );
-        }
-        for unusable in ["127.0.0.1", "127.1.2.3", "0.0.0.0", "::1", "224.0.0.1"] {
-            assert!(
-                matches!(parse_address(unusable), Err(Error::NotUsable(_))),
-                "{unusable}"
-            );
-        }
-        assert!(parse_address("192.0.2.10").is_ok());
-        assert_eq!(Error::InvalidAddress("x".into()).exit_code(), 2);
-    }
-}
+mod tests;
