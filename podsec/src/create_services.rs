@@ -21,7 +21,7 @@ use clap::Parser;
 use podsec_common::cli::{self, Failure, NotRoot};
 use podsec_common::host::files::{FileError, Owner, SafeDir, write_atomic};
 use podsec_common::host::services::{self, ServiceError};
-use podsec_common::host::{hosts, net, users};
+use podsec_common::host::{Host, RealHost, hosts, net, users};
 use podsec_common::profile::Profile;
 use podsec_common::tr;
 
@@ -174,15 +174,16 @@ pub fn nginx_site(push_auth: bool) -> String {
 
 /// The server check that upstream's isSigstoreServer meant to do: registry.local is bound in
 /// /etc/hosts to one of this host's own addresses.
-pub fn check_is_server() -> Result<(), Error> {
-    let text = std::fs::read_to_string("/etc/hosts")
+pub fn check_is_server(host: &impl Host) -> Result<(), Error> {
+    let text = host
+        .read_to_string(Path::new("/etc/hosts"))
         .map_err(|e| Error::NotServer(tr!("cannot read /etc/hosts: {error}", error = e)))?;
     let bound = hosts::address_of(&text, LOCAL_REGISTRY)
         .ok_or_else(|| Error::NotServer(tr!("registry.local is not bound in /etc/hosts").into()))?;
     let local = bound
         .parse()
         .ok()
-        .and_then(|address| net::is_local_address(address).ok())
+        .and_then(|address| host.is_local_address(address).ok())
         .unwrap_or(false);
     if !local {
         return Err(Error::NotServer(tr!(
@@ -190,7 +191,7 @@ pub fn check_is_server() -> Result<(), Error> {
             bound = bound
         )));
     }
-    if !Path::new(SIGSTORE_ROOT).is_dir() {
+    if host.open_dir(Path::new(SIGSTORE_ROOT)).is_err() {
         return Err(Error::NotServer(tr!(
             "{path} does not exist",
             path = SIGSTORE_ROOT
@@ -217,7 +218,7 @@ fn install(path: &str, contents: &str) -> Result<bool, FileError> {
 
 pub fn run(args: Args) -> Result<ExitCode, Error> {
     cli::require_root()?;
-    check_is_server()?;
+    check_is_server(&RealHost)?;
     let profile = Profile::detect();
     // Everything that can refuse is read before the first change.
     let to_stop = check_ports(profile)?;

@@ -13,7 +13,6 @@
 //!   caller's umask).
 
 use std::collections::BTreeSet;
-use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -140,12 +139,6 @@ pub fn secure(host: &impl Host, command: &str, policy: &Policy) -> Result<(), St
         }
         other => other,
     }
-}
-
-/// Whether the file system of the signature store keeps POSIX ACLs.
-pub fn acl_supported() -> Result<bool, StoreError> {
-    let top = SafeDir::open(Path::new(SIGNATURES_DIR))?;
-    Ok(posix_acl::size(top.as_fd()) != Err(Errno::EOPNOTSUPP))
 }
 
 /// The ACL of the store's top (entries sorted by tag then id): owner rwx, each writer rwx,

@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime};
 use nix::errno::Errno;
 
 use super::files::{FileError, Owner};
-use super::seam::{Host, HostDir};
+use super::seam::{EntryInfo, Host, HostDir};
 use super::services::ServiceError;
 use super::users::{Account, AccountError, NewAccount};
 use super::versioned::{Outcome, Versioned};
@@ -553,6 +553,20 @@ impl HostDir for FakeDir {
             .collect())
     }
 
+    fn entry(&self, name: &str) -> Result<Option<EntryInfo>, FileError> {
+        let path = single_name(&self.path, OsStr::new(name))?;
+        Ok(self.state.borrow().tree.get(&path).map(|node| match node {
+            Node::Dir { owner, .. } => EntryInfo {
+                is_dir: true,
+                uid: owner.0,
+            },
+            Node::File { owner, .. } => EntryInfo {
+                is_dir: false,
+                uid: owner.0,
+            },
+        }))
+    }
+
     fn read_file(&self, name: &str, limit: u64) -> Result<Vec<u8>, FileError> {
         let path = single_name(&self.path, OsStr::new(name))?;
         match self.state.borrow().tree.get(&path) {
@@ -623,6 +637,10 @@ impl HostDir for FakeDir {
             path: self.path.clone(),
         });
         Ok(())
+    }
+
+    fn acls_supported(&self) -> bool {
+        self.state.borrow().acls
     }
 }
 
@@ -873,8 +891,8 @@ impl Host for FakeHost {
         account: &Account,
         program: &str,
         args: &[&str],
-    ) -> std::io::Result<bool> {
-        Ok(self.run_as(account, program, args, None)?.status.success())
+    ) -> std::io::Result<ExitStatus> {
+        Ok(self.run_as(account, program, args, None)?.status)
     }
 
     fn now(&self) -> SystemTime {

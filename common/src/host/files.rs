@@ -326,7 +326,7 @@ impl SafeDir {
         Ok(child)
     }
 
-    fn check_name<'a>(&self, name: &'a OsStr) -> Result<&'a OsStr, FileError> {
+    pub(crate) fn check_name<'a>(&self, name: &'a OsStr) -> Result<&'a OsStr, FileError> {
         let bytes = name.as_bytes();
         if bytes.is_empty()
             || bytes == b"."

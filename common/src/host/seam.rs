@@ -7,7 +7,7 @@
 use std::ffi::{OsStr, OsString};
 use std::net::IpAddr;
 use std::path::Path;
-use std::process::Output;
+use std::process::{ExitStatus, Output};
 use std::time::SystemTime;
 
 use nix::errno::Errno;
@@ -38,6 +38,8 @@ pub trait HostDir: Sized {
         owner: Owner,
     ) -> Result<(), FileError>;
     fn list(&self) -> Result<Vec<OsString>, FileError>;
+    /// What `name` is, not following a link; `None` when there is nothing by that name.
+    fn entry(&self, name: &str) -> Result<Option<EntryInfo>, FileError>;
     /// The regular file `name` (not a link), at most `limit` bytes.
     fn read_file(&self, name: &str, limit: u64) -> Result<Vec<u8>, FileError>;
     /// Moves the entry `name` into `to`, unfollowed.
@@ -47,6 +49,15 @@ pub trait HostDir: Sized {
     /// Sets the POSIX access ACL (the kernel's binary form, [`posix_acl::encode`]).
     fn set_acl(&self, value: &[u8]) -> Result<(), Errno>;
     fn remove_acl(&self) -> Result<(), Errno>;
+    /// Whether the file system keeps POSIX ACLs here.
+    fn acls_supported(&self) -> bool;
+}
+
+/// An entry as `lstat` sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryInfo {
+    pub is_dir: bool,
+    pub uid: u32,
 }
 
 /// The machine, as commands see it.
@@ -108,13 +119,13 @@ pub trait Host {
         args: &[&str],
         stdin: Option<&[u8]>,
     ) -> std::io::Result<Output>;
-    /// Runs a program as `account` on the caller's terminal; whether it succeeded.
+    /// Runs a program as `account` on the caller's terminal.
     fn run_as_interactive(
         &self,
         account: &Account,
         program: &str,
         args: &[&str],
-    ) -> std::io::Result<bool>;
+    ) -> std::io::Result<ExitStatus>;
     fn now(&self) -> SystemTime;
 }
 
@@ -155,6 +166,22 @@ impl HostDir for SafeDir {
     fn list(&self) -> Result<Vec<OsString>, FileError> {
         SafeDir::list(self)
     }
+    fn entry(&self, name: &str) -> Result<Option<EntryInfo>, FileError> {
+        use nix::fcntl::AtFlags;
+        use nix::sys::stat::{SFlag, fstatat};
+        let name = self.check_name(OsStr::new(name))?;
+        match fstatat(self, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(stat) => Ok(Some(EntryInfo {
+                is_dir: SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR,
+                uid: stat.st_uid,
+            })),
+            Err(Errno::ENOENT) => Ok(None),
+            Err(e) => Err(FileError::Io {
+                path: self.path().join(name),
+                source: e.into(),
+            }),
+        }
+    }
     fn read_file(&self, name: &str, limit: u64) -> Result<Vec<u8>, FileError> {
         SafeDir::read_file(self, name, limit)
     }
@@ -171,6 +198,10 @@ impl HostDir for SafeDir {
     fn remove_acl(&self) -> Result<(), Errno> {
         use std::os::fd::AsFd;
         posix_acl::remove(self.as_fd())
+    }
+    fn acls_supported(&self) -> bool {
+        use std::os::fd::AsFd;
+        posix_acl::size(self.as_fd()) != Err(Errno::EOPNOTSUPP)
     }
 }
 
@@ -268,8 +299,8 @@ impl Host for RealHost {
         account: &Account,
         program: &str,
         args: &[&str],
-    ) -> std::io::Result<bool> {
-        as_user::interactive(account, program, args).map(|s| s.success())
+    ) -> std::io::Result<ExitStatus> {
+        as_user::interactive(account, program, args)
     }
     fn now(&self) -> SystemTime {
         SystemTime::now()

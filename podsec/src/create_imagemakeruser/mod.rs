@@ -12,8 +12,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use podsec_common::cli::{self, Failure, NotRoot};
-use podsec_common::host::files::{FileError, Owner, SafeDir, write_atomic};
+use podsec_common::host::files::{FileError, Owner};
 use podsec_common::host::users::{self, Account, NewAccount};
+use podsec_common::host::versioned::Outcome;
+use podsec_common::host::{Host, HostDir, RealHost};
 use podsec_common::image_ref::{self, RefError};
 use podsec_common::policy::{Policy, PolicyError, Requirement, SignedBy};
 use podsec_common::tr;
@@ -21,7 +23,6 @@ use podsec_common::tr;
 use crate::create_services::{self, check_is_server};
 use crate::layout::{self, GROUP_PODMAN, GROUP_PODMAN_DEV, KEYS_DIR, SIGNATURES_DIR};
 use crate::signature_store::{self, StoreError};
-use podsec_common::host::as_user;
 
 pub const NAME: &str = "podsec-create-imagemakeruser";
 
@@ -193,6 +194,11 @@ fn valid_email(email: &str) -> bool {
 
 pub fn run(args: Args) -> Result<ExitCode, Error> {
     cli::require_root()?;
+    create(&RealHost, &args, std::io::stdin())
+}
+
+/// The command on `host`, the password (with --password-stdin) read from `stdin`.
+pub fn create(host: &impl Host, args: &Args, mut stdin: impl Read) -> Result<ExitCode, Error> {
     // The arguments first: a bad one is named whatever state the host is in.
     let makers = parse_makers(&args.users)?;
     if args.batch && args.email.len() != makers.len() {
@@ -204,12 +210,12 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
     if let Some(bad) = args.email.iter().find(|e| !valid_email(e)) {
         return Err(Error::BadEmail(bad.clone()));
     }
-    check_is_server()?;
-    if !Path::new(SIGNATURES_DIR).is_dir() {
+    check_is_server(host)?;
+    if host.open_dir(Path::new(SIGNATURES_DIR)).is_err() {
         return Err(Error::NoSigstore);
     }
     let passphrase = match &args.passphrase_file {
-        Some(path) => match read_trimmed(path)? {
+        Some(path) => match read_trimmed(host, path)? {
             // An empty passphrase would leave the key unprotected without a word.
             empty if empty.is_empty() => return Err(Error::EmptyPassphrase(path.clone())),
             passphrase => Some(passphrase),
@@ -218,7 +224,7 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
     };
     let password = if args.password_stdin {
         let mut text = String::new();
-        std::io::stdin()
+        stdin
             .read_to_string(&mut text)
             .map_err(|source| Error::Read {
                 path: "<stdin>".into(),
@@ -232,12 +238,12 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
     } else {
         None
     };
-    let current = layout::policy_file()
-        .current()
+    let current = host
+        .current(&layout::policy_file())
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .unwrap_or_else(|| Policy::reject_all().to_json());
     let policy = add_rules(Policy::from_json(&current)?, &makers)?;
-    check_store(&makers, &policy)?;
+    check_store(host, &makers, &policy)?;
 
     for (index, maker) in makers.iter().enumerate() {
         let email = args
@@ -245,9 +251,9 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
             .get(index)
             .cloned()
             .unwrap_or_else(|| format!("{}@{}", maker.user, DEFAULT_SCOPE));
-        let account = create_account(maker)?;
+        let account = create_account(host, maker)?;
         if let Some(password) = &password {
-            users::set_password(&account.name, password)?;
+            host.set_password(&account.name, password)?;
         } else if !args.batch {
             println!(
                 "{}",
@@ -256,27 +262,23 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
                     user = account.name
                 )
             );
-            let status = std::process::Command::new("passwd")
-                .arg("--")
-                .arg(&account.name)
-                .status();
-            if !status.is_ok_and(|s| s.success()) {
+            if !host.run_interactive("passwd", &["--", &account.name]) {
                 return Err(Error::Password {
                     user: account.name.clone(),
                     detail: tr!("passwd failed").into(),
                 });
             }
         }
-        prepare_store(maker, &account, &policy)?;
-        let fingerprint = ensure_key(&account, &email, args.batch, passphrase.as_deref())?;
-        let public = export_key(&account, &fingerprint)?;
-        write_atomic(
+        prepare_store(host, maker, &account, &policy)?;
+        let fingerprint = ensure_key(host, &account, &email, args.batch, passphrase.as_deref())?;
+        let public = export_key(host, &account, &fingerprint)?;
+        host.write_atomic(
             Path::new(&layout::key_path(&maker.user)),
             &public,
             0o644,
             Owner::new(0, 0),
         )?;
-        write_user_config(&account, &policy)?;
+        write_user_config(host, &account, &policy)?;
         println!(
             "{}",
             tr!(
@@ -290,22 +292,23 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
         );
     }
     let text = policy.to_json();
-    match layout::policy_file().install(text.as_bytes(), 0o644)? {
-        podsec_common::host::versioned::Outcome::Unchanged => {
+    match host.install(&layout::policy_file(), text.as_bytes(), 0o644)? {
+        Outcome::Unchanged => {
             println!("{}", tr!("/etc/containers/policy.json: unchanged"))
         }
-        podsec_common::host::versioned::Outcome::Switched { version, .. } => {
+        Outcome::Switched { version, .. } => {
             println!("/etc/containers/policy.json -> {}", version.display())
         }
     }
-    write_atomic(
+    host.write_atomic(
         &Path::new(KEYS_DIR).join("policy.json"),
         text.as_bytes(),
         0o644,
         Owner::new(0, 0),
     )?;
     // The address clients fetch from: the one sigstore.local is bound to here.
-    let address = std::fs::read_to_string("/etc/hosts")
+    let address = host
+        .read_to_string(Path::new("/etc/hosts"))
         .ok()
         .and_then(|hosts| podsec_common::host::hosts::address_of(&hosts, layout::SIGSTORE_HOST))
         .unwrap_or_else(|| tr!("<server address>").to_string());
@@ -317,12 +320,12 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
             address = address
         )
     );
-    crate::create_policy::print_pins(&podsec_common::host::RealHost, &address);
+    crate::create_policy::print_pins(host, &address);
     Ok(ExitCode::SUCCESS)
 }
 
-fn read_trimmed(path: &Path) -> Result<String, Error> {
-    std::fs::read_to_string(path)
+fn read_trimmed(host: &impl Host, path: &Path) -> Result<String, Error> {
+    host.read_to_string(path)
         .map(|t| t.lines().next().unwrap_or_default().to_string())
         .map_err(|source| Error::Read {
             path: path.into(),
@@ -330,8 +333,8 @@ fn read_trimmed(path: &Path) -> Result<String, Error> {
         })
 }
 
-fn create_account(maker: &Maker) -> Result<Account, Error> {
-    let (account, created) = users::ensure_user(
+fn create_account(host: &impl Host, maker: &Maker) -> Result<Account, Error> {
+    let (account, created) = host.ensure_user(
         &maker.user,
         &NewAccount {
             primary_group: Some(GROUP_PODMAN),
@@ -342,7 +345,7 @@ fn create_account(maker: &Maker) -> Result<Account, Error> {
         },
     )?;
     if !created {
-        users::add_to_groups(&maker.user, &[GROUP_PODMAN, GROUP_PODMAN_DEV])?;
+        host.add_to_groups(&maker.user, &[GROUP_PODMAN, GROUP_PODMAN_DEV])?;
         println!(
             "{}",
             tr!(
@@ -358,13 +361,14 @@ fn create_account(maker: &Maker) -> Result<Account, Error> {
 /// Whether the signature store can give each maker its own place, decided before any change:
 /// a scope with a path needs its directory free (absent, root's or already this maker's); a
 /// whole registry needs the top of the store to be no other maker's and ACLs to give it.
-fn check_store(makers: &[Maker], policy: &Policy) -> Result<(), Error> {
+fn check_store(host: &impl Host, makers: &[Maker], policy: &Policy) -> Result<(), Error> {
+    let store = host.open_dir(Path::new(SIGNATURES_DIR))?;
     let whole = signature_store::whole_registry_makers(policy);
     for maker in makers {
         match &maker.namespace {
             Some(namespace) => {
-                let uid = users::find_user(&maker.user)?.map(|a| a.uid);
-                check_scope_dir(maker, namespace, uid)?;
+                let uid = host.find_user(&maker.user)?.map(|a| a.uid);
+                check_scope_dir(&store, maker, namespace, uid)?;
             }
             None => {
                 if let Some((other_scope, other)) = whole.iter().find(|(_, u)| *u != maker.user) {
@@ -375,7 +379,7 @@ fn check_store(makers: &[Maker], policy: &Policy) -> Result<(), Error> {
                         other_scope: other_scope.clone(),
                     });
                 }
-                if !signature_store::acl_supported()? {
+                if !store.acls_supported() {
                     return Err(StoreError::NoAcl {
                         path: SIGNATURES_DIR.into(),
                         user: maker.user.clone(),
@@ -390,15 +394,18 @@ fn check_store(makers: &[Maker], policy: &Policy) -> Result<(), Error> {
 
 /// The first directory of a scope's path in the store must be absent, root's or the maker's
 /// (`uid`, when the account exists).
-fn check_scope_dir(maker: &Maker, namespace: &str, uid: Option<u32>) -> Result<(), Error> {
-    use std::os::unix::fs::MetadataExt;
+fn check_scope_dir(
+    store: &impl HostDir,
+    maker: &Maker,
+    namespace: &str,
+    uid: Option<u32>,
+) -> Result<(), Error> {
     let first = namespace.split('/').next().unwrap_or_default();
-    let path = format!("{SIGNATURES_DIR}/{first}");
-    if let Ok(meta) = std::fs::symlink_metadata(&path)
-        && (!meta.is_dir() || (Some(meta.uid()) != uid && meta.uid() != 0))
+    if let Some(entry) = store.entry(first)?
+        && (!entry.is_dir || (Some(entry.uid) != uid && entry.uid != 0))
     {
         return Err(Error::StoreTaken {
-            path,
+            path: format!("{SIGNATURES_DIR}/{first}"),
             user: maker.user.clone(),
         });
     }
@@ -409,16 +416,21 @@ fn check_scope_dir(maker: &Maker, namespace: &str, uid: Option<u32>) -> Result<(
 /// its signatures: for a scope with a path, its own directory created by root; for a whole
 /// registry, the right to create entries at the top of the store (an ACL entry; see
 /// [`signature_store`]). The top itself stays root's.
-fn prepare_store(maker: &Maker, account: &Account, policy: &Policy) -> Result<(), Error> {
+fn prepare_store(
+    host: &impl Host,
+    maker: &Maker,
+    account: &Account,
+    policy: &Policy,
+) -> Result<(), Error> {
     if let Some(namespace) = &maker.namespace {
-        check_scope_dir(maker, namespace, Some(account.uid))?;
-        let store = SafeDir::open(Path::new(SIGNATURES_DIR))?;
-        let podman_dev = users::group_gid(GROUP_PODMAN_DEV)?.unwrap_or(account.gid);
+        let store = host.open_dir(Path::new(SIGNATURES_DIR))?;
+        check_scope_dir(&store, maker, namespace, Some(account.uid))?;
+        let podman_dev = host.group_gid(GROUP_PODMAN_DEV)?.unwrap_or(account.gid);
         let owner = Owner::new(account.uid, podman_dev);
         let dir = store.create_dir_all(Path::new(namespace), 0o755, owner)?;
         dir.set_mode_owner(0o755, owner)?;
     }
-    signature_store::secure(&podsec_common::host::RealHost, NAME, policy)?;
+    signature_store::secure(host, NAME, policy)?;
     Ok(())
 }
 
@@ -433,24 +445,27 @@ fn gpg_error(account: &Account, output: &std::process::Output) -> Error {
 
 /// gpg as the maker, in the maker's own keyring.
 fn gpg(
+    host: &impl Host,
     account: &Account,
     args: &[&str],
     stdin: Option<&[u8]>,
 ) -> Result<std::process::Output, Error> {
-    as_user::run(account, "gpg", args, stdin).map_err(|e| Error::Gpg {
-        user: account.name.clone(),
-        detail: e.to_string(),
-    })
+    host.run_as(account, "gpg", args, stdin)
+        .map_err(|e| Error::Gpg {
+            user: account.name.clone(),
+            detail: e.to_string(),
+        })
 }
 
 /// The fingerprint of the maker's signing key for `email`, generating the key when missing.
 fn ensure_key(
+    host: &impl Host,
     account: &Account,
     email: &str,
     batch: bool,
     passphrase: Option<&str>,
 ) -> Result<String, Error> {
-    if let Some(fingerprint) = secret_key_fingerprint(account, email)? {
+    if let Some(fingerprint) = secret_key_fingerprint(host, account, email)? {
         println!(
             "{}",
             tr!(
@@ -476,7 +491,7 @@ fn ensure_key(
             "0",
         ];
         args.extend(key_spec);
-        let output = gpg(account, &args, Some(input.as_bytes()))?;
+        let output = gpg(host, account, &args, Some(input.as_bytes()))?;
         if !output.status.success() {
             return Err(gpg_error(account, &output));
         }
@@ -488,10 +503,12 @@ fn ensure_key(
                 user = account.name
             )
         );
-        let status = as_user::interactive(account, "gpg", &key_spec).map_err(|e| Error::Gpg {
-            user: account.name.clone(),
-            detail: e.to_string(),
-        })?;
+        let status = host
+            .run_as_interactive(account, "gpg", &key_spec)
+            .map_err(|e| Error::Gpg {
+                user: account.name.clone(),
+                detail: e.to_string(),
+            })?;
         if !status.success() {
             return Err(Error::Gpg {
                 user: account.name.clone(),
@@ -499,14 +516,19 @@ fn ensure_key(
             });
         }
     }
-    secret_key_fingerprint(account, email)?.ok_or_else(|| Error::Gpg {
+    secret_key_fingerprint(host, account, email)?.ok_or_else(|| Error::Gpg {
         user: account.name.clone(),
         detail: tr!("no secret key for {email} after generation", email = email),
     })
 }
 
-fn secret_key_fingerprint(account: &Account, email: &str) -> Result<Option<String>, Error> {
+fn secret_key_fingerprint(
+    host: &impl Host,
+    account: &Account,
+    email: &str,
+) -> Result<Option<String>, Error> {
     let output = gpg(
+        host,
         account,
         &[
             "--batch",
@@ -525,8 +547,9 @@ fn secret_key_fingerprint(account: &Account, email: &str) -> Result<Option<Strin
         .next())
 }
 
-fn export_key(account: &Account, fingerprint: &str) -> Result<Vec<u8>, Error> {
+fn export_key(host: &impl Host, account: &Account, fingerprint: &str) -> Result<Vec<u8>, Error> {
     let output = gpg(
+        host,
         account,
         &["--batch", "--armor", "--export", fingerprint],
         None,
@@ -540,9 +563,9 @@ fn export_key(account: &Account, fingerprint: &str) -> Result<Vec<u8>, Error> {
 /// ~maker/.config/containers/{policy.json, registries.d/default.yaml}: the system rules with
 /// default accept (to pull base images), and the local store as lookaside-staging. Written
 /// through descriptors opened without following symlinks, owned by the maker.
-fn write_user_config(account: &Account, policy: &Policy) -> Result<(), Error> {
+fn write_user_config(host: &impl Host, account: &Account, policy: &Policy) -> Result<(), Error> {
     let owner = Owner::new(account.uid, account.gid);
-    let home = SafeDir::open(&account.home)?;
+    let home = host.open_dir(&account.home)?;
     let containers = home.create_dir_all(Path::new(".config/containers"), 0o755, owner)?;
     let mut own = policy.clone();
     own.default = vec![Requirement::insecure_accept_anything()];
@@ -561,49 +584,4 @@ fn write_user_config(account: &Account, policy: &Policy) -> Result<(), Error> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn argument_forms_of_upstream() {
-        assert_eq!(parse_makers(&[]).unwrap()[0].scope, "registry.local");
-        assert_eq!(parse_makers(&["im".into()]).unwrap()[0].user, "im");
-        let two =
-            parse_makers(&["a@registry.local/c10f".into(), "b@registry.local".into()]).unwrap();
-        assert_eq!(two[0].namespace.as_deref(), Some("c10f"));
-        assert!(matches!(
-            parse_makers(&["a".into(), "b@registry.local".into()]),
-            Err(Error::Format(_))
-        ));
-        assert!(matches!(
-            parse_makers(&["a@registry.local".into(), "b@registry.local".into()]),
-            Err(Error::DuplicateScope(_))
-        ));
-        assert!(
-            parse_makers(&[
-                "a\"; rm -rf /@registry.local".into(),
-                "b@registry.local".into()
-            ])
-            .is_err()
-        );
-        assert!(matches!(
-            parse_makers(&["a@registry.local/\"x\"".into(), "b@r.local".into()]),
-            Err(Error::Scope(..))
-        ));
-    }
-
-    #[test]
-    fn another_makers_scope_is_never_replaced() {
-        let makers =
-            parse_makers(&["a@registry.local/c10f".into(), "b@registry.local".into()]).unwrap();
-        let policy = add_rules(Policy::reject_all(), &makers).unwrap();
-        // Same run again: idempotent.
-        assert_eq!(add_rules(policy.clone(), &makers).unwrap(), policy);
-        let intruder =
-            parse_makers(&["c@registry.local/c10f".into(), "d@registry.local/x".into()]).unwrap();
-        assert!(matches!(
-            add_rules(policy, &intruder),
-            Err(Error::ScopeTaken { .. })
-        ));
-    }
-}
+mod tests;
