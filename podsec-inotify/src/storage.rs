@@ -287,31 +287,16 @@ impl Store {
 /// Every account that may have a rootless store: not root, with a home directory that exists
 /// and belongs to it (system accounts sharing `/`, `/nonexistent` or `/usr/sbin` are not).
 pub fn rootless_accounts() -> Vec<Owner> {
-    let mut owners = Vec::new();
-    // SAFETY: getpwent is not thread-safe; this program reads the account database from one
-    // thread only, and copies each entry before the next call.
-    unsafe {
-        nix::libc::setpwent();
-        loop {
-            let entry = nix::libc::getpwent();
-            if entry.is_null() {
-                break;
-            }
-            let entry = &*entry;
-            let name = std::ffi::CStr::from_ptr(entry.pw_name).to_bytes();
-            let home = std::ffi::CStr::from_ptr(entry.pw_dir).to_bytes();
-            if entry.pw_uid == 0 || home.is_empty() {
-                continue;
-            }
-            owners.push(Owner {
-                name: String::from_utf8_lossy(name).into_owned(),
-                uid: entry.pw_uid,
-                gid: entry.pw_gid,
-                home: PathBuf::from(OsStr::from_bytes(home)),
-            });
-        }
-        nix::libc::endpwent();
-    }
+    let mut owners: Vec<Owner> = podsec_common::host::users::all_accounts()
+        .into_iter()
+        .filter(|account| account.uid != 0 && !account.home.as_os_str().is_empty())
+        .map(|account| Owner {
+            name: account.name,
+            uid: account.uid,
+            gid: account.gid,
+            home: account.home,
+        })
+        .collect();
     owners.retain(|owner| {
         owner.home.is_absolute()
             && owner.home != Path::new("/")

@@ -152,6 +152,17 @@ pub fn all_accounts() -> Vec<Account> {
                     std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
                 }
             };
+            // Paths as the database has them, bytes and all (a home need not be UTF-8).
+            let path = |p: *const nix::libc::c_char| {
+                if p.is_null() {
+                    PathBuf::new()
+                } else {
+                    use std::os::unix::ffi::OsStrExt;
+                    PathBuf::from(std::ffi::OsStr::from_bytes(
+                        std::ffi::CStr::from_ptr(p).to_bytes(),
+                    ))
+                }
+            };
             let name = text(entry.pw_name);
             if name.is_empty() || !seen.insert(name.clone()) {
                 continue;
@@ -160,8 +171,8 @@ pub fn all_accounts() -> Vec<Account> {
                 name,
                 uid: entry.pw_uid,
                 gid: entry.pw_gid,
-                home: PathBuf::from(text(entry.pw_dir)),
-                shell: PathBuf::from(text(entry.pw_shell)),
+                home: path(entry.pw_dir),
+                shell: path(entry.pw_shell),
             });
         }
         nix::libc::endpwent();

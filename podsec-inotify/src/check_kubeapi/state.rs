@@ -17,21 +17,20 @@
 //! have, so a crash of the process loses it no more than it would lose a write (neither is
 //! synced), and a backlog of a hundred thousand refused requests costs no system call each.
 
-use std::ffi::OsStr;
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, Flock, FlockArg, OFlag, openat, renameat};
-use nix::sys::stat::{Mode, fchmod, fstatat, mkdirat};
+use nix::sys::stat::{Mode, fstatat};
 use nix::unistd::{UnlinkatFlags, unlinkat};
 use serde::{Deserialize, Serialize};
 
 use podsec_common::host::failpoint::step;
+use podsec_common::host::files::{FileError, Owner, SafeDir};
 
 use super::KubeapiError;
 
@@ -45,11 +44,6 @@ const READER_LOCK: &str = "reader.lock";
 const JOURNALED: &str = "journaled";
 /// More than any batch between two commits holds (it is read at start only).
 const MAX_JOURNALED: u64 = 64 << 20;
-
-const DIR_FLAGS: OFlag = OFlag::O_RDONLY
-    .union(OFlag::O_DIRECTORY)
-    .union(OFlag::O_NOFOLLOW)
-    .union(OFlag::O_CLOEXEC);
 
 /// Where reading stopped: the audit file (device, inode), the offset after the last complete
 /// line, and that line's length and hash, which tell whether the file still holds the same bytes
@@ -80,8 +74,7 @@ pub struct Position {
 /// and opened without following symlinks.
 #[derive(Debug)]
 pub struct StateDir {
-    fd: OwnedFd,
-    path: PathBuf,
+    dir: SafeDir,
     /// forbidden.log as this process has it open for appending.
     forbidden: Option<File>,
     /// `journaled`, mapped for appending.
@@ -165,6 +158,18 @@ impl Drop for Journal {
     }
 }
 
+/// The host layer's refusal of a link is this command's; its other errors name their path.
+fn file_error(error: FileError) -> KubeapiError {
+    match error {
+        FileError::NotFollowing { path } => KubeapiError::Symlink { path },
+        FileError::Io { path, source } => KubeapiError::Io { path, source },
+        other => KubeapiError::Io {
+            path: PathBuf::new(),
+            source: std::io::Error::other(other.to_string()),
+        },
+    }
+}
+
 fn io_err(path: &Path, source: impl Into<std::io::Error>) -> KubeapiError {
     KubeapiError::Io {
         path: path.to_path_buf(),
@@ -177,76 +182,54 @@ impl StateDir {
     /// refusing symlinks anywhere and a last directory that is not root's or is writable by
     /// others.
     pub fn open_or_create(path: &Path) -> Result<StateDir, KubeapiError> {
-        let mut fd = nix::fcntl::open("/", DIR_FLAGS, Mode::empty())
-            .map_err(|e| io_err(Path::new("/"), e))?;
-        let mut current = PathBuf::from("/");
-        let names: Vec<&OsStr> = path
+        let bad = || KubeapiError::BadStateDir {
+            path: path.to_path_buf(),
+        };
+        let (Some(parent), Some(last)) = (path.parent(), path.file_name()) else {
+            return Err(bad());
+        };
+        let relative = parent.strip_prefix("/").map_err(|_| bad())?;
+        if relative
             .components()
-            .filter_map(|c| match c {
-                Component::Normal(name) => Some(Ok(name)),
-                Component::RootDir => None,
-                _ => Some(Err(())),
-            })
-            .collect::<Result<_, _>>()
-            .map_err(|()| KubeapiError::BadStateDir {
-                path: path.to_path_buf(),
-            })?;
-        if !path.is_absolute() || names.is_empty() {
-            return Err(KubeapiError::BadStateDir {
-                path: path.to_path_buf(),
-            });
+            .any(|c| !matches!(c, Component::Normal(_)))
+        {
+            return Err(bad());
         }
-        for (i, name) in names.iter().enumerate() {
-            let last = i + 1 == names.len();
-            current.push(name);
-            let mode = if last { 0o700 } else { 0o755 };
-            let created = match mkdirat(&fd, *name, Mode::from_bits_truncate(mode)) {
-                Ok(()) => true,
-                Err(Errno::EEXIST) => false,
-                Err(e) => return Err(io_err(&current, e)),
-            };
-            fd = match openat(&fd, *name, DIR_FLAGS, Mode::empty()) {
-                Ok(child) => child,
-                Err(Errno::ELOOP | Errno::ENOTDIR) => {
-                    return Err(KubeapiError::Symlink { path: current });
-                }
-                Err(e) => return Err(io_err(&current, e)),
-            };
-            if created {
-                // mkdir's mode went through the umask.
-                fchmod(&fd, Mode::from_bits_truncate(mode)).map_err(|e| io_err(&current, e))?;
-            }
-        }
-        let meta = File::from(fd.try_clone().map_err(|e| io_err(&current, e))?)
-            .metadata()
-            .map_err(|e| io_err(&current, e))?;
-        if meta.uid() != 0 || meta.mode() & 0o022 != 0 {
+        let from_file = |e: FileError| match e {
+            FileError::BadName { .. } => bad(),
+            other => file_error(other),
+        };
+        let dir = SafeDir::open(Path::new("/"))
+            .and_then(|root| root.create_dir_all(relative, 0o755, Owner::default()))
+            .and_then(|parent| parent.create_dir_all(Path::new(last), 0o700, Owner::default()))
+            .map_err(from_file)?;
+        let meta = dir.stat().map_err(from_file)?;
+        if meta.st_uid != 0 || meta.st_mode & 0o022 != 0 {
             return Err(KubeapiError::UnsafeStateDir {
-                path: current,
-                uid: meta.uid(),
-                mode: meta.mode() & 0o7777,
+                path: dir.path().to_path_buf(),
+                uid: meta.st_uid,
+                mode: meta.st_mode & 0o7777,
             });
         }
         Ok(StateDir {
-            fd,
-            path: current,
+            dir,
             forbidden: None,
             journaled: None,
         })
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        self.dir.path()
     }
 
     fn open_file(&self, name: &str, flags: OFlag) -> Result<File, KubeapiError> {
         let flags = flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-        match openat(&self.fd, name, flags, Mode::from_bits_truncate(0o600)) {
+        match openat(&self.dir, name, flags, Mode::from_bits_truncate(0o600)) {
             Ok(fd) => Ok(File::from(fd)),
             Err(Errno::ELOOP) => Err(KubeapiError::Symlink {
-                path: self.path.join(name),
+                path: self.dir.path().join(name),
             }),
-            Err(e) => Err(io_err(&self.path.join(name), e)),
+            Err(e) => Err(io_err(&self.dir.path().join(name), e)),
         }
     }
 
@@ -255,7 +238,7 @@ impl StateDir {
         match Flock::lock(file, arg) {
             Ok(lock) => Ok(Some(lock)),
             Err((_, Errno::EWOULDBLOCK)) => Ok(None),
-            Err((_, e)) => Err(io_err(&self.path.join(name), e)),
+            Err((_, e)) => Err(io_err(&self.dir.path().join(name), e)),
         }
     }
 
@@ -269,12 +252,12 @@ impl StateDir {
     pub fn reader_lock(&self) -> Result<Flock<File>, KubeapiError> {
         self.lock(READER_LOCK, FlockArg::LockExclusiveNonblock)?
             .ok_or_else(|| KubeapiError::Busy {
-                path: self.path.clone(),
+                path: self.dir.path().to_path_buf(),
             })
     }
 
     pub fn load_position(&self) -> Result<Position, KubeapiError> {
-        let path = self.path.join(POSITION);
+        let path = self.dir.path().join(POSITION);
         let file = match self.open_file(POSITION, OFlag::O_RDONLY) {
             Ok(file) => file,
             Err(KubeapiError::Io { source, .. })
@@ -290,33 +273,18 @@ impl StateDir {
 
     /// Replaces the position file atomically (temporary file, fsync, rename).
     pub fn save_position(&self, position: &Position) -> Result<(), KubeapiError> {
-        let path = self.path.join(POSITION);
-        // Position writers hold the commit lock: a temporary here is a killed writer's.
-        podsec_common::host::files::sweep_stale_temps(&self.fd, &format!(".{POSITION}."));
-        let temp = format!(".{POSITION}.{:016x}.tmp", random_u64());
-        let mut file = self.open_file(&temp, OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL)?;
-        let result = (|| {
-            let text = serde_json::to_vec(position).expect("position serialises");
-            file.write_all(&text).map_err(|e| io_err(&path, e))?;
-            file.sync_data().map_err(|e| io_err(&path, e))?;
-            step("temp-written", &path);
-            renameat(&self.fd, temp.as_str(), &self.fd, POSITION).map_err(|e| io_err(&path, e))
-        })();
-        if result.is_err() {
-            let _ = unlinkat(&self.fd, temp.as_str(), UnlinkatFlags::NoRemoveDir);
-        }
-        if result.is_ok() {
-            step("replaced", &path);
-        }
-        result
+        let text = serde_json::to_vec(position).expect("position serialises");
+        self.dir
+            .write_file(POSITION, &text, 0o600, Owner::default())
+            .map_err(file_error)
     }
 
     /// (inode, size) of the entry `name`, not following a symlink; `None` when missing.
     pub fn stat(&self, name: &str) -> Result<Option<(u64, u64)>, KubeapiError> {
-        match fstatat(&self.fd, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+        match fstatat(&self.dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
             Ok(st) => Ok(Some((st.st_ino, st.st_size as u64))),
             Err(Errno::ENOENT) => Ok(None),
-            Err(e) => Err(io_err(&self.path.join(name), e)),
+            Err(e) => Err(io_err(&self.dir.path().join(name), e)),
         }
     }
 
@@ -326,7 +294,7 @@ impl StateDir {
         let open_ino = match &self.forbidden {
             Some(file) => Some(
                 file.metadata()
-                    .map_err(|e| io_err(&self.path.join(FORBIDDEN_LOG), e))?
+                    .map_err(|e| io_err(&self.dir.path().join(FORBIDDEN_LOG), e))?
                     .ino(),
             ),
             None => None,
@@ -338,10 +306,10 @@ impl StateDir {
             )?;
             let meta = file
                 .metadata()
-                .map_err(|e| io_err(&self.path.join(FORBIDDEN_LOG), e))?;
+                .map_err(|e| io_err(&self.dir.path().join(FORBIDDEN_LOG), e))?;
             if !meta.is_file() || meta.nlink() != 1 {
                 return Err(KubeapiError::NotRegular {
-                    path: self.path.join(FORBIDDEN_LOG),
+                    path: self.dir.path().join(FORBIDDEN_LOG),
                 });
             }
             self.forbidden = Some(file);
@@ -355,7 +323,7 @@ impl StateDir {
     /// now is recorded first: a run killed between its first append and its first position
     /// had left those records to be appended again (fault injection found it).
     pub fn recover(&mut self, position: &Position) -> Result<(), KubeapiError> {
-        let path = self.path.join(FORBIDDEN_LOG);
+        let path = self.dir.path().join(FORBIDDEN_LOG);
         let file = self.forbidden()?;
         let meta = file.metadata().map_err(|e| io_err(&path, e))?;
         let Some(recorded) = position.forbidden else {
@@ -387,7 +355,7 @@ impl StateDir {
             }
             Err(e) => return Err(e),
         };
-        let path = self.path.join(JOURNALED);
+        let path = self.dir.path().join(JOURNALED);
         let meta = file.metadata().map_err(|e| io_err(&path, e))?;
         if !meta.is_file() {
             return Err(KubeapiError::NotRegular { path });
@@ -410,7 +378,7 @@ impl StateDir {
             self.journaled = self
                 .open_file(JOURNALED, OFlag::O_RDWR | OFlag::O_CREAT)
                 .and_then(|file| {
-                    Journal::open(file).map_err(|e| io_err(&self.path.join(JOURNALED), e))
+                    Journal::open(file).map_err(|e| io_err(&self.dir.path().join(JOURNALED), e))
                 })
                 .ok();
         }
@@ -418,14 +386,14 @@ impl StateDir {
             let _ = journal
                 .append(id.as_bytes())
                 .and_then(|()| journal.append(b"\n"));
-            step("journaled", &self.path.join(JOURNALED));
+            step("journaled", &self.dir.path().join(JOURNALED));
         }
     }
 
     /// Appends `records` to forbidden.log, syncs them, and records the new position. Call with
     /// the commit lock held.
     pub fn commit(&mut self, records: &[u8], audit: Cursor) -> Result<(), KubeapiError> {
-        let path = self.path.join(FORBIDDEN_LOG);
+        let path = self.dir.path().join(FORBIDDEN_LOG);
         let file = self.forbidden()?;
         if !records.is_empty() {
             file.write_all(records).map_err(|e| io_err(&path, e))?;
@@ -451,7 +419,7 @@ impl StateDir {
                 }
             }
         }
-        step("emptied", &self.path.join(JOURNALED));
+        step("emptied", &self.dir.path().join(JOURNALED));
         Ok(())
     }
 
@@ -468,14 +436,14 @@ impl StateDir {
         let next = self.rotated()?.last().map(|(n, _)| n + 1).unwrap_or(1);
         let rotated = format!("{FORBIDDEN_LOG}.{next}");
         let mut position = self.load_position()?;
-        renameat(&self.fd, FORBIDDEN_LOG, &self.fd, rotated.as_str())
-            .map_err(|e| io_err(&self.path.join(FORBIDDEN_LOG), e))?;
-        step("rotated", &self.path.join(&rotated));
+        renameat(&self.dir, FORBIDDEN_LOG, &self.dir, rotated.as_str())
+            .map_err(|e| io_err(&self.dir.path().join(FORBIDDEN_LOG), e))?;
+        step("rotated", &self.dir.path().join(&rotated));
         self.forbidden = None;
         let file = self.forbidden()?;
         let ino = file
             .metadata()
-            .map_err(|e| io_err(&self.path.join(FORBIDDEN_LOG), e))?
+            .map_err(|e| io_err(&self.dir.path().join(FORBIDDEN_LOG), e))?
             .ino();
         if position.audit.is_some() {
             position.forbidden = Some(Recorded { ino, size: 0 });
@@ -486,12 +454,10 @@ impl StateDir {
 
     /// The `forbidden.log.<n>` files, by number.
     pub fn rotated(&self) -> Result<Vec<(u64, String)>, KubeapiError> {
-        let entries = std::fs::read_dir(&self.path).map_err(|e| io_err(&self.path, e))?;
+        let names = self.dir.list().map_err(file_error)?;
         let prefix = format!("{FORBIDDEN_LOG}.");
         let mut found = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(|e| io_err(&self.path, e))?;
-            let name = entry.file_name();
+        for name in names {
             let Some(number) = std::str::from_utf8(name.as_bytes())
                 .ok()
                 .and_then(|n| n.strip_prefix(&prefix))
@@ -509,28 +475,14 @@ impl StateDir {
         let mut file = self.open_file(name, OFlag::O_RDONLY)?;
         let mut bytes = Vec::new();
         std::io::Read::read_to_end(&mut file, &mut bytes)
-            .map_err(|e| io_err(&self.path.join(name), e))?;
+            .map_err(|e| io_err(&self.dir.path().join(name), e))?;
         Ok(bytes)
     }
 
     pub fn remove(&self, name: &str) -> Result<(), KubeapiError> {
-        unlinkat(&self.fd, name, UnlinkatFlags::NoRemoveDir)
-            .map_err(|e| io_err(&self.path.join(name), e))
+        unlinkat(&self.dir, name, UnlinkatFlags::NoRemoveDir)
+            .map_err(|e| io_err(&self.dir.path().join(name), e))
     }
-}
-
-/// Unpredictable enough for temporary names (they are created with `O_EXCL` anyway).
-fn random_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    hasher.write_u32(std::process::id());
-    hasher.finish()
 }
 
 #[cfg(test)]
