@@ -78,6 +78,17 @@ pub enum Effect {
         knob: String,
         value: String,
     },
+    AddSubordinateIds {
+        name: String,
+        start: u64,
+        count: u64,
+    },
+    LoadModule {
+        name: String,
+    },
+    Remove {
+        path: PathBuf,
+    },
     Run {
         program: String,
         args: Vec<String>,
@@ -125,6 +136,8 @@ struct State {
     responder: Responder,
     /// Writes at this path fail with EIO, to test what a failure leaves.
     failing: Option<PathBuf>,
+    /// Kernel modules neither loadable nor built in.
+    missing_modules: Vec<String>,
 }
 
 /// The machine in memory. Clones share it.
@@ -169,7 +182,7 @@ impl Default for FakeHost {
 }
 
 impl FakeHost {
-    /// `/` only, root's; Debian's profile; no accounts; no local addresses.
+    /// `/` and root's account only; Debian's profile; no local addresses.
     pub fn new() -> FakeHost {
         let host = FakeHost {
             state: Rc::new(RefCell::new(State {
@@ -187,9 +200,22 @@ impl FakeHost {
                 now: SystemTime::UNIX_EPOCH + Duration::from_secs(1_764_806_400),
                 responder: Box::new(|_, _, _| Ok(String::new())),
                 failing: None,
+                missing_modules: Vec::new(),
             })),
         };
-        host.with_dir("/", 0o755, (0, 0))
+        host.with_dir("/", 0o755, (0, 0)).with_root()
+    }
+
+    /// root, as every machine has it.
+    fn with_root(self) -> FakeHost {
+        self.state.borrow_mut().accounts.push(Account {
+            name: "root".into(),
+            uid: 0,
+            gid: 0,
+            home: "/root".into(),
+            shell: "/bin/bash".into(),
+        });
+        self.with_group("root", 0).with_dir("/root", 0o700, (0, 0))
     }
 
     /// A directory (and its missing parents, root's 0755), set up without an effect.
@@ -296,6 +322,12 @@ impl FakeHost {
         responder: impl Fn(&str, &[&str], Option<&[u8]>) -> Result<String, String> + 'static,
     ) -> FakeHost {
         self.state.borrow_mut().responder = Box::new(responder);
+        self
+    }
+
+    /// A kernel module that cannot be loaded and is not built in.
+    pub fn without_module(self, module: &str) -> FakeHost {
+        self.state.borrow_mut().missing_modules.push(module.into());
         self
     }
 
@@ -707,6 +739,26 @@ impl Host for FakeHost {
         Ok(Outcome::Switched { version, previous })
     }
 
+    fn remove_all(&self, path: &Path) -> std::io::Result<()> {
+        let mut state = self.state.borrow_mut();
+        let below: Vec<PathBuf> = state
+            .tree
+            .keys()
+            .filter(|p| p.starts_with(path))
+            .cloned()
+            .collect();
+        if below.is_empty() {
+            return Ok(());
+        }
+        for entry in below {
+            state.tree.remove(&entry);
+        }
+        state.effects.push(Effect::Remove {
+            path: path.to_path_buf(),
+        });
+        Ok(())
+    }
+
     fn on_overlayfs(&self, _path: &Path) -> bool {
         self.state.borrow().overlayfs
     }
@@ -754,7 +806,11 @@ impl Host for FakeHost {
                 uid
             }
         };
-        let home = PathBuf::from(spec.home.unwrap_or("/home")).join(name);
+        // useradd -d: the whole path; its default is below /home.
+        let home = spec
+            .home
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new("/home").join(name));
         let account = Account {
             name: name.into(),
             uid,
@@ -818,6 +874,30 @@ impl Host for FakeHost {
         Ok(())
     }
 
+    fn add_subordinate_ids(&self, name: &str, start: u64, count: u64) -> Result<(), AccountError> {
+        if self.account(name).is_none() {
+            return Err(AccountError::NoSuchUser(name.into()));
+        }
+        self.record(Effect::AddSubordinateIds {
+            name: name.into(),
+            start,
+            count,
+        });
+        Ok(())
+    }
+
+    fn load_module(&self, module: &str) -> bool {
+        self.record(Effect::LoadModule {
+            name: module.into(),
+        });
+        !self
+            .state
+            .borrow()
+            .missing_modules
+            .iter()
+            .any(|m| m == module)
+    }
+
     fn profile(&self) -> &'static Profile {
         self.state.borrow().profile
     }
@@ -855,8 +935,11 @@ impl Host for FakeHost {
         })
     }
 
-    fn run_interactive(&self, program: &str, args: &[&str]) -> bool {
-        self.run(program, args).is_ok()
+    fn run_shown(&self, program: &str, args: &[&str]) -> std::io::Result<ExitStatus> {
+        Ok(ExitStatus::from_raw(match self.run(program, args) {
+            Ok(_) => 0,
+            Err(_) => 1 << 8,
+        }))
     }
 
     fn run_as(

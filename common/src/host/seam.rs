@@ -83,6 +83,9 @@ pub trait Host {
     fn install(&self, file: &Versioned, contents: &[u8], mode: u32) -> Result<Outcome, FileError>;
     /// Whether the file system holding `path` is overlayfs (rootless overlay cannot stack on it).
     fn on_overlayfs(&self, path: &Path) -> bool;
+    /// Removes `path` and, for a directory, everything below it, following no link; nothing
+    /// there is not an error.
+    fn remove_all(&self, path: &Path) -> std::io::Result<()>;
 
     // Accounts and groups.
     fn find_user(&self, name: &str) -> Result<Option<Account>, AccountError>;
@@ -97,6 +100,8 @@ pub trait Host {
     ) -> Result<(Account, bool), AccountError>;
     fn add_to_groups(&self, name: &str, groups: &[&str]) -> Result<(), AccountError>;
     fn set_password(&self, name: &str, password: &str) -> Result<(), AccountError>;
+    /// Subordinate uids and gids `start..start+count` for `name`.
+    fn add_subordinate_ids(&self, name: &str, start: u64, count: u64) -> Result<(), AccountError>;
 
     // The kernel and the network.
     /// The distribution's profile (tools and kernel knobs it has).
@@ -105,12 +110,16 @@ pub trait Host {
     /// Sets `knob` (`kernel.x`) in the running kernel.
     fn set_sysctl(&self, knob: &str, value: &str) -> std::io::Result<()>;
     fn is_local_address(&self, address: IpAddr) -> std::io::Result<bool>;
+    /// Loads a kernel module; whether it is there afterwards (loaded now, before, or built in
+    /// as far as `/sys/module` tells).
+    fn load_module(&self, module: &str) -> bool;
 
     // Processes and the clock.
     /// Runs a program to completion; a non-zero exit is an error carrying its stderr.
     fn run(&self, program: &str, args: &[&str]) -> Result<String, services::ServiceError>;
-    /// Runs a program on the caller's terminal; whether it succeeded.
-    fn run_interactive(&self, program: &str, args: &[&str]) -> bool;
+    /// Runs a program with this process's standard input and output (the administrator sees
+    /// what it says and answers what it asks).
+    fn run_shown(&self, program: &str, args: &[&str]) -> std::io::Result<ExitStatus>;
     /// Runs a program as `account` with `stdin` fed in.
     fn run_as(
         &self,
@@ -232,6 +241,15 @@ impl Host for RealHost {
     fn install(&self, file: &Versioned, contents: &[u8], mode: u32) -> Result<Outcome, FileError> {
         file.install(contents, mode)
     }
+    fn remove_all(&self, path: &Path) -> std::io::Result<()> {
+        match std::fs::symlink_metadata(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+            // remove_dir_all does not follow links inside the tree.
+            Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(path),
+            Ok(_) => std::fs::remove_file(path),
+        }
+    }
     fn on_overlayfs(&self, path: &Path) -> bool {
         const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
         nix::sys::statfs::statfs(path)
@@ -260,6 +278,9 @@ impl Host for RealHost {
     fn set_password(&self, name: &str, password: &str) -> Result<(), AccountError> {
         users::set_password(name, password)
     }
+    fn add_subordinate_ids(&self, name: &str, start: u64, count: u64) -> Result<(), AccountError> {
+        users::add_subordinate_ids(name, start, count)
+    }
 
     fn profile(&self) -> &'static Profile {
         Profile::detect()
@@ -274,16 +295,19 @@ impl Host for RealHost {
     fn is_local_address(&self, address: IpAddr) -> std::io::Result<bool> {
         net::is_local_address(address)
     }
+    fn load_module(&self, module: &str) -> bool {
+        let loaded = std::process::Command::new("modprobe")
+            .args(["-q", "--", module])
+            .status()
+            .is_ok_and(|s| s.success());
+        loaded || Path::new("/sys/module").join(module).exists()
+    }
 
     fn run(&self, program: &str, args: &[&str]) -> Result<String, services::ServiceError> {
         services::run(program, args)
     }
-    fn run_interactive(&self, program: &str, args: &[&str]) -> bool {
-        // The seam itself: the one place a command's interactive child is spawned.
-        std::process::Command::new(program)
-            .args(args)
-            .status()
-            .is_ok_and(|s| s.success())
+    fn run_shown(&self, program: &str, args: &[&str]) -> std::io::Result<ExitStatus> {
+        std::process::Command::new(program).args(args).status()
     }
     fn run_as(
         &self,

@@ -446,6 +446,19 @@ pub fn add_to_groups(name: &str, groups: &[&str]) -> Result<(), AccountError> {
     Ok(())
 }
 
+/// Gives `name` the subordinate uids and gids `start..start+count` (`usermod --add-subuids
+/// --add-subgids`), which rootless namespaces map.
+pub fn add_subordinate_ids(name: &str, start: u64, count: u64) -> Result<(), AccountError> {
+    let range = format!("{start}-{}", start + count - 1);
+    run_tool(
+        "usermod",
+        &["--add-subuids", &range, "--add-subgids", &range, "--", name],
+        name,
+    )?;
+    super::failpoint::step("usermod", std::path::Path::new(name));
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -128,7 +128,7 @@ impl UpgradeHost for RealHost {
     }
 
     fn patch_audit(&self) -> Result<(), String> {
-        crate::u7s_kubeadm::apply::patch_audit()
+        crate::u7s_kubeadm::apply::patch_audit(&podsec_common::host::RealHost)
     }
 
     fn save_node_config(&self, config: &NodeConfig) -> Result<(), String> {

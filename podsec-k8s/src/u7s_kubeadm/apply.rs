@@ -7,13 +7,16 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
-use podsec_common::host::files::{FileError, Owner as FileOwner, SafeDir};
-use podsec_common::host::users;
+use podsec_common::host::files::{FileError, Owner as FileOwner};
+use podsec_common::host::{Host, HostDir};
 use podsec_common::{msg, tr};
 
 use super::audit::{self, AuditError};
 use super::plan::{ADMIN_CONF, Owner, Plan, Step};
 use super::runtime::{PlannedFile, Runtime, RuntimeError, U7S_HOME};
+use podsec_common::host::seam::sysctl_path;
+use podsec_common::host::services::ServiceError;
+use podsec_common::host::users::NewAccount;
 
 /// How long `kubectl apply` of the pod network (flannel or calico) is retried while the API server comes up.
 pub const APPLY_ATTEMPTS: u32 = 90;
@@ -29,9 +32,14 @@ pub enum ApplyError {
     },
 }
 
-fn owner_of(owner: &Owner) -> Result<FileOwner, String> {
-    let uid = users::user(&owner.user).map_err(|e| e.to_string())?.uid;
-    let gid = users::group_gid(&owner.group)
+fn owner_of(host: &impl Host, owner: &Owner) -> Result<FileOwner, String> {
+    let uid = host
+        .find_user(&owner.user)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| msg!("no user {}", owner.user))?
+        .uid;
+    let gid = host
+        .group_gid(&owner.group)
         .map_err(|e| e.to_string())?
         .ok_or_else(|| msg!("no group {}", owner.group))?;
     Ok(FileOwner::new(uid, gid))
@@ -41,9 +49,9 @@ fn relative(path: &Path) -> &Path {
     path.strip_prefix("/").unwrap_or(path)
 }
 
-fn directory(path: &Path, mode: u32, owner: &Owner) -> Result<(), String> {
-    let owner = owner_of(owner)?;
-    let root = SafeDir::open(Path::new("/")).map_err(|e| e.to_string())?;
+fn directory(host: &impl Host, path: &Path, mode: u32, owner: &Owner) -> Result<(), String> {
+    let owner = owner_of(host, owner)?;
+    let root = host.open_dir(Path::new("/")).map_err(|e| e.to_string())?;
     let dir = root
         .create_dir_all(relative(path), mode, owner)
         .map_err(|e| e.to_string())?;
@@ -51,11 +59,14 @@ fn directory(path: &Path, mode: u32, owner: &Owner) -> Result<(), String> {
 }
 
 /// Writes a planned file (atomically; a symlink at its name is replaced, never followed).
-pub fn write_file(file: &PlannedFile) -> Result<(), String> {
-    let owner = owner_of(&Owner {
-        user: file.user.clone(),
-        group: file.group.clone(),
-    })?;
+pub fn write_file(host: &impl Host, file: &PlannedFile) -> Result<(), String> {
+    let owner = owner_of(
+        host,
+        &Owner {
+            user: file.user.clone(),
+            group: file.group.clone(),
+        },
+    )?;
     let parent = file
         .path
         .parent()
@@ -65,24 +76,13 @@ pub fn write_file(file: &PlannedFile) -> Result<(), String> {
         .file_name()
         .and_then(|n| n.to_str())
         .ok_or_else(|| msg!("no file name"))?;
-    let dir = SafeDir::open(parent).map_err(|e| e.to_string())?;
+    let dir = host.open_dir(parent).map_err(|e| e.to_string())?;
     dir.write_file(name, file.contents.as_bytes(), file.mode, owner)
         .map_err(|e: FileError| e.to_string())
 }
 
-fn remove(path: &Path) -> Result<(), String> {
-    match std::fs::symlink_metadata(path) {
-        Err(_) => Ok(()),
-        // remove_dir_all does not follow symlinks inside the tree.
-        Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(path).map_err(|e| e.to_string()),
-        Ok(_) => std::fs::remove_file(path).map_err(|e| e.to_string()),
-    }
-}
-
-fn status_of(command: &mut std::process::Command, what: &str) -> Result<(), String> {
-    let status = command
-        .status()
-        .map_err(|e| msg!("cannot run {what}: {e}"))?;
+fn status_of(status: std::io::Result<std::process::ExitStatus>, what: &str) -> Result<(), String> {
+    let status = status.map_err(|e| msg!("cannot run {what}: {e}"))?;
     if status.success() {
         Ok(())
     } else {
@@ -124,9 +124,10 @@ pub fn check_kubeconfig(text: &str) -> Result<(), String> {
     Ok(())
 }
 
-pub(crate) fn patch_audit() -> Result<(), String> {
-    let manifests =
-        SafeDir::open(Path::new("/etc/kubernetes/manifests")).map_err(|e| e.to_string())?;
+pub(crate) fn patch_audit(host: &impl Host) -> Result<(), String> {
+    let manifests = host
+        .open_dir(Path::new("/etc/kubernetes/manifests"))
+        .map_err(|e| e.to_string())?;
     let text = manifests
         .read_file("kube-apiserver.yaml", 1 << 20)
         .map_err(|e| e.to_string())?;
@@ -138,14 +139,16 @@ pub(crate) fn patch_audit() -> Result<(), String> {
                 "kube-apiserver.yaml",
                 patched.as_bytes(),
                 0o600,
-                owner_of(&Owner::u7s())?,
+                owner_of(host, &Owner::u7s())?,
             )
             .map_err(|e| e.to_string()),
     }
 }
 
-fn copy_admin_conf(targets: &[std::path::PathBuf]) -> Result<(), String> {
-    let kube = SafeDir::open(Path::new("/etc/kubernetes")).map_err(|e| e.to_string())?;
+fn copy_admin_conf(host: &impl Host, targets: &[std::path::PathBuf]) -> Result<(), String> {
+    let kube = host
+        .open_dir(Path::new("/etc/kubernetes"))
+        .map_err(|e| e.to_string())?;
     let conf = kube
         .read_file("admin.conf", 1 << 20)
         .map_err(|e| msg!("{ADMIN_CONF} was not written by kubeadm: {e}"))?;
@@ -156,11 +159,11 @@ fn copy_admin_conf(targets: &[std::path::PathBuf]) -> Result<(), String> {
     for target in targets {
         let home = target.parent().and_then(Path::parent).ok_or("bad target")?;
         let owner = if home == Path::new(U7S_HOME) {
-            owner_of(&Owner::u7s())?
+            owner_of(host, &Owner::u7s())?
         } else {
             FileOwner::new(0, 0)
         };
-        let home_dir = SafeDir::open(home).map_err(|e| e.to_string())?;
+        let home_dir = host.open_dir(home).map_err(|e| e.to_string())?;
         let dot_kube = home_dir
             .create_dir_all(Path::new(".kube"), 0o700, owner)
             .map_err(|e| e.to_string())?;
@@ -175,6 +178,7 @@ fn copy_admin_conf(targets: &[std::path::PathBuf]) -> Result<(), String> {
 }
 
 fn apply_manifest(
+    host: &impl Host,
     name: &str,
     argv: &[String],
     attempts: u32,
@@ -182,15 +186,15 @@ fn apply_manifest(
 ) -> Result<(), String> {
     let mut last = String::new();
     for _ in 0..attempts {
-        let output = std::process::Command::new(&argv[0])
-            .args(&argv[1..])
-            .output()
-            .map_err(|e| msg!("cannot run {}: {e}", argv[0]))?;
-        if output.status.success() {
-            let _ = std::io::stdout().write_all(&output.stdout);
-            return Ok(());
+        let args: Vec<&str> = argv[1..].iter().map(String::as_str).collect();
+        match host.run(&argv[0], &args) {
+            Ok(stdout) => {
+                let _ = std::io::stdout().write_all(stdout.as_bytes());
+                return Ok(());
+            }
+            Err(ServiceError::Failed { detail, .. }) => last = detail,
+            Err(e) => return Err(msg!("cannot run {}: {e}", argv[0])),
         }
-        last = String::from_utf8_lossy(&output.stderr).trim().to_string();
         std::thread::sleep(pause);
     }
     Err(msg!(
@@ -199,31 +203,30 @@ fn apply_manifest(
     ))
 }
 
-fn run_step(step: &Step, runtime: &dyn Runtime) -> Result<(), String> {
+fn run_step(host: &impl Host, step: &Step, runtime: &dyn Runtime) -> Result<(), String> {
     let runtime_error = |e: RuntimeError| e.to_string();
     match step {
         Step::InstallPackages { commands, .. } => {
             for command in commands {
-                status_of(
-                    std::process::Command::new(&command[0]).args(&command[1..]),
-                    &command.join(" "),
-                )?;
+                let args: Vec<&str> = command[1..].iter().map(String::as_str).collect();
+                status_of(host.run_shown(&command[0], &args), &command.join(" "))?;
             }
             Ok(())
         }
-        Step::CreateGroup { name } => users::ensure_group(name, true)
+        Step::CreateGroup { name } => host
+            .ensure_group(name, true)
             .map(|_| ())
             .map_err(|e| e.to_string()),
         Step::CreateUser { name, home, groups } => {
             let groups: Vec<&str> = groups.iter().map(String::as_str).collect();
-            let shell = if Path::new("/bin/bash").exists() {
+            let shell = if host.exists(Path::new("/bin/bash")) {
                 "/bin/bash"
             } else {
                 "/bin/sh"
             };
-            users::ensure_user(
+            host.ensure_user(
                 name,
-                &users::NewAccount {
+                &NewAccount {
                     primary_group: Some(name),
                     groups: &groups,
                     home: Some(home),
@@ -236,23 +239,12 @@ fn run_step(step: &Step, runtime: &dyn Runtime) -> Result<(), String> {
             .map(|_| ())
             .map_err(|e| e.to_string())
         }
-        Step::AddSubIds { user, start, count } => {
-            let range = format!("{start}-{}", start + count - 1);
-            status_of(
-                std::process::Command::new("usermod").args([
-                    "--add-subuids",
-                    &range,
-                    "--add-subgids",
-                    &range,
-                    "--",
-                    user,
-                ]),
-                "usermod --add-subuids",
-            )
-        }
+        Step::AddSubIds { user, start, count } => host
+            .add_subordinate_ids(user, *start, *count)
+            .map_err(|e| e.to_string()),
         Step::AddToGroups { user, groups } => {
             let groups: Vec<&str> = groups.iter().map(String::as_str).collect();
-            users::add_to_groups(user, &groups).map_err(|e| e.to_string())
+            host.add_to_groups(user, &groups).map_err(|e| e.to_string())
         }
         Step::RemoveLeftovers {
             paths,
@@ -266,23 +258,18 @@ fn run_step(step: &Step, runtime: &dyn Runtime) -> Result<(), String> {
                 runtime.stop().map_err(runtime_error)?;
             }
             for path in paths {
-                remove(path).map_err(|e| format!("{}: {e}", path.display()))?;
+                host.remove_all(path)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
             }
             Ok(())
         }
-        Step::Sysctl { key, value } => {
-            let path = Path::new("/proc/sys").join(key.replace('.', "/"));
-            std::fs::write(&path, format!("{value}\n"))
-                .map_err(|e| format!("{}: {e}", path.display()))
-        }
+        Step::Sysctl { key, value } => host
+            .set_sysctl(key, value)
+            .map_err(|e| format!("{}: {e}", sysctl_path(key).display())),
         Step::LoadModules { modules } => {
             let mut missing = Vec::new();
             for module in modules {
-                let loaded = std::process::Command::new("modprobe")
-                    .args(["-q", "--", module])
-                    .status()
-                    .is_ok_and(|s| s.success());
-                if !loaded && !Path::new("/sys/module").join(module).exists() {
+                if !host.load_module(module) {
                     missing.push(module.as_str());
                 }
             }
@@ -299,12 +286,14 @@ fn run_step(step: &Step, runtime: &dyn Runtime) -> Result<(), String> {
             }
             Ok(())
         }
-        Step::Directory { path, mode, owner } => directory(path, *mode, owner),
-        Step::File { file } => write_file(file),
+        Step::Directory { path, mode, owner } => directory(host, path, *mode, owner),
+        Step::File { file } => write_file(host, file),
         Step::NodeConfig { config } => {
             let mut config = config.clone();
-            config.uid = users::user(super::runtime::U7S_ADMIN)
+            config.uid = host
+                .find_user(super::runtime::U7S_ADMIN)
                 .map_err(|e| e.to_string())?
+                .ok_or_else(|| msg!("no user {}", super::runtime::U7S_ADMIN))?
                 .uid;
             config
                 .save(Path::new(crate::node_config::NODE_CONFIG_PATH))
@@ -314,7 +303,7 @@ fn run_step(step: &Step, runtime: &dyn Runtime) -> Result<(), String> {
         Step::PullImages { commands } => {
             for command in commands {
                 let mut cmd = runtime.in_namespace(command).map_err(runtime_error)?;
-                status_of(&mut cmd, &msg!("pulling {}", command[4]))?;
+                status_of(cmd.status(), &msg!("pulling {}", command[4]))?;
             }
             Ok(())
         }
@@ -324,18 +313,22 @@ fn run_step(step: &Step, runtime: &dyn Runtime) -> Result<(), String> {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            status_of(&mut cmd, &format!("{program} {}", argv[1]))
+            status_of(cmd.status(), &format!("{program} {}", argv[1]))
         }
-        Step::PatchAudit => patch_audit(),
-        Step::CopyAdminConf { targets } => copy_admin_conf(targets),
-        Step::ApplyFlannel { argv } => apply_manifest("flannel", argv, APPLY_ATTEMPTS, APPLY_PAUSE),
-        Step::ApplyCalico { argv } => apply_manifest("calico", argv, APPLY_ATTEMPTS, APPLY_PAUSE),
+        Step::PatchAudit => patch_audit(host),
+        Step::CopyAdminConf { targets } => copy_admin_conf(host, targets),
+        Step::ApplyFlannel { argv } => {
+            apply_manifest(host, "flannel", argv, APPLY_ATTEMPTS, APPLY_PAUSE)
+        }
+        Step::ApplyCalico { argv } => {
+            apply_manifest(host, "calico", argv, APPLY_ATTEMPTS, APPLY_PAUSE)
+        }
         Step::EnableService => runtime.enable_service().map_err(runtime_error),
     }
 }
 
 /// Runs every step of `plan` in order; stops at the first failure.
-pub fn apply(plan: &Plan, runtime: &dyn Runtime) -> Result<(), ApplyError> {
+pub fn apply(host: &impl Host, plan: &Plan, runtime: &dyn Runtime) -> Result<(), ApplyError> {
     let total = plan.steps.len();
     for (i, step) in plan.steps.iter().enumerate() {
         eprintln!(
@@ -343,7 +336,7 @@ pub fn apply(plan: &Plan, runtime: &dyn Runtime) -> Result<(), ApplyError> {
             i + 1,
             step.describe()
         );
-        run_step(step, runtime).map_err(|detail| ApplyError::Step {
+        run_step(host, step, runtime).map_err(|detail| ApplyError::Step {
             number: i + 1,
             what: step.describe(),
             detail,
@@ -365,6 +358,7 @@ pub fn apply(plan: &Plan, runtime: &dyn Runtime) -> Result<(), ApplyError> {
 mod tests {
     use super::*;
     use crate::node_config::NodeConfig;
+    use podsec_common::host::fake::{Effect, FakeHost, Node};
     use std::process::Command;
 
     /// Runs "inside the namespace" as a plain local command and records what it was asked.
@@ -452,7 +446,9 @@ mod tests {
             },
             Step::EnableService,
         ]);
-        let err = apply(&plan, &runtime).unwrap_err().to_string();
+        let err = apply(&FakeHost::new(), &plan, &runtime)
+            .unwrap_err()
+            .to_string();
         assert!(runtime.started.get());
         assert!(err.starts_with("step 2 (run inside the namespace"), "{err}");
         assert!(
@@ -470,29 +466,158 @@ mod tests {
                 "x",
             ])],
         }]);
-        let err = apply(&plan, &runtime).unwrap_err().to_string();
+        let err = apply(&FakeHost::new(), &plan, &runtime)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("pulling docker://registry.local/c10f/pause:3.10 failed"),
             "{err}"
         );
     }
 
+    /// The host-preparation steps of a plan, on a machine in memory: each step's effect, in
+    /// the plan's order; files and directories with the planned owner and mode.
+    #[test]
+    fn host_steps_change_the_machine_in_order() {
+        let runtime = FakeRuntime {
+            started: std::cell::Cell::new(false),
+        };
+        let host = FakeHost::new()
+            .with_sysctl("net.ipv4.ip_forward", "0")
+            .with_dir("/etc/podsec", 0o755, (0, 0))
+            .with_dir("/var/lib", 0o755, (0, 0))
+            .without_module("br_netfilter");
+        let plan = plan_of(vec![
+            Step::CreateGroup {
+                name: "u7s-admin".into(),
+            },
+            Step::CreateUser {
+                name: "u7s-admin".into(),
+                home: "/var/lib/u7s-admin".into(),
+                groups: vec![],
+            },
+            Step::AddSubIds {
+                user: "u7s-admin".into(),
+                start: 200_000,
+                count: 65_536,
+            },
+            Step::Sysctl {
+                key: "net.ipv4.ip_forward".into(),
+                value: "1".into(),
+            },
+            Step::LoadModules {
+                modules: vec!["overlay".into(), "br_netfilter".into()],
+            },
+            Step::Directory {
+                path: "/etc/podsec/u7s".into(),
+                mode: 0o750,
+                owner: Owner::root_u7s_group(),
+            },
+            Step::File {
+                file: PlannedFile {
+                    path: "/etc/podsec/u7s/env".into(),
+                    mode: 0o640,
+                    user: "root".into(),
+                    group: "u7s-admin".into(),
+                    contents: "U7S=1\n".into(),
+                },
+            },
+        ]);
+        apply(&host, &plan, &runtime).unwrap();
+        let admin = host.account("u7s-admin").expect("account made");
+        assert_eq!(admin.home, Path::new("/var/lib/u7s-admin"));
+        assert!(host.node("/var/lib/u7s-admin").is_some(), "home made");
+        let gid = admin.gid;
+        let effects = host.effects();
+        assert_eq!(
+            effects[..6],
+            [
+                Effect::AddGroup {
+                    name: "u7s-admin".into(),
+                    system: true
+                },
+                Effect::AddUser {
+                    name: "u7s-admin".into(),
+                    groups: vec![]
+                },
+                Effect::AddSubordinateIds {
+                    name: "u7s-admin".into(),
+                    start: 200_000,
+                    count: 65_536
+                },
+                Effect::Sysctl {
+                    knob: "net.ipv4.ip_forward".into(),
+                    value: "1".into()
+                },
+                Effect::LoadModule {
+                    name: "overlay".into()
+                },
+                Effect::LoadModule {
+                    name: "br_netfilter".into()
+                },
+            ]
+        );
+        match host.node("/etc/podsec/u7s") {
+            Some(Node::Dir { mode, owner, .. }) => assert_eq!((mode, owner), (0o750, (0, gid))),
+            other => panic!("{other:?}"),
+        }
+        match host.node("/etc/podsec/u7s/env") {
+            Some(Node::File {
+                contents,
+                mode,
+                owner,
+            }) => {
+                assert_eq!(contents, b"U7S=1\n");
+                assert_eq!((mode, owner), (0o640, (0, gid)));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(!runtime.started.get(), "no runtime step was planned");
+    }
+
+    #[test]
+    fn a_failing_host_step_stops_the_run_naming_it() {
+        let runtime = FakeRuntime {
+            started: std::cell::Cell::new(false),
+        };
+        // This kernel has no such knob.
+        let host = FakeHost::new();
+        let plan = plan_of(vec![
+            Step::Sysctl {
+                key: "net.ipv4.ip_forward".into(),
+                value: "1".into(),
+            },
+            Step::StartRuntime,
+        ]);
+        let err = apply(&host, &plan, &runtime).unwrap_err().to_string();
+        assert!(
+            err.starts_with("step 1 (") && err.contains("/proc/sys/net/ipv4/ip_forward"),
+            "{err}"
+        );
+        assert!(!runtime.started.get(), "nothing after the failed step runs");
+    }
+
     #[test]
     fn flannel_apply_is_bounded() {
         // §10.2 defect 18: upstream retried `kubectl apply` forever.
         let start = std::time::Instant::now();
+        let refusing = FakeHost::new().with_programs(|_, _, _| Err("connection refused".into()));
         let err = apply_manifest(
+            &refusing,
             "flannel",
-            &["false".to_string()],
+            &["kubectl".to_string(), "apply".to_string()],
             3,
             Duration::from_millis(10),
         )
         .unwrap_err();
         assert!(err.contains("after 3 attempts"), "{err}");
+        assert!(err.ends_with(": connection refused"), "{err}");
+        assert_eq!(refusing.effects().len(), 3);
         assert!(start.elapsed() < Duration::from_secs(5));
         apply_manifest(
+            &FakeHost::new(),
             "flannel",
-            &["true".to_string()],
+            &["kubectl".to_string()],
             3,
             Duration::from_millis(10),
         )

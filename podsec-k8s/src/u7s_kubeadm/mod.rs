@@ -23,6 +23,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use podsec_common::cli::{self, Failure, NotRoot};
+use podsec_common::host::RealHost;
 use podsec_common::profile::{Distribution, Profile};
 use podsec_common::{msg, tr};
 
@@ -179,13 +180,16 @@ fn native(args: &[String]) -> Result<ExitCode, Error> {
         PhaseConfig::Rendered(text) => {
             let path = phase_config::rendered_path();
             let owner = plan::Owner::root_u7s_group();
-            apply::write_file(&runtime::PlannedFile {
-                path: path.clone(),
-                mode: 0o640,
-                user: owner.user,
-                group: owner.group,
-                contents: text,
-            })
+            apply::write_file(
+                &RealHost,
+                &runtime::PlannedFile {
+                    path: path.clone(),
+                    mode: 0o640,
+                    user: owner.user,
+                    group: owner.group,
+                    contents: text,
+                },
+            )
             .map_err(|e| Error::Native(format!("{}: {e}", path.display())))?;
             argv.extend(["--config".to_string(), path.display().to_string()]);
         }
@@ -306,10 +310,10 @@ fn deploy(deployment: Deployment, common: &flags::CommonFlags) -> Result<ExitCod
             prepare_only: false,
             ..plan.clone()
         };
-        apply::apply(&packages_only, &runtime)?;
+        apply::apply(&RealHost, &packages_only, &runtime)?;
         check_native_kubeadm()?;
         plan = build_plan(&deployment, &env, &runtime, reset)?;
     }
-    apply::apply(&plan, &runtime)?;
+    apply::apply(&RealHost, &plan, &runtime)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -262,7 +262,10 @@ pub fn create(host: &impl Host, args: &Args, mut stdin: impl Read) -> Result<Exi
                     user = account.name
                 )
             );
-            if !host.run_interactive("passwd", &["--", &account.name]) {
+            if !host
+                .run_shown("passwd", &["--", &account.name])
+                .is_ok_and(|s| s.success())
+            {
                 return Err(Error::Password {
                     user: account.name.clone(),
                     detail: tr!("passwd failed").into(),

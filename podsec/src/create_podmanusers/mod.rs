@@ -130,7 +130,10 @@ pub fn create(host: &impl Host, args: &Args, stdin: impl Read) -> Result<ExitCod
                     "{}",
                     tr!("Enter the password for user '{name}':", name = name)
                 );
-                if !host.run_interactive("passwd", &["--", name]) {
+                if !host
+                    .run_shown("passwd", &["--", name])
+                    .is_ok_and(|s| s.success())
+                {
                     return Err(Error::Password {
                         user: name.clone(),
                         detail: tr!("passwd failed").into(),
