@@ -17,8 +17,9 @@ use std::time::{Duration, SystemTime};
 use nix::errno::Errno;
 
 use super::files::{FileError, Owner};
+use super::net::Listener;
 use super::seam::{EntryInfo, Host, HostDir};
-use super::services::ServiceError;
+use super::services::{ReloadDone, ServiceError, UnitAction};
 use super::users::{Account, AccountError, NewAccount};
 use super::versioned::{Outcome, Versioned};
 use crate::profile::{DEBIAN, Profile};
@@ -89,6 +90,23 @@ pub enum Effect {
     Remove {
         path: PathBuf,
     },
+    /// `systemd_ensure`: what it was asked and what it did.
+    Unit {
+        unit: String,
+        changed: bool,
+        action: UnitAction,
+    },
+    StartDaemon {
+        name: String,
+        program: String,
+        args: Vec<String>,
+    },
+    StopDaemon {
+        name: String,
+    },
+    ReloadDaemon {
+        name: String,
+    },
     Run {
         program: String,
         args: Vec<String>,
@@ -138,6 +156,13 @@ struct State {
     failing: Option<PathBuf>,
     /// Kernel modules neither loadable nor built in.
     missing_modules: Vec<String>,
+    systemd: bool,
+    /// Active systemd units.
+    units: Vec<String>,
+    /// Daemons started directly: name -> pid.
+    daemons: BTreeMap<String, i32>,
+    listeners: BTreeMap<u16, Vec<Listener>>,
+    programs: Vec<String>,
 }
 
 /// The machine in memory. Clones share it.
@@ -201,6 +226,11 @@ impl FakeHost {
                 responder: Box::new(|_, _, _| Ok(String::new())),
                 failing: None,
                 missing_modules: Vec::new(),
+                systemd: false,
+                units: Vec::new(),
+                daemons: BTreeMap::new(),
+                listeners: BTreeMap::new(),
+                programs: Vec::new(),
             })),
         };
         host.with_dir("/", 0o755, (0, 0)).with_root()
@@ -323,6 +353,48 @@ impl FakeHost {
     ) -> FakeHost {
         self.state.borrow_mut().responder = Box::new(responder);
         self
+    }
+
+    /// systemd as the init system, with these units active.
+    pub fn with_systemd(self, active: &[&str]) -> FakeHost {
+        {
+            let mut state = self.state.borrow_mut();
+            state.systemd = true;
+            state.units = active.iter().map(|u| u.to_string()).collect();
+        }
+        self
+    }
+
+    /// A daemon podsec started directly before, running as `pid`.
+    pub fn with_daemon(self, name: &str, pid: i32) -> FakeHost {
+        self.state.borrow_mut().daemons.insert(name.into(), pid);
+        self
+    }
+
+    /// A process listening on `port`.
+    pub fn with_listener(self, port: u16, program: &str, unit: Option<&str>) -> FakeHost {
+        self.state
+            .borrow_mut()
+            .listeners
+            .entry(port)
+            .or_default()
+            .push(Listener {
+                pid: 4000 + i32::from(port),
+                program: program.into(),
+                unit: unit.map(String::from),
+            });
+        self
+    }
+
+    /// A program on PATH (`/usr/bin/<name>`).
+    pub fn with_program(self, name: &str) -> FakeHost {
+        self.state.borrow_mut().programs.push(name.into());
+        self
+    }
+
+    /// The daemons running as started directly: name -> pid.
+    pub fn daemons(&self) -> BTreeMap<String, i32> {
+        self.state.borrow().daemons.clone()
     }
 
     /// A kernel module that cannot be loaded and is not built in.
@@ -980,5 +1052,91 @@ impl Host for FakeHost {
 
     fn now(&self) -> SystemTime {
         self.state.borrow().now
+    }
+
+    fn systemd_running(&self) -> bool {
+        self.state.borrow().systemd
+    }
+
+    fn systemd_ensure(
+        &self,
+        unit: &str,
+        changed: bool,
+        _done: ReloadDone,
+    ) -> Result<UnitAction, ServiceError> {
+        let mut state = self.state.borrow_mut();
+        if !state.systemd {
+            return Err(ServiceError::Failed {
+                command: format!("systemctl enable --now {unit}"),
+                detail: "System has not been booted with systemd".into(),
+            });
+        }
+        let action = if !state.units.iter().any(|u| u == unit) {
+            state.units.push(unit.into());
+            UnitAction::Started
+        } else if changed {
+            UnitAction::Reloaded
+        } else {
+            UnitAction::Unchanged
+        };
+        state.effects.push(Effect::Unit {
+            unit: unit.into(),
+            changed,
+            action,
+        });
+        Ok(action)
+    }
+
+    fn running_pid(&self, name: &str) -> Option<i32> {
+        self.state.borrow().daemons.get(name).copied()
+    }
+
+    fn start_direct(&self, name: &str, program: &str, args: &[&str]) -> Result<i32, ServiceError> {
+        let mut state = self.state.borrow_mut();
+        let pid = 5000 + state.effects.len() as i32;
+        state.daemons.insert(name.into(), pid);
+        state.effects.push(Effect::StartDaemon {
+            name: name.into(),
+            program: program.into(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+        });
+        Ok(pid)
+    }
+
+    fn stop_direct(&self, name: &str) {
+        let mut state = self.state.borrow_mut();
+        if state.daemons.remove(name).is_some() {
+            state.effects.push(Effect::StopDaemon { name: name.into() });
+        }
+    }
+
+    fn reload_direct(
+        &self,
+        name: &str,
+        _master: i32,
+        program: &str,
+        args: &[&str],
+    ) -> Result<(), ServiceError> {
+        self.run(program, args)?;
+        self.record(Effect::ReloadDaemon { name: name.into() });
+        Ok(())
+    }
+
+    fn listeners(&self, port: u16) -> Vec<Listener> {
+        self.state
+            .borrow()
+            .listeners
+            .get(&port)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn find_program(&self, name: &str) -> Option<PathBuf> {
+        let state = self.state.borrow();
+        state
+            .programs
+            .iter()
+            .any(|p| p == name)
+            .then(|| Path::new("/usr/bin").join(name))
     }
 }

@@ -13,9 +13,10 @@ use std::time::SystemTime;
 use nix::errno::Errno;
 
 use super::files::{self, FileError, Owner, SafeDir};
+use super::services::{ReloadDone, UnitAction};
 use super::users::{self, Account, AccountError, NewAccount};
 use super::versioned::{Outcome, Versioned};
-use super::{as_user, net, posix_acl, services};
+use super::{as_user, net, posix_acl, programs, services};
 use crate::profile::Profile;
 
 /// A directory held open: every name below it is reached without following a link.
@@ -136,6 +137,41 @@ pub trait Host {
         args: &[&str],
     ) -> std::io::Result<ExitStatus>;
     fn now(&self) -> SystemTime;
+
+    // Daemons.
+    /// Whether systemd is the init system.
+    fn systemd_running(&self) -> bool;
+    /// A unit enabled and running with its current configuration (see
+    /// [`services::systemd_ensure`]).
+    fn systemd_ensure(
+        &self,
+        unit: &str,
+        changed: bool,
+        done: ReloadDone,
+    ) -> Result<UnitAction, services::ServiceError>;
+    /// The pid of a daemon podsec started directly, while it runs.
+    fn running_pid(&self, name: &str) -> Option<i32>;
+    /// Starts a daemon directly (no systemd): its pid, recorded under `name`.
+    fn start_direct(
+        &self,
+        name: &str,
+        program: &str,
+        args: &[&str],
+    ) -> Result<i32, services::ServiceError>;
+    fn stop_direct(&self, name: &str);
+    /// Has the master process `master` of a directly started daemon reload (`program args`
+    /// tells it to) and returns once new workers serve.
+    fn reload_direct(
+        &self,
+        name: &str,
+        master: i32,
+        program: &str,
+        args: &[&str],
+    ) -> Result<(), services::ServiceError>;
+    /// Who listens on a TCP port of this host.
+    fn listeners(&self, port: u16) -> Vec<net::Listener>;
+    /// A program on the system's PATH.
+    fn find_program(&self, name: &str) -> Option<std::path::PathBuf>;
 }
 
 /// `/proc/sys/kernel/x` for `kernel.x`.
@@ -328,5 +364,46 @@ impl Host for RealHost {
     }
     fn now(&self) -> SystemTime {
         SystemTime::now()
+    }
+
+    fn systemd_running(&self) -> bool {
+        services::systemd_running()
+    }
+    fn systemd_ensure(
+        &self,
+        unit: &str,
+        changed: bool,
+        done: ReloadDone,
+    ) -> Result<UnitAction, services::ServiceError> {
+        services::systemd_ensure(unit, changed, done)
+    }
+    fn running_pid(&self, name: &str) -> Option<i32> {
+        services::running_pid(name)
+    }
+    fn start_direct(
+        &self,
+        name: &str,
+        program: &str,
+        args: &[&str],
+    ) -> Result<i32, services::ServiceError> {
+        services::start_direct(name, program, args)
+    }
+    fn stop_direct(&self, name: &str) {
+        services::stop_direct(name)
+    }
+    fn reload_direct(
+        &self,
+        name: &str,
+        master: i32,
+        program: &str,
+        args: &[&str],
+    ) -> Result<(), services::ServiceError> {
+        services::reload_workers(name, master, || services::run(program, args).map(drop))
+    }
+    fn listeners(&self, port: u16) -> Vec<net::Listener> {
+        net::listeners(port)
+    }
+    fn find_program(&self, name: &str) -> Option<std::path::PathBuf> {
+        programs::find_program(name)
     }
 }

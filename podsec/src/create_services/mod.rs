@@ -19,9 +19,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use podsec_common::cli::{self, Failure, NotRoot};
-use podsec_common::host::files::{FileError, Owner, SafeDir, write_atomic};
+use podsec_common::host::files::{FileError, Owner};
 use podsec_common::host::services::{self, ServiceError};
-use podsec_common::host::{Host, RealHost, hosts, net, users};
+use podsec_common::host::{Host, HostDir, RealHost, hosts, users};
 use podsec_common::profile::Profile;
 use podsec_common::tr;
 
@@ -103,11 +103,11 @@ const PORTS: [(u16, &str); 2] = [(80, LOCAL_REGISTRY), (SIGSTORE_PORT, SIGSTORE_
 /// systemd unit (upstream's ran on port 80; it is restarted with our configuration);
 /// ALT's httpd2 is stopped and disabled under systemd, as upstream did (its units are returned);
 /// anything else is refused, so nginx never half starts.
-fn check_ports(profile: &Profile) -> Result<Vec<String>, Error> {
-    let systemd = services::systemd_running();
+fn check_ports(host: &impl Host, profile: &Profile) -> Result<Vec<String>, Error> {
+    let systemd = host.systemd_running();
     let mut to_stop = Vec::new();
     for (port, what) in PORTS {
-        for listener in net::listeners(port) {
+        for listener in host.listeners(port) {
             let unit = listener.unit.clone().unwrap_or_default();
             let httpd2 = listener.program == "httpd2" || unit == "httpd2.service";
             // The registry only as its unit: that is what gets restarted, freeing the port.
@@ -201,50 +201,72 @@ pub fn check_is_server(host: &impl Host) -> Result<(), Error> {
 }
 
 /// Writes `contents` to `path` (creating its directory); returns whether it changed.
-fn install(path: &str, contents: &str) -> Result<bool, FileError> {
-    if std::fs::read_to_string(path).ok().as_deref() == Some(contents) {
+fn install(host: &impl Host, path: &str, contents: &str) -> Result<bool, FileError> {
+    let path = Path::new(path);
+    if host.read_to_string(path).ok().as_deref() == Some(contents) {
         return Ok(false);
     }
-    let path = Path::new(path);
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|source| FileError::Io {
-            path: dir.into(),
-            source,
-        })?;
-    }
-    write_atomic(path, contents.as_bytes(), 0o644, Owner::default())?;
+    write_creating_dirs(host, path, contents, 0o644, Owner::default())?;
     Ok(true)
+}
+
+/// `path` replaced atomically, its missing directories made root's 0755 on the way (no link
+/// followed).
+fn write_creating_dirs(
+    host: &impl Host,
+    path: &Path,
+    contents: &str,
+    mode: u32,
+    owner: Owner,
+) -> Result<(), FileError> {
+    if let Some(dir) = path.parent().and_then(|d| d.strip_prefix("/").ok()) {
+        host.open_dir(Path::new("/"))?
+            .create_dir_all(dir, 0o755, Owner::new(0, 0))?;
+    }
+    host.write_atomic(path, contents.as_bytes(), mode, owner)
 }
 
 pub fn run(args: Args) -> Result<ExitCode, Error> {
     cli::require_root()?;
-    check_is_server(&RealHost)?;
-    let profile = Profile::detect();
+    create(
+        &RealHost,
+        &args,
+        || {
+            registry_migration::plan(
+                Path::new(registry_migration::UPSTREAM_STORAGE),
+                Path::new(REGISTRY_STORAGE),
+            )
+        },
+        http_status,
+    )
+}
+
+/// The command on `host`. Upstream's registry data is planned by `plan_migration` (and moved
+/// on the machine itself: the unit tests plan none); the services are probed over HTTP by
+/// `probe` (`url`, `Host` header -> status).
+pub fn create(
+    host: &impl Host,
+    args: &Args,
+    plan_migration: impl FnOnce() -> Result<Plan, MigrationError>,
+    probe: impl Fn(&str, &str) -> Result<u16, String>,
+) -> Result<ExitCode, Error> {
+    check_is_server(host)?;
+    let profile = host.profile();
     // Everything that can refuse is read before the first change.
-    let to_stop = check_ports(profile)?;
-    let migration = registry_migration::plan(
-        Path::new(registry_migration::UPSTREAM_STORAGE),
-        Path::new(REGISTRY_STORAGE),
-    )?;
+    let to_stop = check_ports(host, profile)?;
+    let migration = plan_migration()?;
 
     // The registry: runs as its own account where the distribution made one.
-    let registry_user = users::find_user("docker-registry")?;
-    std::fs::create_dir_all(REGISTRY_STORAGE).map_err(|source| FileError::Io {
-        path: REGISTRY_STORAGE.into(),
-        source,
-    })?;
-    if let Some(account) = &registry_user {
-        nix::unistd::chown(
-            REGISTRY_STORAGE,
-            Some(account.uid.into()),
-            Some(account.gid.into()),
-        )
-        .map_err(|e| FileError::Io {
-            path: REGISTRY_STORAGE.into(),
-            source: e.into(),
-        })?;
-    }
+    let registry_user = host.find_user("docker-registry")?;
     let owner = registry_user.as_ref().map(|a| Owner::new(a.uid, a.gid));
+    let storage_dir = host.open_dir(Path::new("/"))?.create_dir_all(
+        Path::new(REGISTRY_STORAGE.trim_start_matches('/')),
+        0o755,
+        Owner::new(0, 0),
+    )?;
+    if let Some(owner) = owner {
+        storage_dir.set_mode_owner(0o755, owner)?;
+    }
     let storage = match &migration {
         Plan::InPlace { old, repositories } => {
             registry_migration::serve_in_place(&migration, owner)?;
@@ -261,20 +283,20 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
         }
         _ => REGISTRY_STORAGE.to_string(),
     };
-    let registry_changed = install(REGISTRY_CONFIG, &registry_config(&storage))?;
+    let registry_changed = install(host, REGISTRY_CONFIG, &registry_config(&storage))?;
 
     if let Some(file) = &args.push_htpasswd {
-        install_htpasswd(file, profile)?;
+        install_htpasswd(host, file, profile)?;
     }
-    let push_auth = Path::new(PUSH_HTPASSWD).is_file();
+    let push_auth = host.exists(Path::new(PUSH_HTPASSWD));
     let site = format!("{}/{NGINX_SITE_NAME}", profile.nginx_conf_dir);
-    let previous_site = std::fs::read_to_string(&site).ok();
-    let site_changed = install(&site, &nginx_site(push_auth))?;
-    if let Err(e) = services::run("nginx", &["-t", "-q"]) {
+    let previous_site = host.read_to_string(Path::new(&site)).ok();
+    let site_changed = install(host, &site, &nginx_site(push_auth))?;
+    if let Err(e) = host.run("nginx", &["-t", "-q"]) {
         match previous_site {
-            Some(old) => install(&site, &old)?,
+            Some(old) => install(host, &site, &old)?,
             None => {
-                let _ = std::fs::remove_file(&site);
+                let _ = host.remove_all(Path::new(&site));
                 true
             }
         };
@@ -285,7 +307,7 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
     }
 
     for unit in &to_stop {
-        services::run("systemctl", &["disable", "--now", unit])?;
+        host.run("systemctl", &["disable", "--now", unit])?;
         println!(
             "{}",
             tr!(
@@ -302,10 +324,10 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
     } = &migration
     {
         // The registry must not write into the tree while it moves.
-        if services::systemd_running() {
-            services::run("systemctl", &["stop", profile.registry_unit])?;
+        if host.systemd_running() {
+            host.run("systemctl", &["stop", profile.registry_unit])?;
         } else {
-            services::stop_direct("registry");
+            host.stop_direct("registry");
         }
         registry_migration::migrate(&migration, owner)?;
         println!(
@@ -320,12 +342,13 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
         );
     }
 
-    if services::systemd_running() {
+    if host.systemd_running() {
         let drop_in = format!(
             "/etc/systemd/system/{}.d/podsec.conf",
             profile.registry_unit
         );
         let drop_in_changed = install(
+            host,
             &drop_in,
             &format!(
                 "# Written by {NAME}: serve the podsec registry configuration.\n[Service]\nExecStart=\nExecStart={} serve {REGISTRY_CONFIG}\n",
@@ -333,9 +356,9 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
             ),
         )?;
         if drop_in_changed {
-            services::run("systemctl", &["daemon-reload"])?;
+            host.run("systemctl", &["daemon-reload"])?;
         }
-        let registry = services::systemd_ensure(
+        let registry = host.systemd_ensure(
             profile.registry_unit,
             registry_changed || drop_in_changed,
             services::ReloadDone::OnReturn,
@@ -343,7 +366,7 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
         report_unit(profile.registry_unit, registry);
         report_unit(
             profile.nginx_unit,
-            services::systemd_ensure(
+            host.systemd_ensure(
                 profile.nginx_unit,
                 site_changed,
                 services::ReloadDone::WorkersReplaced,
@@ -357,11 +380,11 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
                 dir = services::PID_DIR
             )
         );
-        start_registry(profile, registry_user.as_ref(), registry_changed)?;
-        start_nginx(site_changed)?;
+        start_registry(host, profile, registry_user.as_ref(), registry_changed)?;
+        start_nginx(host, site_changed)?;
     }
-    start_trivy(profile)?;
-    wait_until_served()?;
+    start_trivy(host, profile)?;
+    wait_until_served(probe)?;
     println!(
         "{}",
         tr!("registry.local:80 (registry), sigstore.local:81 (signatures) are served")
@@ -380,8 +403,8 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
 
 /// Copies an htpasswd file (validated: `user:hash` lines) to PUSH_HTPASSWD, readable by root and
 /// nginx's workers only.
-fn install_htpasswd(source: &Path, profile: &Profile) -> Result<(), Error> {
-    let text = std::fs::read_to_string(source).map_err(|e| Error::Htpasswd {
+fn install_htpasswd(host: &impl Host, source: &Path, profile: &Profile) -> Result<(), Error> {
+    let text = host.read_to_string(source).map_err(|e| Error::Htpasswd {
         path: source.display().to_string(),
         detail: e.to_string(),
     })?;
@@ -398,15 +421,14 @@ fn install_htpasswd(source: &Path, profile: &Profile) -> Result<(), Error> {
             detail: "expected user:hash lines (htpasswd -B or openssl passwd -apr1)".into(),
         });
     }
-    let group = users::group_gid(profile.nginx_group)?.unwrap_or(0);
-    let path = Path::new(PUSH_HTPASSWD);
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|source| FileError::Io {
-            path: dir.into(),
-            source,
-        })?;
-    }
-    write_atomic(path, text.as_bytes(), 0o640, Owner::new(0, group))?;
+    let group = host.group_gid(profile.nginx_group)?.unwrap_or(0);
+    write_creating_dirs(
+        host,
+        Path::new(PUSH_HTPASSWD),
+        &text,
+        0o640,
+        Owner::new(0, group),
+    )?;
     Ok(())
 }
 
@@ -415,12 +437,22 @@ fn install_htpasswd(source: &Path, profile: &Profile) -> Result<(), Error> {
 /// How long create-services waits for the registry and nginx to answer after starting them.
 const SERVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
-fn wait_until_served() -> Result<(), Error> {
+/// `GET url` with `Host: host`: its status, or why there is none.
+fn http_status(url: &str, host: &str) -> Result<u16, String> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(std::time::Duration::from_secs(2)))
         .http_status_as_error(false)
         .build()
         .into();
+    agent
+        .get(url)
+        .header("Host", host)
+        .call()
+        .map(|response| response.status().as_u16())
+        .map_err(|e| e.to_string())
+}
+
+fn wait_until_served(probe: impl Fn(&str, &str) -> Result<u16, String>) -> Result<(), Error> {
     let checks: [(&'static str, &str, &str, u16, &str); 2] = [
         (
             "the registry on port 80",
@@ -443,10 +475,10 @@ fn wait_until_served() -> Result<(), Error> {
         // with how long each try takes on a loaded host.
         let deadline = std::time::Instant::now() + SERVE_TIMEOUT;
         let served = loop {
-            match agent.get(url).header("Host", host).call() {
-                Ok(response) if response.status().as_u16() == expected => break true,
-                Ok(response) => last = tr!("status {status}", status = response.status()),
-                Err(e) => last = e.to_string(),
+            match probe(url, host) {
+                Ok(status) if status == expected => break true,
+                Ok(status) => last = tr!("status {status}", status = status),
+                Err(e) => last = e,
             }
             if std::time::Instant::now() >= deadline {
                 break false;
@@ -465,20 +497,21 @@ fn wait_until_served() -> Result<(), Error> {
 }
 
 fn start_registry(
+    host: &impl Host,
     profile: &Profile,
     account: Option<&users::Account>,
     changed: bool,
 ) -> Result<(), Error> {
-    if services::running_pid("registry").is_some() {
+    if host.running_pid("registry").is_some() {
         if !changed {
             println!("{}", tr!("registry: already running"));
             return Ok(());
         }
-        services::stop_direct("registry");
+        host.stop_direct("registry");
     }
     let pid = match account {
         // Drop root for the registry daemon (setpriv from util-linux, arguments as arguments).
-        Some(account) => services::start_direct(
+        Some(account) => host.start_direct(
             "registry",
             "setpriv",
             &[
@@ -491,7 +524,7 @@ fn start_registry(
                 REGISTRY_CONFIG,
             ],
         )?,
-        None => services::start_direct(
+        None => host.start_direct(
             "registry",
             profile.registry_program,
             &["serve", REGISTRY_CONFIG],
@@ -513,19 +546,17 @@ fn report_unit(unit: &str, action: services::UnitAction) {
     println!("{text}");
 }
 
-fn start_nginx(changed: bool) -> Result<(), Error> {
-    if let Some(master) = services::running_pid("nginx") {
+fn start_nginx(host: &impl Host, changed: bool) -> Result<(), Error> {
+    if let Some(master) = host.running_pid("nginx") {
         if changed {
-            services::reload_workers("nginx", master, || {
-                services::run("nginx", &["-s", "reload"]).map(drop)
-            })?;
+            host.reload_direct("nginx", master, "nginx", &["-s", "reload"])?;
             println!("{}", tr!("nginx: configuration reloaded"));
         } else {
             println!("{}", tr!("nginx: already running"));
         }
         return Ok(());
     }
-    let pid = services::start_direct("nginx", "nginx", &["-g", "daemon off;"])?;
+    let pid = host.start_direct("nginx", "nginx", &["-g", "daemon off;"])?;
     println!("{}", tr!("nginx: started, pid {pid}", pid = pid));
     Ok(())
 }
@@ -535,8 +566,8 @@ fn start_nginx(changed: bool) -> Result<(), Error> {
 pub const TRIVY_USER: &str = "_trivy";
 pub const TRIVY_CACHE: &str = "/var/lib/podsec/trivy";
 
-fn start_trivy(profile: &Profile) -> Result<(), Error> {
-    let Some(trivy) = podsec_common::host::programs::find_program("trivy") else {
+fn start_trivy(host: &impl Host, profile: &Profile) -> Result<(), Error> {
+    let Some(trivy) = host.find_program("trivy") else {
         println!(
             "{}",
             tr!(
@@ -546,18 +577,19 @@ fn start_trivy(profile: &Profile) -> Result<(), Error> {
         );
         return Ok(());
     };
-    if services::systemd_running() {
+    if host.systemd_running() {
         report_unit(
             profile.trivy_unit,
-            services::systemd_ensure(profile.trivy_unit, false, services::ReloadDone::OnReturn)?,
+            host.systemd_ensure(profile.trivy_unit, false, services::ReloadDone::OnReturn)?,
         );
-    } else if services::running_pid("trivy").is_none() {
+    } else if host.running_pid("trivy").is_none() {
         // Not root, and only on the address trivy.local is bound to (create-policy's binding
         // in /etc/hosts, an address of this host), as the unit of the distribution would.
-        let text = std::fs::read_to_string("/etc/hosts")
+        let text = host
+            .read_to_string(Path::new("/etc/hosts"))
             .map_err(|e| Error::NotServer(tr!("cannot read /etc/hosts: {error}", error = e)))?;
-        let listen = trivy_listen(&text)?;
-        let (account, _) = users::ensure_user(
+        let listen = trivy_listen(host, &text)?;
+        let (account, _) = host.ensure_user(
             TRIVY_USER,
             &users::NewAccount {
                 system: true,
@@ -568,7 +600,7 @@ fn start_trivy(profile: &Profile) -> Result<(), Error> {
             },
         )?;
         let owner = Owner::new(account.uid, account.gid);
-        let podsec = SafeDir::open(Path::new("/var/lib"))?.create_dir_all(
+        let podsec = host.open_dir(Path::new("/var/lib"))?.create_dir_all(
             Path::new("podsec"),
             0o755,
             Owner::new(0, 0),
@@ -576,7 +608,7 @@ fn start_trivy(profile: &Profile) -> Result<(), Error> {
         let cache = podsec.create_dir_all(Path::new("trivy"), 0o700, owner)?;
         cache.set_mode_owner(0o700, owner)?;
         let trivy = trivy.to_string_lossy();
-        let pid = services::start_direct(
+        let pid = host.start_direct(
             "trivy",
             "setpriv",
             &[
@@ -606,7 +638,7 @@ fn start_trivy(profile: &Profile) -> Result<(), Error> {
 }
 
 /// `<address>:4954` of trivy.local in /etc/hosts, which must be an address of this host.
-pub fn trivy_listen(hosts_text: &str) -> Result<String, Error> {
+pub fn trivy_listen(host: &impl Host, hosts_text: &str) -> Result<String, Error> {
     let bound = hosts::address_of(hosts_text, "trivy.local")
         .ok_or_else(|| Error::NotServer(tr!("trivy.local is not bound in /etc/hosts").into()))?;
     let address: std::net::IpAddr = bound.parse().map_err(|_| {
@@ -615,7 +647,7 @@ pub fn trivy_listen(hosts_text: &str) -> Result<String, Error> {
             bound = bound
         ))
     })?;
-    if !net::is_local_address(address).unwrap_or(false) {
+    if !host.is_local_address(address).unwrap_or(false) {
         return Err(Error::NotServer(tr!(
             "trivy.local is bound to {bound}, which is not an address of this host",
             bound = bound
@@ -623,3 +655,6 @@ pub fn trivy_listen(hosts_text: &str) -> Result<String, Error> {
     }
     Ok(std::net::SocketAddr::new(address, TRIVY_PORT).to_string())
 }
+
+#[cfg(test)]
+mod tests;
