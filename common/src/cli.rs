@@ -209,6 +209,7 @@ fn generate(package: &Package, kind: &str, dir: &Path) -> std::io::Result<()> {
             .iter()
             .map(|t| format!("msgid {}\nmsgstr \"\"\n\n", crate::i18n::po_string(t)))
             .collect();
+        // Outside the host seam (here and below): build-time output of --generate into the packager's directory.
         return std::fs::write(dir.join(format!("{}.pot", package.name)), pot);
     }
     // The u7s helpers share names with system tools (systemctl): no pages or completions.

@@ -113,6 +113,7 @@ fn save_all(
         let layout = dir.join(arch);
         for image in images {
             let destination = format!("oci:{}:{}", layout.display(), image.name);
+            // Outside the host seam: skopeo's copy is this function's work, run as its caller, not a change to the host.
             let output = Command::new(skopeo)
                 .arg("--policy")
                 .arg(policy)

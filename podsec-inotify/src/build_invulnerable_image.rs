@@ -80,6 +80,7 @@ pub fn run(args: Args) -> Result<ExitCode, BuildError> {
     let built = args.dockerfile.is_some();
     if let Some(dockerfile) = &args.dockerfile {
         let context = args.context.clone().unwrap_or_else(|| PathBuf::from("."));
+        // Outside the host seam: the caller's own podman build, run as the caller.
         let status = Command::new(&scanner.podman)
             .arg("build")
             .args(&args.build_options)
@@ -111,6 +112,7 @@ pub fn run(args: Args) -> Result<ExitCode, BuildError> {
     }
     let code = outcome.code();
     if built && code > 0 {
+        // Outside the host seam: removing the image this command built, as its caller.
         let removed = Command::new(&scanner.podman)
             .args(["rmi", "--", &image])
             .stdin(Stdio::null())

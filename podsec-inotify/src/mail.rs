@@ -49,6 +49,7 @@ pub fn send(to: &str, subject: &str, body: &str) -> Result<(), MailError> {
         to: to.to_string(),
         detail,
     };
+    // Outside the host seam: handing the message to sendmail is the work itself.
     let mut child = Command::new(SENDMAIL)
         .args(["-i", "--", to])
         .stdin(Stdio::piped())

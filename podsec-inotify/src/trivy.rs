@@ -417,6 +417,7 @@ fn last_line(stderr: &[u8]) -> String {
 }
 
 fn command(program: &Path, as_user: Option<&RunAs>, work: &Path) -> Command {
+    // Outside the host seam: trivy's scan is the work itself, run as the caller.
     let mut command = Command::new(program);
     command.env("TMPDIR", work).current_dir(work);
     if let Some(run_as) = as_user {

@@ -80,6 +80,7 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
             path.display()
         ))
     })?;
+    // Outside the host seam: the work happens on the remote host, through the caller's ssh.
     let mut child = Command::new("ssh")
         .args([
             "-o",

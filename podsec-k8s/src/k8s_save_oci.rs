@@ -162,6 +162,7 @@ pub fn platform(
 
 /// The version of the installed kubeadm (`kubeadm version -o short`).
 fn kubeadm_version(wanted: &str) -> Result<KubeVersion, Error> {
+    // Outside the host seam (here and in the image list below): read-only kubeadm queries.
     let output = Command::new(KUBEADM)
         .args(["version", "-o", "short"])
         .output()

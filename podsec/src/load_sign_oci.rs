@@ -608,6 +608,7 @@ fn finish_image(
 /// An OpenPGP signed message (what containers/image verifies) made by the caller's gpg, so the
 /// agent asks for a passphrase as it does for podman.
 fn gpg_sign(signer: &str, payload: &[u8]) -> Result<Vec<u8>, ImageError> {
+    // Outside the host seam: signing with the caller's own gpg and agent, as the caller.
     let mut child = Command::new("gpg")
         .args([
             "--batch",

@@ -82,6 +82,7 @@ impl UpgradeHost for RealHost {
             notes: Vec::new(),
         };
         for argv in plan.commands() {
+            // Outside the host seam: UpgradeHost (this file) is the upgrade's own seam, faked in its tests.
             let status = std::process::Command::new(&argv[0])
                 .args(&argv[1..])
                 .status()

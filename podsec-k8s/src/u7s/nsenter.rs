@@ -120,6 +120,7 @@ pub fn nsenter_args(pid: i32, workdir: Option<&Path>, argv: &[OsString]) -> Vec<
 /// `nsenter ... -- argv` for the namespace of `paths`, with the inside marker and the state
 /// directory in its environment.
 pub fn command(paths: &U7sPaths, pid: i32, workdir: Option<&Path>, argv: &[OsString]) -> Command {
+    // Outside the host seam: entering the u7s namespace is this module's work.
     let mut command = Command::new(NSENTER);
     command
         .args(nsenter_args(pid, workdir, argv))

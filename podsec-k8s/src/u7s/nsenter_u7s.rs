@@ -59,6 +59,7 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
         args.command
     };
     if nsenter::inside() {
+        // Outside the host seam: inside the namespace this wrapper becomes the command (exec).
         let error = Command::new(&command[0]).args(&command[1..]).exec();
         return Err(Error::Exec(
             command[0].to_string_lossy().into_owned(),
@@ -86,6 +87,7 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
     let mut nsenter = if caller == 0 {
         paths::command_as(&account, nsenter::NSENTER, &nsenter_args)
     } else {
+        // Outside the host seam: this wrapper's job is to run nsenter.
         let mut plain = Command::new(nsenter::NSENTER);
         plain.args(&nsenter_args);
         plain

@@ -53,6 +53,7 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
     let first = args.arguments.first().and_then(|a| a.to_str());
     if matches!(first, Some("--help" | "-h" | "--version" | "-v")) {
         return Err(Error::Exec(
+            // Outside the host seam: this wrapper becomes rootlessctl (exec).
             Command::new(ROOTLESSCTL).args(&args.arguments).exec(),
         ));
     }
@@ -67,6 +68,7 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
                     .unwrap_or_default();
                 U7sPaths::new(uid, home).state_dir()
             });
+        // Outside the host seam: this wrapper's job is to run rootlessctl.
         let mut plain = Command::new(ROOTLESSCTL);
         plain.args(socket_args(state.join("api.sock")));
         plain

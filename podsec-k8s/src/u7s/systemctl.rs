@@ -87,6 +87,7 @@ pub fn user_runtime_dir() -> Result<PathBuf, Error> {
 pub fn run(args: Args) -> Result<ExitCode, Error> {
     let real = real_systemctl().ok_or(Error::NotFound)?;
     let user_manager = nsenter::inside() || !nix::unistd::getuid().is_root();
+    // Outside the host seam: this wrapper's job is to run the real systemctl with the right bus.
     let mut command = Command::new(&real);
     command.args(arguments(user_manager, &args.arguments));
     if nsenter::inside() {

@@ -59,6 +59,7 @@ pub fn version_in(output: &str) -> Option<KubeVersion> {
 }
 
 fn program_version(program: &str, args: &[&str]) -> Option<KubeVersion> {
+    // Outside the host seam: a read-only version query, no change to record.
     let output = Command::new(program).args(args).output().ok()?;
     if !output.status.success() {
         return None;
@@ -140,6 +141,7 @@ impl PackageIndex for AltApt {
     }
 
     fn minors(&self) -> Vec<(Minor, String)> {
+        // Outside the host seam: read-only queries of the package index, no change to record.
         let search = Command::new("apt-cache")
             .args(["search", "--names-only", "^kubernetes[0-9.]*-kubeadm$"])
             .output();

@@ -187,6 +187,7 @@ impl Runtime for InstalledRuntime {
 fn systemctl_u7s(args: &[&str], what: &str) -> Result<(), RuntimeError> {
     let systemctl =
         crate::u7s::systemctl::real_systemctl().unwrap_or_else(|| PathBuf::from("systemctl"));
+    // Outside the host seam: the runtime trait (runtime.rs) is the wrapper's seam for the u7s service.
     run_checked(Command::new(systemctl).args(args).arg("u7s.service"), what)
 }
 

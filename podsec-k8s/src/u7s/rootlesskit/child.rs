@@ -88,6 +88,7 @@ pub(super) fn child(
     // rootless; told so, it leaves out of every container what an unprivileged user cannot
     // have: cgroup paths and limits without a delegated cgroup v2 subtree, hugepage limits, a
     // negative oom_score_adj, device cgroup rules (CRI-O's makeOCIConfigurationRootless).
+    // Outside the host seam: the namespace's child becomes its init command (exec).
     let error = Command::new(&command[0])
         .args(&command[1..])
         .env(CRIO_ROOTLESS_VARIABLE, "1")
@@ -116,6 +117,7 @@ fn open_ping_group_range() -> Result<(), Error> {
         .max()
         .unwrap_or(0);
     let path = Path::new("/proc/sys/net/ipv4/ping_group_range");
+    // Outside the host seam: the namespace's own /proc/sys, inside rootlesskit's child.
     std::fs::write(path, format!("0 {highest}\n")).map_err(io(path))
 }
 
@@ -126,6 +128,7 @@ fn open_ping_group_range() -> Result<(), Error> {
 /// /etc/sysctl.d); this is the namespace's /proc/sys, root of its user namespace owning it.
 fn enable_ip_forward() -> Result<(), Error> {
     let path = Path::new("/proc/sys/net/ipv4/ip_forward");
+    // Outside the host seam: the namespace's own /proc/sys, inside rootlesskit's child.
     std::fs::write(path, "1\n").map_err(io(path))
 }
 
@@ -133,6 +136,7 @@ fn add_address(address: Ipv4Addr) -> Result<(), Error> {
     let cidr = format!("{address}/32");
     let mut last = String::new();
     for attempt in 0..ADDRESS_ATTEMPTS {
+        // Outside the host seam: the namespace's own tap0, inside rootlesskit's child.
         let output = Command::new("ip")
             .args(["address", "add", &cidr, "dev", "tap0"])
             .output()

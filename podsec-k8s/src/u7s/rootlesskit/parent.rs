@@ -42,6 +42,7 @@ pub(super) fn parent() -> Result<ExitCode, Error> {
             .collect::<Vec<_>>()
             .join(" ")
     );
+    // Outside the host seam: starting rootlesskit is the u7s runtime's work.
     let mut rootlesskit = Command::new(&argv[0])
         .args(&argv[1..])
         .env("ROOTLESSKIT_STATE_DIR", paths.state_dir())
