@@ -764,6 +764,28 @@ impl Host for FakeHost {
         }
     }
 
+    fn open_system_dir(&self, path: &Path) -> Result<FakeDir, FileError> {
+        self.open_dir(path)
+    }
+
+    fn create_system_dir(&self, path: &Path) -> Result<(), FileError> {
+        let mut state = self.state.borrow_mut();
+        let mut missing: Vec<&Path> = path
+            .ancestors()
+            .take_while(|p| !state.tree.contains_key(*p))
+            .collect();
+        missing.reverse();
+        for dir in missing {
+            state.make_dir(dir, 0o755, (0, 0))?;
+        }
+        match state.tree.get(path) {
+            Some(Node::Dir { .. }) => Ok(()),
+            _ => Err(FileError::NotFollowing {
+                path: path.to_path_buf(),
+            }),
+        }
+    }
+
     fn read_to_string(&self, path: &Path) -> std::io::Result<String> {
         let contents = self.file(path).ok_or(Errno::ENOENT)?;
         String::from_utf8(contents).map_err(std::io::Error::other)

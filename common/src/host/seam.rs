@@ -68,6 +68,12 @@ pub trait Host {
     // Files.
     /// Opens an absolute directory, refusing a link anywhere on the way.
     fn open_dir(&self, path: &Path) -> Result<Self::Dir, FileError>;
+    /// Opens a directory only root controls (`/etc/...`, `/var/lib/podsec/...`): links the
+    /// distribution laid on the way are followed, a link as the last component is refused.
+    fn open_system_dir(&self, path: &Path) -> Result<Self::Dir, FileError>;
+    /// Creates a directory only root controls and its missing parents (0755, root's), links
+    /// on the way followed as by [`Host::open_system_dir`].
+    fn create_system_dir(&self, path: &Path) -> Result<(), FileError>;
     fn read_to_string(&self, path: &Path) -> std::io::Result<String>;
     fn exists(&self, path: &Path) -> bool;
     /// Replaces `path` atomically; its directory is trusted (root's).
@@ -255,6 +261,20 @@ impl Host for RealHost {
 
     fn open_dir(&self, path: &Path) -> Result<SafeDir, FileError> {
         SafeDir::open(path)
+    }
+    fn open_system_dir(&self, path: &Path) -> Result<SafeDir, FileError> {
+        SafeDir::open_trusted(path)
+    }
+    fn create_system_dir(&self, path: &Path) -> Result<(), FileError> {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(path)
+            .map_err(|source| FileError::Io {
+                path: path.to_path_buf(),
+                source,
+            })
     }
     fn read_to_string(&self, path: &Path) -> std::io::Result<String> {
         std::fs::read_to_string(path)

@@ -208,11 +208,7 @@ pub fn configure(
         "/etc/containers/policy.json",
         host.install(&layout::policy_file(), policy.as_bytes(), 0o644)?,
     );
-    host.open_dir(Path::new("/etc"))?.create_dir_all(
-        Path::new("containers/registries.d"),
-        0o755,
-        Owner::new(0, 0),
-    )?;
+    host.create_system_dir(Path::new(layout::REGISTRIES_D_DIR))?;
     report(
         "/etc/containers/registries.d/default.yaml",
         host.install(

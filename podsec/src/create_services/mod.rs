@@ -210,8 +210,7 @@ fn install(host: &impl Host, path: &str, contents: &str) -> Result<bool, FileErr
     Ok(true)
 }
 
-/// `path` replaced atomically, its missing directories made root's 0755 on the way (no link
-/// followed).
+/// `path` replaced atomically, its missing directories made root's 0755 on the way.
 fn write_creating_dirs(
     host: &impl Host,
     path: &Path,
@@ -219,9 +218,8 @@ fn write_creating_dirs(
     mode: u32,
     owner: Owner,
 ) -> Result<(), FileError> {
-    if let Some(dir) = path.parent().and_then(|d| d.strip_prefix("/").ok()) {
-        host.open_dir(Path::new("/"))?
-            .create_dir_all(dir, 0o755, Owner::new(0, 0))?;
+    if let Some(dir) = path.parent() {
+        host.create_system_dir(dir)?;
     }
     host.write_atomic(path, contents.as_bytes(), mode, owner)
 }
@@ -259,13 +257,11 @@ pub fn create(
     // The registry: runs as its own account where the distribution made one.
     let registry_user = host.find_user("docker-registry")?;
     let owner = registry_user.as_ref().map(|a| Owner::new(a.uid, a.gid));
-    let storage_dir = host.open_dir(Path::new("/"))?.create_dir_all(
-        Path::new(REGISTRY_STORAGE.trim_start_matches('/')),
-        0o755,
-        Owner::new(0, 0),
-    )?;
+    host.create_system_dir(Path::new(REGISTRY_STORAGE))?;
     if let Some(owner) = owner {
-        storage_dir.set_mode_owner(0o755, owner)?;
+        // Through its descriptor: a link put there is refused, never followed.
+        host.open_system_dir(Path::new(REGISTRY_STORAGE))?
+            .set_mode_owner(0o755, owner)?;
     }
     let storage = match &migration {
         Plan::InPlace { old, repositories } => {
