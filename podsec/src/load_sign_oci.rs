@@ -19,7 +19,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
 use podsec_common::cli::{self, Failure};
-use podsec_common::host::users;
+use podsec_common::host::{Host, HostDir, RealHost, users};
 use podsec_common::image_ref::{Digest, ImageRef};
 use podsec_common::lookaside;
 use podsec_common::profile::OsRelease;
@@ -335,7 +335,7 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
         })?;
         let signatures = lookaside::signature_dir(&reference, &digest);
         // Nothing is pushed for a signature that could not be stored.
-        signature_store::signature_dir(&store, &signatures, caller_uid, false).map_err(
+        signature_store::signature_dir(&RealHost, &store, &signatures, caller_uid, false).map_err(
             |source| Error::SignatureStore {
                 image: reference.to_string(),
                 source,
@@ -602,7 +602,7 @@ fn finish_image(
             expected: plan.image.manifest_digest.clone(),
         });
     }
-    store_signature(plan, &signature)
+    store_signature(&RealHost, plan, &signature, nix::unistd::geteuid().as_raw())
 }
 
 /// An OpenPGP signed message (what containers/image verifies) made by the caller's gpg, so the
@@ -646,14 +646,18 @@ fn gpg_sign(signer: &str, payload: &[u8]) -> Result<Vec<u8>, ImageError> {
 /// `<store>/<path>@sha256=<hex>/signature-<first free N>`: in a directory of the caller's (see
 /// [`signature_store::signature_dir`]), written completely before it appears, never replacing
 /// a signature somebody else wrote meanwhile.
-fn store_signature(plan: &Planned, signature: &[u8]) -> Result<PathBuf, ImageError> {
+fn store_signature(
+    host: &impl Host,
+    plan: &Planned,
+    signature: &[u8],
+    uid: u32,
+) -> Result<PathBuf, ImageError> {
     let path = plan.store.join(&plan.signatures);
     let store_error = |source: StoreError| ImageError::Store {
         path: path.clone(),
         source,
     };
-    let uid = nix::unistd::geteuid().as_raw();
-    let dir = signature_store::signature_dir(&plan.store, &plan.signatures, uid, true)
+    let dir = signature_store::signature_dir(host, &plan.store, &plan.signatures, uid, true)
         .map_err(store_error)?
         .expect("created");
     let name = dir
@@ -670,6 +674,103 @@ fn store_signature(plan: &Planned, signature: &[u8]) -> Result<PathBuf, ImageErr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use podsec_common::host::fake::{Effect, FakeHost, Node};
+    use podsec_common::host::posix_acl;
+
+    const STORE: &str = "/var/sigstore/sigstore";
+    const MAKER: u32 = 1500;
+
+    fn planned(signatures: &str) -> Planned {
+        Planned {
+            image: Image {
+                ref_name: "c10f/app:1".into(),
+                manifest_digest: "sha256:ab".into(),
+                manifest_bytes: Vec::new(),
+                manifest_media_type: String::new(),
+                blobs: Vec::new(),
+            },
+            reference: ImageRef::parse("registry.local/c10f/app:1").unwrap(),
+            store: STORE.into(),
+            signatures: signatures.into(),
+        }
+    }
+
+    /// The signature server's store as create-imagemakeruser leaves it: root's top, the maker's
+    /// scope directory `c10f`, another maker's `other`; the process runs as the maker.
+    fn store() -> FakeHost {
+        FakeHost::new()
+            .with_user("maker", MAKER)
+            .with_user("other", 1600)
+            .as_caller(MAKER)
+            .with_dir(STORE, 0o1755, (0, 0))
+            .with_dir(format!("{STORE}/c10f"), 0o755, (MAKER, 901))
+            .with_dir(format!("{STORE}/other"), 0o755, (1600, 901))
+    }
+
+    #[test]
+    fn signatures_go_below_the_makers_own_directory_and_never_replace_one() {
+        let host = store();
+        let first = store_signature(&host, &planned("c10f/app@sha256=ab"), b"one", MAKER).unwrap();
+        assert_eq!(
+            first,
+            Path::new(STORE).join("c10f/app@sha256=ab/signature-1")
+        );
+        match host.node(format!("{STORE}/c10f/app@sha256=ab")) {
+            Some(Node::Dir { mode, owner, .. }) => assert_eq!((mode, owner.0), (0o755, MAKER)),
+            other => panic!("{other:?}"),
+        }
+        let second = store_signature(&host, &planned("c10f/app@sha256=ab"), b"two", MAKER).unwrap();
+        assert_eq!(second.file_name().unwrap(), "signature-2");
+        assert_eq!(host.file(&first).unwrap(), b"one");
+        assert_eq!(host.file(&second).unwrap(), b"two");
+    }
+
+    #[test]
+    fn another_makers_directory_and_the_stores_top_are_refused() {
+        let host = store();
+        let tree = host.tree();
+        let err = store_signature(&host, &planned("other/app@sha256=ab"), b"x", MAKER).unwrap_err();
+        assert!(
+            matches!(&err, ImageError::Store { source: StoreError::Foreign { owner, .. }, .. } if owner == "other"),
+            "{err}"
+        );
+        let err = store_signature(&host, &planned("new/app@sha256=ab"), b"x", MAKER).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ImageError::Store {
+                    source: StoreError::NotWritable { .. },
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(host.tree(), tree, "nothing written");
+        assert!(host.effects().is_empty());
+    }
+
+    #[test]
+    fn the_maker_of_the_whole_registry_creates_at_the_top_through_its_acl() {
+        let host = store();
+        let acl = posix_acl::encode(&[
+            (posix_acl::USER_OBJ, 7, posix_acl::NO_ID),
+            (posix_acl::USER, 7, MAKER),
+            (posix_acl::GROUP_OBJ, 5, posix_acl::NO_ID),
+            (posix_acl::MASK, 7, posix_acl::NO_ID),
+            (posix_acl::OTHER, 5, posix_acl::NO_ID),
+        ]);
+        host.open_dir(Path::new(STORE))
+            .unwrap()
+            .set_acl(&acl)
+            .unwrap();
+        let path = store_signature(&host, &planned("new/app@sha256=ab"), b"x", MAKER).unwrap();
+        assert_eq!(path, Path::new(STORE).join("new/app@sha256=ab/signature-1"));
+        assert!(host.effects().contains(&Effect::MakeDir {
+            path: Path::new(STORE).join("new"),
+            mode: 0o755,
+            owner: (MAKER, MAKER)
+        }));
+    }
 
     #[test]
     fn legacy_names_only_for_the_c10f_platform() {

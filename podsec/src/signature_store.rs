@@ -16,7 +16,9 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
-use podsec_common::host::files::{FileError, Owner, SafeDir};
+#[cfg(test)]
+use podsec_common::host::RealHost;
+use podsec_common::host::files::{FileError, Owner};
 use podsec_common::host::users::{self, AccountError};
 use podsec_common::host::{Host, HostDir};
 use podsec_common::policy::{Policy, Requirement};
@@ -166,20 +168,18 @@ fn remove_acl(dir: &impl HostDir) -> Result<(), StoreError> {
 /// and the last must be the user's or root's, the last the user's. Missing components are
 /// created (mode 0755, the user's) when `create`; otherwise the first missing one must be
 /// creatable and the answer is `Ok(None)`.
-pub fn signature_dir(
+pub fn signature_dir<H: Host>(
+    host: &H,
     root: &Path,
     relative: &str,
     uid: u32,
     create: bool,
-) -> Result<Option<SafeDir>, StoreError> {
+) -> Result<Option<H::Dir>, StoreError> {
     if create {
-        std::fs::create_dir_all(root).map_err(|source| FileError::Io {
-            path: root.into(),
-            source,
-        })?;
+        host.create_dirs(root)?;
     }
     // The store itself is configuration (registries.d), resolved as the user wrote it.
-    let root = match std::fs::canonicalize(root) {
+    let root = match host.canonicalize(root) {
         Ok(root) => root,
         Err(_) if !create => return Ok(None),
         Err(source) => {
@@ -190,11 +190,11 @@ pub fn signature_dir(
             .into());
         }
     };
-    let mut current = SafeDir::open(&root)?;
+    let mut current = host.open_dir(&root)?;
     let components: Vec<&str> = relative.split('/').collect();
     for (index, name) in components.iter().enumerate() {
         let last = index + 1 == components.len();
-        let next = match current.open_dir(name)? {
+        let next = match current.open_child(name)? {
             Some(dir) => dir,
             None if !create => {
                 return if current.writable() {
@@ -214,11 +214,12 @@ pub fn signature_dir(
                 current.create_dir_all(Path::new(name), 0o755, Owner::default())?
             }
         };
-        let owner = next.stat()?.st_uid;
+        let owner = next.owner()?;
         if owner != uid && (last || owner != 0) {
             return Err(StoreError::Foreign {
                 path: next.path().to_path_buf(),
-                owner: users::find_user_by_uid(owner)
+                owner: host
+                    .find_user_by_uid(owner)
                     .ok()
                     .flatten()
                     .map(|a| a.name)
@@ -265,24 +266,24 @@ mod tests {
         let uid = nix::unistd::geteuid().as_raw();
         let relative = "demo/app@sha256=ab";
         assert!(
-            signature_dir(store.path(), relative, uid, false)
+            signature_dir(&RealHost, store.path(), relative, uid, false)
                 .unwrap()
                 .is_none()
         );
-        let dir = signature_dir(store.path(), relative, uid, true)
+        let dir = signature_dir(&RealHost, store.path(), relative, uid, true)
             .unwrap()
             .unwrap();
         assert_eq!(dir.stat().unwrap().st_mode & 0o7777, 0o755);
         assert!(
-            signature_dir(store.path(), relative, uid, false)
+            signature_dir(&RealHost, store.path(), relative, uid, false)
                 .unwrap()
                 .is_some()
         );
         // Another user's directory on the way: refused, whatever its mode.
-        let err = signature_dir(store.path(), relative, uid + 1, true).unwrap_err();
+        let err = signature_dir(&RealHost, store.path(), relative, uid + 1, true).unwrap_err();
         assert!(matches!(err, StoreError::Foreign { .. }), "{err}");
         // A link on the way is not followed.
         std::os::unix::fs::symlink("/etc", store.path().join("etc")).unwrap();
-        assert!(signature_dir(store.path(), "etc/x@sha256=ab", uid, true).is_err());
+        assert!(signature_dir(&RealHost, store.path(), "etc/x@sha256=ab", uid, true).is_err());
     }
 }

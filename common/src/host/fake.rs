@@ -18,6 +18,7 @@ use nix::errno::Errno;
 
 use super::files::{FileError, Owner};
 use super::net::Listener;
+use super::posix_acl;
 use super::seam::{EntryInfo, Host, HostDir};
 use super::services::{ReloadDone, ServiceError, UnitAction};
 use super::users::{Account, AccountError, NewAccount};
@@ -156,6 +157,8 @@ struct State {
     failing: Option<PathBuf>,
     /// Kernel modules neither loadable nor built in.
     missing_modules: Vec<String>,
+    /// The uid and gid this process runs as.
+    caller: (u32, u32),
     systemd: bool,
     /// Active systemd units.
     units: Vec<String>,
@@ -177,9 +180,10 @@ pub struct FakeDir {
     path: PathBuf,
 }
 
-fn ids(owner: Owner) -> (u32, u32) {
-    // Commands run as root: an owner left out is root's.
-    (owner.uid.unwrap_or(0), owner.gid.unwrap_or(0))
+/// An owner left out is the calling process's (root's unless [`FakeHost::as_caller`]).
+fn state_ids(state: &Rc<RefCell<State>>, owner: Owner) -> (u32, u32) {
+    let caller = state.borrow().caller;
+    (owner.uid.unwrap_or(caller.0), owner.gid.unwrap_or(caller.1))
 }
 
 fn io(path: &Path, errno: Errno) -> FileError {
@@ -226,6 +230,7 @@ impl FakeHost {
                 responder: Box::new(|_, _, _| Ok(String::new())),
                 failing: None,
                 missing_modules: Vec::new(),
+                caller: (0, 0),
                 systemd: false,
                 units: Vec::new(),
                 daemons: BTreeMap::new(),
@@ -397,6 +402,12 @@ impl FakeHost {
         self.state.borrow().daemons.clone()
     }
 
+    /// The process runs as `uid` (its group of the same number), not as root.
+    pub fn as_caller(self, uid: u32) -> FakeHost {
+        self.state.borrow_mut().caller = (uid, uid);
+        self
+    }
+
     /// A kernel module that cannot be loaded and is not built in.
     pub fn without_module(self, module: &str) -> FakeHost {
         self.state.borrow_mut().missing_modules.push(module.into());
@@ -561,6 +572,7 @@ impl HostDir for FakeDir {
     }
 
     fn create_dir_all(&self, relative: &Path, mode: u32, owner: Owner) -> Result<Self, FileError> {
+        let owner = state_ids(&self.state, owner);
         let mut current = self.path.clone();
         for component in relative.components() {
             let Component::Normal(name) = component else {
@@ -576,7 +588,7 @@ impl HostDir for FakeDir {
                 Some(Node::File { .. }) => {
                     return Err(FileError::NotFollowing { path: current });
                 }
-                None => state.make_dir(&current, mode, ids(owner))?,
+                None => state.make_dir(&current, mode, owner)?,
             }
         }
         Ok(FakeDir {
@@ -587,7 +599,8 @@ impl HostDir for FakeDir {
 
     fn create_dir_new(&self, name: &str, mode: u32, owner: Owner) -> Result<Self, FileError> {
         let path = single_name(&self.path, OsStr::new(name))?;
-        self.state.borrow_mut().make_dir(&path, mode, ids(owner))?;
+        let owner = state_ids(&self.state, owner);
+        self.state.borrow_mut().make_dir(&path, mode, owner)?;
         Ok(FakeDir {
             state: self.state.clone(),
             path,
@@ -595,9 +608,9 @@ impl HostDir for FakeDir {
     }
 
     fn set_mode_owner(&self, mode: u32, owner: Owner) -> Result<(), FileError> {
+        let new_owner = state_ids(&self.state, owner);
         let mut state = self.state.borrow_mut();
         state.check_failing(&self.path)?;
-        let new_owner = ids(owner);
         match state.tree.get_mut(&self.path) {
             Some(Node::Dir {
                 mode: m,
@@ -642,9 +655,10 @@ impl HostDir for FakeDir {
         owner: Owner,
     ) -> Result<(), FileError> {
         let path = single_name(&self.path, OsStr::new(name))?;
+        let owner = state_ids(&self.state, owner);
         self.state
             .borrow_mut()
-            .write_file(&path, contents, mode, ids(owner))
+            .write_file(&path, contents, mode, owner)
     }
 
     fn list(&self) -> Result<Vec<OsString>, FileError> {
@@ -655,6 +669,68 @@ impl HostDir for FakeDir {
             .filter(|p| p.parent() == Some(self.path.as_path()))
             .filter_map(|p| p.file_name().map(OsStr::to_os_string))
             .collect())
+    }
+
+    fn open_child(&self, name: &str) -> Result<Option<Self>, FileError> {
+        let path = single_name(&self.path, OsStr::new(name))?;
+        match self.state.borrow().tree.get(&path) {
+            Some(Node::Dir { .. }) => Ok(Some(FakeDir {
+                state: self.state.clone(),
+                path,
+            })),
+            Some(Node::File { .. }) => Err(FileError::NotFollowing { path }),
+            None => Ok(None),
+        }
+    }
+
+    fn owner(&self) -> Result<u32, FileError> {
+        match self.state.borrow().tree.get(&self.path) {
+            Some(Node::Dir { owner, .. }) => Ok(owner.0),
+            _ => Err(io(&self.path, Errno::ENOENT)),
+        }
+    }
+
+    fn writable(&self) -> bool {
+        let state = self.state.borrow();
+        let caller = state.caller.0;
+        match state.tree.get(&self.path) {
+            Some(Node::Dir {
+                mode,
+                owner,
+                immutable: false,
+                acl,
+            }) => {
+                caller == 0
+                    || (owner.0 == caller && mode & 0o200 != 0)
+                    || mode & 0o002 != 0
+                    || acl.as_deref().is_some_and(|acl| {
+                        posix_acl::decode(acl).iter().any(|(tag, perm, id)| {
+                            *tag == posix_acl::USER && *id == caller && perm & 2 != 0
+                        })
+                    })
+            }
+            _ => false,
+        }
+    }
+
+    fn create_new_file(
+        &self,
+        names: impl IntoIterator<Item = String>,
+        contents: &[u8],
+        mode: u32,
+    ) -> Result<Option<String>, FileError> {
+        let owner = state_ids(&self.state, Owner::default());
+        for name in names {
+            let path = single_name(&self.path, OsStr::new(&name))?;
+            if self.state.borrow().tree.contains_key(&path) {
+                continue;
+            }
+            self.state
+                .borrow_mut()
+                .write_file(&path, contents, mode, owner)?;
+            return Ok(Some(name));
+        }
+        Ok(None)
     }
 
     fn entry(&self, name: &str) -> Result<Option<EntryInfo>, FileError> {
@@ -768,7 +844,16 @@ impl Host for FakeHost {
         self.open_dir(path)
     }
 
-    fn create_system_dir(&self, path: &Path) -> Result<(), FileError> {
+    fn canonicalize(&self, path: &Path) -> std::io::Result<PathBuf> {
+        // The fake has no links: a path names itself, when it is there.
+        match self.node(path) {
+            Some(_) => Ok(path.to_path_buf()),
+            None => Err(Errno::ENOENT.into()),
+        }
+    }
+
+    fn create_dirs(&self, path: &Path) -> Result<(), FileError> {
+        let owner = state_ids(&self.state, Owner::default());
         let mut state = self.state.borrow_mut();
         let mut missing: Vec<&Path> = path
             .ancestors()
@@ -776,7 +861,7 @@ impl Host for FakeHost {
             .collect();
         missing.reverse();
         for dir in missing {
-            state.make_dir(dir, 0o755, (0, 0))?;
+            state.make_dir(dir, 0o755, owner)?;
         }
         match state.tree.get(path) {
             Some(Node::Dir { .. }) => Ok(()),
@@ -802,9 +887,10 @@ impl Host for FakeHost {
         mode: u32,
         owner: Owner,
     ) -> Result<(), FileError> {
+        let owner = state_ids(&self.state, owner);
         self.state
             .borrow_mut()
-            .write_file(path, contents, mode, ids(owner))
+            .write_file(path, contents, mode, owner)
     }
 
     fn current(&self, file: &Versioned) -> Option<Vec<u8>> {
@@ -859,6 +945,11 @@ impl Host for FakeHost {
 
     fn find_user(&self, name: &str) -> Result<Option<Account>, AccountError> {
         Ok(self.account(name))
+    }
+
+    fn find_user_by_uid(&self, uid: u32) -> Result<Option<Account>, AccountError> {
+        let state = self.state.borrow();
+        Ok(state.accounts.iter().find(|a| a.uid == uid).cloned())
     }
 
     fn group_gid(&self, name: &str) -> Result<Option<u32>, AccountError> {

@@ -39,6 +39,21 @@ pub trait HostDir: Sized {
         owner: Owner,
     ) -> Result<(), FileError>;
     fn list(&self) -> Result<Vec<OsString>, FileError>;
+    /// The directory `name` below, not following a link; `None` when there is nothing by that
+    /// name.
+    fn open_child(&self, name: &str) -> Result<Option<Self>, FileError>;
+    /// The owner's uid of this directory.
+    fn owner(&self) -> Result<u32, FileError>;
+    /// Whether this process may create entries here (its effective ids, ACLs included).
+    fn writable(&self) -> bool;
+    /// A new file with `contents` under the first of `names` that is free (`None`: none was);
+    /// it appears complete and never replaces anything.
+    fn create_new_file(
+        &self,
+        names: impl IntoIterator<Item = String>,
+        contents: &[u8],
+        mode: u32,
+    ) -> Result<Option<String>, FileError>;
     /// What `name` is, not following a link; `None` when there is nothing by that name.
     fn entry(&self, name: &str) -> Result<Option<EntryInfo>, FileError>;
     /// The regular file `name` (not a link), at most `limit` bytes.
@@ -71,9 +86,12 @@ pub trait Host {
     /// Opens a directory only root controls (`/etc/...`, `/var/lib/podsec/...`): links the
     /// distribution laid on the way are followed, a link as the last component is refused.
     fn open_system_dir(&self, path: &Path) -> Result<Self::Dir, FileError>;
-    /// Creates a directory only root controls and its missing parents (0755, root's), links
-    /// on the way followed as by [`Host::open_system_dir`].
-    fn create_system_dir(&self, path: &Path) -> Result<(), FileError>;
+    /// Creates a directory and its missing parents as this process (0755 less the umask),
+    /// links on the way followed as by [`Host::open_system_dir`]: for root's system
+    /// directories, and for an image maker's own signature store.
+    fn create_dirs(&self, path: &Path) -> Result<(), FileError>;
+    /// The path with every link resolved (a store named in configuration, as its owner wrote it).
+    fn canonicalize(&self, path: &Path) -> std::io::Result<std::path::PathBuf>;
     fn read_to_string(&self, path: &Path) -> std::io::Result<String>;
     fn exists(&self, path: &Path) -> bool;
     /// Replaces `path` atomically; its directory is trusted (root's).
@@ -96,6 +114,7 @@ pub trait Host {
 
     // Accounts and groups.
     fn find_user(&self, name: &str) -> Result<Option<Account>, AccountError>;
+    fn find_user_by_uid(&self, uid: u32) -> Result<Option<Account>, AccountError>;
     fn group_gid(&self, name: &str) -> Result<Option<u32>, AccountError>;
     /// Creates a group unless it exists; whether it was created.
     fn ensure_group(&self, name: &str, system: bool) -> Result<bool, AccountError>;
@@ -236,6 +255,23 @@ impl HostDir for SafeDir {
     fn read_file(&self, name: &str, limit: u64) -> Result<Vec<u8>, FileError> {
         SafeDir::read_file(self, name, limit)
     }
+    fn open_child(&self, name: &str) -> Result<Option<Self>, FileError> {
+        SafeDir::open_dir(self, name)
+    }
+    fn owner(&self) -> Result<u32, FileError> {
+        Ok(self.stat()?.st_uid)
+    }
+    fn writable(&self) -> bool {
+        SafeDir::writable(self)
+    }
+    fn create_new_file(
+        &self,
+        names: impl IntoIterator<Item = String>,
+        contents: &[u8],
+        mode: u32,
+    ) -> Result<Option<String>, FileError> {
+        SafeDir::create_new_file(self, names, contents, mode)
+    }
     fn move_entry(&self, name: &OsStr, to: &Self) -> Result<(), FileError> {
         SafeDir::move_entry(self, name, to)
     }
@@ -265,7 +301,10 @@ impl Host for RealHost {
     fn open_system_dir(&self, path: &Path) -> Result<SafeDir, FileError> {
         SafeDir::open_trusted(path)
     }
-    fn create_system_dir(&self, path: &Path) -> Result<(), FileError> {
+    fn canonicalize(&self, path: &Path) -> std::io::Result<std::path::PathBuf> {
+        std::fs::canonicalize(path)
+    }
+    fn create_dirs(&self, path: &Path) -> Result<(), FileError> {
         use std::os::unix::fs::DirBuilderExt;
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -314,6 +353,9 @@ impl Host for RealHost {
 
     fn find_user(&self, name: &str) -> Result<Option<Account>, AccountError> {
         users::find_user(name)
+    }
+    fn find_user_by_uid(&self, uid: u32) -> Result<Option<Account>, AccountError> {
+        users::find_user_by_uid(uid)
     }
     fn group_gid(&self, name: &str) -> Result<Option<u32>, AccountError> {
         users::group_gid(name)

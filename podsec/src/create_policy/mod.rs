@@ -208,7 +208,7 @@ pub fn configure(
         "/etc/containers/policy.json",
         host.install(&layout::policy_file(), policy.as_bytes(), 0o644)?,
     );
-    host.create_system_dir(Path::new(layout::REGISTRIES_D_DIR))?;
+    host.create_dirs(Path::new(layout::REGISTRIES_D_DIR))?;
     report(
         "/etc/containers/registries.d/default.yaml",
         host.install(

@@ -219,7 +219,7 @@ fn write_creating_dirs(
     owner: Owner,
 ) -> Result<(), FileError> {
     if let Some(dir) = path.parent() {
-        host.create_system_dir(dir)?;
+        host.create_dirs(dir)?;
     }
     host.write_atomic(path, contents.as_bytes(), mode, owner)
 }
@@ -257,7 +257,7 @@ pub fn create(
     // The registry: runs as its own account where the distribution made one.
     let registry_user = host.find_user("docker-registry")?;
     let owner = registry_user.as_ref().map(|a| Owner::new(a.uid, a.gid));
-    host.create_system_dir(Path::new(REGISTRY_STORAGE))?;
+    host.create_dirs(Path::new(REGISTRY_STORAGE))?;
     if let Some(owner) = owner {
         // Through its descriptor: a link put there is refused, never followed.
         host.open_system_dir(Path::new(REGISTRY_STORAGE))?
