@@ -506,19 +506,12 @@ fn start_registry(
         host.stop_direct("registry");
     }
     let pid = match account {
-        // Drop root for the registry daemon (setpriv from util-linux, arguments as arguments).
-        Some(account) => host.start_direct(
+        Some(account) => start_as(
+            host,
             "registry",
-            "setpriv",
-            &[
-                &format!("--reuid={}", account.uid),
-                &format!("--regid={}", account.gid),
-                "--init-groups",
-                "--",
-                profile.registry_program,
-                "serve",
-                REGISTRY_CONFIG,
-            ],
+            account,
+            profile.registry_program,
+            &["serve", REGISTRY_CONFIG],
         )?,
         None => host.start_direct(
             "registry",
@@ -528,6 +521,28 @@ fn start_registry(
     };
     println!("{}", tr!("registry: started, pid {pid}", pid = pid));
     Ok(())
+}
+
+/// A daemon started directly that drops root for `account` (setpriv from util-linux,
+/// arguments as arguments).
+fn start_as(
+    host: &impl Host,
+    name: &str,
+    account: &users::Account,
+    program: &str,
+    args: &[&str],
+) -> Result<i32, ServiceError> {
+    let reuid = format!("--reuid={}", account.uid);
+    let regid = format!("--regid={}", account.gid);
+    let mut argv = vec![
+        reuid.as_str(),
+        regid.as_str(),
+        "--init-groups",
+        "--",
+        program,
+    ];
+    argv.extend(args);
+    host.start_direct(name, "setpriv", &argv)
 }
 
 fn report_unit(unit: &str, action: services::UnitAction) {
@@ -604,21 +619,12 @@ fn start_trivy(host: &impl Host, profile: &Profile) -> Result<(), Error> {
         let cache = podsec.create_dir_all(Path::new("trivy"), 0o700, owner)?;
         cache.set_mode_owner(0o700, owner)?;
         let trivy = trivy.to_string_lossy();
-        let pid = host.start_direct(
+        let pid = start_as(
+            host,
             "trivy",
-            "setpriv",
-            &[
-                &format!("--reuid={}", account.uid),
-                &format!("--regid={}", account.gid),
-                "--init-groups",
-                "--",
-                &trivy,
-                "server",
-                "--listen",
-                &listen,
-                "--cache-dir",
-                TRIVY_CACHE,
-            ],
+            &account,
+            &trivy,
+            &["server", "--listen", &listen, "--cache-dir", TRIVY_CACHE],
         )?;
         println!(
             "{}",
