@@ -416,6 +416,41 @@ mod tests {
     }
 
     #[test]
+    fn merging_keeps_kubeadm_key_order_for_a_readable_diff() {
+        let paths = U7sPaths::new(990, "/var/lib/u7s-admin");
+        let kubeadm = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nstaticPodPath: /etc/kubernetes/manifests\ncgroupDriver: systemd\nauthentication:\n  x509:\n    clientCAFile: /etc/kubernetes/pki/ca.crt\n  anonymous:\n    enabled: false\n";
+        let merged = merge_config(kubeadm, &paths, CgroupVersion::V2, v133()).unwrap();
+        // kubeadm's keys where they were (cgroupDriver replaced in place), ours after them
+        let keys: Vec<&str> = merged
+            .lines()
+            .filter(|l| !l.starts_with(' ') && !l.starts_with('-'))
+            .filter_map(|l| l.split(':').next())
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "apiVersion",
+                "kind",
+                "staticPodPath",
+                "cgroupDriver",
+                "authentication",
+                "volumePluginDir",
+                "failSwapOn",
+                "localStorageCapacityIsolation",
+                "cgroupsPerQOS",
+                "enforceNodeAllocatable",
+                "featureGates",
+                "evictionHard",
+            ]
+        );
+        assert!(
+            merged
+                .contains("  x509:\n    clientCAFile: /etc/kubernetes/pki/ca.crt\n  anonymous:\n"),
+            "{merged}"
+        );
+    }
+
+    #[test]
     fn per_qos_cgroups_only_on_cgroup_v2() {
         let paths = U7sPaths::new(990, "/var/lib/u7s-admin");
         let kubeadm = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\ncgroupsPerQOS: true\n";

@@ -329,6 +329,19 @@ mod tests {
             );
             // never a static pod: a list of API objects for kubectl apply
             assert!(docs.iter().all(|d| d["kind"].as_str() != Some("Pod")));
+            // The DaemonSet keeps the key order of the shipped manifest (a readable diff):
+            // its pod spec's keys, in the text, come in the same order.
+            let pod_spec_keys = |text: &str| -> Vec<String> {
+                let daemonset = &text[text.find("kind: DaemonSet").unwrap()..];
+                daemonset
+                    .lines()
+                    // keys only: the list items podsec drops would differ
+                    .filter(|l| l.starts_with("      ") && !l.starts_with("       "))
+                    .filter(|l| !l.trim_start().starts_with('-'))
+                    .filter_map(|l| l.trim().split(':').next().map(str::to_string))
+                    .collect()
+            };
+            assert_eq!(pod_spec_keys(&text), pod_spec_keys(manifest.text));
         }
     }
 }
