@@ -30,3 +30,4 @@ pub mod registry_access;
 pub mod signature;
 mod timestamp;
 pub mod trust_chain;
+pub mod yaml;

@@ -114,7 +114,7 @@ pub fn render(
         }],
         current_context: CONTEXT,
     };
-    serde_norway::to_string(&config)
+    podsec_common::yaml::to_string(&config)
         .map(String::into_bytes)
         .map_err(|e| Error::Failed(msg!("cannot write the kubeconfig of '{user}': {e}")))
 }

@@ -15,7 +15,8 @@ use clap::Parser;
 use podsec_common::cli::{self, Failure};
 use podsec_common::host::files;
 use podsec_common::msg;
-use serde_norway::{Mapping, Value};
+use podsec_common::yaml;
+use serde_json::{Map, Value};
 
 use super::cgroups::CgroupVersion;
 use super::nsenter;
@@ -271,14 +272,14 @@ pub fn merge_config(
     version: KubeVersion,
 ) -> Result<String, String> {
     let mut document: Value = if text.trim().is_empty() {
-        Value::Mapping(Mapping::new())
+        Value::Object(Map::new())
     } else {
-        serde_norway::from_str(text).map_err(|e| e.to_string())?
+        yaml::from_str(text).map_err(|e| e.to_string())?
     };
     let root = document
-        .as_mapping_mut()
+        .as_object_mut()
         .ok_or_else(|| msg!("not a KubeletConfiguration mapping"))?;
-    let key = |k: &str| Value::String(k.to_string());
+    let key = |k: &str| k.to_string();
     root.entry(key("apiVersion"))
         .or_insert(Value::String("kubelet.config.k8s.io/v1beta1".into()));
     root.entry(key("kind"))
@@ -293,7 +294,7 @@ pub fn merge_config(
         ("failSwapOn", Value::Bool(false)),
         ("localStorageCapacityIsolation", Value::Bool(false)),
         ("cgroupsPerQOS", Value::Bool(cgroups.per_qos_cgroups())),
-        ("enforceNodeAllocatable", Value::Sequence(Vec::new())),
+        ("enforceNodeAllocatable", Value::Array(Vec::new())),
     ];
     for (name, value) in scalars {
         root.insert(key(name), value);
@@ -314,18 +315,16 @@ pub fn merge_config(
         ));
     }
     for (map, name, value) in entries {
-        let entry = root
-            .entry(key(map))
-            .or_insert(Value::Mapping(Mapping::new()));
-        if !entry.is_mapping() {
-            *entry = Value::Mapping(Mapping::new());
+        let entry = root.entry(key(map)).or_insert(Value::Object(Map::new()));
+        if !entry.is_object() {
+            *entry = Value::Object(Map::new());
         }
         entry
-            .as_mapping_mut()
+            .as_object_mut()
             .expect("a mapping")
             .insert(key(name), value);
     }
-    serde_norway::to_string(&document).map_err(|e| e.to_string())
+    yaml::to_string(&document).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -344,10 +343,9 @@ mod tests {
     fn merging_keeps_existing_feature_gates_and_settings() {
         let paths = U7sPaths::new(990, "/var/lib/u7s-admin");
         let kubeadm = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nclusterDNS:\n- 10.96.0.10\nfeatureGates:\n  GracefulNodeShutdown: true\nevictionHard:\n  memory.available: 100Mi\ncgroupDriver: systemd\n";
-        let merged: Value = serde_norway::from_str(
-            &merge_config(kubeadm, &paths, CgroupVersion::V2, v133()).unwrap(),
-        )
-        .unwrap();
+        let merged: Value =
+            yaml::from_str(&merge_config(kubeadm, &paths, CgroupVersion::V2, v133()).unwrap())
+                .unwrap();
         assert_eq!(
             merged["featureGates"]["GracefulNodeShutdown"],
             Value::Bool(true)
@@ -389,7 +387,7 @@ mod tests {
         let paths = U7sPaths::new(990, "/var/lib/u7s-admin");
         let kubeadm = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nfeatureGates:\n  InPlacePodVerticalScaling: true\n";
         let gate = |cgroups, version: &str| {
-            let merged: Value = serde_norway::from_str(
+            let merged: Value = yaml::from_str(
                 &merge_config(kubeadm, &paths, cgroups, version.parse().unwrap()).unwrap(),
             )
             .unwrap();
@@ -400,7 +398,7 @@ mod tests {
         // Where pods have cgroups, kubeadm's (the administrator's) choice stays.
         assert_eq!(gate(CgroupVersion::V2, "v1.33.13"), Value::Bool(true));
         // 1.26 has no such gate: naming it would stop its kubelet.
-        let merged: Value = serde_norway::from_str(
+        let merged: Value = yaml::from_str(
             &merge_config(
                 "kind: KubeletConfiguration\n",
                 &paths,
@@ -418,18 +416,49 @@ mod tests {
     }
 
     #[test]
+    fn merging_keeps_kubeadm_key_order_for_a_readable_diff() {
+        let paths = U7sPaths::new(990, "/var/lib/u7s-admin");
+        let kubeadm = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nstaticPodPath: /etc/kubernetes/manifests\ncgroupDriver: systemd\nauthentication:\n  x509:\n    clientCAFile: /etc/kubernetes/pki/ca.crt\n  anonymous:\n    enabled: false\n";
+        let merged = merge_config(kubeadm, &paths, CgroupVersion::V2, v133()).unwrap();
+        // kubeadm's keys where they were (cgroupDriver replaced in place), ours after them
+        let keys: Vec<&str> = merged
+            .lines()
+            .filter(|l| !l.starts_with(' ') && !l.starts_with('-'))
+            .filter_map(|l| l.split(':').next())
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "apiVersion",
+                "kind",
+                "staticPodPath",
+                "cgroupDriver",
+                "authentication",
+                "volumePluginDir",
+                "failSwapOn",
+                "localStorageCapacityIsolation",
+                "cgroupsPerQOS",
+                "enforceNodeAllocatable",
+                "featureGates",
+                "evictionHard",
+            ]
+        );
+        assert!(
+            merged
+                .contains("  x509:\n    clientCAFile: /etc/kubernetes/pki/ca.crt\n  anonymous:\n"),
+            "{merged}"
+        );
+    }
+
+    #[test]
     fn per_qos_cgroups_only_on_cgroup_v2() {
         let paths = U7sPaths::new(990, "/var/lib/u7s-admin");
         let kubeadm = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\ncgroupsPerQOS: true\n";
         for (cgroups, per_qos) in [(CgroupVersion::V1, false), (CgroupVersion::V2, true)] {
             let merged: Value =
-                serde_norway::from_str(&merge_config(kubeadm, &paths, cgroups, v133()).unwrap())
-                    .unwrap();
+                yaml::from_str(&merge_config(kubeadm, &paths, cgroups, v133()).unwrap()).unwrap();
             assert_eq!(merged["cgroupsPerQOS"], Value::Bool(per_qos), "{cgroups:?}");
-            assert_eq!(
-                merged["enforceNodeAllocatable"],
-                Value::Sequence(Vec::new())
-            );
+            assert_eq!(merged["enforceNodeAllocatable"], Value::Array(Vec::new()));
         }
     }
 

@@ -92,8 +92,8 @@ fn status_of(status: std::io::Result<std::process::ExitStatus>, what: &str) -> R
 
 /// An admin kubeconfig root may use: credentials embedded, no files or programs named in it.
 pub fn check_kubeconfig(text: &str) -> Result<(), String> {
-    let document: serde_norway::Value =
-        serde_norway::from_str(text).map_err(|e| msg!("not a kubeconfig: {e}"))?;
+    let document: serde_json::Value =
+        podsec_common::yaml::from_str(text).map_err(|e| msg!("not a kubeconfig: {e}"))?;
     let refused_user = [
         "client-certificate",
         "client-key",
@@ -101,7 +101,7 @@ pub fn check_kubeconfig(text: &str) -> Result<(), String> {
         "exec",
         "auth-provider",
     ];
-    for user in document["users"].as_sequence().into_iter().flatten() {
+    for user in document["users"].as_array().into_iter().flatten() {
         for key in refused_user {
             if !user["user"][key].is_null() {
                 return Err(msg!(
@@ -110,15 +110,12 @@ pub fn check_kubeconfig(text: &str) -> Result<(), String> {
             }
         }
     }
-    for cluster in document["clusters"].as_sequence().into_iter().flatten() {
+    for cluster in document["clusters"].as_array().into_iter().flatten() {
         if !cluster["cluster"]["certificate-authority"].is_null() {
             return Err(msg!("its cluster entry names a certificate-authority file"));
         }
     }
-    if document["clusters"]
-        .as_sequence()
-        .is_none_or(|c| c.is_empty())
-    {
+    if document["clusters"].as_array().is_none_or(|c| c.is_empty()) {
         return Err(msg!("it has no cluster"));
     }
     Ok(())

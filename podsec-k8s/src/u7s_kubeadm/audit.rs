@@ -4,8 +4,9 @@
 //! manifest that has them is left byte-identical; flags of ours with other values are replaced.
 //! Fields the model does not name are kept as they are.
 
+use podsec_common::yaml;
 use serde::{Deserialize, Serialize};
-use serde_norway::{Mapping, Value};
+use serde_json::{Map, Value};
 
 /// The policy (root-owned in /etc/kubernetes/audit; see the file for what differs from upstream).
 pub const POLICY: &str = include_str!("../../data/audit/policy.yaml");
@@ -42,7 +43,7 @@ struct StaticPod {
     metadata: Option<Value>,
     spec: PodSpec,
     #[serde(flatten)]
-    rest: Mapping,
+    rest: Map<String, Value>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -52,7 +53,7 @@ struct PodSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     volumes: Vec<Volume>,
     #[serde(flatten)]
-    rest: Mapping,
+    rest: Map<String, Value>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -64,7 +65,7 @@ struct Container {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     volume_mounts: Vec<VolumeMount>,
     #[serde(flatten)]
-    rest: Mapping,
+    rest: Map<String, Value>,
 }
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
@@ -75,7 +76,7 @@ struct VolumeMount {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     read_only: Option<bool>,
     #[serde(flatten)]
-    rest: Mapping,
+    rest: Map<String, Value>,
 }
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
@@ -85,7 +86,7 @@ struct Volume {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     host_path: Option<HostPath>,
     #[serde(flatten)]
-    rest: Mapping,
+    rest: Map<String, Value>,
 }
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
@@ -97,8 +98,7 @@ struct HostPath {
 
 /// The patched manifest, or `None` when it already audits exactly as wanted.
 pub fn patch_manifest(text: &str) -> Result<Option<String>, AuditError> {
-    let mut pod: StaticPod =
-        serde_norway::from_str(text).map_err(|e| AuditError::Yaml(e.to_string()))?;
+    let mut pod: StaticPod = yaml::from_str(text).map_err(|e| AuditError::Yaml(e.to_string()))?;
     let mut changed = false;
 
     // The volume: one hostPath volume for the directory, whatever kubeadm or an admin named it.
@@ -121,7 +121,7 @@ pub fn patch_manifest(text: &str) -> Result<Option<String>, AuditError> {
                     path: AUDIT_DIR.into(),
                     kind: Some("DirectoryOrCreate".into()),
                 }),
-                rest: Mapping::new(),
+                rest: Map::new(),
             });
             changed = true;
             VOLUME.to_string()
@@ -157,7 +157,7 @@ pub fn patch_manifest(text: &str) -> Result<Option<String>, AuditError> {
                 name: volume_name,
                 mount_path: AUDIT_DIR.into(),
                 read_only: None,
-                rest: Mapping::new(),
+                rest: Map::new(),
             });
             changed = true;
         }
@@ -188,7 +188,7 @@ pub fn patch_manifest(text: &str) -> Result<Option<String>, AuditError> {
     if !changed {
         return Ok(None);
     }
-    serde_norway::to_string(&pod)
+    yaml::to_string(&pod)
         .map(Some)
         .map_err(|e| AuditError::Yaml(e.to_string()))
 }
@@ -260,16 +260,16 @@ status: {}
     #[test]
     fn patch_keeps_unknown_fields_and_adds_exactly_once() {
         let patched = patch_manifest(MANIFEST).unwrap().unwrap();
-        let pod: Value = serde_norway::from_str(&patched).unwrap();
+        let pod: Value = yaml::from_str(&patched).unwrap();
         let container = &pod["spec"]["containers"][0];
         assert_eq!(
             container["livenessProbe"]["httpGet"]["path"].as_str(),
             Some("/livez")
         );
         assert_eq!(pod["spec"]["priority"].as_u64(), Some(2000001000));
-        assert!(pod["status"].is_mapping());
+        assert!(pod["status"].is_object());
         let command: Vec<&str> = container["command"]
-            .as_sequence()
+            .as_array()
             .unwrap()
             .iter()
             .map(|v| v.as_str().unwrap())
@@ -328,15 +328,12 @@ status: {}
 
     #[test]
     fn the_policy_audits_administrators() {
-        let policy: Value = serde_norway::from_str(POLICY).unwrap();
+        let policy: Value = yaml::from_str(POLICY).unwrap();
         assert_eq!(policy["kind"].as_str(), Some("Policy"));
         // Upstream's policy logged nothing for system:masters (§10.1 defect 5).
-        let rules = policy["rules"].as_sequence().unwrap();
+        let rules = policy["rules"].as_array().unwrap();
         for rule in rules {
-            let groups = rule["userGroups"]
-                .as_sequence()
-                .cloned()
-                .unwrap_or_default();
+            let groups = rule["userGroups"].as_array().cloned().unwrap_or_default();
             assert!(!groups.iter().any(|g| g.as_str() == Some("system:masters")));
         }
         let pods = rules
@@ -345,7 +342,7 @@ status: {}
             .unwrap();
         // verbs belong to the rule (upstream nested them in the resource group, where they mean
         // nothing)
-        assert_eq!(pods["verbs"].as_sequence().unwrap().len(), 4);
+        assert_eq!(pods["verbs"].as_array().unwrap().len(), 4);
         assert_eq!(rules.last().unwrap()["level"].as_str(), Some("Metadata"));
     }
 }

@@ -14,8 +14,9 @@
 
 use std::path::Path;
 
+use podsec_common::yaml;
 use podsec_common::{msg, tr};
-use serde_norway::Value;
+use serde_json::Value;
 
 use super::network::Ipv4Net;
 use crate::node_config::{TrustedReadError, read_root_trusted};
@@ -39,8 +40,10 @@ pub enum CalicoError {
     Untrusted { path: String, reason: String },
     #[error("U7S_CALICO_MANIFEST={path}: not YAML: {reason}")]
     NotYaml { path: String, reason: String },
-    #[error("U7S_CALICO_MANIFEST={path}: document {number} is not a Kubernetes object (no kind)")]
-    NotAnObject { path: String, number: usize },
+    #[error(
+        "U7S_CALICO_MANIFEST={path}: the document at line {line} is not a Kubernetes object (no kind)"
+    )]
+    NotAnObject { path: String, line: u64 },
     #[error(
         "U7S_CALICO_MANIFEST={path}: no DaemonSet calico-node in it (podsec applies Calico's manifest install, calico.yaml, not the Tigera operator)"
     )]
@@ -153,7 +156,7 @@ fn pod_specs<'a>(object: &'a Value, out: &mut Vec<(&'a Value, &'a Value)>) {
         }
         Some("CronJob") => out.push((object, &spec["jobTemplate"]["spec"]["template"]["spec"])),
         Some("List") => {
-            for item in object["items"].as_sequence().into_iter().flatten() {
+            for item in object["items"].as_array().into_iter().flatten() {
                 pod_specs(item, out);
             }
         }
@@ -163,27 +166,21 @@ fn pod_specs<'a>(object: &'a Value, out: &mut Vec<(&'a Value, &'a Value)>) {
 
 /// Parses the manifest's text (`path` for messages).
 pub fn parse(text: &str, path: &str) -> Result<Manifest, CalicoError> {
-    let mut documents = Vec::new();
-    for document in serde_norway::Deserializer::from_str(text) {
-        let value: Value =
-            serde::Deserialize::deserialize(document).map_err(|e| CalicoError::NotYaml {
-                path: path.to_string(),
-                reason: e.to_string(),
-            })?;
-        documents.push(value);
-    }
+    // Empty documents are left out by the reader; each document keeps its line for messages.
+    let documents: Vec<yaml::Spanned<Value>> =
+        yaml::documents(text).map_err(|e| CalicoError::NotYaml {
+            path: path.to_string(),
+            reason: e.to_string(),
+        })?;
     let mut objects = Vec::new();
-    for (index, document) in documents.iter().enumerate() {
-        if document.is_null() {
-            continue;
-        }
-        if document["kind"].as_str().is_none_or(str::is_empty) {
+    for document in &documents {
+        if document.value["kind"].as_str().is_none_or(str::is_empty) {
             return Err(CalicoError::NotAnObject {
                 path: path.to_string(),
-                number: index + 1,
+                line: document.referenced.line(),
             });
         }
-        objects.push(document);
+        objects.push(&document.value);
     }
     let mut specs = Vec::new();
     for object in &objects {
@@ -192,7 +189,7 @@ pub fn parse(text: &str, path: &str) -> Result<Manifest, CalicoError> {
     let mut images: Vec<String> = Vec::new();
     for (object, spec) in &specs {
         for list in ["initContainers", "containers", "ephemeralContainers"] {
-            for container in spec[list].as_sequence().into_iter().flatten() {
+            for container in spec[list].as_array().into_iter().flatten() {
                 let image = container["image"]
                     .as_str()
                     .map(str::trim)
@@ -229,8 +226,8 @@ pub fn parse(text: &str, path: &str) -> Result<Manifest, CalicoError> {
     let mut pool_cidr = None;
     let mut vxlan_mode = None;
     let mut autodetection = None;
-    for container in node_spec["containers"].as_sequence().into_iter().flatten() {
-        for variable in container["env"].as_sequence().into_iter().flatten() {
+    for container in node_spec["containers"].as_array().into_iter().flatten() {
+        for variable in container["env"].as_array().into_iter().flatten() {
             let text = variable["value"].as_str().map(|v| v.trim().to_string());
             match variable["name"].as_str() {
                 Some("CALICO_IPV4POOL_VXLAN") => vxlan_mode = text,
@@ -242,7 +239,7 @@ pub fn parse(text: &str, path: &str) -> Result<Manifest, CalicoError> {
             }
             let value = match &variable["value"] {
                 Value::String(s) => s.trim().to_string(),
-                other => serde_norway::to_string(other)
+                other => yaml::to_string(other)
                     .unwrap_or_default()
                     .trim()
                     .to_string(),
@@ -522,7 +519,14 @@ spec:
     fn what_is_not_a_calico_manifest_is_refused_with_one_line() {
         for (text, expected) in [
             ("kind: [unclosed", "U7S_CALICO_MANIFEST=/m.yaml: not YAML"),
-            ("just some text\n", "document 1 is not a Kubernetes object"),
+            (
+                "just some text\n",
+                "the document at line 1 is not a Kubernetes object",
+            ),
+            (
+                "---\n# empty\n---\nkind: ConfigMap\n---\n\nno: kind\n",
+                "the document at line 7 is not a Kubernetes object",
+            ),
             ("---\n---\n", "no DaemonSet calico-node"),
             (
                 // the operator install: no calico-node of its own

@@ -5,7 +5,8 @@
 //! init container: podsec writes the CNI configuration itself, root-owned, so a compromised
 //! flannel pod cannot rewrite it.
 
-use serde_norway::Value;
+use podsec_common::yaml;
+use serde_json::Value;
 
 use super::network::Ipv4Net;
 use super::versions::Tag;
@@ -129,7 +130,7 @@ pub fn has_manifest(tag: &Tag) -> bool {
 fn advertise_node_address(flanneld: &mut Value) -> Result<(), &'static str> {
     let args = flanneld
         .get_mut("args")
-        .and_then(Value::as_sequence_mut)
+        .and_then(Value::as_array_mut)
         .ok_or("no args of kube-flannel")?;
     args.retain(|a| {
         !a.as_str()
@@ -139,14 +140,13 @@ fn advertise_node_address(flanneld: &mut Value) -> Result<(), &'static str> {
     args.push(Value::String("--public-ip=$(POD_IP)".into()));
     let env = flanneld
         .get_mut("env")
-        .and_then(Value::as_sequence_mut)
+        .and_then(Value::as_array_mut)
         .ok_or("no env of kube-flannel")?;
     env.retain(|e| e["name"].as_str() != Some("POD_IP"));
-    let pod_ip: Value = serde_norway::from_str(
-        "name: POD_IP\nvalueFrom:\n  fieldRef:\n    fieldPath: status.podIP\n",
-    )
-    .expect("static YAML");
-    env.push(pod_ip);
+    env.push(serde_json::json!({
+        "name": "POD_IP",
+        "valueFrom": { "fieldRef": { "fieldPath": "status.podIP" } },
+    }));
     Ok(())
 }
 
@@ -158,14 +158,9 @@ pub fn render(
     pod_network: Ipv4Net,
 ) -> Result<String, FlannelError> {
     let broken = |what: &str| FlannelError::Broken(manifest.flannel_tag.into(), what.into());
-    let mut documents = Vec::new();
-    for document in serde_norway::Deserializer::from_str(manifest.text) {
-        let value: Value =
-            serde::Deserialize::deserialize(document).map_err(|e| broken(&e.to_string()))?;
-        if !value.is_null() {
-            documents.push(value);
-        }
-    }
+    // Empty documents are left out by the reader.
+    let mut documents: Vec<Value> =
+        yaml::documents(manifest.text).map_err(|e| broken(&e.to_string()))?;
     let mut found_config = false;
     let mut found_daemonset = false;
     for document in &mut documents {
@@ -173,7 +168,7 @@ pub fn render(
             Some("ConfigMap") => {
                 let data = document
                     .get_mut("data")
-                    .and_then(Value::as_mapping_mut)
+                    .and_then(Value::as_object_mut)
                     .ok_or_else(|| broken("ConfigMap without data"))?;
                 let net_conf = data
                     .get("net-conf.json")
@@ -195,7 +190,7 @@ pub fn render(
                     .ok_or_else(|| broken("DaemonSet without pod spec"))?;
                 let init = spec
                     .get_mut("initContainers")
-                    .and_then(Value::as_sequence_mut)
+                    .and_then(Value::as_array_mut)
                     .ok_or_else(|| broken("no initContainers"))?;
                 init.retain(|c| c["name"].as_str() != Some("install-cni"));
                 let plugin = init
@@ -205,7 +200,7 @@ pub fn render(
                 plugin["image"] = Value::String(cni_plugin_image.into());
                 let containers = spec
                     .get_mut("containers")
-                    .and_then(Value::as_sequence_mut)
+                    .and_then(Value::as_array_mut)
                     .ok_or_else(|| broken("no containers"))?;
                 let flanneld = containers
                     .iter_mut()
@@ -214,7 +209,7 @@ pub fn render(
                 flanneld["image"] = Value::String(flannel_image.into());
                 advertise_node_address(flanneld).map_err(&broken)?;
                 // The `cni` volume served only install-cni.
-                if let Some(volumes) = spec.get_mut("volumes").and_then(Value::as_sequence_mut) {
+                if let Some(volumes) = spec.get_mut("volumes").and_then(Value::as_array_mut) {
                     volumes.retain(|v| v["name"].as_str() != Some("cni"));
                 }
                 found_daemonset = true;
@@ -228,7 +223,7 @@ pub fn render(
     let mut out = String::new();
     for document in documents {
         out.push_str("---\n");
-        out.push_str(&serde_norway::to_string(&document).map_err(|e| broken(&e.to_string()))?);
+        out.push_str(&yaml::to_string(&document).map_err(|e| broken(&e.to_string()))?);
     }
     Ok(out)
 }
@@ -283,9 +278,7 @@ mod tests {
                 pod(),
             )
             .unwrap();
-            let docs: Vec<Value> = serde_norway::Deserializer::from_str(&text)
-                .map(|d| serde::Deserialize::deserialize(d).unwrap())
-                .collect();
+            let docs: Vec<Value> = yaml::documents(&text).unwrap();
             let config = docs
                 .iter()
                 .find(|d| d["kind"].as_str() == Some("ConfigMap"))
@@ -299,7 +292,7 @@ mod tests {
                 .find(|d| d["kind"].as_str() == Some("DaemonSet"))
                 .unwrap();
             let spec = &ds["spec"]["template"]["spec"];
-            let init = spec["initContainers"].as_sequence().unwrap();
+            let init = spec["initContainers"].as_array().unwrap();
             assert_eq!(init.len(), 1, "install-cni is dropped");
             assert_eq!(
                 init[0]["image"].as_str(),
@@ -312,7 +305,7 @@ mod tests {
             // Each node advertises its own address, not the slirp address all nodes share.
             let flanneld = &spec["containers"][0];
             let args: Vec<&str> = flanneld["args"]
-                .as_sequence()
+                .as_array()
                 .unwrap()
                 .iter()
                 .filter_map(Value::as_str)
@@ -320,7 +313,7 @@ mod tests {
             assert!(args.contains(&"--public-ip=$(POD_IP)"), "{args:?}");
             assert!(args.contains(&"--iface=tap0"), "{args:?}");
             let pod_ip = flanneld["env"]
-                .as_sequence()
+                .as_array()
                 .unwrap()
                 .iter()
                 .find(|e| e["name"].as_str() == Some("POD_IP"))
@@ -336,6 +329,19 @@ mod tests {
             );
             // never a static pod: a list of API objects for kubectl apply
             assert!(docs.iter().all(|d| d["kind"].as_str() != Some("Pod")));
+            // The DaemonSet keeps the key order of the shipped manifest (a readable diff):
+            // its pod spec's keys, in the text, come in the same order.
+            let pod_spec_keys = |text: &str| -> Vec<String> {
+                let daemonset = &text[text.find("kind: DaemonSet").unwrap()..];
+                daemonset
+                    .lines()
+                    // keys only: the list items podsec drops would differ
+                    .filter(|l| l.starts_with("      ") && !l.starts_with("       "))
+                    .filter(|l| !l.trim_start().starts_with('-'))
+                    .filter_map(|l| l.trim().split(':').next().map(str::to_string))
+                    .collect()
+            };
+            assert_eq!(pod_spec_keys(&text), pod_spec_keys(manifest.text));
         }
     }
 }

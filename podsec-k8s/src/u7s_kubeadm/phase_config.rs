@@ -90,8 +90,8 @@ fn render(node: &NodeConfig) -> Option<String> {
         "controlPlaneEndpoint": endpoint,
         "imageRepository": node.image_repository(),
     });
-    let init = serde_norway::to_string(&init).ok()?;
-    let cluster = serde_norway::to_string(&cluster).ok()?;
+    let init = podsec_common::yaml::to_string(&init).ok()?;
+    let cluster = podsec_common::yaml::to_string(&cluster).ok()?;
     Some(format!("{init}---\n{cluster}"))
 }
 
@@ -153,10 +153,7 @@ mod tests {
         let PhaseConfig::Rendered(text) = phase_config(&upload, Some(&node), None) else {
             panic!("not rendered");
         };
-        let docs: Vec<serde_norway::Value> = text
-            .split("---\n")
-            .map(|d| serde_norway::from_str(d).unwrap())
-            .collect();
+        let docs: Vec<serde_json::Value> = podsec_common::yaml::documents(&text).unwrap();
         assert_eq!(docs[0]["kind"].as_str(), Some("InitConfiguration"));
         assert_eq!(
             docs[0]["localAPIEndpoint"]["advertiseAddress"].as_str(),

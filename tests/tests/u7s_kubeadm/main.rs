@@ -317,9 +317,9 @@ spec:
 /// Reads a static pod manifest of the sandbox and returns its first container's command.
 fn manifest_command(node: &Node, name: &str) -> Vec<String> {
     let text = node.root_ok(&format!("cat /etc/kubernetes/manifests/{name}.yaml"));
-    let pod: serde_norway::Value = serde_norway::from_str(&text).unwrap();
+    let pod: serde_json::Value = podsec_common::yaml::from_str(&text).unwrap();
     pod["spec"]["containers"][0]["command"]
-        .as_sequence()
+        .as_array()
         .unwrap()
         .iter()
         .map(|v| v.as_str().unwrap().to_string())

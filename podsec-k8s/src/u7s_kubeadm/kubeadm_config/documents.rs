@@ -251,7 +251,7 @@ fn patches(input: &NodeInput) -> Option<Patches> {
 }
 
 fn yaml(value: &impl Serialize) -> Result<String, ConfigError> {
-    serde_norway::to_string(value).map_err(|e| ConfigError::Yaml(e.to_string()))
+    podsec_common::yaml::to_string(value).map_err(|e| ConfigError::Yaml(e.to_string()))
 }
 
 /// The rootless extraArgs of the control-plane components (upstream's templates, without etcd's
