@@ -16,7 +16,7 @@ use super::plan::{ADMIN_CONF, Owner, Plan, Step};
 use super::runtime::{PlannedFile, Runtime, RuntimeError, U7S_HOME};
 use podsec_common::host::seam::sysctl_path;
 use podsec_common::host::services::ServiceError;
-use podsec_common::host::users::NewAccount;
+use podsec_common::host::users::{AccountError, NewAccount};
 
 /// How long `kubectl apply` of the pod network (flannel or calico) is retried while the API server comes up.
 pub const APPLY_ATTEMPTS: u32 = 90;
@@ -36,7 +36,7 @@ fn owner_of(host: &impl Host, owner: &Owner) -> Result<FileOwner, String> {
     let uid = host
         .find_user(&owner.user)
         .map_err(|e| e.to_string())?
-        .ok_or_else(|| msg!("no user {}", owner.user))?
+        .ok_or_else(|| AccountError::NoSuchUser(owner.user.clone()).to_string())?
         .uid;
     let gid = host
         .group_gid(&owner.group)
@@ -290,7 +290,9 @@ fn run_step(host: &impl Host, step: &Step, runtime: &dyn Runtime) -> Result<(), 
             config.uid = host
                 .find_user(super::runtime::U7S_ADMIN)
                 .map_err(|e| e.to_string())?
-                .ok_or_else(|| msg!("no user {}", super::runtime::U7S_ADMIN))?
+                .ok_or_else(|| {
+                    AccountError::NoSuchUser(super::runtime::U7S_ADMIN.into()).to_string()
+                })?
                 .uid;
             config
                 .save(Path::new(crate::node_config::NODE_CONFIG_PATH))
