@@ -160,9 +160,7 @@ fn plan(upgrade: &Upgrade) -> String {
         }
     }
     let installed = upgrade.host.installed();
-    let shown = |v: Option<crate::u7s_kubeadm::versions::KubeVersion>| {
-        v.map_or_else(|| "-".to_string(), |v| v.to_string())
-    };
+    let shown = |v: Option<KubeVersion>| v.map_or_else(|| "-".to_string(), |v| v.to_string());
     out.push_str(&msg!(
         "Installed: kubeadm {}, kubelet {}, cri-o {}\n",
         shown(installed.kubeadm),

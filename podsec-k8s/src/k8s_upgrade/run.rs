@@ -14,7 +14,6 @@ use crate::node_config::{CniPlugin, KubeVersion, NodeConfig};
 use crate::u7s_kubeadm::flannel::{self, Manifest};
 use crate::u7s_kubeadm::network::Ipv4Net;
 use crate::u7s_kubeadm::packages::KUBEADM;
-use crate::u7s_kubeadm::versions;
 
 /// CRI-O's socket as the namespace sees it (crate::u7s::rootlesskit links it there).
 const CRI_SOCKET: &str = "unix:///run/crio/crio.sock";
@@ -353,7 +352,7 @@ impl Upgrade<'_> {
     }
 
     fn packages(&self, target: KubeVersion) -> Result<(), String> {
-        let wanted = versions::KubeVersion::from(target);
+        let wanted = target;
         let minor = wanted.minor_line();
         let fits = |installed: &crate::u7s_kubeadm::packages::Installed| {
             let kubeadm_fits = installed
@@ -371,7 +370,7 @@ impl Upgrade<'_> {
         if fits(&installed) {
             Ok(())
         } else {
-            let shown = |v: Option<versions::KubeVersion>| {
+            let shown = |v: Option<KubeVersion>| {
                 v.map_or_else(|| tr!("none").to_string(), |v| v.to_string())
             };
             Err(msg!(

@@ -9,14 +9,15 @@ use super::run::{Upgrade, UpgradeError};
 use crate::node_config::tests::example_with;
 use crate::node_config::{KubeVersion, NodeConfig, Role};
 use crate::u7s_kubeadm::packages::Installed;
-use crate::u7s_kubeadm::versions::{self, Minor};
+use crate::u7s_kubeadm::versions::Minor;
 
 fn v(text: &str) -> KubeVersion {
     text.parse().unwrap()
 }
 
-fn wv(text: &str) -> versions::KubeVersion {
-    versions::KubeVersion::parse(text).unwrap()
+/// As `kubeadm version -o short` and packages print it (with or without the `v`).
+fn wv(text: &str) -> KubeVersion {
+    KubeVersion::parse(text).unwrap()
 }
 
 #[test]

@@ -12,7 +12,6 @@ use crate::node_config::NodeConfig;
 
 use super::flags::CRI_SOCKET;
 use super::plan::KUBEADM_CONFIG_DIR;
-use super::versions::KubeVersion;
 
 /// What to add to a native command's arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,7 +67,7 @@ pub fn phase_config(
 
 /// The smallest InitConfiguration + ClusterConfiguration that pins what kubeadm would guess.
 fn render(node: &NodeConfig) -> Option<String> {
-    let version = KubeVersion::from(node.kubernetes_version);
+    let version = node.kubernetes_version;
     let api = version.minor_line().kubeadm_api().api_version();
     let endpoint = node
         .control_plane_endpoint
@@ -86,7 +85,7 @@ fn render(node: &NodeConfig) -> Option<String> {
     let cluster = serde_json::json!({
         "apiVersion": api,
         "kind": "ClusterConfiguration",
-        "kubernetesVersion": version.bare(),
+        "kubernetesVersion": version.without_v(),
         "controlPlaneEndpoint": endpoint,
         "imageRepository": node.image_repository(),
     });

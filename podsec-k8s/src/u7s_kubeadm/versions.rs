@@ -93,13 +93,9 @@ impl KubeadmApi {
     }
 }
 
-/// A released Kubernetes version, `v1.33.13`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct KubeVersion {
-    pub major: u32,
-    pub minor: u32,
-    pub patch: u32,
-}
+/// A released Kubernetes version, `v1.33.13`: one type with node.toml's, whose parsing is
+/// strict (`v` and three numbers); the wrapper adds what it needs to compare and resolve.
+pub use crate::node_config::KubeVersion;
 
 impl KubeVersion {
     pub fn minor_line(&self) -> Minor {
@@ -107,11 +103,6 @@ impl KubeVersion {
             major: self.major,
             minor: self.minor,
         }
-    }
-
-    /// `1.33.13`, as kubeadm's `kubernetesVersion` and package versions write it.
-    pub fn bare(&self) -> String {
-        format!("{}.{}.{}", self.major, self.minor, self.patch)
     }
 
     /// The version an image tag names exactly (`v1.33.13`), if it does.
@@ -133,23 +124,6 @@ impl KubeVersion {
             VersionRequest::Exact(version) => Ok(version),
             VersionRequest::Minor(_) => Err(VersionError::Syntax(text.to_string())),
         }
-    }
-}
-
-/// node.toml's version (the same three numbers, typed for the node configuration).
-impl From<crate::node_config::KubeVersion> for KubeVersion {
-    fn from(v: crate::node_config::KubeVersion) -> KubeVersion {
-        KubeVersion {
-            major: v.major,
-            minor: v.minor,
-            patch: v.patch,
-        }
-    }
-}
-
-impl fmt::Display for KubeVersion {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "v{}.{}.{}", self.major, self.minor, self.patch)
     }
 }
 
@@ -453,6 +427,9 @@ mod tests {
         assert_eq!(Minor::new(30).kubeadm_api(), KubeadmApi::V1beta3);
         assert_eq!(Minor::new(31).kubeadm_api(), KubeadmApi::V1beta4);
         assert_eq!(Minor::new(26).previous(), Some(Minor::new(25)));
-        assert_eq!(KubeVersion::parse("v1.33.13").unwrap().bare(), "1.33.13");
+        assert_eq!(
+            KubeVersion::parse("v1.33.13").unwrap().without_v(),
+            "1.33.13"
+        );
     }
 }

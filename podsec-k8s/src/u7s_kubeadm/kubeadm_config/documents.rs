@@ -272,7 +272,7 @@ fn cluster_configuration(
         api_version: api.api_version(),
         kind: "ClusterConfiguration",
         cluster_name: "kubernetes",
-        kubernetes_version: input.version.bare(),
+        kubernetes_version: input.version.without_v(),
         control_plane_endpoint: init.control_plane_endpoint.clone(),
         image_repository: init.image_repository.clone(),
         etcd: Etcd {

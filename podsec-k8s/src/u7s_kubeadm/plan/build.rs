@@ -691,18 +691,13 @@ fn node_configuration(
         ) => Some(endpoint.clone()),
         _ => None,
     };
-    let v = c.version.value;
     let config = NodeConfig {
         role: match c.role {
             Role::Init => node_config::Role::InitMaster,
             Role::ControlPlane => node_config::Role::ControlPlane,
             Role::Worker => node_config::Role::Worker,
         },
-        kubernetes_version: node_config::KubeVersion {
-            major: v.major,
-            minor: v.minor,
-            patch: v.patch,
-        },
+        kubernetes_version: c.version.value,
         uid: facts.u7s_admin.as_ref().map(|a| a.uid).unwrap_or(0),
         registry,
         platform,
