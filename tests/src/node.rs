@@ -38,6 +38,17 @@ pub const NODE_NAME: &str = "node1";
 pub const MAKER: &str = "imagemaker";
 pub const EMAIL: &str = "imagemaker@registry.local";
 pub const PLATFORM: &str = "c10f";
+
+/// The NodePort Service (port 31080 of the node) of the node tests' `app: web` workloads.
+pub const WEB_SERVICE: &str = r#"apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  type: NodePort
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080, nodePort: 31080}]
+"#;
 const USER: &str = "u7s-admin";
 const SUBIDS: &str = "200000-265535";
 const STORE: &str = "/var/lib/u7s-admin/.local/share/usernetes/containers";

@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use podsec_tests::node::{
-    FOREIGN_POD, NODE_IP, NODE_NAME, PLATFORM, Pod, RealNode, UNSIGNED_POD, panic_on,
+    FOREIGN_POD, NODE_IP, NODE_NAME, PLATFORM, Pod, RealNode, UNSIGNED_POD, WEB_SERVICE, panic_on,
 };
 use podsec_tests::u7s::text;
 
@@ -27,15 +27,6 @@ spec:
     image: registry.local/c10f/busybox:1.35
     command: ["/bin/sh", "-c", "mkdir -p /www && echo signed-and-served > /www/index.html && echo podsec web ready && exec httpd -f -p 8080 -h /www"]
     ports: [{containerPort: 8080}]
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: web
-spec:
-  type: NodePort
-  selector: {app: web}
-  ports: [{port: 80, targetPort: 8080, nodePort: 31080}]
 "#;
 
 #[test]
@@ -78,7 +69,7 @@ fn a_rootless_node_runs_signed_pods_refuses_unsigned_ones_and_leaves_nothing_beh
     node.kubectl_ok(&format!(
         "taint nodes {NODE_NAME} node-role.kubernetes.io/control-plane:NoSchedule-"
     ));
-    node.kubectl_apply(WORKLOAD);
+    node.kubectl_apply(&format!("{WORKLOAD}---\n{WEB_SERVICE}"));
     panic_on(
         node.wait_for("the web pod running", Duration::from_secs(180), || {
             let pods = node.pods().ok()?;

@@ -10,7 +10,9 @@
 use std::time::Duration;
 
 use podsec_tests::k8s;
-use podsec_tests::node::{EMAIL, MAKER, NODE_IP, NODE_NAME, PLATFORM, RealNode, panic_on};
+use podsec_tests::node::{
+    EMAIL, MAKER, NODE_IP, NODE_NAME, PLATFORM, RealNode, WEB_SERVICE, panic_on,
+};
 use podsec_tests::u7s::{ADMIN_PATH, text};
 
 const FROM: &str = "v1.32.13";
@@ -34,15 +36,6 @@ spec:
         image: registry.local/c10f/busybox:1.35
         command: ["/bin/sh", "-c", "mkdir -p /www && echo still-served > /www/index.html && exec httpd -f -p 8080 -h /www"]
         ports: [{containerPort: 8080}]
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: web
-spec:
-  type: NodePort
-  selector: {app: web}
-  ports: [{port: 80, targetPort: 8080, nodePort: 31080}]
 "#;
 
 fn page(node: &RealNode) -> String {
@@ -83,7 +76,7 @@ fn a_node_moves_to_the_next_minor_with_its_workload_and_resumes_after_a_kill() {
     node.kubectl_ok(&format!(
         "taint nodes {NODE_NAME} node-role.kubernetes.io/control-plane:NoSchedule-"
     ));
-    node.kubectl_apply(WORKLOAD);
+    node.kubectl_apply(&format!("{WORKLOAD}---\n{WEB_SERVICE}"));
     node.root_ok("nsenter_u7s rootlessctl add-ports 0.0.0.0:31080:31080/tcp");
     assert_eq!(page(&node).trim(), "still-served");
     let cluster_ip = node.kubectl_ok("get service web -o jsonpath={.spec.clusterIP}");
