@@ -226,6 +226,7 @@ fn write_creating_dirs(
 
 pub fn run(args: Args) -> Result<ExitCode, Error> {
     cli::require_root()?;
+    let agent = probe_agent();
     create(
         &RealHost,
         &args,
@@ -235,7 +236,7 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
                 Path::new(REGISTRY_STORAGE),
             )
         },
-        http_status,
+        |url, name| http_status(&agent, url, name),
     )
 }
 
@@ -433,13 +434,17 @@ fn install_htpasswd(host: &impl Host, source: &Path, profile: &Profile) -> Resul
 /// How long create-services waits for the registry and nginx to answer after starting them.
 const SERVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// `GET url` with `Host: host`: its status, or why there is none.
-fn http_status(url: &str, host: &str) -> Result<u16, String> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
+/// The one HTTP client of a run's probes (its connections are reused from try to try).
+fn probe_agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
         .timeout_global(Some(std::time::Duration::from_secs(2)))
         .http_status_as_error(false)
         .build()
-        .into();
+        .into()
+}
+
+/// `GET url` with `Host: host`: its status, or why there is none.
+fn http_status(agent: &ureq::Agent, url: &str, host: &str) -> Result<u16, String> {
     agent
         .get(url)
         .header("Host", host)
