@@ -211,9 +211,9 @@ pub fn create(host: &impl Host, args: &Args, mut stdin: impl Read) -> Result<Exi
         return Err(Error::BadEmail(bad.clone()));
     }
     check_is_server(host)?;
-    if host.open_dir(Path::new(SIGNATURES_DIR)).is_err() {
-        return Err(Error::NoSigstore);
-    }
+    let store = host
+        .open_dir(Path::new(SIGNATURES_DIR))
+        .map_err(|_| Error::NoSigstore)?;
     let passphrase = match &args.passphrase_file {
         Some(path) => match read_trimmed(host, path)? {
             // An empty passphrase would leave the key unprotected without a word.
@@ -243,7 +243,7 @@ pub fn create(host: &impl Host, args: &Args, mut stdin: impl Read) -> Result<Exi
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .unwrap_or_else(|| Policy::reject_all().to_json());
     let policy = add_rules(Policy::from_json(&current)?, &makers)?;
-    check_store(host, &makers, &policy)?;
+    check_store(host, &store, &makers, &policy)?;
 
     for (index, maker) in makers.iter().enumerate() {
         let email = args
@@ -364,14 +364,18 @@ fn create_account(host: &impl Host, maker: &Maker) -> Result<Account, Error> {
 /// Whether the signature store can give each maker its own place, decided before any change:
 /// a scope with a path needs its directory free (absent, root's or already this maker's); a
 /// whole registry needs the top of the store to be no other maker's and ACLs to give it.
-fn check_store(host: &impl Host, makers: &[Maker], policy: &Policy) -> Result<(), Error> {
-    let store = host.open_dir(Path::new(SIGNATURES_DIR))?;
+fn check_store<H: Host>(
+    host: &H,
+    store: &H::Dir,
+    makers: &[Maker],
+    policy: &Policy,
+) -> Result<(), Error> {
     let whole = signature_store::whole_registry_makers(policy);
     for maker in makers {
         match &maker.namespace {
             Some(namespace) => {
                 let uid = host.find_user(&maker.user)?.map(|a| a.uid);
-                check_scope_dir(&store, maker, namespace, uid)?;
+                check_scope_dir(store, maker, namespace, uid)?;
             }
             None => {
                 if let Some((other_scope, other)) = whole.iter().find(|(_, u)| *u != maker.user) {

@@ -96,16 +96,7 @@ pub fn create(host: &impl Host, args: &Args, stdin: impl Read) -> Result<ExitCod
     }
     // The password too: a bad one must not leave accounts made without it.
     let password = if args.password_stdin {
-        let mut text = String::new();
-        stdin
-            .take(64 * 1024)
-            .read_to_string(&mut text)
-            .map_err(|e| Error::PasswordStdin(e.to_string()))?;
-        let line = text.lines().next().unwrap_or_default().to_string();
-        if let Some(problem) = users::password_problem(&line) {
-            return Err(Error::PasswordStdin(problem.into()));
-        }
-        Some(line)
+        Some(users::password_from(stdin).map_err(Error::PasswordStdin)?)
     } else {
         None
     };
