@@ -114,6 +114,11 @@ pub trait Host {
 
     // Accounts and groups.
     fn find_user(&self, name: &str) -> Result<Option<Account>, AccountError>;
+    /// An account that must exist (as [`users::user`]).
+    fn user(&self, name: &str) -> Result<Account, AccountError> {
+        self.find_user(name)?
+            .ok_or_else(|| AccountError::NoSuchUser(name.to_string()))
+    }
     fn find_user_by_uid(&self, uid: u32) -> Result<Option<Account>, AccountError>;
     fn group_gid(&self, name: &str) -> Result<Option<u32>, AccountError>;
     /// Creates a group unless it exists; whether it was created.

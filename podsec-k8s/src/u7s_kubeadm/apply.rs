@@ -16,7 +16,7 @@ use super::plan::{ADMIN_CONF, Owner, Plan, Step};
 use super::runtime::{PlannedFile, Runtime, RuntimeError, U7S_HOME};
 use podsec_common::host::seam::sysctl_path;
 use podsec_common::host::services::ServiceError;
-use podsec_common::host::users::{AccountError, NewAccount};
+use podsec_common::host::users::NewAccount;
 
 /// How long `kubectl apply` of the pod network (flannel or calico) is retried while the API server comes up.
 pub const APPLY_ATTEMPTS: u32 = 90;
@@ -33,11 +33,7 @@ pub enum ApplyError {
 }
 
 fn owner_of(host: &impl Host, owner: &Owner) -> Result<FileOwner, String> {
-    let uid = host
-        .find_user(&owner.user)
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| AccountError::NoSuchUser(owner.user.clone()).to_string())?
-        .uid;
+    let uid = host.user(&owner.user).map_err(|e| e.to_string())?.uid;
     let gid = host
         .group_gid(&owner.group)
         .map_err(|e| e.to_string())?
@@ -182,15 +178,16 @@ fn apply_manifest(
     pause: Duration,
 ) -> Result<(), String> {
     let mut last = String::new();
+    let args: Vec<&str> = argv[1..].iter().map(String::as_str).collect();
     for _ in 0..attempts {
-        let args: Vec<&str> = argv[1..].iter().map(String::as_str).collect();
         match host.run(&argv[0], &args) {
             Ok(stdout) => {
                 let _ = std::io::stdout().write_all(stdout.as_bytes());
                 return Ok(());
             }
             Err(ServiceError::Failed { detail, .. }) => last = detail,
-            Err(e) => return Err(msg!("cannot run {}: {e}", argv[0])),
+            // "cannot run <program>: <why>", the program named once.
+            Err(e) => return Err(e.to_string()),
         }
         std::thread::sleep(pause);
     }
@@ -288,11 +285,8 @@ fn run_step(host: &impl Host, step: &Step, runtime: &dyn Runtime) -> Result<(), 
         Step::NodeConfig { config } => {
             let mut config = config.clone();
             config.uid = host
-                .find_user(super::runtime::U7S_ADMIN)
+                .user(super::runtime::U7S_ADMIN)
                 .map_err(|e| e.to_string())?
-                .ok_or_else(|| {
-                    AccountError::NoSuchUser(super::runtime::U7S_ADMIN.into()).to_string()
-                })?
                 .uid;
             config
                 .save(Path::new(crate::node_config::NODE_CONFIG_PATH))
