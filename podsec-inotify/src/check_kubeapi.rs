@@ -85,6 +85,9 @@ pub enum KubeapiError {
     },
     #[error("{path}: refusing to follow a symbolic link")]
     Symlink { path: PathBuf },
+    /// The host layer's other refusals (each names its path).
+    #[error(transparent)]
+    File(podsec_common::host::files::FileError),
     #[error("{path}: not a regular file")]
     NotRegular { path: PathBuf },
     #[error("{path}: the state directory must be an absolute path without '.' or '..'")]

@@ -21,7 +21,7 @@ use std::fs::File;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Component, Path};
 
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, Flock, FlockArg, OFlag, openat, renameat};
@@ -163,10 +163,7 @@ fn file_error(error: FileError) -> KubeapiError {
     match error {
         FileError::NotFollowing { path } => KubeapiError::Symlink { path },
         FileError::Io { path, source } => KubeapiError::Io { path, source },
-        other => KubeapiError::Io {
-            path: PathBuf::new(),
-            source: std::io::Error::other(other.to_string()),
-        },
+        other => KubeapiError::File(other),
     }
 }
 
