@@ -92,7 +92,7 @@ impl Package {
                 .get_about()
                 .map(|a| a.to_string())
                 .unwrap_or_default();
-            let about = crate::i18n::translate_message(&about);
+            let about = crate::i18n::lookup(&about).map_or(about.clone(), str::to_string);
             let about = about.split(':').next().unwrap_or_default();
             text.push_str(&format!("  {:<42} {about}\n", command.name));
         }
@@ -151,7 +151,7 @@ pub fn multicall(package: &Package) -> ExitCode {
                             crate::tr!(
                                 "cannot write to {dir}: {error}",
                                 dir = Path::new(dir).display(),
-                                error = crate::i18n::translate_message(&e.to_string())
+                                error = crate::i18n::Localize::localized(&e)
                             )
                         );
                         ExitCode::FAILURE
@@ -263,7 +263,7 @@ fn base_name(arg: &OsStr) -> String {
 }
 
 /// A command's failure: a one-line message (via `Display`) and the exit code it maps to.
-pub trait Failure: std::error::Error {
+pub trait Failure: crate::i18n::LocalizedError {
     fn exit_code(&self) -> u8 {
         1
     }
@@ -290,7 +290,7 @@ where
     match run(args) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("{name}: {}", crate::i18n::translate_error_chain(&err));
+            eprintln!("{name}: {}", crate::i18n::localized_chain(&err));
             ExitCode::from(err.exit_code())
         }
     }
@@ -382,7 +382,7 @@ fn translated_usage_error(err: &clap::Error) -> Option<String> {
             };
             if let Some(source) = std::error::Error::source(err) {
                 text.push_str(": ");
-                text.push_str(&crate::i18n::translate_message(&source.to_string()));
+                text.push_str(&crate::i18n::localized_foreign(source));
             }
             if let Some(valid) = string(ContextKind::ValidValue) {
                 text.push(' ');
@@ -434,7 +434,7 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
 }
 
 /// Refusal of a root-only command run by another user.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, crate::i18n::Localize)]
 #[error("must be run as root (effective uid 0); the current effective uid is {uid}")]
 pub struct NotRoot {
     pub uid: u32,

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error, crate::i18n::Localize, PartialEq, Eq)]
 pub enum RefError {
     #[error("invalid image reference '{0}': {1}")]
     Invalid(String, &'static str),

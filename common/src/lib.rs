@@ -10,6 +10,9 @@
 //!   (multicall dispatch, exit codes, root checks), [`i18n`] (messages in the user's language).
 
 pub use clap;
+// The derive and msg! of podsec-i18n-macros name this crate `::podsec_common`, here too.
+extern crate self as podsec_common;
+pub use podsec_i18n_macros::msg;
 
 pub mod audit;
 pub mod cli;

@@ -16,7 +16,7 @@ use crate::host::files::SafeDir;
 /// The architectures podsec archives, by their OCI names.
 pub const ARCHITECTURES: [&str; 5] = ["amd64", "arm64", "arm", "ppc64le", "386"];
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, crate::i18n::Localize)]
 pub enum SaveError {
     #[error("unknown architecture {0}; allowed: amd64 arm64 arm ppc64le 386 or all")]
     Arch(String),
@@ -71,7 +71,7 @@ pub fn save(
     dir: &Path,
     archs: &[&str],
     images: &[SourceImage],
-    mut progress: impl FnMut(&str),
+    mut progress: impl FnMut(&crate::i18n::Message),
 ) -> Result<(), SaveError> {
     let skopeo = crate::host::programs::find_program("skopeo").ok_or(SaveError::NoSkopeo)?;
     let out = SafeDir::create_exclusive(dir, 0o700)?;
@@ -107,7 +107,7 @@ fn save_all(
     archs: &[&str],
     images: &[SourceImage],
     policy: &Path,
-    progress: &mut impl FnMut(&str),
+    progress: &mut impl FnMut(&crate::i18n::Message),
 ) -> Result<(), SaveError> {
     for arch in archs {
         let layout = dir.join(arch);
@@ -149,7 +149,10 @@ fn save_all(
             path: layout.clone(),
             source,
         })?;
-        progress(&format!("{arch}: {}", archive.display()));
+        progress(&crate::i18n::Message::verbatim(format!(
+            "{arch}: {}",
+            archive.display()
+        )));
     }
     Ok(())
 }

@@ -13,7 +13,7 @@ use openpgp::serialize::stream::{LiteralWriter, Message, Signer};
 use openpgp::{Fingerprint, KeyHandle};
 use sequoia_openpgp as openpgp;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, crate::i18n::Localize)]
 pub enum OpenPgpError {
     #[error("no usable OpenPGP key: {0}")]
     Key(String),

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 
 use crate::image_ref::ImageRef;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, crate::i18n::Localize)]
 pub enum PolicyError {
     #[error("not a valid policy.json: {0}")]
     Parse(#[from] serde_json::Error),

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::image_ref::ImageRef;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, crate::i18n::Localize)]
 pub enum RegistriesDError {
     #[error("cannot read {path}: {source}")]
     Read {

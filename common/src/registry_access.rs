@@ -15,15 +15,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
+
+use crate::i18n::Message;
 use ureq::tls::{Certificate, RootCerts, TlsConfig};
 
 /// podsec's own registry name: plain HTTP by design.
 use crate::trust_chain::LOCAL_REGISTRY as REGISTRY_LOCAL;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, crate::i18n::Localize)]
 pub enum AccessError {
     #[error("{url}: {detail}")]
-    Http { url: String, detail: String },
+    Http { url: String, detail: Message },
     #[error("{url}: status {status}")]
     Status { url: String, status: u16 },
     /// A status with what it means here.
@@ -31,10 +33,10 @@ pub enum AccessError {
     StatusHint {
         url: String,
         status: u16,
-        hint: String,
+        hint: Message,
     },
     #[error("{url}: {detail}")]
-    Protocol { url: String, detail: String },
+    Protocol { url: String, detail: Message },
     #[error("invalid registry name '{0}'")]
     BadHost(String),
 }
@@ -314,7 +316,7 @@ pub fn challenge_of<B>(
 }
 
 /// Adds where to put a CA when a certificate is not trusted.
-fn tls_hint(detail: &str, host: &str) -> String {
+fn tls_hint(detail: &str, host: &str) -> Message {
     let lower = detail.to_ascii_lowercase();
     if lower.contains("certificate") || lower.contains("unknownissuer") || lower.contains("tls") {
         let host = host
@@ -326,7 +328,7 @@ fn tls_hint(detail: &str, host: &str) -> String {
             "{detail} (TLS is verified: put the registry's CA into /etc/containers/certs.d/{host}/ca.crt)"
         )
     } else {
-        detail.to_string()
+        Message::verbatim(detail)
     }
 }
 
@@ -467,7 +469,7 @@ impl Endpoint {
             .read_to_vec()
             .map_err(|e| AccessError::Http {
                 url: realm.clone(),
-                detail: e.to_string(),
+                detail: Message::verbatim(e.to_string()),
             })?;
         let document: serde_json::Value =
             serde_json::from_slice(&body).map_err(|e| AccessError::Protocol {

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 const SIGNATURE_TYPE: &str = "atomic container signature";
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, crate::i18n::Localize)]
 pub enum PayloadError {
     #[error("signature payload is not valid: {0}")]
     Parse(#[from] serde_json::Error),

@@ -11,12 +11,12 @@ pub use serde_saphyr::Spanned;
 
 /// Why a text is not the YAML asked for (its message names line and column). Boxed: the parser's
 /// error is over 100 bytes, too large to travel in every `Result` of the callers.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, crate::i18n::Localize)]
 #[error(transparent)]
 pub struct ReadError(Box<serde_saphyr::Error>);
 
 /// Why a value cannot be written as YAML.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, crate::i18n::Localize)]
 #[error(transparent)]
 pub struct WriteError(Box<serde_saphyr::SerializeError>);
 

@@ -48,7 +48,7 @@ pub struct Args {
     pub build_options: Vec<String>,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, podsec_common::i18n::Localize)]
 pub enum BuildError {
     #[error(transparent)]
     Trivy(#[from] TrivyError),

@@ -56,7 +56,7 @@ pub struct Args {
     pub stray: Vec<String>,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, podsec_common::i18n::Localize)]
 pub enum ContainersError {
     #[error(transparent)]
     NotRoot(#[from] NotRoot),

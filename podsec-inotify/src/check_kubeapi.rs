@@ -74,7 +74,7 @@ pub struct Args {
     pub stray: Vec<String>,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, podsec_common::i18n::Localize)]
 pub enum KubeapiError {
     #[error(transparent)]
     NotRoot(#[from] NotRoot),
@@ -109,7 +109,7 @@ pub enum KubeapiError {
     Mail {
         path: PathBuf,
         to: String,
-        detail: String,
+        detail: podsec_common::i18n::Message,
     },
 }
 
@@ -526,7 +526,7 @@ fn send_mail(to: &str, body: &[u8], path: &Path) -> Result<(), KubeapiError> {
             to: to.to_string(),
             detail: match e {
                 crate::mail::MailError::Failed { detail, .. } => detail,
-                other => other.to_string(),
+                other => podsec_common::i18n::Message::of(&other),
             },
         }
     })

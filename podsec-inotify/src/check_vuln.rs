@@ -13,7 +13,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use podsec_common::cli::{self, Failure};
-use podsec_common::i18n::translate_message;
+use podsec_common::i18n::Localize;
 use podsec_common::log::Logger;
 use podsec_common::tr;
 
@@ -45,7 +45,7 @@ pub struct Args {
     pub stray: Vec<String>,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, podsec_common::i18n::Localize)]
 pub enum VulnError {
     #[error(transparent)]
     Trivy(#[from] TrivyError),
@@ -109,7 +109,7 @@ pub fn run(args: Args) -> Result<ExitCode, VulnError> {
                 "{NAME}: {}",
                 tr!(
                     "skipping a storage configuration: {error}",
-                    error = translate_message(&error.to_string())
+                    error = error.localized()
                 )
             );
         }
@@ -128,7 +128,7 @@ pub fn run(args: Args) -> Result<ExitCode, VulnError> {
         )?;
         codes.push(outcome.code());
         if let Err(e) = report_one(&target, &outcome, report.as_ref(), &logger, &args) {
-            eprintln!("{NAME}: {}", translate_message(&e.to_string()));
+            eprintln!("{NAME}: {}", e.localized());
             mail_failed = true;
         }
     }
@@ -180,7 +180,7 @@ pub fn targets(stores: &[Store], as_root: bool) -> Vec<Target> {
                     tr!(
                         "skipping the store of {user}: {error}",
                         user = store.owner.name,
-                        error = translate_message(&e.to_string())
+                        error = e.localized()
                     )
                 );
                 continue;
@@ -202,7 +202,7 @@ pub fn targets(stores: &[Store], as_root: bool) -> Vec<Target> {
                             "skipping the {driver} images of {user}: {error}",
                             driver = driver.name(),
                             user = store.owner.name,
-                            error = translate_message(&e.to_string())
+                            error = e.localized()
                         )
                     );
                     continue;

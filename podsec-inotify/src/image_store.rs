@@ -32,12 +32,15 @@ const MAX_MANIFEST: u64 = 4 << 20;
 /// The drivers whose image stores are looked at when none is configured.
 pub const DRIVERS: [&str; 4] = ["overlay", "vfs", "btrfs", "zfs"];
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, podsec_common::i18n::Localize)]
 pub enum ImageStoreError {
     #[error(transparent)]
     File(#[from] FileError),
     #[error("{path}: not valid TOML: {detail}")]
-    Config { path: PathBuf, detail: String },
+    Config {
+        path: PathBuf,
+        detail: podsec_common::i18n::Message,
+    },
     #[error("{path}: not a containers/storage image list: {detail}")]
     Images { path: PathBuf, detail: String },
 }

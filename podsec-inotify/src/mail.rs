@@ -5,18 +5,19 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
+use podsec_common::i18n::Message;
 use podsec_common::msg;
 
 use crate::check_containers::escape;
 
 pub const SENDMAIL: &str = "/usr/sbin/sendmail";
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, podsec_common::i18n::Localize)]
 pub enum MailError {
     #[error("'{0}' is not a mail address")]
     BadAddress(String),
     #[error("mail to {to} failed: {detail}")]
-    Failed { to: String, detail: String },
+    Failed { to: String, detail: Message },
 }
 
 /// A recipient as given on the command line: a local name or `user@domain`, never an option,
@@ -45,7 +46,7 @@ pub fn message(to: &str, subject: &str, body: &str) -> String {
 /// Sends one message; fails unless sendmail accepted it.
 pub fn send(to: &str, subject: &str, body: &str) -> Result<(), MailError> {
     check_address(to)?;
-    let failed = |detail: String| MailError::Failed {
+    let failed = |detail: Message| MailError::Failed {
         to: to.to_string(),
         detail,
     };
@@ -62,14 +63,14 @@ pub fn send(to: &str, subject: &str, body: &str) -> Result<(), MailError> {
     drop(stdin);
     let output = child
         .wait_with_output()
-        .map_err(|e| failed(e.to_string()))?;
+        .map_err(|e| failed(Message::verbatim(e.to_string())))?;
     written.map_err(|e| failed(msg!("writing to {SENDMAIL}: {e}")))?;
     if !output.status.success() {
-        return Err(failed(format!(
+        return Err(failed(Message::verbatim(format!(
             "{SENDMAIL} {}: {}",
             output.status,
             String::from_utf8_lossy(&output.stderr).trim()
-        )));
+        ))));
     }
     Ok(())
 }

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use std::str::FromStr;
 
 /// A range that could not be parsed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, podsec_common::i18n::Localize)]
 #[error(
     "invalid Nagios range '{input}': {reason} (expected N, N:, ~:N, :N, A:B or @ before any of them)"
 )]

@@ -350,7 +350,7 @@ pub struct Settings {
 }
 
 /// Why a plugin could not run: UNKNOWN with the reason on the status line.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, podsec_common::i18n::Localize)]
 pub enum SettingsError {
     #[error(transparent)]
     Range(#[from] RangeError),
@@ -492,10 +492,7 @@ pub fn finish(
         );
         if let Err(err) = mail::send(to, &subject, &body) {
             // The administrator's copy in their language; the journal's stays English.
-            eprintln!(
-                "{name}: {}",
-                podsec_common::i18n::translate_message(&err.to_string())
-            );
+            eprintln!("{name}: {}", podsec_common::i18n::Localize::localized(&err));
             logger.log(Level::Warning, &err.to_string());
         }
     }

@@ -11,6 +11,7 @@
 //! following symlinks (`openat` with `O_NOFOLLOW`, one component at a time), files are read only
 //! when they are regular and not too large, and layer names must be plain names.
 
+use podsec_common::i18n::Message;
 use std::ffi::OsStr;
 use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -37,7 +38,7 @@ pub const U7S_GRAPHROOT: &str = ".local/share/usernetes/containers/storage";
 /// Metadata files larger than this are refused (podman's are kilobytes per container).
 const METADATA_LIMIT: u64 = 64 << 20;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, podsec_common::i18n::Localize)]
 pub enum StorageError {
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: Errno },
@@ -55,7 +56,7 @@ pub enum StorageError {
         found: u32,
     },
     #[error("{path}: {message}")]
-    Format { path: PathBuf, message: String },
+    Format { path: PathBuf, message: Message },
 }
 
 impl StorageError {
@@ -112,9 +113,9 @@ pub struct StorageConf {
 
 impl StorageConf {
     /// Parses the `[storage]` table of a storage.conf.
-    pub fn parse(text: &str) -> Result<StorageConf, String> {
+    pub fn parse(text: &str) -> Result<StorageConf, Message> {
         let doc: toml_edit::DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
-            e.to_string().lines().next().unwrap_or_default().to_string()
+            Message::verbatim(e.to_string().lines().next().unwrap_or_default())
         })?;
         let get = |key: &str| {
             doc.get("storage")
@@ -398,7 +399,7 @@ fn parse_records<T: serde::de::DeserializeOwned>(
     }
     serde_json::from_slice(bytes).map_err(|e| StorageError::Format {
         path: path.to_path_buf(),
-        message: e.to_string(),
+        message: Message::verbatim(e.to_string()),
     })
 }
 

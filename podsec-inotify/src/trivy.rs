@@ -28,7 +28,7 @@ pub const SERVER_ENV: &str = "U7S_TRIVY_SERVER";
 /// PATH of the programs run as a user.
 const USER_PATH: &str = podsec_common::host::programs::DEFAULT_PATH;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, podsec_common::i18n::Localize)]
 pub enum TrivyError {
     #[error("{SERVER_ENV}='{0}' is not a host name or address")]
     BadServer(String),

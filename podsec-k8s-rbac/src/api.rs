@@ -1,6 +1,7 @@
 //! The administrator's cluster: the kubeconfig (KUBECONFIG, ~/.kube/config, then
 //! /etc/kubernetes/admin.conf), a client for it, and a small runtime to drive the async client.
 
+use podsec_common::i18n::Message;
 use podsec_common::msg;
 use std::future::Future;
 use std::path::PathBuf;
@@ -57,8 +58,13 @@ impl AdminConfig {
         candidates.push(PathBuf::from(ADMIN_CONF));
         for path in &candidates {
             if path.exists() {
-                let kubeconfig = Kubeconfig::read_from(path)
-                    .map_err(|e| Error::Kubeconfig(format!("{}: {}", path.display(), chain(&e))))?;
+                let kubeconfig = Kubeconfig::read_from(path).map_err(|e| {
+                    Error::Kubeconfig(Message::verbatim(format!(
+                        "{}: {}",
+                        path.display(),
+                        chain(&e)
+                    )))
+                })?;
                 return Ok(AdminConfig {
                     kubeconfig,
                     source: path.display().to_string(),
@@ -145,7 +151,11 @@ impl AdminConfig {
 
     /// A client for the current context, with bounded timeouts (a dead server fails fast).
     pub async fn client(&self) -> Result<Client, Error> {
-        client_for(self.kubeconfig.clone(), &self.source).await
+        client_for(
+            self.kubeconfig.clone(),
+            &Message::verbatim(self.source.clone()),
+        )
+        .await
     }
 }
 
@@ -158,27 +168,38 @@ fn merge_files(list: &std::ffi::OsStr, source: &str) -> Result<Option<Kubeconfig
         if matches!(std::fs::metadata(&path), Err(e) if e.kind() == std::io::ErrorKind::NotFound) {
             continue;
         }
-        let one = Kubeconfig::read_from(&path)
-            .map_err(|e| Error::Kubeconfig(format!("{}: {}", path.display(), chain(&e))))?;
+        let one = Kubeconfig::read_from(&path).map_err(|e| {
+            Error::Kubeconfig(Message::verbatim(format!(
+                "{}: {}",
+                path.display(),
+                chain(&e)
+            )))
+        })?;
         merged = Some(match merged {
             None => one,
-            Some(earlier) => earlier
-                .merge(one)
-                .map_err(|e| Error::Kubeconfig(format!("{source}: {}", chain(&e))))?,
+            Some(earlier) => earlier.merge(one).map_err(|e| {
+                Error::Kubeconfig(Message::verbatim(format!("{source}: {}", chain(&e))))
+            })?,
         });
     }
     Ok(merged)
 }
 
-pub async fn client_for(kubeconfig: Kubeconfig, source: &str) -> Result<Client, Error> {
+/// A client for `kubeconfig`; `source` names it in messages (a path, or a phrase of ours).
+pub async fn client_for(kubeconfig: Kubeconfig, source: &Message) -> Result<Client, Error> {
     let mut config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
-        .map_err(|e| Error::Kubeconfig(format!("{source}: {}", chain(&e))))?;
+        .map_err(|e| Error::Kubeconfig(msg!("{source}: {}", chain(&e), source = *source)))?;
     config.connect_timeout = Some(Duration::from_secs(10));
     config.read_timeout = Some(Duration::from_secs(60));
     config.write_timeout = Some(Duration::from_secs(60));
-    Client::try_from(config)
-        .map_err(|e| Error::Kubeconfig(format!("{source}: {}", crate::error::describe(&e))))
+    Client::try_from(config).map_err(|e| {
+        Error::Kubeconfig(msg!(
+            "{source}: {}",
+            crate::error::describe(&e),
+            source = *source
+        ))
+    })
 }
 
 /// The cluster a kubeconfig's current context points at.

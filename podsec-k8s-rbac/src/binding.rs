@@ -2,6 +2,7 @@
 //! on (kind User, name), conflicts (409) retried from a fresh read after a random backoff, every
 //! failure an error.
 
+use podsec_common::i18n::Message;
 use podsec_common::msg;
 use std::fmt::Debug;
 use std::time::Duration;
@@ -137,7 +138,7 @@ where
 }
 
 /// bindrole.
-pub async fn bind(client: Client, target: &Target) -> Result<String, Error> {
+pub async fn bind(client: Client, target: &Target) -> Result<Message, Error> {
     check_role_exists(&client, target).await?;
     match &target.namespace {
         Some(_) => bind_in(api::<RoleBinding>(&client, target), target).await,
@@ -146,7 +147,7 @@ pub async fn bind(client: Client, target: &Target) -> Result<String, Error> {
 }
 
 /// unbindrole.
-pub async fn unbind(client: Client, target: &Target) -> Result<String, Error> {
+pub async fn unbind(client: Client, target: &Target) -> Result<Message, Error> {
     match &target.namespace {
         Some(_) => unbind_in(api::<RoleBinding>(&client, target), target).await,
         None => unbind_in(Api::<ClusterRoleBinding>::all(client), target).await,
@@ -188,7 +189,7 @@ async fn check_role_exists(client: &Client, target: &Target) -> Result<(), Error
     }
 }
 
-async fn bind_in<K: Binding>(api: Api<K>, target: &Target) -> Result<String, Error> {
+async fn bind_in<K: Binding>(api: Api<K>, target: &Target) -> Result<Message, Error> {
     let label = target.binding_label();
     let role_kind = match target.role_type {
         RoleType::Role => "Role",
@@ -260,7 +261,7 @@ async fn bind_in<K: Binding>(api: Api<K>, target: &Target) -> Result<String, Err
     Err(too_busy(&label))
 }
 
-async fn unbind_in<K: Binding>(api: Api<K>, target: &Target) -> Result<String, Error> {
+async fn unbind_in<K: Binding>(api: Api<K>, target: &Target) -> Result<Message, Error> {
     let label = target.binding_label();
     for attempt in 0..ATTEMPTS {
         if attempt > 0 {
@@ -319,14 +320,16 @@ async fn unbind_in<K: Binding>(api: Api<K>, target: &Target) -> Result<String, E
     Err(too_busy(&label))
 }
 
-/// A failpoint after a write to the API server (common/src/host/failpoint.rs).
-fn step(what: &str, label: &str) {
-    podsec_common::host::failpoint::step(what, std::path::Path::new(label));
+/// A failpoint after a write to the API server (common/src/host/failpoint.rs), named by the
+/// binding's English label.
+fn step(what: &str, label: &Message) {
+    podsec_common::host::failpoint::step(what, std::path::Path::new(label.english()));
 }
 
-fn too_busy(label: &str) -> Error {
+fn too_busy(label: &Message) -> Error {
     Error::Failed(msg!(
-        "{label} kept changing under us ({ATTEMPTS} conflicting writes); try again"
+        "{label} kept changing under us ({ATTEMPTS} conflicting writes); try again",
+        label = *label
     ))
 }
 
@@ -498,7 +501,7 @@ mod tests {
     }
 
     /// Runs bind (or unbind) of `user` against `server`.
-    fn run(server: &Arc<Mutex<Server>>, user: &str, binding: bool) -> Result<String, Error> {
+    fn run(server: &Arc<Mutex<Server>>, user: &str, binding: bool) -> Result<Message, Error> {
         let server = server.clone();
         crate::api::block_on(async move {
             let api: Api<RoleBinding> = Api::namespaced(client(server), "ns1");
@@ -527,7 +530,7 @@ mod tests {
     fn a_conflicting_update_is_retried_from_a_fresh_read() {
         let server = Server::new(binding(&["bob"]), once(|b| add_user(b, "carol")));
         let message = run(&server, "alice", true).unwrap();
-        assert!(message.contains("added"), "{message}");
+        assert!(message.english().contains("added"), "{message}");
         let s = server.lock().unwrap();
         assert_eq!(s.log, ["GET 200", "PUT 409", "GET 200", "PUT 200"]);
         // carol, added meanwhile, is kept
@@ -547,7 +550,7 @@ mod tests {
     fn an_unbind_never_deletes_a_binding_someone_added_to() {
         let server = Server::new(binding(&["alice"]), once(|b| add_user(b, "bob")));
         let message = run(&server, "alice", false).unwrap();
-        assert!(message.contains("removed from"), "{message}");
+        assert!(message.english().contains("removed from"), "{message}");
         let s = server.lock().unwrap();
         // the delete's preconditions fail; the fresh read shows bob, who stays
         assert_eq!(s.log, ["GET 200", "DELETE 409", "GET 200", "PUT 200"]);

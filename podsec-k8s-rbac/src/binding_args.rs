@@ -1,6 +1,7 @@
 //! The arguments bindrole and unbindrole share, and what they mean once checked.
 
 use clap::Args;
+use podsec_common::i18n::Message;
 use podsec_common::msg;
 
 use crate::error::Error;
@@ -56,12 +57,12 @@ impl Target {
             }
         };
         let role_what = if role_type == RoleType::Role {
-            "role"
+            msg!("role")
         } else {
-            "cluster role"
+            msg!("cluster role")
         };
         names::check_path_segment(role_what, &args.role)?;
-        names::check_path_segment("binding", &args.binding)?;
+        names::check_path_segment(msg!("binding"), &args.binding)?;
         match (role_type, &args.namespace) {
             (RoleType::ClusterRole, Some(ns)) => {
                 return Err(Error::Invalid(msg!(
@@ -88,7 +89,7 @@ impl Target {
     }
 
     /// `RoleBinding ns1/rb` or `ClusterRoleBinding crb`, for messages.
-    pub fn binding_label(&self) -> String {
+    pub fn binding_label(&self) -> Message {
         match &self.namespace {
             Some(ns) => msg!("RoleBinding '{}' in namespace '{ns}'", self.binding),
             None => msg!("ClusterRoleBinding '{}'", self.binding),

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use podsec_common::cli;
+use podsec_common::i18n::Localize;
 
 use crate::api::{self, AdminConfig};
 use crate::binding;
@@ -33,9 +34,6 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
         let client = admin.client().await?;
         binding::bind(client, &target).await
     })??;
-    println!(
-        "{NAME}: {}",
-        podsec_common::i18n::translate_message(&message)
-    );
+    println!("{NAME}: {}", message.localized());
     Ok(ExitCode::SUCCESS)
 }

@@ -17,6 +17,7 @@ use kube::Api;
 use kube::api::{DeleteParams, PostParams};
 use podsec_common::cli;
 use podsec_common::host::users;
+use podsec_common::i18n::{Localize, Message};
 
 use crate::api::{self, AdminConfig};
 use crate::csr;
@@ -116,23 +117,25 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
     {
         println!(
             "{NAME}: {}",
-            podsec_common::i18n::translate_message(&msg!(
+            msg!(
                 "the previous {}/config is kept as {name}",
                 kube_dir.path().display()
-            ))
+            )
+            .localized()
         );
     }
     user_kubeconfig::write(&kube_dir, &account, &text)?;
     println!(
         "{NAME}: {}",
-        podsec_common::i18n::translate_message(&msg!(
+        msg!(
             "{}/config written for '{user}' (groups {}), certificate valid until {}, cluster {} at {}",
             kube_dir.path().display(),
             groups.join(","),
             issued.not_after,
             cluster.name,
             cluster.server
-        ))
+        )
+        .localized()
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -279,10 +282,11 @@ async fn wait_gone(csrs: &Api<CertificateSigningRequest>, user: &str) -> Result<
 
 /// Logs in with the new kubeconfig and checks who the cluster says it is.
 async fn check_login(text: &[u8], user: &str, groups: &[String]) -> Result<(), Error> {
-    let yaml = std::str::from_utf8(text).map_err(|e| Error::Failed(e.to_string()))?;
+    let yaml =
+        std::str::from_utf8(text).map_err(|e| Error::Failed(Message::verbatim(e.to_string())))?;
     let kubeconfig = kube::config::Kubeconfig::from_yaml(yaml)
         .map_err(|e| Error::Failed(msg!("the new kubeconfig does not read back: {e}")))?;
-    let client = api::client_for(kubeconfig, "the new kubeconfig").await?;
+    let client = api::client_for(kubeconfig, &msg!("the new kubeconfig")).await?;
     let reviews: Api<SelfSubjectReview> = Api::all(client);
     let review = reviews
         .create(&PostParams::default(), &SelfSubjectReview::default())

@@ -13,6 +13,7 @@ use std::process::{Command, ExitCode, Stdio};
 use clap::Parser;
 use podsec_common::cli;
 use podsec_common::host::users;
+use podsec_common::i18n::Localize;
 
 use crate::error::Error;
 use crate::user_kubeconfig;
@@ -110,11 +111,12 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
     write_result.map_err(|e| Error::Failed(msg!("ssh: cannot send the kubeconfig: {e}")))?;
     println!(
         "{NAME}: {}",
-        podsec_common::i18n::translate_message(&msg!(
+        msg!(
             "{} copied to {}:.kube/config (0600, in a 0700 ~/.kube)",
             path.display(),
             args.address
-        ))
+        )
+        .localized()
     );
     Ok(ExitCode::SUCCESS)
 }

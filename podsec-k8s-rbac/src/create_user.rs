@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use podsec_common::cli;
 use podsec_common::host::users::{self, NewAccount};
+use podsec_common::i18n::Localize;
 
 use crate::error::Error;
 use crate::names;
@@ -73,20 +74,22 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
     if created {
         println!(
             "{NAME}: {}",
-            podsec_common::i18n::translate_message(&msg!(
+            msg!(
                 "account '{}' created with a private {}",
                 account.name,
                 dir.path().display()
-            ))
+            )
+            .localized()
         );
     } else {
         println!(
             "{NAME}: {}",
-            podsec_common::i18n::translate_message(&msg!(
+            msg!(
                 "account '{}' exists; {} is private",
                 account.name,
                 dir.path().display()
-            ))
+            )
+            .localized()
         );
     }
     Ok(ExitCode::SUCCESS)

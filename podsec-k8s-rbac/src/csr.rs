@@ -4,6 +4,7 @@
 //! rcgen's distinguished names keep one value per attribute type and a user may be in several
 //! groups: CN = user, one O = per group, as Kubernetes reads them (username = CN, groups = O).
 
+use podsec_common::i18n::Message;
 use podsec_common::msg;
 use rcgen::{KeyPair, PKCS_ECDSA_P256_SHA256, PublicKeyData, SigningKey};
 use x509_parser::prelude::*;
@@ -86,14 +87,14 @@ pub fn check_issued(
     user: &str,
     groups: &[String],
 ) -> Result<Issued, Error> {
-    let bad = |why: String| Error::Failed(msg!("the certificate issued for '{user}' {why}"));
+    let bad = |why: Message| Error::Failed(msg!("the certificate issued for '{user}' {why}"));
     let (_, pem) =
         x509_parser::pem::parse_x509_pem(cert_pem).map_err(|e| bad(msg!("is not PEM: {e}")))?;
     let cert = pem
         .parse_x509()
         .map_err(|e| bad(msg!("cannot be parsed: {e}")))?;
     if cert.public_key().raw != key.subject_public_key_info().as_slice() {
-        return Err(bad("does not match the generated private key".into()));
+        return Err(bad(msg!("does not match the generated private key")));
     }
     let names = subject_names(&cert).map_err(|e| bad(msg!("has an unreadable subject: {e}")))?;
     if names.common_names != [user.to_string()] {

@@ -3,13 +3,14 @@
 use podsec_common::cli::{Failure, NotRoot};
 use podsec_common::host::files::FileError;
 use podsec_common::host::users::AccountError;
+use podsec_common::i18n::Message;
 use podsec_common::msg;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, podsec_common::i18n::Localize)]
 pub enum Error {
     /// A bad argument, refused before any request.
     #[error("{0}")]
-    Invalid(String),
+    Invalid(Message),
     #[error(transparent)]
     NotRoot(#[from] NotRoot),
     #[error(transparent)]
@@ -18,13 +19,13 @@ pub enum Error {
     File(#[from] FileError),
     /// The administrator's kubeconfig is missing or unusable.
     #[error("{0}")]
-    Kubeconfig(String),
+    Kubeconfig(Message),
     /// The API server answered with an error (its message) or could not be reached.
     #[error("{action}: {detail}")]
-    Api { action: String, detail: String },
+    Api { action: Message, detail: Message },
     /// Anything else, already worded.
     #[error("{0}")]
-    Failed(String),
+    Failed(Message),
 }
 
 impl Failure for Error {}
@@ -32,27 +33,30 @@ impl Failure for Error {}
 impl Error {
     /// `action` failed with `err`: the server's own message and reason for API errors, the
     /// transport's cause chain (refused connection, TLS failure) otherwise.
-    pub fn api(action: impl Into<String>, err: &kube::Error) -> Error {
+    pub fn api(action: Message, err: &kube::Error) -> Error {
         Error::Api {
-            action: action.into(),
+            action,
             detail: describe(err),
         }
     }
 }
 
-/// One line for a kube error.
-pub fn describe(err: &kube::Error) -> String {
+/// One line for a kube error: the server's own text (English, as it wrote it) or the
+/// transport's causes (a library's English).
+pub fn describe(err: &kube::Error) -> Message {
     match err {
         kube::Error::Api(status) => {
-            let mut text = if status.message.is_empty() {
+            let text = if status.message.is_empty() {
                 msg!("the API server answered {}", status.code)
             } else {
-                status.message.clone()
+                Message::verbatim(status.message.replace('\n', " "))
             };
-            if !status.reason.is_empty() {
-                text.push_str(&format!(" ({})", status.reason));
+            if status.reason.is_empty() {
+                text
+            } else {
+                let reason = status.reason.replace('\n', " ");
+                msg!("{text} ({reason})")
             }
-            text.replace('\n', " ")
         }
         other => {
             // kube's own wrappers ("ServiceError: ...") repeat their cause; keep the causes.
@@ -69,7 +73,10 @@ pub fn describe(err: &kube::Error) -> String {
                 }
                 source = cause.source();
             }
-            msg!("cannot talk to the API server: {}", parts.join(": ")).replace('\n', " ")
+            msg!(
+                "cannot talk to the API server: {}",
+                parts.join(": ").replace('\n', " ")
+            )
         }
     }
 }

@@ -13,6 +13,7 @@ use kube::api::ListParams;
 use kube::{Api, Client};
 use podsec_common::cli;
 use podsec_common::host::users;
+use podsec_common::i18n::Localize;
 use serde::Serialize;
 
 use crate::api::{self, AdminConfig};
@@ -117,19 +118,21 @@ fn certificate_groups(user: &str) -> Vec<String> {
         return Vec::new();
     };
     let path = account.home.join(".kube/config");
+    // Only printed below: each reason in the user's language (a certificate parser's is English).
     let result = user_kubeconfig::read_no_follow(&path)
-        .map_err(|e| e.to_string())
-        .and_then(|text| user_kubeconfig::client_certificate(&text))
+        .map_err(|e| e.localized())
+        .and_then(|text| user_kubeconfig::client_certificate(&text).map_err(|m| m.localized()))
         .and_then(|pem| csr::groups_of_certificate(&pem));
     match result {
         Ok(groups) => groups,
         Err(why) => {
             eprintln!(
                 "{NAME}: {}",
-                podsec_common::i18n::translate_message(&msg!(
+                msg!(
                     "note: no groups from {} ({why}); only --group ones are used",
                     path.display()
-                ))
+                )
+                .localized()
             );
             Vec::new()
         }
@@ -197,12 +200,12 @@ async fn collect(
     let crb_list = crbs
         .list(&ListParams::default())
         .await
-        .map_err(|e| Error::api("cannot list ClusterRoleBindings", &e))?;
+        .map_err(|e| Error::api(msg!("cannot list ClusterRoleBindings"), &e))?;
     // One request for every namespace (upstream made one per namespace).
     let rb_list = rbs
         .list(&ListParams::default())
         .await
-        .map_err(|e| Error::api("cannot list RoleBindings", &e))?;
+        .map_err(|e| Error::api(msg!("cannot list RoleBindings"), &e))?;
 
     let mut cluster_roles = Vec::new();
     for b in &crb_list.items {

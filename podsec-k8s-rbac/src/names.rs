@@ -2,6 +2,7 @@
 //! path, or the unbindCmd line).
 
 use podsec_common::host::users::valid_account_name;
+use podsec_common::i18n::Message;
 use podsec_common::msg;
 
 use crate::error::Error;
@@ -37,8 +38,8 @@ pub fn check_account(user: &str) -> Result<(), Error> {
 }
 
 /// Role, ClusterRole, RoleBinding and ClusterRoleBinding names are path-segment names
-/// (`system:auth-delegator` is one).
-pub fn check_path_segment(what: &str, name: &str) -> Result<(), Error> {
+/// (`system:auth-delegator` is one); `what` names the kind in the message.
+pub fn check_path_segment(what: Message, name: &str) -> Result<(), Error> {
     let bad = name.is_empty()
         || name == "."
         || name == ".."
@@ -112,10 +113,10 @@ mod tests {
     #[test]
     fn path_segments() {
         for good in ["view", "system:auth-delegator", "rb-view", "a.b"] {
-            check_path_segment("role", good).unwrap();
+            check_path_segment(msg!("role"), good).unwrap();
         }
         for bad in ["", ".", "..", "a/b", "a%2f", "a\nb"] {
-            assert!(check_path_segment("role", bad).is_err(), "{bad:?}");
+            assert!(check_path_segment(msg!("role"), bad).is_err(), "{bad:?}");
         }
     }
 

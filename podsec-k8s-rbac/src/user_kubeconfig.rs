@@ -1,6 +1,7 @@
 //! `~user/.kube/config`: written through `SafeDir` (no symlink is ever followed, the file is
 //! replaced atomically, 0600 owned by the user) and read back without following symlinks.
 
+use podsec_common::i18n::Message;
 use podsec_common::msg;
 use std::io::Read;
 use std::os::fd::OwnedFd;
@@ -221,32 +222,32 @@ pub fn read_no_follow(path: &Path) -> std::io::Result<Vec<u8>> {
     Ok(data)
 }
 
-/// The PEM client certificate of the current context's user in a kubeconfig's text.
-pub fn client_certificate(text: &[u8]) -> Result<Vec<u8>, String> {
+/// The PEM client certificate of the current context's user in a kubeconfig's text; the reason
+/// it has none otherwise.
+pub fn client_certificate(text: &[u8]) -> Result<Vec<u8>, Message> {
     use base64::Engine;
-    let text = std::str::from_utf8(text).map_err(|_| "not UTF-8 text".to_string())?;
-    let kc =
-        kube::config::Kubeconfig::from_yaml(text).map_err(|_| "not a kubeconfig".to_string())?;
+    let text = std::str::from_utf8(text).map_err(|_| msg!("not UTF-8 text"))?;
+    let kc = kube::config::Kubeconfig::from_yaml(text).map_err(|_| msg!("not a kubeconfig"))?;
     let context = kc
         .current_context
         .as_deref()
         .and_then(|name| kc.contexts.iter().find(|c| c.name == name))
         .and_then(|c| c.context.as_ref())
-        .ok_or("no current context")?;
+        .ok_or_else(|| msg!("no current context"))?;
     let user = context
         .user
         .as_deref()
-        .ok_or("the current context has no user")?;
+        .ok_or_else(|| msg!("the current context has no user"))?;
     let data = kc
         .auth_infos
         .iter()
         .find(|a| a.name == user)
         .and_then(|a| a.auth_info.as_ref())
         .and_then(|a| a.client_certificate_data.as_deref())
-        .ok_or("no embedded client certificate")?;
+        .ok_or_else(|| msg!("no embedded client certificate"))?;
     base64::engine::general_purpose::STANDARD
         .decode(data.trim())
-        .map_err(|_| "the client certificate is not base64".to_string())
+        .map_err(|_| msg!("the client certificate is not base64"))
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ use std::process::{Command, ExitCode};
 
 use clap::Parser;
 use podsec_common::cli::{self, Failure, NotRoot};
+use podsec_common::i18n::Message;
 use podsec_common::oci_save::{self, SaveError, SourceImage};
 use podsec_common::profile::OsRelease;
 use podsec_common::{msg, tr};
@@ -68,7 +69,7 @@ pub struct Args {
     pub platform: Option<String>,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, podsec_common::i18n::Localize)]
 pub enum Error {
     #[error(transparent)]
     NotRoot(#[from] NotRoot),
@@ -95,7 +96,7 @@ pub enum Error {
     #[error(
         "{KUBEADM} is needed to list the images of Kubernetes {wanted} (set U7S_KUBEVERSION or install kubeadm of that minor): {detail}"
     )]
-    NoKubeadm { wanted: String, detail: String },
+    NoKubeadm { wanted: Message, detail: Message },
     #[error(
         "{KUBEADM} is {found}: it lists the pause, etcd and coredns images of its own minor, not of {wanted}"
     )]
@@ -161,18 +162,18 @@ pub fn platform(
 }
 
 /// The version of the installed kubeadm (`kubeadm version -o short`).
-fn kubeadm_version(wanted: &str) -> Result<KubeVersion, Error> {
+fn kubeadm_version(wanted: Message) -> Result<KubeVersion, Error> {
     // Outside the host seam (here and in the image list below): read-only kubeadm queries.
     let output = Command::new(KUBEADM)
         .args(["version", "-o", "short"])
         .output()
         .map_err(|e| Error::NoKubeadm {
-            wanted: wanted.into(),
-            detail: e.to_string(),
+            wanted: wanted.clone(),
+            detail: Message::of(&e),
         })?;
     let text = String::from_utf8_lossy(&output.stdout).trim().to_string();
     text.parse().map_err(|_| Error::NoKubeadm {
-        wanted: wanted.into(),
+        wanted,
         detail: msg!("it reports version '{text}'"),
     })
 }
@@ -182,7 +183,7 @@ fn kubeadm_version(wanted: &str) -> Result<KubeVersion, Error> {
 /// A seam: kubeadm itself answers (`kubeadm config images list`), read-only. It is what
 /// `kubeadm init` pulls, by definition.
 pub fn kubernetes_images(version: &KubeVersion, repository: &str) -> Result<Vec<String>, Error> {
-    let installed = kubeadm_version(&version.to_string())?;
+    let installed = kubeadm_version(Message::verbatim(version.to_string()))?;
     if !installed.same_minor(version) {
         return Err(Error::KubeadmMinor {
             found: installed.to_string(),
@@ -196,15 +197,17 @@ pub fn kubernetes_images(version: &KubeVersion, repository: &str) -> Result<Vec<
         .arg(repository)
         .output()
         .map_err(|e| Error::NoKubeadm {
-            wanted: version.to_string(),
-            detail: e.to_string(),
+            wanted: Message::verbatim(version.to_string()),
+            detail: Message::of(&e),
         })?;
     if !output.status.success() {
         return Err(Error::NoKubeadm {
-            wanted: version.to_string(),
-            detail: String::from_utf8_lossy(&output.stderr)
-                .trim()
-                .replace('\n', " "),
+            wanted: Message::verbatim(version.to_string()),
+            detail: Message::verbatim(
+                String::from_utf8_lossy(&output.stderr)
+                    .trim()
+                    .replace('\n', " "),
+            ),
         });
     }
     let images: Vec<String> = String::from_utf8_lossy(&output.stdout)
@@ -305,7 +308,7 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
         .filter(|v| !v.is_empty())
     {
         Some(text) => text.parse::<KubeVersion>()?,
-        None => kubeadm_version(&msg!("the installed kubeadm's version"))?,
+        None => kubeadm_version(msg!("the installed kubeadm's version"))?,
     };
     let repository = format!("{registry}/{platform}");
     let kubeadm_images = kubernetes_images(&version, &repository)?;
@@ -336,7 +339,7 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
         )
     );
     oci_save::save(&args.oci_dir, &archs, &sources, |line| {
-        println!("{}", podsec_common::i18n::translate_message(line))
+        println!("{}", podsec_common::i18n::Localize::localized(line))
     })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -22,6 +22,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use podsec_common::cli::{self, Failure};
 use podsec_common::host::users;
+use podsec_common::i18n::Message;
 use podsec_common::{msg, tr};
 
 use crate::node_config::{
@@ -74,7 +75,7 @@ pub struct Args {
     pub dry_run: bool,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, podsec_common::i18n::Localize)]
 pub enum ImportError {
     #[error("cannot read {path}: {source}")]
     Read {
@@ -82,7 +83,7 @@ pub enum ImportError {
         source: std::io::Error,
     },
     #[error("{path}: refusing it: {reason}")]
-    Untrusted { path: PathBuf, reason: String },
+    Untrusted { path: PathBuf, reason: Message },
     #[error("{path} line {line}: not a NAME=value line: {text}")]
     Line {
         path: PathBuf,
@@ -96,7 +97,7 @@ pub enum ImportError {
         path: PathBuf,
         key: &'static str,
         value: String,
-        reason: String,
+        reason: Message,
     },
     #[error("the account {SERVICE_ACCOUNT} does not exist: {0}")]
     Account(#[from] users::AccountError),
@@ -171,7 +172,7 @@ pub fn convert(
         path: path.to_path_buf(),
         key,
     };
-    let invalid = |key, value: &str, reason: String| ImportError::Invalid {
+    let invalid = |key, value: &str, reason: Message| ImportError::Invalid {
         path: path.to_path_buf(),
         key,
         value: value.to_string(),
@@ -196,7 +197,7 @@ pub fn convert(
         version_text
             .parse()
             .map_err(|e: crate::node_config::VersionError| {
-                invalid("U7S_KUBEVERSION", version_text, e.to_string())
+                invalid("U7S_KUBEVERSION", version_text, Message::of(&e))
             })?;
     let registry = env
         .get("U7S_REGISTRY")
@@ -241,23 +242,27 @@ pub fn convert(
         env.get(key)
             .map(|v| {
                 v.parse::<Ipv4Addr>()
-                    .map_err(|e| invalid(key, v, e.to_string()))
+                    .map_err(|e| invalid(key, v, Message::verbatim(e.to_string())))
             })
             .transpose()
     };
     let external_ip = address("U7S_EXTIP")?.ok_or_else(|| missing("U7S_EXTIP"))?;
     let advertise_address = address("U7S_APISERVER_ADVERTISE_ADDRESS")?.unwrap_or(external_ip);
     let bind_port = match env.get("U7S_APISERVER_BIND_PORT") {
-        Some(port) => port
-            .parse::<u16>()
-            .map_err(|e| invalid("U7S_APISERVER_BIND_PORT", port, e.to_string()))?,
+        Some(port) => port.parse::<u16>().map_err(|e| {
+            invalid(
+                "U7S_APISERVER_BIND_PORT",
+                port,
+                Message::verbatim(e.to_string()),
+            )
+        })?,
         None => 6443,
     };
     let cidr = |key: &'static str| -> Result<Ipv4Cidr, ImportError> {
         let value = env.get(key).ok_or_else(|| missing(key))?;
         value
             .parse()
-            .map_err(|e: crate::node_config::CidrError| invalid(key, value, e.to_string()))
+            .map_err(|e: crate::node_config::CidrError| invalid(key, value, Message::of(&e)))
     };
     let cni_plugin = match env.get("U7S_CNI_PLUGIN").unwrap_or("flannel") {
         "flannel" => CniPlugin::Flannel,
@@ -329,7 +334,7 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
 pub fn run(args: Args) -> Result<ExitCode, ImportError> {
     cli::require_root().map_err(|e| ImportError::Untrusted {
         path: args.output.clone(),
-        reason: e.to_string(),
+        reason: Message::of(&e),
     })?;
     if std::fs::symlink_metadata(&args.output).is_ok() {
         println!(

@@ -21,7 +21,7 @@ use crate::layout::{KEYS_DIR, SIGSTORE_HOST, SIGSTORE_PORT};
 /// Largest file accepted from the server (keys and policies are a few KiB).
 const MAX_FILE: u64 = 1 << 20;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, podsec_common::i18n::Localize)]
 pub enum FetchError {
     #[error("cannot download {url}: {detail}")]
     Http { url: String, detail: String },

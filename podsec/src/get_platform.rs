@@ -22,7 +22,7 @@ pub const PLATFORM_VARIABLE: &str = "U7S_PLATFORM";
 )]
 pub struct Args {}
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, podsec_common::i18n::Localize)]
 pub enum Error {
     #[error(
         "cannot determine the platform: /etc/os-release describes no ALT Linux system; set U7S_PLATFORM"

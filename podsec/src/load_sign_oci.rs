@@ -73,7 +73,7 @@ pub struct Args {
     pub legacy_names: bool,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, podsec_common::i18n::Localize)]
 pub enum Error {
     #[error("the caller is not a member of group {GROUP_PODMAN_DEV}")]
     NotImageMaker,
@@ -374,7 +374,7 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
                     "{}",
                     tr!(
                         "FAILED: {error}",
-                        error = podsec_common::i18n::translate_message(&e.to_string())
+                        error = podsec_common::i18n::Localize::localized(&e)
                     )
                 );
             }
@@ -550,7 +550,7 @@ fn sign_all(planned: &[Planned], signer: &SigningKey) -> Vec<Result<Vec<u8>, Ima
         .collect()
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, podsec_common::i18n::Localize)]
 enum ImageError {
     #[error(transparent)]
     Registry(#[from] RegistryError),

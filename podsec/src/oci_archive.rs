@@ -16,7 +16,7 @@ pub const MAX_ENTRIES: usize = 200_000;
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 pub const ARCHITECTURES: [&str; 5] = ["amd64", "arm64", "arm", "ppc64le", "386"];
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, podsec_common::i18n::Localize)]
 pub enum ArchiveError {
     #[error("archive {0} is missing or not a regular file")]
     Missing(PathBuf),

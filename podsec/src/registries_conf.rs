@@ -5,7 +5,7 @@ use toml_edit::{ArrayOfTables, DocumentMut, Item, Table, value};
 
 pub const REGISTRY: &str = "registry.local";
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, podsec_common::i18n::Localize)]
 pub enum RegistriesConfError {
     #[error("/etc/containers/registries.conf is not valid TOML: {0}")]
     Parse(#[from] toml_edit::TomlError),

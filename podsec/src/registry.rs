@@ -21,7 +21,7 @@ use podsec_common::registry_access::{self, AccessError, Challenge, Endpoint, Tru
 /// Long enough for a large layer over a slow link; a stalled registry still ends the run.
 const TIMEOUT: Duration = Duration::from_secs(900);
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, podsec_common::i18n::Localize)]
 pub enum RegistryError {
     #[error(transparent)]
     Access(#[from] AccessError),

@@ -21,7 +21,7 @@ pub const DRIVER_DIR: &str = "docker";
 /// Where the repositories are below the root directory.
 const REPOSITORIES: &str = "docker/registry/v2/repositories";
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, podsec_common::i18n::Localize)]
 pub enum MigrationError {
     #[error(transparent)]
     File(#[from] FileError),

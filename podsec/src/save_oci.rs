@@ -36,7 +36,7 @@ pub struct Args {
     pub images: Vec<String>,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, podsec_common::i18n::Localize)]
 pub enum Error {
     #[error(transparent)]
     NotRoot(#[from] NotRoot),
@@ -131,7 +131,7 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
         })
         .collect();
     oci_save::save(&args.oci_dir, &archs, &sources, |line| {
-        println!("{}", podsec_common::i18n::translate_message(line))
+        println!("{}", podsec_common::i18n::Localize::localized(line))
     })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -28,7 +28,7 @@ use podsec_common::tr;
 use crate::layout::{GROUP_PODMAN_DEV, KEYS_DIR, SIGNATURES_DIR};
 use podsec_common::host::posix_acl;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, podsec_common::i18n::Localize)]
 pub enum StoreError {
     #[error(transparent)]
     File(#[from] FileError),

@@ -22,7 +22,7 @@ use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, fchownat, unlinkat};
 
 use super::failpoint::step;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, crate::i18n::Localize)]
 pub enum FileError {
     #[error("{path}: {source}")]
     Io {
@@ -36,7 +36,10 @@ pub enum FileError {
     #[error("{path} already exists")]
     Exists { path: PathBuf },
     #[error("{path}: {reason}")]
-    Untrusted { path: PathBuf, reason: String },
+    Untrusted {
+        path: PathBuf,
+        reason: crate::i18n::Message,
+    },
 }
 
 fn io_error(path: &Path, source: impl Into<std::io::Error>) -> FileError {

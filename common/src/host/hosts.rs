@@ -6,7 +6,7 @@ use std::net::IpAddr;
 /// The names podsec binds to the registry and signature server.
 const SERVICE_NAMES: [&str; 3] = ["registry.local", "sigstore.local", "trivy.local"];
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error, crate::i18n::Localize, PartialEq, Eq)]
 pub enum HostsError {
     #[error(
         "{name} is already bound to {bound} in /etc/hosts (line {line}), not to {wanted}; remove that binding and run again"

@@ -12,7 +12,7 @@ use super::process::{self, Process};
 /// How long a master process may take to replace its workers after a reload.
 const RELOAD_TIMEOUT: Duration = Duration::from_secs(10);
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, crate::i18n::Localize)]
 pub enum ServiceError {
     #[error("cannot run {program}: {source}")]
     Spawn {

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use nix::unistd::{Gid, Group as NixGroup, User as NixUser};
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, crate::i18n::Localize)]
 pub enum AccountError {
     #[error(
         "invalid account name '{0}': use lower-case letters, digits, '_' and '-', starting with a letter or '_', at most 32 characters"

@@ -22,6 +22,7 @@ use std::path::Path;
 
 use nix::errno::Errno;
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, InotifyEvent, WatchDescriptor};
+use podsec_common::i18n::{Localize, Message};
 use podsec_common::log::{Level, Logger};
 use podsec_common::msg;
 
@@ -82,7 +83,7 @@ struct StoreState {
     /// The graphroot's device and inode once open: two paths to one store count once.
     identity: Option<(u64, u64)>,
     /// What was said last about this store (said again only when it changes).
-    told: Option<String>,
+    told: Option<Message>,
 }
 
 struct ContainerState {
@@ -698,7 +699,7 @@ impl<F: Findings> Watcher<F> {
         store.open()?.open_dir(&key.driver.layer_dir(&state.layer))
     }
 
-    fn tell(&mut self, id: StoreId, message: String) {
+    fn tell(&mut self, id: StoreId, message: Message) {
         if let Some(state) = self.stores.get_mut(&id)
             && state.told.as_ref() != Some(&message)
         {
@@ -745,12 +746,7 @@ pub fn kernel_max_watches() -> Option<usize> {
 }
 
 /// Operational notes (not findings): stderr, which the unit's journal keeps without a level.
-/// They are for the administrator, in their language: `text` is composed in English with
-/// [`msg!`] and translated here.
-pub fn note(text: &str) {
-    eprintln!(
-        "{}: {}",
-        super::NAME,
-        podsec_common::i18n::translate_message(text)
-    );
+/// They are for the administrator, in their language.
+pub fn note(text: &Message) {
+    eprintln!("{}: {}", super::NAME, text.localized());
 }

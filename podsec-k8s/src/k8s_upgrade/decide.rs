@@ -1,13 +1,14 @@
 //! What an upgrade may do, decided from facts alone (no host access): which target versions are
 //! allowed, which steps a node runs, what the kubeadm-config and `kubectl get node` outputs say.
 
+use podsec_common::i18n::Message;
 use podsec_common::msg;
 
 use super::journal::{Mode, Step};
 use crate::node_config::{KubeVersion, Role};
 use crate::u7s_kubeadm::flannel::{MANIFESTS, Manifest};
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, podsec_common::i18n::Localize)]
 pub enum TargetError {
     #[error("{target} is not newer than this node's {current}: nothing to upgrade")]
     NotNewer {
@@ -121,7 +122,7 @@ impl NodeStatus {
     }
 
     /// Every Node of a `kubectl get nodes -o json` list.
-    pub fn list_from_json(text: &str) -> Result<Vec<NodeStatus>, String> {
+    pub fn list_from_json(text: &str) -> Result<Vec<NodeStatus>, Message> {
         let list: serde_json::Value =
             serde_json::from_str(text).map_err(|e| msg!("kubectl get nodes: {e}"))?;
         Ok(list["items"]

@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::process::Stdio;
 
+use podsec_common::i18n::{Localize, Message};
 use podsec_common::msg;
 
 use super::journal::{JOURNAL_PATH, Journal};
@@ -16,23 +17,23 @@ pub trait UpgradeHost {
     /// The versions of the installed kubeadm, kubelet and CRI-O.
     fn installed(&self) -> Installed;
     /// Installs kubeadm and the kubelet of `minor` (ALT's packages); an error elsewhere.
-    fn install_packages(&self, minor: Minor) -> Result<(), String>;
+    fn install_packages(&self, minor: Minor) -> Result<(), Message>;
     /// `argv` inside the u7s namespace; its standard output.
-    fn output(&self, argv: &[String]) -> Result<String, String>;
+    fn output(&self, argv: &[String]) -> Result<String, Message>;
     /// `argv` inside the u7s namespace, its output going to the administrator's terminal.
-    fn run(&self, argv: &[String]) -> Result<(), String>;
+    fn run(&self, argv: &[String]) -> Result<(), Message>;
     /// podsec's audit settings in the kube-apiserver manifest (idempotent).
-    fn patch_audit(&self) -> Result<(), String>;
+    fn patch_audit(&self) -> Result<(), Message>;
     /// Replaces node.toml.
-    fn save_node_config(&self, config: &NodeConfig) -> Result<(), String>;
+    fn save_node_config(&self, config: &NodeConfig) -> Result<(), Message>;
     /// Restarts the kubelet; with `whole`, the namespace and CRI-O too.
-    fn restart(&self, whole: bool) -> Result<(), String>;
+    fn restart(&self, whole: bool) -> Result<(), Message>;
     /// `kubectl apply` of `manifest` inside the namespace with `kubeconfig`.
-    fn apply_manifest(&self, kubeconfig: &str, manifest: &str) -> Result<(), String>;
-    fn save_journal(&self, journal: &Journal) -> Result<(), String>;
-    fn remove_journal(&self) -> Result<(), String>;
+    fn apply_manifest(&self, kubeconfig: &str, manifest: &str) -> Result<(), Message>;
+    fn save_journal(&self, journal: &Journal) -> Result<(), Message>;
+    fn remove_journal(&self) -> Result<(), Message>;
     /// A progress line for the administrator.
-    fn say(&self, line: &str);
+    fn say(&self, line: &Message);
     fn pause(&self, seconds: u64);
 }
 
@@ -67,7 +68,7 @@ impl UpgradeHost for RealHost {
         packages::detect_installed()
     }
 
-    fn install_packages(&self, minor: Minor) -> Result<(), String> {
+    fn install_packages(&self, minor: Minor) -> Result<(), Message> {
         if !self.alt {
             return Err(msg!(
                 "this distribution has no packages podsec can install: install kubeadm and the kubelet of Kubernetes {minor} as /usr/bin/kubeadm and /usr/bin/kubelet, then run this command again"
@@ -94,11 +95,11 @@ impl UpgradeHost for RealHost {
         Ok(())
     }
 
-    fn output(&self, argv: &[String]) -> Result<String, String> {
+    fn output(&self, argv: &[String]) -> Result<String, Message> {
         let output = self
             .runtime
             .in_namespace(argv)
-            .map_err(|e| e.to_string())?
+            .map_err(|e| Message::of(&e))?
             .stdin(Stdio::null())
             .output()
             .map_err(|e| msg!("cannot run {}: {e}", argv[0]))?;
@@ -113,11 +114,11 @@ impl UpgradeHost for RealHost {
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }
 
-    fn run(&self, argv: &[String]) -> Result<(), String> {
+    fn run(&self, argv: &[String]) -> Result<(), Message> {
         let status = self
             .runtime
             .in_namespace(argv)
-            .map_err(|e| e.to_string())?
+            .map_err(|e| Message::of(&e))?
             .stdin(Stdio::null())
             .status()
             .map_err(|e| msg!("cannot run {}: {e}", argv[0]))?;
@@ -128,24 +129,24 @@ impl UpgradeHost for RealHost {
         }
     }
 
-    fn patch_audit(&self) -> Result<(), String> {
+    fn patch_audit(&self) -> Result<(), Message> {
         crate::u7s_kubeadm::apply::patch_audit(&podsec_common::host::RealHost)
     }
 
-    fn save_node_config(&self, config: &NodeConfig) -> Result<(), String> {
+    fn save_node_config(&self, config: &NodeConfig) -> Result<(), Message> {
         config
             .save(Path::new(NODE_CONFIG_PATH))
-            .map_err(|e| e.to_string())
+            .map_err(|e| Message::of(&e))
     }
 
-    fn restart(&self, whole: bool) -> Result<(), String> {
-        let config = NodeConfig::load_default().map_err(|e| e.to_string())?;
+    fn restart(&self, whole: bool) -> Result<(), Message> {
+        let config = NodeConfig::load_default().map_err(|e| Message::of(&e))?;
         crate::u7s::runtime::Runtime::new(&config)
             .and_then(|runtime| runtime.restart(whole))
-            .map_err(|e| e.to_string())
+            .map_err(|e| Message::of(&e))
     }
 
-    fn apply_manifest(&self, kubeconfig: &str, manifest: &str) -> Result<(), String> {
+    fn apply_manifest(&self, kubeconfig: &str, manifest: &str) -> Result<(), Message> {
         use std::io::Write;
         let argv: Vec<String> = ["kubectl", "--kubeconfig", kubeconfig, "apply", "-f", "-"]
             .map(String::from)
@@ -153,7 +154,7 @@ impl UpgradeHost for RealHost {
         let mut child = self
             .runtime
             .in_namespace(&argv)
-            .map_err(|e| e.to_string())?
+            .map_err(|e| Message::of(&e))?
             .stdin(Stdio::piped())
             .stdout(Stdio::inherit())
             .stderr(Stdio::piped())
@@ -177,18 +178,18 @@ impl UpgradeHost for RealHost {
         }
     }
 
-    fn save_journal(&self, journal: &Journal) -> Result<(), String> {
+    fn save_journal(&self, journal: &Journal) -> Result<(), Message> {
         journal
             .save(Path::new(JOURNAL_PATH))
-            .map_err(|e| e.to_string())
+            .map_err(|e| Message::of(&e))
     }
 
-    fn remove_journal(&self) -> Result<(), String> {
-        Journal::remove(Path::new(JOURNAL_PATH)).map_err(|e| e.to_string())
+    fn remove_journal(&self) -> Result<(), Message> {
+        Journal::remove(Path::new(JOURNAL_PATH)).map_err(|e| Message::of(&e))
     }
 
-    fn say(&self, line: &str) {
-        println!("podsec-k8s-upgrade: {line}");
+    fn say(&self, line: &Message) {
+        println!("podsec-k8s-upgrade: {}", line.localized());
     }
 
     fn pause(&self, seconds: u64) {

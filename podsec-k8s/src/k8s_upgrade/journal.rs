@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use podsec_common::host::files::{self, Owner};
+use podsec_common::i18n::Message;
 use podsec_common::msg;
 use serde::{Deserialize, Serialize};
 
@@ -79,10 +80,10 @@ pub struct Journal {
     pub done: Vec<Step>,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, podsec_common::i18n::Localize)]
 pub enum JournalError {
     #[error("the upgrade journal {path}: {reason}")]
-    Bad { path: PathBuf, reason: String },
+    Bad { path: PathBuf, reason: Message },
     #[error(transparent)]
     Write(#[from] files::FileError),
 }
@@ -111,13 +112,13 @@ impl Journal {
     pub fn from_toml(text: &str, origin: &Path) -> Result<Journal, JournalError> {
         toml::from_str(text).map_err(|e| JournalError::Bad {
             path: origin.to_path_buf(),
-            reason: e.to_string().lines().next().unwrap_or_default().to_string(),
+            reason: Message::verbatim(e.to_string().lines().next().unwrap_or_default()),
         })
     }
 
     /// The journal at `path`, if there is one (root's own file only).
     pub fn load(path: &Path) -> Result<Option<Journal>, JournalError> {
-        let bad = |reason: String| JournalError::Bad {
+        let bad = |reason: Message| JournalError::Bad {
             path: path.to_path_buf(),
             reason,
         };
@@ -127,7 +128,7 @@ impl Journal {
                 Journal::from_toml(&text, path).map(Some)
             }
             Err(TrustedReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(TrustedReadError::Io(e)) => Err(bad(e.to_string())),
+            Err(TrustedReadError::Io(e)) => Err(bad(Message::of(&e))),
             Err(TrustedReadError::Untrusted(reason)) => Err(bad(reason)),
         }
     }
@@ -144,7 +145,7 @@ impl Journal {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(JournalError::Bad {
                 path: path.to_path_buf(),
-                reason: e.to_string(),
+                reason: Message::of(&e),
             }),
         }
     }

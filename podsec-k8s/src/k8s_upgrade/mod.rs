@@ -21,6 +21,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use podsec_common::cli::{self, Failure, NotRoot};
+use podsec_common::i18n::{Localize, Message};
 use podsec_common::msg;
 use podsec_common::profile::{Distribution, OsRelease, Profile};
 
@@ -64,7 +65,7 @@ pub enum Action {
     Node,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, podsec_common::i18n::Localize)]
 pub enum Error {
     #[error(transparent)]
     NotRoot(#[from] NotRoot),
@@ -135,13 +136,13 @@ fn plan(upgrade: &Upgrade) -> String {
         Role::ControlPlane => "control-plane",
         Role::Worker => "worker",
     };
-    out.push_str(&msg!(
-        "This node: {role}, Kubernetes {current} (node.toml)\n"
-    ));
+    out.push_str(&msg!("This node: {role}, Kubernetes {current} (node.toml)\n").localized());
     let cluster = upgrade.cluster_version();
     match &cluster {
-        Ok(version) => out.push_str(&msg!("Control plane: {version} (kubeadm-config)\n")),
-        Err(e) => out.push_str(&msg!("Control plane: unknown ({e})\n")),
+        Ok(version) => {
+            out.push_str(&msg!("Control plane: {version} (kubeadm-config)\n").localized())
+        }
+        Err(e) => out.push_str(&msg!("Control plane: unknown ({e})\n").localized()),
     }
     if let Ok(nodes) = upgrade.nodes() {
         for node in nodes {
@@ -161,25 +162,31 @@ fn plan(upgrade: &Upgrade) -> String {
     }
     let installed = upgrade.host.installed();
     let shown = |v: Option<KubeVersion>| v.map_or_else(|| "-".to_string(), |v| v.to_string());
-    out.push_str(&msg!(
-        "Installed: kubeadm {}, kubelet {}, cri-o {}\n",
-        shown(installed.kubeadm),
-        shown(installed.kubelet),
-        shown(installed.crio)
-    ));
+    out.push_str(
+        &msg!(
+            "Installed: kubeadm {}, kubelet {}, cri-o {}\n",
+            shown(installed.kubeadm),
+            shown(installed.kubelet),
+            shown(installed.crio)
+        )
+        .localized(),
+    );
     if let Some(journal) = &upgrade.journal {
-        out.push_str(&msg!(
-            "In progress: the upgrade to {} (done: {}); finish it: podsec-k8s-upgrade {}\n",
-            journal.target,
-            journal.done_names(),
-            match journal.mode {
-                Mode::Apply => format!("apply {}", journal.target),
-                Mode::Node => "node".to_string(),
-            }
-        ));
+        out.push_str(
+            &msg!(
+                "In progress: the upgrade to {} (done: {}); finish it: podsec-k8s-upgrade {}\n",
+                journal.target,
+                journal.done_names(),
+                match journal.mode {
+                    Mode::Apply => format!("apply {}", journal.target),
+                    Mode::Node => "node".to_string(),
+                }
+            )
+            .localized(),
+        );
         return out;
     }
-    out.push_str(&next_step(upgrade, cluster.ok(), &installed));
+    out.push_str(&next_step(upgrade, cluster.ok(), &installed).localized());
     out
 }
 
@@ -187,7 +194,7 @@ fn next_step(
     upgrade: &Upgrade,
     cluster: Option<KubeVersion>,
     installed: &crate::u7s_kubeadm::packages::Installed,
-) -> String {
+) -> Message {
     let config = &upgrade.config;
     let current = config.kubernetes_version;
     if let Some(cluster) = cluster.filter(|c| *c > current) {

@@ -5,7 +5,8 @@
 //! the control plane. Nothing is cordoned until the new control plane runs: kubeadm's upgrade
 //! health check schedules a Job on it.
 
-use podsec_common::{msg, tr};
+use podsec_common::i18n::Message;
+use podsec_common::msg;
 
 use super::decide::{self, NodeStatus, TargetError};
 use super::host::UpgradeHost;
@@ -24,7 +25,7 @@ const READY_ATTEMPTS: u32 = 150;
 /// How long the API server may take to come back after the audit patch restarted it.
 const API_ATTEMPTS: u32 = 90;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, podsec_common::i18n::Localize)]
 pub enum UpgradeError {
     #[error(transparent)]
     Target(#[from] TargetError),
@@ -56,7 +57,7 @@ pub enum UpgradeError {
     #[error("the cluster's kubeadm-config names no kubernetesVersion")]
     NoClusterVersion,
     #[error("step {step}: {detail}")]
-    Step { step: &'static str, detail: String },
+    Step { step: &'static str, detail: Message },
 }
 
 /// One node's upgrade.
@@ -76,7 +77,7 @@ impl Upgrade<'_> {
         }
     }
 
-    fn kubectl(&self, args: &[&str]) -> Result<String, String> {
+    fn kubectl(&self, args: &[&str]) -> Result<String, Message> {
         let mut argv: Vec<String> = vec!["kubectl".into(), "--kubeconfig".into()];
         argv.push(self.kubeconfig().into());
         argv.extend(args.iter().map(|a| a.to_string()));
@@ -102,7 +103,7 @@ impl Upgrade<'_> {
         decide::cluster_version(&text).ok_or(UpgradeError::NoClusterVersion)
     }
 
-    pub fn nodes(&self) -> Result<Vec<NodeStatus>, String> {
+    pub fn nodes(&self) -> Result<Vec<NodeStatus>, Message> {
         NodeStatus::list_from_json(&self.kubectl(&["get", "nodes", "-o", "json"])?)
     }
 
@@ -260,7 +261,7 @@ impl Upgrade<'_> {
         step: Step,
         journal: &Journal,
         update: Option<&'static Manifest>,
-    ) -> Result<(), String> {
+    ) -> Result<(), Message> {
         let target = journal.target;
         let node = journal.node.as_str();
         match step {
@@ -351,7 +352,7 @@ impl Upgrade<'_> {
         }
     }
 
-    fn packages(&self, target: KubeVersion) -> Result<(), String> {
+    fn packages(&self, target: KubeVersion) -> Result<(), Message> {
         let wanted = target;
         let minor = wanted.minor_line();
         let fits = |installed: &crate::u7s_kubeadm::packages::Installed| {
@@ -371,7 +372,7 @@ impl Upgrade<'_> {
             Ok(())
         } else {
             let shown = |v: Option<KubeVersion>| {
-                v.map_or_else(|| tr!("none").to_string(), |v| v.to_string())
+                v.map_or_else(|| msg!("none"), |v| Message::verbatim(v.to_string()))
             };
             Err(msg!(
                 "kubeadm {} and kubelet {} are installed; {target} needs kubeadm {target} or a newer patch and a kubelet of {}",
@@ -382,12 +383,12 @@ impl Upgrade<'_> {
         }
     }
 
-    fn wait_api(&self) -> Result<(), String> {
-        let mut last = String::new();
+    fn wait_api(&self) -> Result<(), Message> {
+        let mut last = Message::verbatim("");
         for _ in 0..API_ATTEMPTS {
             match self.kubectl(&["get", "--raw", "/readyz"]) {
                 Ok(text) if text.trim() == "ok" => return Ok(()),
-                Ok(text) => last = text,
+                Ok(text) => last = Message::verbatim(text),
                 Err(e) => last = e,
             }
             self.host.pause(2);
@@ -398,8 +399,8 @@ impl Upgrade<'_> {
         ))
     }
 
-    fn wait_ready(&self, node: &str, target: KubeVersion) -> Result<(), String> {
-        let mut last = String::new();
+    fn wait_ready(&self, node: &str, target: KubeVersion) -> Result<(), Message> {
+        let mut last = Message::verbatim("");
         for _ in 0..READY_ATTEMPTS {
             match self.kubectl(&["get", "node", node, "-o", "json"]) {
                 Ok(text) => match serde_json::from_str::<serde_json::Value>(&text) {
@@ -416,7 +417,7 @@ impl Upgrade<'_> {
                                 .map_or_else(|| "?".to_string(), |v| v.to_string())
                         );
                     }
-                    Err(e) => last = e.to_string(),
+                    Err(e) => last = Message::verbatim(e.to_string()),
                 },
                 Err(e) => last = e,
             }
@@ -428,10 +429,10 @@ impl Upgrade<'_> {
         ))
     }
 
-    fn apply_flannel(&self, manifest: &Manifest) -> Result<(), String> {
+    fn apply_flannel(&self, manifest: &Manifest) -> Result<(), Message> {
         let repository = self.config.image_repository();
-        let pod_network =
-            Ipv4Net::parse_cluster(&self.config.pod_cidr.to_string()).map_err(|e| e.to_string())?;
+        let pod_network = Ipv4Net::parse_cluster(&self.config.pod_cidr.to_string())
+            .map_err(|e| Message::of(&e))?;
         let text = flannel::render(
             manifest,
             &format!("{repository}/flannel:{}", manifest.flannel_tag),
@@ -441,7 +442,7 @@ impl Upgrade<'_> {
             ),
             pod_network,
         )
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Message::of(&e))?;
         self.host.apply_manifest(self.kubeconfig(), &text)
     }
 }

@@ -2,6 +2,8 @@
 
 use std::cell::RefCell;
 
+use podsec_common::i18n::Message;
+
 use super::decide::{self, NodeStatus, TargetError};
 use super::host::UpgradeHost;
 use super::journal::{Journal, Mode, Step};
@@ -195,16 +197,16 @@ impl UpgradeHost for FakeNode {
         self.installed.clone()
     }
 
-    fn install_packages(&self, minor: Minor) -> Result<(), String> {
+    fn install_packages(&self, minor: Minor) -> Result<(), Message> {
         self.record(format!("install {minor}"));
-        Err("no packages here".into())
+        Err(Message::verbatim("no packages here"))
     }
 
-    fn output(&self, argv: &[String]) -> Result<String, String> {
+    fn output(&self, argv: &[String]) -> Result<String, Message> {
         let line = argv.join(" ");
         self.record(format!("output {line}"));
         if self.fail_on.is_some_and(|f| line.contains(f)) {
-            return Err(format!("{line} failed"));
+            return Err(Message::verbatim(format!("{line} failed")));
         }
         Ok(if line.contains("kubeadm-config") {
             format!("kubernetesVersion: {}\n", self.cluster.borrow())
@@ -232,11 +234,11 @@ impl UpgradeHost for FakeNode {
         })
     }
 
-    fn run(&self, argv: &[String]) -> Result<(), String> {
+    fn run(&self, argv: &[String]) -> Result<(), Message> {
         let line = argv.join(" ");
         self.record(format!("run {line}"));
         if self.fail_on.is_some_and(|f| line.contains(f)) {
-            return Err(format!("{line} failed"));
+            return Err(Message::verbatim(format!("{line} failed")));
         }
         if line.contains("upgrade apply") {
             *self.cluster.borrow_mut() = argv[3].clone();
@@ -244,12 +246,12 @@ impl UpgradeHost for FakeNode {
         Ok(())
     }
 
-    fn patch_audit(&self) -> Result<(), String> {
+    fn patch_audit(&self) -> Result<(), Message> {
         self.record("patch-audit".into());
         Ok(())
     }
 
-    fn save_node_config(&self, config: &NodeConfig) -> Result<(), String> {
+    fn save_node_config(&self, config: &NodeConfig) -> Result<(), Message> {
         self.record(format!(
             "node.toml {} {}",
             config.kubernetes_version, config.pause_image
@@ -258,7 +260,7 @@ impl UpgradeHost for FakeNode {
         Ok(())
     }
 
-    fn restart(&self, whole: bool) -> Result<(), String> {
+    fn restart(&self, whole: bool) -> Result<(), Message> {
         self.record(format!("restart whole={whole}"));
         let version = self
             .saved_config
@@ -270,24 +272,24 @@ impl UpgradeHost for FakeNode {
         Ok(())
     }
 
-    fn apply_manifest(&self, kubeconfig: &str, _manifest: &str) -> Result<(), String> {
+    fn apply_manifest(&self, kubeconfig: &str, _manifest: &str) -> Result<(), Message> {
         self.record(format!("apply-manifest {kubeconfig}"));
         Ok(())
     }
 
-    fn save_journal(&self, journal: &Journal) -> Result<(), String> {
+    fn save_journal(&self, journal: &Journal) -> Result<(), Message> {
         self.record(format!("journal {}", journal.done_names()));
         *self.journal.borrow_mut() = Some(journal.clone());
         Ok(())
     }
 
-    fn remove_journal(&self) -> Result<(), String> {
+    fn remove_journal(&self) -> Result<(), Message> {
         self.record("journal removed".into());
         *self.journal.borrow_mut() = None;
         Ok(())
     }
 
-    fn say(&self, _line: &str) {}
+    fn say(&self, _line: &Message) {}
 
     fn pause(&self, _seconds: u64) {}
 }

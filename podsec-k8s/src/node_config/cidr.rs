@@ -17,7 +17,7 @@ pub struct Ipv4Cidr {
     prefix: u8,
 }
 
-#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, podsec_common::i18n::Localize, PartialEq, Eq)]
 pub enum CidrError {
     #[error("invalid network '{0}': expected an IPv4 network a.b.c.d/len")]
     Syntax(String),

@@ -39,6 +39,7 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use podsec_common::host::files::{self, FileError, Owner};
+use podsec_common::i18n::Message;
 use podsec_common::image_ref::ImageRef;
 use podsec_common::msg;
 use serde::{Deserialize, Serialize};
@@ -67,7 +68,7 @@ pub const MINIMUM_VERSION: KubeVersion = KubeVersion {
 /// Largest file accepted (a real one is well under 1 KiB).
 const MAX_SIZE: u64 = 64 * 1024;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, podsec_common::i18n::Localize)]
 pub enum NodeConfigError {
     #[error("cannot read the node configuration {path}: {source}")]
     Read {
@@ -75,20 +76,17 @@ pub enum NodeConfigError {
         source: std::io::Error,
     },
     #[error("refusing the node configuration {path}: {reason}")]
-    Untrusted { path: PathBuf, reason: String },
+    Untrusted { path: PathBuf, reason: Message },
     #[error("node configuration {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("invalid node configuration: {key}: {message}")]
-    Invalid { key: &'static str, message: String },
+    Invalid { key: &'static str, message: Message },
     #[error("cannot write the node configuration: {0}")]
     Write(#[from] FileError),
 }
 
-fn invalid(key: &'static str, message: impl Into<String>) -> NodeConfigError {
-    NodeConfigError::Invalid {
-        key,
-        message: message.into(),
-    }
+fn invalid(key: &'static str, message: Message) -> NodeConfigError {
+    NodeConfigError::Invalid { key, message }
 }
 
 /// What this node is in the cluster.
@@ -203,7 +201,8 @@ impl NodeConfig {
     /// The TOML text of a valid configuration.
     pub fn to_toml(&self) -> Result<String, NodeConfigError> {
         self.validate()?;
-        let body = toml::to_string(self).map_err(|e| invalid("(file)", e.to_string()))?;
+        let body = toml::to_string(self)
+            .map_err(|e| invalid("(file)", Message::verbatim(e.to_string())))?;
         Ok(format!(
             "# podsec u7s node configuration, written by podsec-u7s-kubeadm; root-owned.\n{body}"
         ))
@@ -222,7 +221,7 @@ impl NodeConfig {
             path: path.to_path_buf(),
             source,
         };
-        let untrusted = |reason: String| NodeConfigError::Untrusted {
+        let untrusted = |reason: Message| NodeConfigError::Untrusted {
             path: path.to_path_buf(),
             reason,
         };
@@ -295,7 +294,7 @@ impl NodeConfig {
             ));
         }
         let pause = ImageRef::parse(&self.pause_image)
-            .map_err(|e| invalid("pause-image", e.to_string()))?;
+            .map_err(|e| invalid("pause-image", Message::of(&e)))?;
         if pause.tag.is_none() && pause.digest.is_none() {
             return Err(invalid(
                 "pause-image",
@@ -315,7 +314,7 @@ impl NodeConfig {
             }
         }
         if self.bind_port == 0 {
-            return Err(invalid("bind-port", "port 0"));
+            return Err(invalid("bind-port", Message::verbatim("port 0")));
         }
         if let Some(endpoint) = &self.control_plane_endpoint {
             check_endpoint(endpoint).map_err(|m| invalid("control-plane-endpoint", m))?;
@@ -472,7 +471,7 @@ fn valid_platform(text: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
 }
 
-fn check_endpoint(text: &str) -> Result<(), String> {
+fn check_endpoint(text: &str) -> Result<(), Message> {
     let (host, port) = text
         .rsplit_once(':')
         .ok_or_else(|| msg!("'{text}' is not host:port"))?;

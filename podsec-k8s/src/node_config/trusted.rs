@@ -5,6 +5,7 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use podsec_common::host::files::FileError;
+use podsec_common::i18n::Message;
 use podsec_common::msg;
 
 use super::NodeConfigError;
@@ -12,8 +13,8 @@ use super::NodeConfigError;
 /// Why [`read_root_trusted`] refused a file.
 #[derive(Debug)]
 pub(crate) enum TrustedReadError {
-    /// Not a file root may act on; the reason is a msgid.
-    Untrusted(String),
+    /// Not a file root may act on, and why.
+    Untrusted(Message),
     Io(std::io::Error),
 }
 
@@ -56,22 +57,20 @@ pub(crate) fn read_root_trusted(path: &Path, max: u64) -> Result<Vec<u8>, Truste
     let mut data = Vec::new();
     file.take(max + 1).read_to_end(&mut data).map_err(Io)?;
     if data.len() as u64 > max {
-        return Err(Untrusted(msg!(
-            "larger than {MAX_SIZE} bytes",
-            MAX_SIZE = max
-        )));
+        let reason = msg!("larger than {MAX_SIZE} bytes", MAX_SIZE = max);
+        return Err(Untrusted(reason));
     }
     Ok(data)
 }
 
 /// Every existing directory from `/` down to `path`'s parent: root-owned, a directory (not a
 /// symlink), and not writable by group or others unless sticky.
-pub(crate) fn check_trusted_ancestors(path: &Path) -> Result<(), String> {
+pub(crate) fn check_trusted_ancestors(path: &Path) -> Result<(), Message> {
     let absolute = if path.is_absolute() {
         path.to_path_buf()
     } else {
         std::env::current_dir()
-            .map_err(|e| e.to_string())?
+            .map_err(|e| Message::of(&e))?
             .join(path)
     };
     let mut current = PathBuf::from("/");
@@ -85,11 +84,11 @@ pub(crate) fn check_trusted_ancestors(path: &Path) -> Result<(), String> {
         let meta = match std::fs::symlink_metadata(&dir) {
             Ok(meta) => meta,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(format!("{}: {e}", dir.display())),
+            Err(e) => return Err(crate::path_message(&dir, &e)),
         };
         if meta.file_type().is_symlink() {
             // Distribution symlinks (/var/run -> /run) are root's; a user's would be refused below.
-            let target = std::fs::metadata(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            let target = std::fs::metadata(&dir).map_err(|e| crate::path_message(&dir, &e))?;
             if meta.uid() != 0 || !target.is_dir() {
                 return Err(msg!(
                     "{} is a symbolic link not owned by root",

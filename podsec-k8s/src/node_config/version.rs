@@ -11,7 +11,7 @@ pub struct KubeVersion {
     pub patch: u32,
 }
 
-#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, podsec_common::i18n::Localize, PartialEq, Eq)]
 #[error("invalid Kubernetes version '{0}': expected vMAJOR.MINOR.PATCH, e.g. v1.33.13")]
 pub struct VersionError(pub String);
 

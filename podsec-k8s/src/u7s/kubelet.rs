@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use podsec_common::cli::{self, Failure};
 use podsec_common::host::files;
+use podsec_common::i18n::Message;
 use podsec_common::msg;
 use podsec_common::yaml;
 use serde_json::{Map, Value};
@@ -59,7 +60,7 @@ pub struct Args {
     pub kubelet_flags: Vec<OsString>,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, podsec_common::i18n::Localize)]
 pub enum Error {
     #[error(transparent)]
     Config(#[from] NodeConfigError),
@@ -68,13 +69,13 @@ pub enum Error {
     #[error("must run as the node's account (uid {expected}), not uid {actual}")]
     WrongUser { expected: u32, actual: u32 },
     #[error("the u7s namespace is not running: {0}")]
-    NotRunning(String),
+    NotRunning(Message),
     #[error("CRI-O's socket {0} did not appear within {1:?}")]
     NoCrio(PathBuf, Duration),
     #[error("{0} did not appear: run kubeadm init or join (through the u7s wrapper)")]
     NoKubeletConfig(PathBuf),
     #[error("{path}: {message}")]
-    BadFile { path: PathBuf, message: String },
+    BadFile { path: PathBuf, message: Message },
     #[error(transparent)]
     File(#[from] files::FileError),
     #[error("cannot run {0}: {1}")]
@@ -99,7 +100,7 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
     let account = paths::account_of(uid)?;
     let paths = U7sPaths::new(uid, &account.home);
     let pid = nsenter::wait_ready(&paths, 30, Duration::from_secs(1))
-        .map_err(|e| Error::NotRunning(e.to_string()))?;
+        .map_err(|e| Error::NotRunning(Message::of(&e)))?;
     wait_socket(&paths.crio_socket(), CRIO_TIMEOUT)?;
     let config_file = paths.kubelet_dir().join("config.yaml");
     let text = wait_kubelet_config(&config_file, CONFIG_TIMEOUT)?;
@@ -149,7 +150,7 @@ fn wait_kubelet_config(path: &Path, timeout: Duration) -> Result<String, Error> 
             Err(e) => {
                 return Err(Error::BadFile {
                     path: path.to_path_buf(),
-                    message: e.to_string(),
+                    message: Message::of(&e),
                 });
             }
         }
@@ -222,7 +223,7 @@ pub fn kubelet_argv(
 
 /// `KUBELET_KUBEADM_ARGS="--flag=value ..."` (what kubeadm writes) as flags; anything else in
 /// the file, or a word that is not a `--flag`, is an error: it is never run through a shell.
-pub fn parse_kubeadm_flags(text: &str) -> Result<Vec<String>, String> {
+pub fn parse_kubeadm_flags(text: &str) -> Result<Vec<String>, Message> {
     let mut flags = Vec::new();
     for line in text.lines() {
         let line = line.trim();
@@ -270,11 +271,11 @@ pub fn merge_config(
     paths: &U7sPaths,
     cgroups: CgroupVersion,
     version: KubeVersion,
-) -> Result<String, String> {
+) -> Result<String, Message> {
     let mut document: Value = if text.trim().is_empty() {
         Value::Object(Map::new())
     } else {
-        yaml::from_str(text).map_err(|e| e.to_string())?
+        yaml::from_str(text).map_err(|e| Message::of(&e))?
     };
     let root = document
         .as_object_mut()
@@ -324,7 +325,7 @@ pub fn merge_config(
             .expect("a mapping")
             .insert(key(name), value);
     }
-    yaml::to_string(&document).map_err(|e| e.to_string())
+    yaml::to_string(&document).map_err(|e| Message::of(&e))
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ pub const NSENTER: &str = "/usr/bin/nsenter";
 pub const ATTEMPTS: u32 = 10;
 pub const INTERVAL: Duration = Duration::from_secs(1);
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error, podsec_common::i18n::Localize, PartialEq, Eq)]
 pub enum NotReady {
     #[error("RootlessKit is not running ({0} is missing)")]
     NoChildPid(String),

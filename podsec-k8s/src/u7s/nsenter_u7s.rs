@@ -8,6 +8,7 @@ use std::process::{Command, ExitCode};
 
 use clap::Parser;
 use podsec_common::cli::{self, Failure};
+use podsec_common::i18n::Message;
 
 use super::nsenter::{self, ATTEMPTS, INTERVAL};
 use super::paths::{self, U7sPaths};
@@ -26,7 +27,7 @@ pub struct Args {
     pub command: Vec<OsString>,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, podsec_common::i18n::Localize)]
 pub enum Error {
     #[error(transparent)]
     Config(#[from] NodeConfigError),
@@ -35,7 +36,7 @@ pub enum Error {
     #[error("must be run as u7s-admin (uid {expected}) or root, not uid {actual}")]
     WrongUser { expected: u32, actual: u32 },
     #[error("nsenter failed after {ATTEMPTS} attempts, RootlessKit not running? ({0})")]
-    NotRunning(String),
+    NotRunning(Message),
     #[error("cannot run {0}: {1}")]
     Exec(String, std::io::Error),
 }
@@ -77,7 +78,7 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
     let account = paths::account_of(config.uid)?;
     let paths = U7sPaths::new(account.uid, &account.home);
     let pid = nsenter::wait_ready(&paths, ATTEMPTS, INTERVAL)
-        .map_err(|e| Error::NotRunning(e.to_string()))?;
+        .map_err(|e| Error::NotRunning(Message::of(&e)))?;
     let workdir = if caller == 0 {
         account.home.clone()
     } else {

@@ -36,7 +36,7 @@ pub struct PortSpec {
     pub protocol: Protocol,
 }
 
-#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, podsec_common::i18n::Localize, PartialEq, Eq)]
 #[error(
     "invalid port '{0}': expected [hostIP:]hostPort:namespacePort/tcp|udp, e.g. 0.0.0.0:31000:31000/tcp"
 )]

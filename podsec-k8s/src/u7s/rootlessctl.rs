@@ -27,7 +27,7 @@ pub struct Args {
     pub arguments: Vec<OsString>,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, podsec_common::i18n::Localize)]
 pub enum Error {
     #[error(transparent)]
     Config(#[from] NodeConfigError),

@@ -31,6 +31,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use podsec_common::host::services::{self, ServiceError};
 use podsec_common::host::users::{Account, AccountError};
+use podsec_common::i18n::Message;
 use podsec_common::msg;
 
 use super::nsenter;
@@ -68,7 +69,7 @@ pub enum Units {
     All,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, podsec_common::i18n::Localize)]
 pub enum RuntimeError {
     #[error(transparent)]
     Account(#[from] AccountError),
@@ -81,10 +82,10 @@ pub enum RuntimeError {
     NotReady {
         unit: &'static str,
         timeout: Duration,
-        reason: String,
+        reason: Message,
     },
     #[error("the u7s namespace is not running: {0}")]
-    NotRunning(String),
+    NotRunning(Message),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -236,7 +237,7 @@ impl Runtime {
     }
 
     /// The namespace's child pid if it is ready now (handshake and ports).
-    pub fn ready(&self) -> Result<i32, String> {
+    pub fn ready(&self) -> Result<i32, Message> {
         rootlesskit::readiness(&self.paths, &self.config.published_ports())
     }
 
@@ -244,7 +245,7 @@ impl Runtime {
     /// `rootlessctl add-ports`. Waits for the namespace like nsenter_u7s does.
     pub fn command(&self, argv: &[OsString]) -> Result<Command, RuntimeError> {
         let pid = nsenter::wait_ready(&self.paths, nsenter::ATTEMPTS, nsenter::INTERVAL)
-            .map_err(|e| RuntimeError::NotRunning(e.to_string()))?;
+            .map_err(|e| RuntimeError::NotRunning(Message::of(&e)))?;
         let args = nsenter::nsenter_args(pid, Some(&self.account.home), argv);
         let mut command = paths::command_as(&self.account, nsenter::NSENTER, &args);
         command

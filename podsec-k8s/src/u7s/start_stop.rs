@@ -33,7 +33,7 @@ pub struct Args {
     pub namespace_only: bool,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, podsec_common::i18n::Localize)]
 pub enum Error {
     #[error(transparent)]
     Config(#[from] NodeConfigError),
@@ -89,7 +89,7 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
                     "{}",
                     tr!(
                         "not running: {reason}",
-                        reason = podsec_common::i18n::translate_message(&reason)
+                        reason = podsec_common::i18n::Localize::localized(&reason)
                     )
                 );
                 // systemctl's "not active".

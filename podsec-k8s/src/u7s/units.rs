@@ -53,7 +53,7 @@ pub struct ServiceSection {
     pub notify: bool,
 }
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error, podsec_common::i18n::Localize, PartialEq, Eq)]
 #[error("unit line '{0}': {1}")]
 pub struct UnitError(pub String, pub &'static str);
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use podsec_common::host::files::{FileError, Owner as FileOwner};
 use podsec_common::host::{Host, HostDir};
+use podsec_common::i18n::{Localize, Message};
 use podsec_common::{msg, tr};
 
 use super::audit::{self, AuditError};
@@ -22,21 +23,21 @@ use podsec_common::host::users::NewAccount;
 pub const APPLY_ATTEMPTS: u32 = 90;
 pub const APPLY_PAUSE: Duration = Duration::from_secs(2);
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, podsec_common::i18n::Localize)]
 pub enum ApplyError {
     #[error("step {number} ({what}): {detail}")]
     Step {
         number: usize,
-        what: String,
-        detail: String,
+        what: Message,
+        detail: Message,
     },
 }
 
-fn owner_of(host: &impl Host, owner: &Owner) -> Result<FileOwner, String> {
-    let uid = host.user(&owner.user).map_err(|e| e.to_string())?.uid;
+fn owner_of(host: &impl Host, owner: &Owner) -> Result<FileOwner, Message> {
+    let uid = host.user(&owner.user).map_err(|e| Message::of(&e))?.uid;
     let gid = host
         .group_gid(&owner.group)
-        .map_err(|e| e.to_string())?
+        .map_err(|e| Message::of(&e))?
         .ok_or_else(|| msg!("no group {}", owner.group))?;
     Ok(FileOwner::new(uid, gid))
 }
@@ -45,17 +46,17 @@ fn relative(path: &Path) -> &Path {
     path.strip_prefix("/").unwrap_or(path)
 }
 
-fn directory(host: &impl Host, path: &Path, mode: u32, owner: &Owner) -> Result<(), String> {
+fn directory(host: &impl Host, path: &Path, mode: u32, owner: &Owner) -> Result<(), Message> {
     let owner = owner_of(host, owner)?;
-    let root = host.open_dir(Path::new("/")).map_err(|e| e.to_string())?;
+    let root = host.open_dir(Path::new("/")).map_err(|e| Message::of(&e))?;
     let dir = root
         .create_dir_all(relative(path), mode, owner)
-        .map_err(|e| e.to_string())?;
-    dir.set_mode_owner(mode, owner).map_err(|e| e.to_string())
+        .map_err(|e| Message::of(&e))?;
+    dir.set_mode_owner(mode, owner).map_err(|e| Message::of(&e))
 }
 
 /// Writes a planned file (atomically; a symlink at its name is replaced, never followed).
-pub fn write_file(host: &impl Host, file: &PlannedFile) -> Result<(), String> {
+pub fn write_file(host: &impl Host, file: &PlannedFile) -> Result<(), Message> {
     let owner = owner_of(
         host,
         &Owner {
@@ -72,12 +73,15 @@ pub fn write_file(host: &impl Host, file: &PlannedFile) -> Result<(), String> {
         .file_name()
         .and_then(|n| n.to_str())
         .ok_or_else(|| msg!("no file name"))?;
-    let dir = host.open_dir(parent).map_err(|e| e.to_string())?;
+    let dir = host.open_dir(parent).map_err(|e| Message::of(&e))?;
     dir.write_file(name, file.contents.as_bytes(), file.mode, owner)
-        .map_err(|e: FileError| e.to_string())
+        .map_err(|e: FileError| Message::of(&e))
 }
 
-fn status_of(status: std::io::Result<std::process::ExitStatus>, what: &str) -> Result<(), String> {
+fn status_of(
+    status: std::io::Result<std::process::ExitStatus>,
+    what: &Message,
+) -> Result<(), Message> {
     let status = status.map_err(|e| msg!("cannot run {what}: {e}"))?;
     if status.success() {
         Ok(())
@@ -87,7 +91,7 @@ fn status_of(status: std::io::Result<std::process::ExitStatus>, what: &str) -> R
 }
 
 /// An admin kubeconfig root may use: credentials embedded, no files or programs named in it.
-pub fn check_kubeconfig(text: &str) -> Result<(), String> {
+pub fn check_kubeconfig(text: &str) -> Result<(), Message> {
     let document: serde_json::Value =
         podsec_common::yaml::from_str(text).map_err(|e| msg!("not a kubeconfig: {e}"))?;
     let refused_user = [
@@ -117,15 +121,15 @@ pub fn check_kubeconfig(text: &str) -> Result<(), String> {
     Ok(())
 }
 
-pub(crate) fn patch_audit(host: &impl Host) -> Result<(), String> {
+pub(crate) fn patch_audit(host: &impl Host) -> Result<(), Message> {
     let manifests = host
         .open_dir(Path::new("/etc/kubernetes/manifests"))
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Message::of(&e))?;
     let text = manifests
         .read_file("kube-apiserver.yaml", 1 << 20)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Message::of(&e))?;
     let text = String::from_utf8(text).map_err(|_| msg!("not UTF-8"))?;
-    match audit::patch_manifest(&text).map_err(|e: AuditError| e.to_string())? {
+    match audit::patch_manifest(&text).map_err(|e: AuditError| Message::of(&e))? {
         None => Ok(()),
         Some(patched) => manifests
             .write_file(
@@ -134,38 +138,42 @@ pub(crate) fn patch_audit(host: &impl Host) -> Result<(), String> {
                 0o600,
                 owner_of(host, &Owner::u7s())?,
             )
-            .map_err(|e| e.to_string()),
+            .map_err(|e| Message::of(&e)),
     }
 }
 
-fn copy_admin_conf(host: &impl Host, targets: &[std::path::PathBuf]) -> Result<(), String> {
+fn copy_admin_conf(host: &impl Host, targets: &[std::path::PathBuf]) -> Result<(), Message> {
     let kube = host
         .open_dir(Path::new("/etc/kubernetes"))
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Message::of(&e))?;
     let conf = kube
         .read_file("admin.conf", 1 << 20)
         .map_err(|e| msg!("{ADMIN_CONF} was not written by kubeadm: {e}"))?;
     if conf.is_empty() {
         return Err(msg!("{ADMIN_CONF} is empty"));
     }
-    check_kubeconfig(&String::from_utf8_lossy(&conf)).map_err(|e| format!("{ADMIN_CONF}: {e}"))?;
+    check_kubeconfig(&String::from_utf8_lossy(&conf))
+        .map_err(|e| crate::path_message(Path::new(ADMIN_CONF), &e))?;
     for target in targets {
-        let home = target.parent().and_then(Path::parent).ok_or("bad target")?;
+        let home = target
+            .parent()
+            .and_then(Path::parent)
+            .ok_or_else(|| Message::verbatim("bad target"))?;
         let owner = if home == Path::new(U7S_HOME) {
             owner_of(host, &Owner::u7s())?
         } else {
             FileOwner::new(0, 0)
         };
-        let home_dir = host.open_dir(home).map_err(|e| e.to_string())?;
+        let home_dir = host.open_dir(home).map_err(|e| Message::of(&e))?;
         let dot_kube = home_dir
             .create_dir_all(Path::new(".kube"), 0o700, owner)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| Message::of(&e))?;
         dot_kube
             .set_mode_owner(0o700, owner)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| Message::of(&e))?;
         dot_kube
             .write_file("config", &conf, 0o600, owner)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| Message::of(&e))?;
     }
     Ok(())
 }
@@ -176,8 +184,8 @@ fn apply_manifest(
     argv: &[String],
     attempts: u32,
     pause: Duration,
-) -> Result<(), String> {
-    let mut last = String::new();
+) -> Result<(), Message> {
+    let mut last = Message::verbatim("");
     let args: Vec<&str> = argv[1..].iter().map(String::as_str).collect();
     for _ in 0..attempts {
         match host.run(&argv[0], &args) {
@@ -185,9 +193,9 @@ fn apply_manifest(
                 let _ = std::io::stdout().write_all(stdout.as_bytes());
                 return Ok(());
             }
-            Err(ServiceError::Failed { detail, .. }) => last = detail,
+            Err(ServiceError::Failed { detail, .. }) => last = Message::verbatim(detail),
             // "cannot run <program>: <why>", the program named once.
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(Message::of(&e)),
         }
         std::thread::sleep(pause);
     }
@@ -197,20 +205,23 @@ fn apply_manifest(
     ))
 }
 
-fn run_step(host: &impl Host, step: &Step, runtime: &dyn Runtime) -> Result<(), String> {
-    let runtime_error = |e: RuntimeError| e.to_string();
+fn run_step(host: &impl Host, step: &Step, runtime: &dyn Runtime) -> Result<(), Message> {
+    let runtime_error = |e: RuntimeError| Message::of(&e);
     match step {
         Step::InstallPackages { commands, .. } => {
             for command in commands {
                 let args: Vec<&str> = command[1..].iter().map(String::as_str).collect();
-                status_of(host.run_shown(&command[0], &args), &command.join(" "))?;
+                status_of(
+                    host.run_shown(&command[0], &args),
+                    &Message::verbatim(command.join(" ")),
+                )?;
             }
             Ok(())
         }
         Step::CreateGroup { name } => host
             .ensure_group(name, true)
             .map(|_| ())
-            .map_err(|e| e.to_string()),
+            .map_err(|e| Message::of(&e)),
         Step::CreateUser { name, home, groups } => {
             let groups: Vec<&str> = groups.iter().map(String::as_str).collect();
             let shell = if host.exists(Path::new("/bin/bash")) {
@@ -231,14 +242,15 @@ fn run_step(host: &impl Host, step: &Step, runtime: &dyn Runtime) -> Result<(), 
                 },
             )
             .map(|_| ())
-            .map_err(|e| e.to_string())
+            .map_err(|e| Message::of(&e))
         }
         Step::AddSubIds { user, start, count } => host
             .add_subordinate_ids(user, *start, *count)
-            .map_err(|e| e.to_string()),
+            .map_err(|e| Message::of(&e)),
         Step::AddToGroups { user, groups } => {
             let groups: Vec<&str> = groups.iter().map(String::as_str).collect();
-            host.add_to_groups(user, &groups).map_err(|e| e.to_string())
+            host.add_to_groups(user, &groups)
+                .map_err(|e| Message::of(&e))
         }
         Step::RemoveLeftovers {
             paths,
@@ -253,13 +265,13 @@ fn run_step(host: &impl Host, step: &Step, runtime: &dyn Runtime) -> Result<(), 
             }
             for path in paths {
                 host.remove_all(path)
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                    .map_err(|e| crate::path_message(path, &e))?;
             }
             Ok(())
         }
         Step::Sysctl { key, value } => host
             .set_sysctl(key, value)
-            .map_err(|e| format!("{}: {e}", sysctl_path(key).display())),
+            .map_err(|e| crate::path_message(&sysctl_path(key), &e)),
         Step::LoadModules { modules } => {
             let mut missing = Vec::new();
             for module in modules {
@@ -286,11 +298,11 @@ fn run_step(host: &impl Host, step: &Step, runtime: &dyn Runtime) -> Result<(), 
             let mut config = config.clone();
             config.uid = host
                 .user(super::runtime::U7S_ADMIN)
-                .map_err(|e| e.to_string())?
+                .map_err(|e| Message::of(&e))?
                 .uid;
             config
                 .save(Path::new(crate::node_config::NODE_CONFIG_PATH))
-                .map_err(|e| e.to_string())
+                .map_err(|e| Message::of(&e))
         }
         Step::StartRuntime => runtime.start().map_err(runtime_error),
         Step::PullImages { commands } => {
@@ -306,7 +318,10 @@ fn run_step(host: &impl Host, step: &Step, runtime: &dyn Runtime) -> Result<(), 
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            status_of(cmd.status(), &format!("{program} {}", argv[1]))
+            status_of(
+                cmd.status(),
+                &Message::verbatim(format!("{program} {}", argv[1])),
+            )
         }
         Step::PatchAudit => patch_audit(host),
         Step::CopyAdminConf { targets } => copy_admin_conf(host, targets),
@@ -324,14 +339,15 @@ fn run_step(host: &impl Host, step: &Step, runtime: &dyn Runtime) -> Result<(), 
 pub fn apply(host: &impl Host, plan: &Plan, runtime: &dyn Runtime) -> Result<(), ApplyError> {
     let total = plan.steps.len();
     for (i, step) in plan.steps.iter().enumerate() {
+        let what = step.describe();
         eprintln!(
             "podsec-u7s-kubeadm: [{}/{total}] {}",
             i + 1,
-            step.describe()
+            what.localized()
         );
         run_step(host, step, runtime).map_err(|detail| ApplyError::Step {
             number: i + 1,
-            what: step.describe(),
+            what,
             detail,
         })?;
     }
@@ -602,7 +618,8 @@ mod tests {
             3,
             Duration::from_millis(10),
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("after 3 attempts"), "{err}");
         assert!(err.ends_with(": connection refused"), "{err}");
         assert_eq!(refusing.effects().len(), 3);
@@ -622,7 +639,12 @@ mod tests {
         let good = "apiVersion: v1\nkind: Config\nclusters:\n- name: k\n  cluster:\n    server: https://192.0.2.20:6443\n    certificate-authority-data: QUJD\nusers:\n- name: a\n  user:\n    client-certificate-data: QUJD\n    client-key-data: QUJD\n";
         check_kubeconfig(good).unwrap();
         let bad = good.replace("client-key-data: QUJD", "client-key: /etc/shadow");
-        assert!(check_kubeconfig(&bad).unwrap_err().contains("client-key"));
+        assert!(
+            check_kubeconfig(&bad)
+                .unwrap_err()
+                .to_string()
+                .contains("client-key")
+        );
         let bad = good.replace("client-key-data: QUJD", "exec:\n      command: /bin/sh");
         assert!(check_kubeconfig(&bad).is_err());
         let bad = good.replace(

@@ -4,6 +4,7 @@
 //! manifest that has them is left byte-identical; flags of ours with other values are replaced.
 //! Fields the model does not name are kept as they are.
 
+use podsec_common::i18n::Message;
 use podsec_common::yaml;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -24,14 +25,14 @@ pub fn audit_flags() -> Vec<(&'static str, String)> {
     ]
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, podsec_common::i18n::Localize)]
 pub enum AuditError {
     #[error("kube-apiserver manifest: {0}")]
-    Yaml(String),
+    Yaml(Message),
     #[error("kube-apiserver manifest has no container named kube-apiserver")]
     NoContainer,
     #[error("kube-apiserver manifest already mounts {path} as volume '{name}' at another path")]
-    Conflict { name: String, path: String },
+    Conflict { name: String, path: Message },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -98,7 +99,7 @@ struct HostPath {
 
 /// The patched manifest, or `None` when it already audits exactly as wanted.
 pub fn patch_manifest(text: &str) -> Result<Option<String>, AuditError> {
-    let mut pod: StaticPod = yaml::from_str(text).map_err(|e| AuditError::Yaml(e.to_string()))?;
+    let mut pod: StaticPod = yaml::from_str(text).map_err(|e| AuditError::Yaml(Message::of(&e)))?;
     let mut changed = false;
 
     // The volume: one hostPath volume for the directory, whatever kubeadm or an admin named it.
@@ -149,7 +150,7 @@ pub fn patch_manifest(text: &str) -> Result<Option<String>, AuditError> {
         Some(_) => {
             return Err(AuditError::Conflict {
                 name: volume_name,
-                path: AUDIT_DIR.into(),
+                path: Message::verbatim(AUDIT_DIR),
             });
         }
         None => {
@@ -190,7 +191,7 @@ pub fn patch_manifest(text: &str) -> Result<Option<String>, AuditError> {
     }
     yaml::to_string(&pod)
         .map(Some)
-        .map_err(|e| AuditError::Yaml(e.to_string()))
+        .map_err(|e| AuditError::Yaml(Message::of(&e)))
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@
 
 use std::path::Path;
 
+use podsec_common::i18n::Message;
 use podsec_common::yaml;
 use podsec_common::{msg, tr};
 use serde_json::Value;
@@ -30,16 +31,16 @@ pub const MAX_SIZE: u64 = 16 << 20;
 /// The pod network calico takes when its manifest names none (and kubeadm's default for it).
 pub const DEFAULT_POD_CIDR: &str = "192.168.0.0/16";
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, podsec_common::i18n::Localize)]
 pub enum CalicoError {
     #[error("U7S_CALICO_MANIFEST={path}: no such file")]
     Missing { path: String },
     #[error("U7S_CALICO_MANIFEST={path}: cannot read it: {reason}")]
-    Unreadable { path: String, reason: String },
+    Unreadable { path: String, reason: Message },
     #[error("U7S_CALICO_MANIFEST={path}: refused: {reason}")]
-    Untrusted { path: String, reason: String },
+    Untrusted { path: String, reason: Message },
     #[error("U7S_CALICO_MANIFEST={path}: not YAML: {reason}")]
-    NotYaml { path: String, reason: String },
+    NotYaml { path: String, reason: Message },
     #[error(
         "U7S_CALICO_MANIFEST={path}: the document at line {line} is not a Kubernetes object (no kind)"
     )]
@@ -70,12 +71,12 @@ pub enum CalicoError {
         registry: String,
     },
     #[error("U7S_CALICO_MANIFEST={path}: image {reason}")]
-    NotInRegistry { path: String, reason: String },
+    NotInRegistry { path: String, reason: Message },
     #[error("U7S_CALICO_MANIFEST={path}: CALICO_IPV4POOL_CIDR '{value}': {reason}")]
     BadPoolCidr {
         path: String,
         value: String,
-        reason: String,
+        reason: Message,
     },
     #[error(
         "U7S_CALICO_MANIFEST={path}: CALICO_IPV4POOL_CIDR {pool} differs from the pod network {pod} of --pod-network-cidr; make them agree"
@@ -112,13 +113,13 @@ pub fn load(path: &Path) -> Result<Manifest, CalicoError> {
 
 fn read_trusted(path: &Path) -> Result<String, CalicoError> {
     let shown = || path.display().to_string();
-    let untrusted = |reason: String| CalicoError::Untrusted {
+    let untrusted = |reason: Message| CalicoError::Untrusted {
         path: shown(),
         reason,
     };
     let unreadable = |e: std::io::Error| CalicoError::Unreadable {
         path: shown(),
-        reason: e.to_string(),
+        reason: Message::of(&e),
     };
     let data = read_root_trusted(path, MAX_SIZE).map_err(|e| match e {
         TrustedReadError::Untrusted(reason) => untrusted(reason),
@@ -170,7 +171,7 @@ pub fn parse(text: &str, path: &str) -> Result<Manifest, CalicoError> {
     let documents: Vec<yaml::Spanned<Value>> =
         yaml::documents(text).map_err(|e| CalicoError::NotYaml {
             path: path.to_string(),
-            reason: e.to_string(),
+            reason: Message::of(&e),
         })?;
     let mut objects = Vec::new();
     for document in &documents {
@@ -247,7 +248,7 @@ pub fn parse(text: &str, path: &str) -> Result<Manifest, CalicoError> {
             let net = Ipv4Net::parse_cluster(&value).map_err(|e| CalicoError::BadPoolCidr {
                 path: path.to_string(),
                 value: value.clone(),
-                reason: e.to_string(),
+                reason: Message::of(&e),
             })?;
             pool_cidr = Some(net);
         }

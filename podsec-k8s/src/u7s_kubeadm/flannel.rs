@@ -76,7 +76,7 @@ pub const CONFLIST: &str = r#"{
 }
 "#;
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, podsec_common::i18n::Localize)]
 pub enum FlannelError {
     #[error("flannel tag '{0}' is not a version tag (vMAJOR.MINOR.PATCH)")]
     BadTag(String),

@@ -24,6 +24,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use podsec_common::cli::{self, Failure, NotRoot};
 use podsec_common::host::RealHost;
+use podsec_common::i18n::{Localize, Message};
 use podsec_common::profile::{Distribution, Profile};
 use podsec_common::{msg, tr};
 
@@ -72,7 +73,7 @@ pub struct Args {
     pub kubeadm: Vec<String>,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, podsec_common::i18n::Localize)]
 pub enum Error {
     #[error(transparent)]
     Flag(#[from] FlagError),
@@ -87,7 +88,7 @@ pub enum Error {
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
     #[error("{0}")]
-    Native(String),
+    Native(Message),
 }
 
 impl Failure for Error {
@@ -190,7 +191,7 @@ fn native(args: &[String]) -> Result<ExitCode, Error> {
                     contents: text,
                 },
             )
-            .map_err(|e| Error::Native(format!("{}: {e}", path.display())))?;
+            .map_err(|e| Error::Native(crate::path_message(&path, &e)))?;
             argv.extend(["--config".to_string(), path.display().to_string()]);
         }
     }
@@ -284,7 +285,7 @@ fn deploy(deployment: Deployment, common: &flags::CommonFlags) -> Result<ExitCod
                 "podsec-u7s-kubeadm: {}",
                 tr!(
                     "leftovers of an earlier deployment: {list}",
-                    list = podsec_common::i18n::translate_message(&list)
+                    list = list.localized()
                 )
             );
             if !confirm(tr!("Remove them (the cluster state of this node is lost)?")) {

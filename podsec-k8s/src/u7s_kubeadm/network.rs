@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 use std::str::FromStr;
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, podsec_common::i18n::Localize)]
 pub enum NetworkError {
     #[error("invalid IPv4 network '{0}': expected ADDRESS/PREFIX, e.g. 10.244.0.0/16")]
     Syntax(String),

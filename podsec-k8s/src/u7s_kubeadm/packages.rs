@@ -8,6 +8,7 @@
 
 use std::process::Command;
 
+use podsec_common::i18n::Message;
 use podsec_common::{msg, tr};
 
 use super::versions::{KubeVersion, MIN_MINOR, Minor};
@@ -16,16 +17,16 @@ pub const KUBEADM: &str = "/usr/bin/kubeadm";
 pub const KUBELET: &str = "/usr/bin/kubelet";
 pub const CRIO: &str = "/usr/bin/crio";
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, podsec_common::i18n::Localize)]
 pub enum PackageError {
     #[error(
         "no kubeadm, kubelet and CRI-O packages of Kubernetes {wanted} in the package repository (it has: {available}); choose one of those with U7S_KUBEVERSION"
     )]
-    MinorUnavailable { wanted: Minor, available: String },
+    MinorUnavailable { wanted: Minor, available: Message },
     #[error(
         "no packages of Kubernetes v1.{MIN_MINOR} or newer up to {wanted} in the package repository (it has: {available})"
     )]
-    NothingInstallable { wanted: Minor, available: String },
+    NothingInstallable { wanted: Minor, available: Message },
     #[error(
         "{missing} of Kubernetes {wanted} is not installed, and this distribution has no packages podsec can install; install it of {wanted} first"
     )]
@@ -234,11 +235,11 @@ pub fn plan(
     }
     let minors = index.minors();
     let list = || {
-        let mut names: Vec<String> = minors.iter().map(|(m, v)| format!("{m} ({v})")).collect();
-        if names.is_empty() {
-            names.push(msg!("none"));
+        if minors.is_empty() {
+            return msg!("none");
         }
-        names.join(", ")
+        let names: Vec<String> = minors.iter().map(|(m, v)| format!("{m} ({v})")).collect();
+        Message::verbatim(names.join(", "))
     };
     if minors.iter().any(|(m, _)| *m == wanted) {
         return Ok(PackagePlan {

@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use podsec_common::i18n::Message;
 use podsec_common::msg;
 pub use podsec_common::registry_access::Trust;
 use podsec_common::registry_access::{self, AccessError, Endpoint};
@@ -176,7 +177,7 @@ impl Registry {
                         .read_to_vec()
                         .map_err(|e| AccessError::Http {
                             url: url.to_string(),
-                            detail: e.to_string(),
+                            detail: Message::verbatim(e.to_string()),
                         })?;
                     return Ok(Some((body, link)));
                 }

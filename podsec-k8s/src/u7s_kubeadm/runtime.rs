@@ -8,6 +8,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::Command;
 
+use podsec_common::i18n::Message;
 use podsec_common::{msg, tr};
 
 use crate::node_config::NodeConfig;
@@ -28,12 +29,12 @@ pub struct PlannedFile {
     pub contents: String,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, podsec_common::i18n::Localize)]
 pub enum RuntimeError {
     #[error("the u7s runtime is not available: {0}")]
-    Unavailable(String),
+    Unavailable(Message),
     #[error("{what}: {detail}")]
-    Failed { what: String, detail: String },
+    Failed { what: Message, detail: Message },
 }
 
 /// The runtime as init and join use it.
@@ -73,10 +74,10 @@ impl InstalledRuntime {
     /// The runtime of the node configuration podsec-u7s-kubeadm wrote.
     fn runtime(&self) -> Result<U7s, RuntimeError> {
         let config =
-            NodeConfig::load_default().map_err(|e| RuntimeError::Unavailable(e.to_string()))?;
+            NodeConfig::load_default().map_err(|e| RuntimeError::Unavailable(Message::of(&e)))?;
         U7s::new(&config).map_err(|e| RuntimeError::Failed {
-            what: tr!("the u7s runtime").into(),
-            detail: e.to_string(),
+            what: msg!("the u7s runtime"),
+            detail: Message::of(&e),
         })
     }
 
@@ -91,10 +92,10 @@ impl Default for InstalledRuntime {
     }
 }
 
-fn failed(what: &str) -> impl FnOnce(crate::u7s::runtime::RuntimeError) -> RuntimeError + '_ {
+fn failed(what: Message) -> impl FnOnce(crate::u7s::runtime::RuntimeError) -> RuntimeError {
     move |e| RuntimeError::Failed {
-        what: what.into(),
-        detail: e.to_string(),
+        what,
+        detail: Message::of(&e),
     }
 }
 
@@ -130,29 +131,29 @@ impl Runtime for InstalledRuntime {
         if podsec_common::host::services::systemd_running() {
             // The node is u7s.service (its ExecStart starts Units::All), so that
             // `systemctl status u7s` and `systemctl stop u7s` tell and do what the wrapper did.
-            return systemctl_u7s(&["start"], tr!("starting u7s.service"));
+            return systemctl_u7s(&["start"], msg!("starting u7s.service"));
         }
         self.runtime()?
             .start(Units::All)
             .map(|_| ())
-            .map_err(failed(tr!("starting the u7s runtime")))
+            .map_err(failed(msg!("starting the u7s runtime")))
     }
 
     fn stop(&self) -> Result<(), RuntimeError> {
         if podsec_common::host::services::systemd_running() {
-            systemctl_u7s(&["stop"], tr!("stopping u7s.service"))?;
+            systemctl_u7s(&["stop"], msg!("stopping u7s.service"))?;
         }
         // Also what was started outside u7s.service (u7s-start-stop start); a no-op otherwise.
         self.runtime()?
             .stop()
-            .map_err(failed(tr!("stopping the u7s runtime")))
+            .map_err(failed(msg!("stopping the u7s runtime")))
     }
 
     fn in_namespace(&self, argv: &[String]) -> Result<Command, RuntimeError> {
         let argv: Vec<OsString> = argv.iter().map(OsString::from).collect();
         self.runtime()?
             .command(&argv)
-            .map_err(failed(tr!("entering the u7s namespace")))
+            .map_err(failed(msg!("entering the u7s namespace")))
     }
 
     fn image_storage(&self) -> String {
@@ -175,7 +176,7 @@ impl Runtime for InstalledRuntime {
     fn enable_service(&self) -> Result<(), RuntimeError> {
         if podsec_common::host::services::systemd_running() {
             // --now: a node deployed by an older wrapper runs outside the unit until then.
-            systemctl_u7s(&["enable", "--now"], tr!("enabling u7s.service"))
+            systemctl_u7s(&["enable", "--now"], msg!("enabling u7s.service"))
         } else {
             // Without systemd the runtime started above keeps running; nothing to enable.
             Ok(())
@@ -184,23 +185,28 @@ impl Runtime for InstalledRuntime {
 }
 
 /// `systemctl ARGS u7s.service` with the system's systemctl (not the u7s wrapper).
-fn systemctl_u7s(args: &[&str], what: &str) -> Result<(), RuntimeError> {
+fn systemctl_u7s(args: &[&str], what: Message) -> Result<(), RuntimeError> {
     let systemctl =
         crate::u7s::systemctl::real_systemctl().unwrap_or_else(|| PathBuf::from("systemctl"));
     // Outside the host seam: the runtime trait (runtime.rs) is the wrapper's seam for the u7s service.
     run_checked(Command::new(systemctl).args(args).arg("u7s.service"), what)
 }
 
-fn run_checked(command: &mut Command, what: &str) -> Result<(), RuntimeError> {
-    let status = command.status().map_err(|e| RuntimeError::Failed {
-        what: what.into(),
-        detail: e.to_string(),
-    })?;
+fn run_checked(command: &mut Command, what: Message) -> Result<(), RuntimeError> {
+    let status = match command.status() {
+        Ok(status) => status,
+        Err(e) => {
+            return Err(RuntimeError::Failed {
+                what,
+                detail: Message::of(&e),
+            });
+        }
+    };
     if status.success() {
         Ok(())
     } else {
         Err(RuntimeError::Failed {
-            what: what.into(),
+            what,
             detail: msg!("exit status {status}"),
         })
     }

@@ -12,7 +12,7 @@ pub const NEWEST_MINOR: u32 = 33;
 /// From this minor on kubeadm expects `kubeadm.k8s.io/v1beta4` (v1beta3 is deprecated there).
 pub const V1BETA4_FROM_MINOR: u32 = 31;
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, podsec_common::i18n::Localize)]
 pub enum VersionError {
     #[error(
         "invalid Kubernetes version '{0}': expected vMAJOR.MINOR or vMAJOR.MINOR.PATCH, e.g. v1.33 or v1.33.13"

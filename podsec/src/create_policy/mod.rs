@@ -47,7 +47,7 @@ pub struct Args {
     pub expect_key_fingerprints: Vec<String>,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, podsec_common::i18n::Localize)]
 pub enum Error {
     #[error(transparent)]
     NotRoot(#[from] NotRoot),
@@ -326,7 +326,7 @@ fn alt_only_steps(host: &impl Host) -> Result<(), Error> {
                         "{NAME}: {}",
                         tr!(
                             "warning: {error}",
-                            error = podsec_common::i18n::translate_message(&e.to_string())
+                            error = podsec_common::i18n::Localize::localized(&e)
                         )
                     );
                 }

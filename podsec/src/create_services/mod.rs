@@ -50,7 +50,7 @@ pub struct Args {
     pub push_htpasswd: Option<std::path::PathBuf>,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, podsec_common::i18n::Localize)]
 pub enum Error {
     #[error(transparent)]
     NotRoot(#[from] NotRoot),

@@ -3,11 +3,8 @@
 
 use super::*;
 
-fn setup_error(what: impl Into<String>, detail: impl ToString) -> Error {
-    Error::Setup {
-        what: what.into(),
-        detail: detail.to_string(),
-    }
+fn setup_error(what: Message, detail: Message) -> Error {
+    Error::Setup { what, detail }
 }
 
 /// Removes a copy-up symlink (or nothing) and makes `path` a directory to mount on.
@@ -30,7 +27,7 @@ fn bind(source: &Path, target: &Path) -> Result<(), Error> {
     .map_err(|e| {
         setup_error(
             msg!("bind mount of {} on {}", source.display(), target.display()),
-            e,
+            Message::verbatim(e.to_string()),
         )
     })
 }
@@ -63,7 +60,12 @@ pub(super) fn child(
         MsFlags::MS_SHARED | MsFlags::MS_REC,
         None::<&str>,
     )
-    .map_err(|e| setup_error("mount --make-rshared /var/lib/kubelet", e))?;
+    .map_err(|e| {
+        setup_error(
+            Message::verbatim("mount --make-rshared /var/lib/kubelet"),
+            Message::verbatim(e.to_string()),
+        )
+    })?;
     let kubelet_link = paths.data().join("kubelet");
     if std::fs::symlink_metadata(&kubelet_link).is_err() {
         std::os::unix::fs::symlink("_var_lib_kubelet", &kubelet_link).map_err(io(&kubelet_link))?;
@@ -155,7 +157,7 @@ fn add_address(address: Ipv4Addr) -> Result<(), Error> {
     }
     Err(setup_error(
         msg!("ip address add {cidr} dev tap0 ({ADDRESS_ATTEMPTS} attempts)"),
-        last,
+        Message::verbatim(last),
     ))
 }
 

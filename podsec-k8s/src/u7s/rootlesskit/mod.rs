@@ -32,6 +32,7 @@ use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, kill, sig
 use nix::unistd::Pid;
 use podsec_common::cli::{self, Failure};
 use podsec_common::host::files::{self, Owner};
+use podsec_common::i18n::Message;
 use podsec_common::msg;
 
 use super::cgroups::CgroupVersion;
@@ -101,7 +102,7 @@ pub struct Args {
     pub command: Vec<OsString>,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, podsec_common::i18n::Localize)]
 pub enum Error {
     #[error("must run as the node's account (uid {expected}), not uid {actual}")]
     WrongUser { expected: u32, actual: u32 },
@@ -128,9 +129,9 @@ pub enum Error {
         source: std::io::Error,
     },
     #[error("the namespace was not ready within {0:?}: {1}")]
-    NotReady(Duration, String),
+    NotReady(Duration, Message),
     #[error("{what} failed: {detail}")]
-    Setup { what: String, detail: String },
+    Setup { what: Message, detail: Message },
     #[error("the child half needs --uid and --home")]
     ChildArgs,
 }

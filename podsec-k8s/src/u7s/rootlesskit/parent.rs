@@ -31,8 +31,8 @@ pub(super) fn parent() -> Result<ExitCode, Error> {
         );
         // SAFETY: the handler only stores into an atomic.
         unsafe { sigaction(signal, &action) }.map_err(|e| Error::Setup {
-            what: "sigaction".into(),
-            detail: e.to_string(),
+            what: Message::verbatim("sigaction"),
+            detail: Message::verbatim(e.to_string()),
         })?;
     }
     eprintln!(
@@ -113,9 +113,9 @@ pub(super) fn parent() -> Result<ExitCode, Error> {
 
 /// Ready: the handshake holds, every expected port is published and CRI-O serves its socket
 /// (upstream restarted RootlessKit until the socket appeared, without a bound).
-pub fn readiness(paths: &U7sPaths, expected: &[ports::PortSpec]) -> Result<i32, String> {
-    let pid = nsenter::ready_pid(paths).map_err(|e| e.to_string())?;
-    let published = ports::published(&paths.api_socket()).map_err(|e| e.to_string())?;
+pub fn readiness(paths: &U7sPaths, expected: &[ports::PortSpec]) -> Result<i32, Message> {
+    let pid = nsenter::ready_pid(paths).map_err(|e| Message::of(&e))?;
+    let published = ports::published(&paths.api_socket()).map_err(|e| Message::of(&e))?;
     if let Some(missing) = expected.iter().find(|p| !published.contains(p)) {
         return Err(msg!("port {missing} is not published yet"));
     }

@@ -2,7 +2,9 @@
 
 use std::fmt;
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+use podsec_common::i18n::{Localize, Message};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, podsec_common::i18n::Localize)]
 pub enum FlagError {
     #[error("unknown flag {flag} for kubeadm {command} (see kubeadm {command} --help)")]
     Unknown { command: &'static str, flag: String },
@@ -17,17 +19,14 @@ pub enum FlagError {
     #[error("flag --{flag} takes no value other than true or false, got '{value}'")]
     BoolValue { flag: &'static str, value: String },
     #[error("flag --{flag} is not supported: {reason}")]
-    Rejected {
-        flag: &'static str,
-        reason: &'static str,
-    },
+    Rejected { flag: &'static str, reason: Msgid },
     #[error("flag --{flag} given twice")]
     Twice { flag: &'static str },
     #[error("invalid value '{value}' of --{flag}: {reason}")]
     Invalid {
         flag: &'static str,
         value: String,
-        reason: String,
+        reason: Message,
     },
     #[error("kubeadm {command} takes no argument '{argument}'")]
     ExtraArgument {
@@ -50,10 +49,30 @@ pub enum FlagError {
     NeedsControlPlane { flag: &'static str },
 }
 
-pub(super) fn invalid(flag: &'static str, value: &str, reason: impl fmt::Display) -> FlagError {
+pub(super) fn invalid(
+    flag: &'static str,
+    value: &str,
+    reason: impl fmt::Display + Localize,
+) -> FlagError {
     FlagError::Invalid {
         flag,
         value: value.to_string(),
-        reason: reason.to_string(),
+        reason: Message::of(&reason),
+    }
+}
+
+/// A fixed reason of the flag table: a msgid, shown translated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Msgid(pub &'static str);
+
+impl fmt::Display for Msgid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl Localize for Msgid {
+    fn localized(&self) -> String {
+        podsec_common::i18n::gettext(self.0).to_string()
     }
 }

@@ -21,7 +21,7 @@ mod typed;
 mod usage;
 mod values;
 
-pub use error::FlagError;
+pub use error::{FlagError, Msgid};
 pub use parser::{Invocation, Occurrence, parse};
 pub use table::{Disposition, FLAGS, FlagSpec, Kind, Scope, spec};
 pub use typed::{CommonFlags, InitFlags, JoinFlags};

@@ -1,7 +1,7 @@
 //! The command line read the way kubeadm's pflag reads it: the subcommand, and each flag
 //! looked up in the table, refused when its disposition says so.
 
-use super::error::FlagError;
+use super::error::{FlagError, Msgid};
 use super::table::{Disposition, FLAGS, FlagSpec, Kind, Scope, spec};
 use super::typed::{InitFlags, JoinFlags, common_flags, init_flags, join_flags};
 
@@ -245,7 +245,7 @@ fn check_disposition(occurrence: &Occurrence) -> Result<(), FlagError> {
     if let Disposition::Rejected(reason) = occurrence.spec.disposition {
         return Err(FlagError::Rejected {
             flag: occurrence.spec.name,
-            reason,
+            reason: Msgid(reason),
         });
     }
     Ok(())

@@ -4,7 +4,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use podsec_common::{msg, tr};
 
-use super::error::{FlagError, invalid};
+use super::error::{FlagError, Msgid, invalid};
 use crate::u7s_kubeadm::network::{Ipv4Net, NetworkError};
 
 pub(super) fn ipv4(flag: &'static str, v: &str) -> Result<Ipv4Addr, FlagError> {
@@ -47,7 +47,7 @@ pub(super) fn bootstrap_token(flag: &'static str, v: &str) -> Result<String, Fla
             flag,
             tr!("(hidden)"),
             // Not msg!: the braces are text (the catalogue has it as printed).
-            "a bootstrap token [a-z0-9]{6}.[a-z0-9]{16}",
+            Msgid("a bootstrap token [a-z0-9]{6}.[a-z0-9]{16}"),
         ))
     }
 }

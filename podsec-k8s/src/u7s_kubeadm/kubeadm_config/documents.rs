@@ -251,7 +251,8 @@ fn patches(input: &NodeInput) -> Option<Patches> {
 }
 
 fn yaml(value: &impl Serialize) -> Result<String, ConfigError> {
-    podsec_common::yaml::to_string(value).map_err(|e| ConfigError::Yaml(e.to_string()))
+    podsec_common::yaml::to_string(value)
+        .map_err(|e| ConfigError::Yaml(podsec_common::i18n::Message::of(&e)))
 }
 
 /// The rootless extraArgs of the control-plane components (upstream's templates, without etcd's

@@ -151,10 +151,10 @@ impl Serialize for ExtraArgs {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, podsec_common::i18n::Localize)]
 pub enum ConfigError {
     #[error("the {role:?} configuration needs its {what} settings")]
     Missing { role: Role, what: &'static str },
     #[error("cannot render the kubeadm configuration: {0}")]
-    Yaml(String),
+    Yaml(podsec_common::i18n::Message),
 }

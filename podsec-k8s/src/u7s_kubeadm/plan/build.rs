@@ -4,6 +4,7 @@
 use super::host_steps::{account_steps, kernel_steps, leftover_step};
 use super::step::{dir, file};
 use super::*;
+use podsec_common::i18n::Message;
 
 // The texts of a plan (summary, notes, steps, processes) are for the administrator and made
 // in the user's language (`tr!`); the files and commands it shows are not translated.
@@ -58,7 +59,7 @@ fn calico_images(
             Err(e) => {
                 return Err(calico::CalicoError::NotInRegistry {
                     path: manifest.path.clone(),
-                    reason: e.to_string(),
+                    reason: Message::of(&e),
                 }
                 .into());
             }

@@ -21,7 +21,7 @@ pub(super) fn leftover_step(
         let list = if list.is_empty() {
             msg!("the u7s namespace is running")
         } else {
-            list
+            Message::verbatim(list)
         };
         return Err(if facts.runtime_running {
             PlanError::LeftoversRunning { list }

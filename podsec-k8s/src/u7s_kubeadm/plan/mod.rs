@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
+use podsec_common::i18n::Message;
 use podsec_common::{msg, tr};
 
 use super::audit;
@@ -41,7 +42,7 @@ pub const KUBEADM_CONFIG_DIR: &str = "/etc/podsec/u7s/kubeadm";
 pub const FLANNEL_MANIFEST: &str = "/etc/podsec/u7s/kube-flannel.yml";
 pub const ADMIN_CONF: &str = "/etc/kubernetes/admin.conf";
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, podsec_common::i18n::Localize)]
 pub enum PlanError {
     #[error(transparent)]
     Resolve(#[from] ResolveError),
@@ -58,13 +59,13 @@ pub enum PlanError {
     #[error("the host name '{0}' is not a valid Kubernetes node name; give --node-name")]
     NodeName(String),
     #[error("leftovers of an earlier deployment: {list}; run again with --reset to remove them")]
-    Leftovers { list: String },
+    Leftovers { list: Message },
     #[error(
         "leftovers of an earlier deployment: {list}; run again with --reset to remove them (the running u7s runtime is stopped first)"
     )]
-    LeftoversRunning { list: String },
+    LeftoversRunning { list: Message },
     #[error("{0}")]
-    Kubeadm(String),
+    Kubeadm(Message),
     #[error(transparent)]
     NodeConfig(#[from] node_config::NodeConfigError),
 }

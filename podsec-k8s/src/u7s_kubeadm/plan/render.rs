@@ -2,6 +2,7 @@
 
 use super::step::argv_text;
 use super::*;
+use podsec_common::i18n::Localize;
 
 impl Plan {
     /// The text `--dry-run` prints.
@@ -37,7 +38,7 @@ impl Plan {
         }
         let _ = writeln!(out, "\n{}", tr!("Steps:"));
         for (i, step) in self.steps.iter().enumerate() {
-            let _ = writeln!(out, "  {:>2}. {}", i + 1, step.describe());
+            let _ = writeln!(out, "  {:>2}. {}", i + 1, step.describe().localized());
             match step {
                 Step::InstallPackages { commands, .. } => {
                     for c in commands {

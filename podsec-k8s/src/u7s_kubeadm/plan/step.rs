@@ -1,6 +1,7 @@
 //! The steps of a plan: what each does, as the plan shows it.
 
 use super::*;
+use podsec_common::i18n::{Localize, Message};
 
 /// One step of a plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,21 +115,21 @@ pub(super) fn argv_text(argv: &[String]) -> String {
 
 impl Step {
     /// One line saying what the step does.
-    pub fn describe(&self) -> String {
+    pub fn describe(&self) -> Message {
         match self {
             Step::InstallPackages { packages, .. } => {
-                tr!("install packages {packages}", packages = packages.join(" "))
+                msg!("install packages {packages}", packages = packages.join(" "))
             }
-            Step::CreateGroup { name } => tr!("create system group {name}", name = name),
+            Step::CreateGroup { name } => msg!("create system group {name}", name = name),
             Step::CreateUser { name, home, groups } => {
                 if groups.is_empty() {
-                    tr!(
+                    msg!(
                         "create system user {name} (home {home}, primary group {name})",
                         name = name,
                         home = home
                     )
                 } else {
-                    tr!(
+                    msg!(
                         "create system user {name} (home {home}, primary group {name}, also in {groups})",
                         name = name,
                         home = home,
@@ -136,13 +137,13 @@ impl Step {
                     )
                 }
             }
-            Step::AddSubIds { user, start, count } => tr!(
+            Step::AddSubIds { user, start, count } => msg!(
                 "give {user} subordinate ids: usermod --add-subuids {start}-{end} --add-subgids {start}-{end} {user}",
                 user = user,
                 start = start,
                 end = start + count - 1
             ),
-            Step::AddToGroups { user, groups } => tr!(
+            Step::AddToGroups { user, groups } => msg!(
                 "add {user} to the groups {groups} (keeping its others)",
                 user = user,
                 groups = groups.join(",")
@@ -153,91 +154,114 @@ impl Step {
                 confirmed,
             } => {
                 let paths = if paths.is_empty() {
-                    tr!("(none)").to_string()
+                    msg!("(none)")
                 } else {
-                    paths
-                        .iter()
-                        .map(|p| p.display().to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    Message::verbatim(
+                        paths
+                            .iter()
+                            .map(|p| p.display().to_string())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    )
                 };
                 match (*stop_runtime, *confirmed) {
-                    (false, true) => tr!(
+                    (false, true) => msg!(
                         "remove the leftovers of an earlier deployment: {paths}",
                         paths = paths
                     ),
-                    (true, true) => tr!(
+                    (true, true) => msg!(
                         "stop the running u7s runtime, remove the leftovers of an earlier deployment: {paths}",
                         paths = paths
                     ),
-                    (false, false) => tr!(
+                    (false, false) => msg!(
                         "remove the leftovers of an earlier deployment: {paths} -- needs --reset (or yes at the prompt)",
                         paths = paths
                     ),
-                    (true, false) => tr!(
+                    (true, false) => msg!(
                         "stop the running u7s runtime, remove the leftovers of an earlier deployment: {paths} -- needs --reset (or yes at the prompt)",
                         paths = paths
                     ),
                 }
             }
             Step::Sysctl { key, value } => {
-                tr!("set {key} = {value} now", key = key, value = value)
+                msg!("set {key} = {value} now", key = key, value = value)
             }
-            Step::LoadModules { modules } => tr!(
+            Step::LoadModules { modules } => msg!(
                 "load kernel modules not loaded yet: {modules}",
                 modules = modules.join(" ")
             ),
-            Step::Directory { path, mode, owner } => tr!(
+            Step::Directory { path, mode, owner } => msg!(
                 "directory {path} ({user}:{group} {mode})",
                 path = path.display(),
                 user = owner.user,
                 group = owner.group,
                 mode = mode_text(*mode)
             ),
-            Step::File { file } => tr!(
+            Step::File { file } => msg!(
                 "file {path} ({user}:{group} {mode})",
                 path = file.path.display(),
                 user = file.user,
                 group = file.group,
                 mode = mode_text(file.mode)
             ),
-            Step::NodeConfig { .. } => tr!(
+            Step::NodeConfig { .. } => msg!(
                 "node configuration {path} (root:root 0644)",
                 path = NODE_CONFIG_PATH
             ),
             Step::StartRuntime => {
-                tr!("start the u7s runtime of u7s-admin (namespace, CRI-O)").to_string()
+                msg!("start the u7s runtime of u7s-admin (namespace, CRI-O)")
             }
-            Step::PullImages { commands } => tr!(
+            Step::PullImages { commands } => msg!(
                 "pull {count} images into u7s-admin's storage inside the namespace (the node's signature policy applies)",
                 count = commands.len()
             ),
-            Step::RunKubeadm { argv } => tr!(
+            Step::RunKubeadm { argv } => msg!(
                 "run inside the namespace: {command}",
                 command = argv_text(argv)
             ),
-            Step::PatchAudit => tr!(
+            Step::PatchAudit => msg!(
                 "add the audit flags, mount and volume to {manifest}",
                 manifest = audit::APISERVER_MANIFEST
             ),
-            Step::CopyAdminConf { targets } => tr!(
+            Step::CopyAdminConf { targets } => msg!(
                 "copy {admin_conf} to {targets}",
                 admin_conf = ADMIN_CONF,
-                targets = targets
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(tr!(" and "))
+                targets = AndList(targets)
             ),
-            Step::ApplyFlannel { argv } => tr!(
+            Step::ApplyFlannel { argv } => msg!(
                 "apply flannel: {command} (bounded retries)",
                 command = argv_text(argv)
             ),
-            Step::ApplyCalico { argv } => tr!(
+            Step::ApplyCalico { argv } => msg!(
                 "apply calico: {command} (bounded retries)",
                 command = argv_text(argv)
             ),
-            Step::EnableService => tr!("enable and start u7s.service").to_string(),
+            Step::EnableService => msg!("enable and start u7s.service"),
         }
+    }
+}
+
+/// Paths joined by " and " (in the user's language when localized).
+struct AndList<'a>(&'a [std::path::PathBuf]);
+
+impl AndList<'_> {
+    fn join(&self, and: &str) -> String {
+        self.0
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(and)
+    }
+}
+
+impl std::fmt::Display for AndList<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.join(" and "))
+    }
+}
+
+impl Localize for AndList<'_> {
+    fn localized(&self) -> String {
+        self.join(tr!(" and "))
     }
 }

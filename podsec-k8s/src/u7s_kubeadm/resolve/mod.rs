@@ -15,6 +15,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+use podsec_common::i18n::{Localize, Message};
 use podsec_common::{msg, tr};
 
 use super::flannel;
@@ -38,13 +39,13 @@ pub use images::*;
 pub use source::*;
 pub use version::*;
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, podsec_common::i18n::Localize)]
 pub enum ResolveError {
     #[error("invalid {variable}='{value}': {reason}")]
     Variable {
         variable: &'static str,
         value: String,
-        reason: String,
+        reason: Message,
     },
     #[error(
         "cannot determine the platform of the images: /etc/os-release describes no ALT system; set U7S_PLATFORM (c10f, p10, p11, sisyphus) or U7S_REGISTRY"
@@ -55,14 +56,14 @@ pub enum ResolveError {
     )]
     NoVersion,
     #[error("{0}")]
-    Registry(String),
+    Registry(Message),
     // `available` is "it has ..." (see available_of); one template per message, so that each
     // can be translated whole.
     #[error("{image}: the registry has no tag {tag} ({available})")]
     MissingTag {
         image: String,
         tag: String,
-        available: String,
+        available: Message,
     },
     #[error(
         "{image}: the registry has no tag {tag} ({available}); U7S_SETAVAILABLEIMAGES=yes would use the newest of these"
@@ -70,7 +71,7 @@ pub enum ResolveError {
     MissingTagSubstitutable {
         image: String,
         tag: String,
-        available: String,
+        available: Message,
     },
     #[error(
         "{image}: the registry has no tag {tag} ({available}); export U7S_KUBEVERSION={suggested} or U7S_SETAVAILABLEIMAGES=yes"
@@ -78,14 +79,14 @@ pub enum ResolveError {
     MissingPatch {
         image: String,
         tag: String,
-        available: String,
+        available: Message,
         suggested: String,
     },
     #[error("{image}: the registry has no {minor}.x version ({available})")]
     NoPatch {
         image: String,
         minor: String,
-        available: String,
+        available: Message,
     },
     /// No tag of the same minor to substitute for `tag`.
     #[error(
@@ -94,7 +95,7 @@ pub enum ResolveError {
     NothingUsable {
         image: String,
         tag: String,
-        available: String,
+        available: Message,
     },
     #[error(
         "{image}: the registry has no flannel release with a shipped manifest ({shipped}) ({available})"
@@ -102,17 +103,21 @@ pub enum ResolveError {
     NoFlannelRelease {
         image: String,
         shipped: String,
-        available: String,
+        available: Message,
     },
     #[error("{0}")]
     Flannel(#[from] flannel::FlannelError),
 }
 
-fn variable_error(variable: &'static str, value: &str, reason: impl ToString) -> ResolveError {
+fn variable_error(
+    variable: &'static str,
+    value: &str,
+    reason: impl std::fmt::Display + Localize,
+) -> ResolveError {
     ResolveError::Variable {
         variable,
         value: value.to_string(),
-        reason: reason.to_string(),
+        reason: Message::of(&reason),
     }
 }
 
@@ -124,7 +129,7 @@ pub struct Chosen<T> {
 }
 
 /// What the registry has, for an error: the tags `keep` selects, oldest first.
-fn available_of(tags: &[String], keep: impl Fn(&Tag) -> bool) -> String {
+fn available_of(tags: &[String], keep: impl Fn(&Tag) -> bool) -> Message {
     let mut parsed: Vec<Tag> = tags
         .iter()
         .filter_map(|t| Tag::parse(t))

@@ -52,7 +52,7 @@ impl Tags for RegistryTags {
                 None => {
                     let r = std::sync::Arc::new(
                         Registry::connect(api_host, &self.trust)
-                            .map_err(|e| ResolveError::Registry(e.to_string()))?,
+                            .map_err(|e| ResolveError::Registry(Message::of(&e)))?,
                     );
                     registries.insert(api_host.to_string(), r.clone());
                     r
@@ -61,7 +61,7 @@ impl Tags for RegistryTags {
         };
         let tags = registry
             .tags(&path)
-            .map_err(|e: RegistryError| ResolveError::Registry(e.to_string()))?;
+            .map_err(|e: RegistryError| ResolveError::Registry(Message::of(&e)))?;
         self.listed
             .lock()
             .expect("tag cache")
@@ -109,7 +109,7 @@ pub fn requested(
     request
         .minor_line()
         .check_supported()
-        .map_err(|e| ResolveError::Registry(e.to_string()))?;
+        .map_err(|e| ResolveError::Registry(Message::of(&e)))?;
     Ok(Requested {
         request,
         origin,

@@ -264,7 +264,10 @@ fn check_row(spec: &FlagSpec, row: &Row, command: &str, argv: &[&str]) -> Vec<St
                 Disposition::Rejected(reason) => reason,
                 _ => "(none: the table does not refuse it)",
             };
-            if e != (FlagError::Rejected { flag: name, reason }) {
+            if e != (FlagError::Rejected {
+                flag: name,
+                reason: Msgid(reason),
+            }) {
                 wrong.push(format!("{at}: refused with {e:?}, not the table's reason"));
             }
         }

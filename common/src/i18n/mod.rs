@@ -3,22 +3,31 @@
 //! Catalogues are gettext `.po` files embedded at compile time (`<crate>/po/ru.po`, checked
 //! with `msgfmt --check` by the tests), keyed by the English message: the `msgid` is the
 //! template exactly as the code writes it, with its `{name}` placeholders, and the `msgstr`
-//! uses the same placeholders. Three ways in:
-//! - [`tr!`](crate::tr) for what the code prints itself: `tr!("Installed key {path}", path = p)`
-//!   (and [`msg!`](crate::msg): `format!` that marks a message translated later, at the edge);
-//! - [`translate_message`] for what is already rendered in English, such as an error's
-//!   `Display` (the thiserror templates are the msgids): the entry point translates the error
-//!   chain, so libraries keep returning typed English errors;
+//! uses the same placeholders. Messages are translated where they are built, from the msgid and
+//! the values themselves (never by matching rendered English, which would also translate user
+//! data that happens to equal a msgid):
+//! - [`tr!`](crate::tr) for what the code prints itself: `tr!("Installed key {path}", path = p)`;
+//! - [`msg!`](crate::msg) for a message that may go either to the user or to English-only
+//!   output: a [`Message`] keeps both texts (`Display` is the English);
+//! - `#[derive(Localize)]` beside `thiserror::Error`: the error renders its `#[error]` template
+//!   (the msgid) in the user's language from its fields, its source fields in turn
+//!   ([`localized_chain`] at the entry point); `Display` stays thiserror's English;
 //! - [`translate_command`] for clap definitions (Russian man pages).
 //!
 //! The language comes from `LC_ALL`, else `LC_MESSAGES`, else `LANG`; `C`/`POSIX` (or nothing
 //! set) means English, and otherwise `LANGUAGE` (a colon-separated list) takes precedence, as in
 //! GNU gettext. The nagwad journal lines and the Nagios plugin output stay English whatever the
-//! locale: monitoring parses them (they never go through this module).
+//! locale: monitoring parses them (they use `Display`, never the localized text).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::OnceLock;
+
+mod localize;
+pub use localize::{
+    Cause, Localize, LocalizedError, Message, localized_chain, localized_foreign, render, value,
+};
+pub use podsec_i18n_macros::Localize;
 
 /// One language's catalogue of one crate: the text of a `.po` file, parsed on first use.
 pub struct Catalogue {
@@ -29,14 +38,6 @@ pub struct Catalogue {
 
 struct Parsed {
     exact: HashMap<String, String>,
-    /// The msgids with placeholders, for [`translate_message`], most literal text first.
-    templates: Vec<Template>,
-}
-
-struct Template {
-    pieces: Vec<Piece>,
-    literal_len: usize,
-    translation: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,43 +73,14 @@ impl Catalogue {
     }
 
     fn parsed(&self) -> &Parsed {
-        self.parsed.get_or_init(|| {
-            let exact = parse_po(self.po);
-            let mut templates: Vec<Template> = exact
-                .iter()
-                .filter_map(|(id, translation)| {
-                    let pieces = split_template(id);
-                    let literal_len: usize = pieces
-                        .iter()
-                        .map(|p| match p {
-                            Piece::Literal(l) => l.chars().count(),
-                            Piece::Placeholder(_) => 0,
-                        })
-                        .sum();
-                    let has_placeholder = pieces.iter().any(|p| matches!(p, Piece::Placeholder(_)));
-                    // Two placeholders in a row cannot be told apart, and a template of
-                    // placeholders only would match anything.
-                    let adjacent = pieces.windows(2).any(|w| {
-                        matches!(
-                            (&w[0], &w[1]),
-                            (Piece::Placeholder(_), Piece::Placeholder(_))
-                        )
-                    });
-                    (has_placeholder && literal_len >= 2 && !adjacent).then(|| Template {
-                        pieces,
-                        literal_len,
-                        translation: translation.clone(),
-                    })
-                })
-                .collect();
-            templates.sort_by_key(|t| std::cmp::Reverse(t.literal_len));
-            Parsed { exact, templates }
+        self.parsed.get_or_init(|| Parsed {
+            exact: parse_po(self.po),
         })
     }
 }
 
 /// The catalogue of `common` itself: the CLI layer's messages (usage errors, refusals).
-static COMMON: Catalogue = Catalogue::new("ru", include_str!("../po/ru.po"));
+static COMMON: Catalogue = Catalogue::new("ru", include_str!("../../po/ru.po"));
 static PACKAGE: OnceLock<&'static Catalogue> = OnceLock::new();
 static LANGUAGE: OnceLock<Option<String>> = OnceLock::new();
 
@@ -245,88 +217,6 @@ macro_rules! tr {
     };
 }
 
-/// `msg!` is `format!` that marks its format string as a msgid: for messages composed now and
-/// translated at the edge (errors carried as strings, which the entry point translates with
-/// [`translate_error_chain`], or a print site with [`translate_message`]).
-#[macro_export]
-macro_rules! msg {
-    ($($arg:tt)+) => {
-        ::std::format!($($arg)+)
-    };
-}
-
-/// A message already rendered in English (an error's `Display`, a message of a tool), in the
-/// user's language: an exact msgid, or the msgid template it was rendered from (placeholders
-/// match any text, which is translated in turn), or an OS error text; unchanged otherwise.
-pub fn translate_message(english: &str) -> Cow<'_, str> {
-    if language().is_none() {
-        return Cow::Borrowed(english);
-    }
-    translate_depth(english, 0)
-}
-
-fn translate_depth(english: &str, depth: usize) -> Cow<'_, str> {
-    if let Some(exact) = lookup(english) {
-        return Cow::Borrowed(exact);
-    }
-    if let Some(os) = translate_os_error(english) {
-        return Cow::Owned(os);
-    }
-    if depth >= 4 {
-        return Cow::Borrowed(english);
-    }
-    let mut best: Option<(usize, String)> = None;
-    for catalogue in catalogues() {
-        for template in &catalogue.parsed().templates {
-            if best
-                .as_ref()
-                .is_some_and(|(len, _)| *len >= template.literal_len)
-            {
-                break;
-            }
-            if let Some(captures) = match_template(&template.pieces, english) {
-                let mut values: Vec<(String, String)> = Vec::new();
-                for (placeholder, text) in captures {
-                    values.push((placeholder, translate_depth(text, depth + 1).into_owned()));
-                }
-                best = Some((
-                    template.literal_len,
-                    fill_placeholders(&template.translation, &values),
-                ));
-                break;
-            }
-        }
-    }
-    match best {
-        Some((_, text)) => Cow::Owned(text),
-        None => Cow::Borrowed(english),
-    }
-}
-
-/// An error chain (`error: cause: cause`, as [`crate::cli::error_chain`] writes it), each
-/// part translated.
-pub fn translate_error_chain(err: &dyn std::error::Error) -> String {
-    if language().is_none() {
-        return crate::cli::error_chain(err);
-    }
-    let mut parts: Vec<String> = vec![err.to_string()];
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !parts.last().is_some_and(|last| last.ends_with(&text)) {
-            parts.push(text);
-        }
-        source = cause.source();
-    }
-    // A part that ends with its cause's text carries it; translate each part on its own.
-    parts
-        .iter()
-        .map(|p| translate_message(p).into_owned())
-        .collect::<Vec<_>>()
-        .join(": ")
-        .replace('\n', " ")
-}
-
 fn split_template(template: &str) -> Vec<Piece> {
     let mut pieces = Vec::new();
     let mut literal = String::new();
@@ -363,41 +253,9 @@ fn split_template(template: &str) -> Vec<Piece> {
     pieces
 }
 
-/// Matches `text` against a template: literals in order (each placeholder takes the shortest
-/// text up to the next literal; the last one takes the rest). Returns the placeholders with
-/// the text each matched.
-fn match_template<'t>(pieces: &[Piece], text: &'t str) -> Option<Vec<(String, &'t str)>> {
-    let mut captures = Vec::new();
-    let mut rest = text;
-    let mut pending: Option<&str> = None;
-    for piece in pieces {
-        match piece {
-            Piece::Literal(literal) => match pending.take() {
-                None => rest = rest.strip_prefix(literal.as_str())?,
-                Some(placeholder) => {
-                    let at = rest.find(literal.as_str())?;
-                    if at == 0 {
-                        return None;
-                    }
-                    captures.push((placeholder.to_string(), &rest[..at]));
-                    rest = &rest[at + literal.len()..];
-                }
-            },
-            Piece::Placeholder(p) => pending = Some(p),
-        }
-    }
-    match pending {
-        Some(placeholder) if !rest.is_empty() => captures.push((placeholder.to_string(), rest)),
-        Some(_) => return None,
-        None if !rest.is_empty() => return None,
-        None => {}
-    }
-    Some(captures)
-}
-
-/// Puts captured texts into a translated template: a placeholder takes the capture of the
-/// same placeholder in the msgid (the k-th `{}` the k-th `{}`).
-fn fill_placeholders(translation: &str, values: &[(String, String)]) -> String {
+/// Fills a translated template: a placeholder takes the value of the same placeholder of the
+/// msgid, as written (`{path}`, `{0:?}`; the k-th `{}` the k-th `{}`).
+pub(crate) fn fill(translation: &str, values: &[(&str, String)]) -> String {
     let mut used = vec![false; values.len()];
     split_template(translation)
         .into_iter()
@@ -513,92 +371,41 @@ const OS_ERRORS: &[(i32, &str, &str)] = &[
     (113, "No route to host", "Нет маршрута до узла"),
 ];
 
-/// `No such file or directory (os error 2)` in the user's language (the whole text must be
-/// the OS error, so a message that merely ends with one is matched by its own template).
-fn translate_os_error(english: &str) -> Option<String> {
-    let open = english.rfind(" (os error ")?;
-    let code: i32 = english[open + 11..].strip_suffix(')')?.parse().ok()?;
-    let description = &english[..open];
+/// The user's language's text of an OS error, by number: Rust shows glibc's English text
+/// whatever the locale.
+pub(crate) fn os_error_translation(code: i32) -> Option<&'static str> {
     if language()? != "ru" {
         return None;
     }
-    let (_, _, russian) = OS_ERRORS
+    OS_ERRORS
         .iter()
-        .find(|(c, e, _)| *c == code && *e == description)?;
-    Some(format!("{russian} (os error {code})"))
+        .find(|(c, _, _)| *c == code)
+        .map(|(_, _, russian)| *russian)
 }
 
-/// Parses the entries of a `.po` file: `msgid`/`msgstr` with continuation lines and C escapes;
-/// the header, fuzzy entries, entries with a context and untranslated ones are left out.
+/// Parses the entries of a `.po` file (polib): translated singular entries without a context;
+/// the header, fuzzy entries and untranslated ones are left out. A catalogue that does not parse
+/// (the tests run `msgfmt --check` on every one) gives no translations, so English.
 pub fn parse_po(text: &str) -> HashMap<String, String> {
-    #[derive(PartialEq)]
-    enum Field {
-        None,
-        Context,
-        Id,
-        Str,
-        Other,
-    }
-    let mut entries = HashMap::new();
-    let (mut id, mut string, mut fuzzy, mut context) = (String::new(), String::new(), false, false);
-    let mut field = Field::None;
-    let mut seen_id = false;
-    let mut flush = |id: &mut String,
-                     string: &mut String,
-                     fuzzy: &mut bool,
-                     context: &mut bool,
-                     seen_id: &mut bool| {
-        if *seen_id && !id.is_empty() && !string.is_empty() && !*fuzzy && !*context {
-            entries.insert(std::mem::take(id), std::mem::take(string));
-        }
-        id.clear();
-        string.clear();
-        *fuzzy = false;
-        *context = false;
-        *seen_id = false;
+    let options = polib::po_file::POParseOptions {
+        translated_only: true,
+        ..Default::default()
     };
-    for line in text.lines().map(str::trim) {
-        if line.is_empty() {
-            flush(&mut id, &mut string, &mut fuzzy, &mut context, &mut seen_id);
-            field = Field::None;
-        } else if let Some(flags) = line.strip_prefix("#,") {
-            if seen_id {
-                flush(&mut id, &mut string, &mut fuzzy, &mut context, &mut seen_id);
-            }
-            fuzzy |= flags.split(',').any(|f| f.trim() == "fuzzy");
-        } else if line.starts_with('#') {
-            continue;
-        } else if let Some(rest) = line.strip_prefix("msgctxt ") {
-            if seen_id {
-                flush(&mut id, &mut string, &mut fuzzy, &mut context, &mut seen_id);
-            }
-            context = true;
-            field = Field::Context;
-            let _ = unquote_po(rest);
-        } else if let Some(rest) = line.strip_prefix("msgid ") {
-            if seen_id {
-                flush(&mut id, &mut string, &mut fuzzy, &mut context, &mut seen_id);
-            }
-            seen_id = true;
-            field = Field::Id;
-            id.push_str(&unquote_po(rest));
-        } else if let Some(rest) = line.strip_prefix("msgstr ") {
-            field = Field::Str;
-            string.push_str(&unquote_po(rest));
-        } else if line.starts_with("msgid_plural") || line.starts_with("msgstr[") {
-            // Plural forms are not used; such an entry is left out.
-            context = true;
-            field = Field::Other;
-        } else if line.starts_with('"') {
-            match field {
-                Field::Id => id.push_str(&unquote_po(line)),
-                Field::Str => string.push_str(&unquote_po(line)),
-                _ => {}
-            }
-        }
-    }
-    flush(&mut id, &mut string, &mut fuzzy, &mut context, &mut seen_id);
-    entries
+    let Ok(catalog) = polib::po_file::parse_from_reader_with_option(text.as_bytes(), &options)
+    else {
+        return HashMap::new();
+    };
+    catalog
+        .messages()
+        .filter(|m| {
+            m.is_singular()
+                && m.is_translated()
+                && !m.flags().is_fuzzy()
+                && m.msgctxt().is_none()
+                && !m.msgid().is_empty()
+        })
+        .filter_map(|m| Some((m.msgid().to_string(), m.msgstr().ok()?.to_string())))
+        .collect()
 }
 
 /// A string as a `.po` file quotes it (one line per `\n` of the text).
@@ -614,30 +421,6 @@ pub fn po_string(text: &str) -> String {
     let mut out = String::from("\"\"");
     for line in text.split_inclusive('\n') {
         out.push_str(&format!("\n\"{}\"", escape(line).replace('\n', "\\n")));
-    }
-    out
-}
-
-fn unquote_po(quoted: &str) -> String {
-    let inner = quoted
-        .trim()
-        .strip_prefix('"')
-        .and_then(|s| s.strip_suffix('"'))
-        .unwrap_or("");
-    let mut out = String::with_capacity(inner.len());
-    let mut chars = inner.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('n') => out.push('\n'),
-            Some('t') => out.push('\t'),
-            Some('r') => out.push('\r'),
-            Some(other) => out.push(other),
-            None => {}
-        }
     }
     out
 }
@@ -972,31 +755,18 @@ msgstr "строка \"в кавычках\"\t\n"
     }
 
     #[test]
-    fn templates_match_rendered_text_and_fill_the_translation() {
-        let pieces = split_template("cannot read {path}: {source}");
-        let captures = match_template(&pieces, "cannot read /etc/x: bad: worse").unwrap();
-        assert_eq!(
-            captures,
-            vec![
-                ("{path}".to_string(), "/etc/x"),
-                ("{source}".to_string(), "bad: worse")
-            ]
-        );
-        assert!(match_template(&pieces, "cannot write /etc/x: bad").is_none());
-        assert!(match_template(&split_template("key {0} unknown"), "key x unknown here").is_none());
-        let values: Vec<(String, String)> = captures
-            .into_iter()
-            .map(|(p, t)| (p, t.to_string()))
-            .collect();
-        assert_eq!(
-            fill_placeholders("{source}: при чтении {path}", &values),
-            "bad: worse: при чтении /etc/x"
-        );
-        let positional = vec![
-            ("{}".to_string(), "a".to_string()),
-            ("{}".to_string(), "b".to_string()),
+    fn a_translation_is_filled_by_placeholder_as_written() {
+        let values = [
+            ("{path}", "/etc/x".to_string()),
+            ("{source}", "bad".to_string()),
         ];
-        assert_eq!(fill_placeholders("{} и {}", &positional), "a и b");
+        assert_eq!(
+            fill("{source}: при чтении {path}", &values),
+            "bad: при чтении /etc/x"
+        );
+        let positional = [("{}", "a".to_string()), ("{}", "b".to_string())];
+        assert_eq!(fill("{} и {}", &positional), "a и b");
+        assert_eq!(fill("{{x}} {missing}", &positional), "{x} {missing}");
     }
 
     #[test]
