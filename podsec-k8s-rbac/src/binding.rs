@@ -114,11 +114,11 @@ fn check_role_ref(target: &Target, role_ref: &RoleRef, unbinding: bool) -> Resul
     {
         return Ok(());
     }
-    let wanted = kinds
-        .iter()
-        .map(|k| format!("{k} '{}'", target.role))
-        .collect::<Vec<_>>()
-        .join(" or ");
+    let role = &target.role;
+    let wanted = match kinds {
+        [kind] => Message::verbatim(format!("{kind} '{role}'")),
+        _ => msg!("Role '{role}' or ClusterRole '{role}'"),
+    };
     Err(Error::Failed(msg!(
         "{} refers to {} '{}', not {wanted}; nothing changed",
         target.binding_label(),

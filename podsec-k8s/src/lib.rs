@@ -13,27 +13,16 @@ mod u7s;
 pub mod u7s_kubeadm;
 pub mod upstream_env;
 
-/// The package's Russian messages (msgid = the English template as the code writes it).
 /// `path: error`: the error's English in `Display`, in the user's language when localized (an
 /// OS error by its number), for an error detail that names the file it is about.
 pub(crate) fn path_message(
     path: &std::path::Path,
     error: &(impl std::fmt::Display + podsec_common::i18n::Localize),
 ) -> podsec_common::i18n::Message {
-    struct PathError<'a, E>(&'a std::path::Path, &'a E);
-    impl<E: std::fmt::Display> std::fmt::Display for PathError<'_, E> {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            write!(f, "{}: {}", self.0.display(), self.1)
-        }
-    }
-    impl<E: podsec_common::i18n::Localize> podsec_common::i18n::Localize for PathError<'_, E> {
-        fn localized(&self) -> String {
-            format!("{}: {}", self.0.display(), self.1.localized())
-        }
-    }
-    podsec_common::i18n::Message::of(&PathError(path, error))
+    podsec_common::msg!("{path}: {error}", path = path.display())
 }
 
+/// The package's Russian messages (msgid = the English template as the code writes it).
 pub static TRANSLATIONS: Catalogue = Catalogue::new("ru", include_str!("../po/ru.po"));
 
 pub const PACKAGE: Package = Package {

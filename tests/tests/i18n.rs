@@ -111,6 +111,42 @@ fn every_message_of_the_translated_packages_has_a_translation() {
     );
 }
 
+/// Every error type of the translated crates says itself in the user's language: a type that
+/// derives `thiserror::Error` without `Localize` would be shown in English wherever it is a
+/// field or a cause of another error (the derive falls back to `Display` for it).
+#[test]
+fn every_error_type_derives_localize() {
+    let mut missing = Vec::new();
+    let mut derives = 0;
+    for krate in TRANSLATED {
+        let mut stack = vec![project_root().join(krate).join("src")];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    for (n, line) in text.lines().enumerate() {
+                        let line = line.trim();
+                        if line.starts_with("#[derive(") && line.contains("thiserror::Error") {
+                            derives += 1;
+                            if !line.contains("Localize") {
+                                missing.push(format!("{}:{}", path.display(), n + 1));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(derives > 50, "only {derives} error types found");
+    assert!(
+        missing.is_empty(),
+        "thiserror::Error without Localize: {missing:?}"
+    );
+}
+
 /// `#[error("...")]`, `tr!("...")` and `msg!("...")` literals of every .rs file below `dir`.
 fn messages_in(dir: &Path) -> Vec<Found> {
     let mut found = Vec::new();

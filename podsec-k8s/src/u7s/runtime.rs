@@ -77,6 +77,8 @@ pub enum RuntimeError {
     Caller { expected: u32, actual: u32 },
     #[error(transparent)]
     Service(#[from] ServiceError),
+    #[error(transparent)]
+    File(#[from] podsec_common::host::files::FileError),
     /// `reason` ends with the unit's log, if any.
     #[error("{unit} did not get ready within {timeout:?}: {reason}")]
     NotReady {
@@ -448,11 +450,7 @@ impl Runtime {
             format!("{}\n", child.id()).as_bytes(),
             0o644,
             Default::default(),
-        )
-        .map_err(|e| RuntimeError::Io {
-            path: pid_file.clone(),
-            source: std::io::Error::other(e.to_string()),
-        })?;
+        )?;
         Ok(())
     }
 
