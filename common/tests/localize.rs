@@ -139,3 +139,17 @@ fn a_borrowed_message_inside_a_message_is_translated_too() {
         "не удалось записать в /x: (см. --help)"
     );
 }
+
+#[test]
+fn tr_renders_an_error_value_in_russian_too() {
+    russian();
+    let text = podsec_common::tr!(
+        "cannot write to {dir}: {error}",
+        dir = "/x",
+        error = NotRoot { uid: 3 }
+    );
+    assert_eq!(
+        text,
+        "не удалось записать в /x: команду должен запускать root (эффективный uid 0); текущий эффективный uid — 3"
+    );
+}

@@ -14,6 +14,8 @@ use sha2::{Digest, Sha256};
 
 use podsec_common::host::files::FileError;
 use podsec_common::host::{Host, HostDir};
+use podsec_common::i18n::Message;
+use podsec_common::msg;
 use podsec_common::policy::{Policy, Requirement};
 
 use crate::layout::{KEYS_DIR, SIGSTORE_HOST, SIGSTORE_PORT};
@@ -32,11 +34,13 @@ pub enum FetchError {
     #[error("the server publishes no policy.json")]
     NoPolicy,
     #[error("the published policy.json is not acceptable: {0}")]
-    BadPolicy(String),
+    BadPolicy(Message),
     #[error("the published policy names key {0}, which the server does not publish")]
     MissingKey(String),
     #[error("{name} is not an OpenPGP public key: {detail}")]
-    BadKey { name: String, detail: String },
+    BadKey { name: String, detail: Message },
+    #[error(transparent)]
+    File(#[from] FileError),
     #[error("the published policy.json has SHA-256 {actual}, expected {expected}")]
     PolicyDigest { expected: String, actual: String },
     #[error("key {name} has fingerprint {fingerprint}, which is not among the expected ones")]
@@ -126,23 +130,25 @@ fn fingerprints_by_key(
 /// What the server publishes in `dir` (its keys directory), as clients pin it; `None` while
 /// it publishes no policy (no image maker yet).
 pub fn published_pins(host: &impl Host, dir: &Path) -> Result<Option<TrustPins>, FetchError> {
-    let failed = |e: FileError| FetchError::BadKey {
-        name: dir.display().to_string(),
-        detail: e.to_string(),
+    // No keys directory yet: nothing published. Anything else (a link there, no access) is
+    // said, not taken for "no image maker".
+    let dir = match host.open_dir(dir) {
+        Ok(dir) => dir,
+        Err(FileError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(None);
+        }
+        Err(e) => return Err(e.into()),
     };
-    let Ok(dir) = host.open_dir(dir) else {
-        return Ok(None);
-    };
-    let names = dir.list().map_err(failed)?;
+    let names = dir.list()?;
     if !names.iter().any(|n| n == "policy.json") {
         return Ok(None);
     }
-    let policy = dir.read_file("policy.json", MAX_FILE).map_err(failed)?;
+    let policy = dir.read_file("policy.json", MAX_FILE)?;
     let mut keys = BTreeMap::new();
     for name in names {
         let name = name.to_string_lossy().into_owned();
         if name.ends_with(".pgp") && acceptable_name(&name) {
-            let bytes = dir.read_file(&name, MAX_FILE).map_err(failed)?;
+            let bytes = dir.read_file(&name, MAX_FILE)?;
             keys.insert(name, bytes);
         }
     }
@@ -235,8 +241,8 @@ pub fn trust_bundle(address: IpAddr, pins: &Pins) -> Result<TrustBundle, FetchEr
     }
     let fingerprints = fingerprints_by_key(&keys)?;
     let found = TrustPins::new(&policy_bytes, &fingerprints);
-    let policy_text =
-        String::from_utf8(policy_bytes).map_err(|e| FetchError::BadPolicy(e.to_string()))?;
+    let policy_text = String::from_utf8(policy_bytes)
+        .map_err(|e| FetchError::BadPolicy(Message::verbatim(e.to_string())))?;
     check_policy(&policy_text, &keys)?;
     if !pins.key_fingerprints.is_empty() {
         for (name, found) in &fingerprints {
@@ -263,11 +269,11 @@ pub fn trust_bundle(address: IpAddr, pins: &Pins) -> Result<TrustBundle, FetchEr
 
 /// Rejects by default; every signedBy key is one of the published keys, under /var/sigstore/keys.
 fn check_policy(text: &str, keys: &BTreeMap<String, Vec<u8>>) -> Result<(), FetchError> {
-    let policy = Policy::from_json(text).map_err(|e| FetchError::BadPolicy(e.to_string()))?;
+    let policy = Policy::from_json(text).map_err(|e| FetchError::BadPolicy(Message::of(&e)))?;
     if !matches!(policy.default.as_slice(), [Requirement::Reject(_)]) {
-        return Err(FetchError::BadPolicy(
-            "its default is not [{\"type\":\"reject\"}]".into(),
-        ));
+        return Err(FetchError::BadPolicy(msg!(
+            "its default is not [{{\"type\":\"reject\"}}]"
+        )));
     }
     for requirement in policy
         .transports
@@ -283,7 +289,7 @@ fn check_policy(text: &str, keys: &BTreeMap<String, Vec<u8>>) -> Result<(), Fetc
                     .and_then(|rest| rest.strip_prefix('/'))
                     .filter(|name| acceptable_name(name))
                     .ok_or_else(|| {
-                        FetchError::BadPolicy(format!("key path {path} is not in {KEYS_DIR}"))
+                        FetchError::BadPolicy(msg!("key path {path} is not in {KEYS_DIR}"))
                     })?;
                 if !keys.contains_key(name) {
                     return Err(FetchError::MissingKey(path.clone()));
@@ -297,13 +303,14 @@ fn check_policy(text: &str, keys: &BTreeMap<String, Vec<u8>>) -> Result<(), Fetc
 /// The primary fingerprints of the certificates in `bytes` (read in process: no keyring, no
 /// program, no temporary directory).
 pub fn key_fingerprints(name: &str, bytes: &[u8]) -> Result<Vec<String>, FetchError> {
-    let bad = |detail: String| FetchError::BadKey {
+    let bad = |detail: Message| FetchError::BadKey {
         name: name.to_string(),
         detail,
     };
-    let certs = podsec_common::openpgp::keyring(bytes).map_err(|e| bad(e.to_string()))?;
+    let certs = podsec_common::openpgp::keyring(bytes)
+        .map_err(|e| bad(Message::verbatim(e.to_string())))?;
     if certs.iter().any(|cert| cert.is_tsk()) {
-        return Err(bad("it contains secret key material".into()));
+        return Err(bad(msg!("it contains secret key material")));
     }
     Ok(certs
         .iter()
@@ -318,6 +325,20 @@ pub fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_keys_directory_publishes_nothing_but_a_non_directory_there_is_an_error() {
+        use podsec_common::host::fake::FakeHost;
+        let keys = Path::new("/var/sigstore/keys");
+        assert!(matches!(published_pins(&FakeHost::new(), keys), Ok(None)));
+        let host = FakeHost::new()
+            .with_dir("/var/sigstore", 0o755, (0, 0))
+            .with_file(keys, b"not a directory");
+        match published_pins(&host, keys) {
+            Err(FetchError::File(FileError::NotFollowing { path })) => assert_eq!(path, keys),
+            other => panic!("expected a refusal, got {:?}", other.map(|p| p.is_some())),
+        }
+    }
 
     #[test]
     fn names_from_the_server_are_checked() {

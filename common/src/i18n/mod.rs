@@ -200,7 +200,8 @@ pub fn substitute(template: &str, values: &[(&str, String)]) -> String {
 
 /// `tr!("English {name}", name = value)`: the message in the user's language. English is
 /// rendered by `format!` (so the placeholders are checked at compile time), a translation by
-/// [`substitute`]. The msgid is the literal exactly as written.
+/// [`substitute`], each value that says itself ([`Localize`]: an error of ours, a
+/// [`Message`]) in the user's language too. The msgid is the literal exactly as written.
 #[macro_export]
 macro_rules! tr {
     ($template:literal) => {
@@ -210,7 +211,11 @@ macro_rules! tr {
         match $crate::i18n::lookup($template) {
             Some(translated) => $crate::i18n::substitute(
                 translated,
-                &[$((stringify!($name), ::std::string::ToString::to_string(&$value))),+],
+                &[$((stringify!($name), {
+                    #[allow(unused_imports)]
+                    use $crate::i18n::value::{ViaDisplay as _, ViaLocalize as _};
+                    (&&$crate::i18n::value::Wrap(&$value)).localized_text()
+                })),+],
             ),
             None => ::std::format!($template, $($name = $value),+),
         }

@@ -250,10 +250,7 @@ pub fn print_pins(host: &impl Host, address: &str) {
             )
         ),
         Ok(None) => {}
-        Err(e) => eprintln!(
-            "{}",
-            tr!("Note: no pins for clients: {error}", error = e.to_string())
-        ),
+        Err(e) => eprintln!("{}", tr!("Note: no pins for clients: {error}", error = e)),
     }
 }
 
