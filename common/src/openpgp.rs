@@ -16,7 +16,7 @@ use sequoia_openpgp as openpgp;
 #[derive(Debug, thiserror::Error, crate::i18n::Localize)]
 pub enum OpenPgpError {
     #[error("no usable OpenPGP key: {0}")]
-    Key(String),
+    Key(crate::i18n::Message),
     #[error(
         "the signing key is protected by a passphrase; --sign-key needs an unprotected key file"
     )]
@@ -31,7 +31,8 @@ pub enum OpenPgpError {
 /// binary transferable secret key).
 pub fn sign(key_file: &[u8], payload: &[u8]) -> Result<Vec<u8>, OpenPgpError> {
     let policy = StandardPolicy::new();
-    let cert = Cert::from_bytes(key_file).map_err(|e| OpenPgpError::Key(e.to_string()))?;
+    let cert = Cert::from_bytes(key_file)
+        .map_err(|e| OpenPgpError::Key(crate::i18n::Message::verbatim(e.to_string())))?;
     let key = cert
         .keys()
         .with_policy(&policy, None)
@@ -42,7 +43,7 @@ pub fn sign(key_file: &[u8], payload: &[u8]) -> Result<Vec<u8>, OpenPgpError> {
         .secret()
         .next()
         .ok_or_else(|| {
-            OpenPgpError::Key(format!(
+            OpenPgpError::Key(crate::msg!(
                 "{} has no valid secret signing key",
                 cert.fingerprint()
             ))
@@ -114,11 +115,13 @@ impl VerificationHelper for Helper {
 /// Parses every certificate of a keyring file (binary or armored, one or more keys).
 pub fn keyring(bytes: &[u8]) -> Result<Vec<Cert>, OpenPgpError> {
     let certs: Vec<Cert> = CertParser::from_bytes(bytes)
-        .map_err(|e| OpenPgpError::Key(e.to_string()))?
+        .map_err(|e| OpenPgpError::Key(crate::i18n::Message::verbatim(e.to_string())))?
         .collect::<Result<_, _>>()
-        .map_err(|e| OpenPgpError::Key(e.to_string()))?;
+        .map_err(|e| OpenPgpError::Key(crate::i18n::Message::verbatim(e.to_string())))?;
     if certs.is_empty() {
-        return Err(OpenPgpError::Key("the keyring holds no certificate".into()));
+        return Err(OpenPgpError::Key(crate::msg!(
+            "the keyring holds no certificate"
+        )));
     }
     Ok(certs)
 }

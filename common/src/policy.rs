@@ -17,7 +17,7 @@ pub enum PolicyError {
     #[error("not a valid policy.json: {0}")]
     Parse(#[from] serde_json::Error),
     #[error("invalid policy: {0}")]
-    Invalid(String),
+    Invalid(crate::i18n::Message),
 }
 
 /// Unknown members of an object, in their original order.
@@ -366,9 +366,9 @@ impl Policy {
     /// `default`, exactly one key source per signature requirement.
     pub fn validate(&self) -> Result<(), PolicyError> {
         if self.default.is_empty() {
-            return Err(PolicyError::Invalid(
-                "\"default\" has no requirement".into(),
-            ));
+            return Err(PolicyError::Invalid(crate::msg!(
+                "\"default\" has no requirement"
+            )));
         }
         let scoped = self
             .transports
@@ -379,7 +379,7 @@ impl Policy {
         {
             for requirement in requirements {
                 check_requirement(requirement)
-                    .map_err(|why| PolicyError::Invalid(format!("{place}: {why}")))?;
+                    .map_err(|why| PolicyError::Invalid(crate::msg!("{place}: {why}")))?;
             }
         }
         Ok(())
@@ -411,7 +411,7 @@ impl Policy {
     }
 }
 
-fn check_requirement(requirement: &Requirement) -> Result<(), String> {
+fn check_requirement(requirement: &Requirement) -> Result<(), crate::i18n::Message> {
     let count = |items: &[bool]| items.iter().filter(|b| **b).count();
     match requirement {
         Requirement::SignedBy(r) => {
@@ -421,7 +421,9 @@ fn check_requirement(requirement: &Requirement) -> Result<(), String> {
                 r.key_data.is_some(),
             ]);
             if sources != 1 {
-                return Err("signedBy needs exactly one of keyPath, keyPaths, keyData".into());
+                return Err(crate::msg!(
+                    "signedBy needs exactly one of keyPath, keyPaths, keyData"
+                ));
             }
         }
         Requirement::SigstoreSigned(r) => {
@@ -434,9 +436,9 @@ fn check_requirement(requirement: &Requirement) -> Result<(), String> {
                 r.pki.is_some(),
             ]);
             if sources != 1 {
-                return Err(
-                    "sigstoreSigned needs exactly one of keyPath, keyPaths, keyData, keyDatas, fulcio, pki".into(),
-                );
+                return Err(crate::msg!(
+                    "sigstoreSigned needs exactly one of keyPath, keyPaths, keyData, keyDatas, fulcio, pki"
+                ));
             }
             let rekor = count(&[
                 r.rekor_public_key_path.is_some(),
@@ -445,14 +447,18 @@ fn check_requirement(requirement: &Requirement) -> Result<(), String> {
                 r.rekor_public_key_datas.is_some(),
             ]);
             if rekor > 1 {
-                return Err("sigstoreSigned takes at most one rekorPublicKey* member".into());
+                return Err(crate::msg!(
+                    "sigstoreSigned takes at most one rekorPublicKey* member"
+                ));
             }
             if r.fulcio.is_some() && rekor == 0 {
-                return Err("sigstoreSigned with fulcio needs a rekorPublicKey* member".into());
+                return Err(crate::msg!(
+                    "sigstoreSigned with fulcio needs a rekorPublicKey* member"
+                ));
             }
         }
         Requirement::Other(value) if type_of(value).is_none() => {
-            return Err("requirement without a \"type\"".into());
+            return Err(crate::msg!("requirement without a \"type\""));
         }
         _ => {}
     }

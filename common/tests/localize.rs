@@ -153,3 +153,15 @@ fn tr_renders_an_error_value_in_russian_too() {
         "не удалось записать в /x: команду должен запускать root (эффективный uid 0); текущий эффективный uid — 3"
     );
 }
+
+#[test]
+fn an_io_error_made_of_a_message_says_the_message() {
+    russian();
+    let err = std::io::Error::other(msg!("(see --help)"));
+    assert_eq!(err.to_string(), "(see --help)");
+    assert_eq!(err.localized(), "(см. --help)");
+    assert_eq!(
+        std::io::Error::from_raw_os_error(2).localized(),
+        "Нет такого файла или каталога (os error 2)"
+    );
+}

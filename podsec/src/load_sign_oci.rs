@@ -107,7 +107,7 @@ pub enum Error {
     BadName {
         name: String,
         reference: String,
-        detail: String,
+        detail: podsec_common::i18n::Message,
     },
     #[error(
         "signatures for {image} would be written to {url}, which is not a local file:// store (configure lookaside-staging in registries.d)"
@@ -194,13 +194,13 @@ pub fn reference_for(target: &Target, ref_name: &str) -> Result<ImageRef, Error>
     let image = ImageRef::parse(&reference).map_err(|e| Error::BadName {
         name: ref_name.into(),
         reference: reference.clone(),
-        detail: e.to_string(),
+        detail: podsec_common::i18n::Message::of(&e),
     })?;
     if image.tag.is_none() || image.digest.is_some() {
         return Err(Error::BadName {
             name: ref_name.into(),
             reference,
-            detail: "a tag is needed".into(),
+            detail: podsec_common::msg!("a tag is needed"),
         });
     }
     Ok(image)
@@ -331,7 +331,7 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
         let digest = Digest::parse(&image.manifest_digest).map_err(|e| Error::BadName {
             name: image.ref_name.clone(),
             reference: reference.to_string(),
-            detail: e.to_string(),
+            detail: podsec_common::i18n::Message::of(&e),
         })?;
         let signatures = lookaside::signature_dir(&reference, &digest);
         // Nothing is pushed for a signature that could not be stored.

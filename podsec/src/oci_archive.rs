@@ -8,6 +8,8 @@ use std::io::{Read, Write};
 use std::path::{Component, Path, PathBuf};
 
 use oci_spec::image::{Descriptor, ImageIndex, ImageManifest};
+use podsec_common::i18n::Message;
+use podsec_common::msg;
 use sha2::{Digest, Sha256};
 
 /// Bounds of what an archive may unpack to.
@@ -21,9 +23,9 @@ pub enum ArchiveError {
     #[error("archive {0} is missing or not a regular file")]
     Missing(PathBuf),
     #[error("unsuccessful archive unfolding of {archive}: {detail}")]
-    Unpack { archive: PathBuf, detail: String },
+    Unpack { archive: PathBuf, detail: Message },
     #[error("archive entry '{entry}' is not allowed: {why}")]
-    BadEntry { entry: String, why: &'static str },
+    BadEntry { entry: String, why: Message },
     #[error("archive is larger than the allowed {MAX_TOTAL_BYTES} bytes or {MAX_ENTRIES} entries")]
     TooLarge,
     #[error("invalid archive format: architecture directory {0}/ is missing")]
@@ -31,9 +33,9 @@ pub enum ArchiveError {
     #[error("invalid archive format: {0}/index.json is missing or invalid: {1}")]
     NoIndex(String, String),
     #[error("blob {digest} is missing or damaged: {detail}")]
-    Blob { digest: String, detail: String },
+    Blob { digest: String, detail: Message },
     #[error("manifest {digest} is not an OCI image manifest: {detail}")]
-    Manifest { digest: String, detail: String },
+    Manifest { digest: String, detail: Message },
     #[error("cannot create a temporary directory: {0}")]
     Temp(std::io::Error),
 }
@@ -57,7 +59,7 @@ pub struct Image {
     pub blobs: Vec<Descriptor>,
 }
 
-fn bad(entry: &Path, why: &'static str) -> ArchiveError {
+fn bad(entry: &Path, why: Message) -> ArchiveError {
     ArchiveError::BadEntry {
         entry: entry.display().to_string(),
         why,
@@ -72,7 +74,7 @@ pub fn unpack(archive: &Path, arch: &str) -> Result<Layout, ArchiveError> {
     }
     let file = File::open(archive).map_err(|e| ArchiveError::Unpack {
         archive: archive.into(),
-        detail: e.to_string(),
+        detail: Message::of(&e),
     })?;
     // xz decoding on a thread of its own, so that it overlaps the hashing and writing of the
     // entries (the unpacking was one core's work before: about half of a run).
@@ -160,7 +162,7 @@ pub fn unpack_tar(reader: impl Read, archive: &Path, arch: &str) -> Result<Layou
         .prefix("podsec-oci.")
         .tempdir()
         .map_err(ArchiveError::Temp)?;
-    let unpack_error = |detail: String| ArchiveError::Unpack {
+    let unpack_error = |detail: Message| ArchiveError::Unpack {
         archive: archive.into(),
         detail,
     };
@@ -168,32 +170,32 @@ pub fn unpack_tar(reader: impl Read, archive: &Path, arch: &str) -> Result<Layou
     let mut total = 0u64;
     let mut count = 0usize;
     let mut checked = std::collections::HashSet::new();
-    for entry in tar.entries().map_err(|e| unpack_error(e.to_string()))? {
-        let mut entry = entry.map_err(|e| unpack_error(e.to_string()))?;
+    for entry in tar.entries().map_err(|e| unpack_error(Message::of(&e)))? {
+        let mut entry = entry.map_err(|e| unpack_error(Message::of(&e)))?;
         count += 1;
         let path = entry
             .path()
-            .map_err(|e| unpack_error(e.to_string()))?
+            .map_err(|e| unpack_error(Message::of(&e)))?
             .into_owned();
         let mut parts = Vec::new();
         for component in path.components() {
             match component {
                 Component::Normal(part) => parts.push(part.to_owned()),
                 Component::CurDir => {}
-                _ => return Err(bad(&path, "absolute or '..' path")),
+                _ => return Err(bad(&path, msg!("absolute or '..' path"))),
             }
         }
         let kind = entry.header().entry_type();
         if !(kind.is_file() || kind.is_dir()) {
             return Err(bad(
                 &path,
-                "only regular files and directories may be archived",
+                msg!("only regular files and directories may be archived"),
             ));
         }
         let size = entry
             .header()
             .size()
-            .map_err(|e| unpack_error(e.to_string()))?;
+            .map_err(|e| unpack_error(Message::of(&e)))?;
         total = total.saturating_add(size);
         if total > MAX_TOTAL_BYTES || count > MAX_ENTRIES {
             return Err(ArchiveError::TooLarge);
@@ -205,18 +207,18 @@ pub fn unpack_tar(reader: impl Read, archive: &Path, arch: &str) -> Result<Layou
             .iter()
             .fold(temp.path().to_path_buf(), |p, part| p.join(part));
         if kind.is_dir() {
-            std::fs::create_dir_all(&target).map_err(|e| unpack_error(e.to_string()))?;
+            std::fs::create_dir_all(&target).map_err(|e| unpack_error(Message::of(&e)))?;
             continue;
         }
         if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| unpack_error(e.to_string()))?;
+            std::fs::create_dir_all(parent).map_err(|e| unpack_error(Message::of(&e)))?;
         }
         // create_new: a second entry of the same name is refused rather than overwriting.
         let mut out = File::options()
             .write(true)
             .create_new(true)
             .open(&target)
-            .map_err(|e| unpack_error(format!("{}: {e}", path.display())))?;
+            .map_err(|e| unpack_error(msg!("{}: {e}", path.display())))?;
         // A blob's name is its digest: hash it on the way (one read of the data, not two).
         let blob_digest = match parts.as_slice() {
             [_, blobs, algorithm, hex] if blobs == "blobs" && algorithm == "sha256" => {
@@ -225,15 +227,15 @@ pub fn unpack_tar(reader: impl Read, archive: &Path, arch: &str) -> Result<Layou
             _ => None,
         };
         let (copied, actual) = copy_hashed(&mut (&mut entry).take(size), &mut out)
-            .map_err(|e| unpack_error(e.to_string()))?;
+            .map_err(|e| unpack_error(Message::of(&e)))?;
         if copied != size {
-            return Err(unpack_error(format!("{} is truncated", path.display())));
+            return Err(unpack_error(msg!("{} is truncated", path.display())));
         }
         if let Some(expected) = blob_digest {
             if actual != expected {
                 return Err(ArchiveError::Blob {
                     digest: expected,
-                    detail: format!("content hashes to {actual}"),
+                    detail: msg!("content hashes to {actual}"),
                 });
             }
             checked.insert(expected);
@@ -260,20 +262,20 @@ impl Layout {
     /// descriptor says.
     pub fn verify_blob(&self, descriptor: &Descriptor) -> Result<(), ArchiveError> {
         let digest = descriptor.digest().to_string();
-        let damaged = |detail: String| ArchiveError::Blob {
+        let damaged = |detail: Message| ArchiveError::Blob {
             digest: digest.clone(),
             detail,
         };
         if !self.checked.contains(&digest) {
-            return Err(damaged(
-                "not in the archive (only sha256 blobs are accepted)".into(),
-            ));
+            return Err(damaged(msg!(
+                "not in the archive (only sha256 blobs are accepted)"
+            )));
         }
         let size = std::fs::metadata(self.blob_path(&digest))
-            .map_err(|e| damaged(e.to_string()))?
+            .map_err(|e| damaged(Message::of(&e)))?
             .len();
         if size != descriptor.size() {
-            return Err(damaged(format!(
+            return Err(damaged(msg!(
                 "{size} bytes, the manifest says {}",
                 descriptor.size()
             )));
@@ -299,12 +301,12 @@ impl Layout {
             let digest = descriptor.digest().to_string();
             let bytes = std::fs::read(self.blob_path(&digest)).map_err(|e| ArchiveError::Blob {
                 digest: digest.clone(),
-                detail: e.to_string(),
+                detail: Message::of(&e),
             })?;
             let manifest = ImageManifest::from_reader(bytes.as_slice()).map_err(|e| {
                 ArchiveError::Manifest {
                     digest: digest.clone(),
-                    detail: e.to_string(),
+                    detail: Message::verbatim(e.to_string()),
                 }
             })?;
             let mut blobs = vec![manifest.config().clone()];

@@ -583,7 +583,7 @@ fn push_components(pending: &mut Vec<OsString>, path: &Path, full: &Path) -> Res
 fn too_large(path: &Path, limit: u64) -> FileError {
     FileError::Io {
         path: path.to_path_buf(),
-        source: std::io::Error::other(format!("larger than {limit} bytes")),
+        source: std::io::Error::other(crate::msg!("larger than {limit} bytes")),
     }
 }
 

@@ -197,7 +197,7 @@ pub fn read_regular(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, FileErro
     if data.len() as u64 > limit {
         return Err(io_error(
             path,
-            std::io::Error::other(format!("larger than {limit} bytes")),
+            std::io::Error::other(crate::msg!("larger than {limit} bytes")),
         ));
     }
     Ok(Some(data))
@@ -561,7 +561,7 @@ impl SafeDir {
         if data.len() as u64 > limit {
             return Err(io_error(
                 &path,
-                std::io::Error::other(format!("larger than {limit} bytes")),
+                std::io::Error::other(crate::msg!("larger than {limit} bytes")),
             ));
         }
         Ok(data)

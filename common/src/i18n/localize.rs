@@ -167,10 +167,14 @@ impl Localize for Message {
     }
 }
 
-/// An OS error by its number (the text Rust shows is glibc's English whatever the locale); any
-/// other I/O error as it is.
+/// An OS error by its number (the text Rust shows is glibc's English whatever the locale), one
+/// made of a [`Message`] as the message; any other I/O error as it is.
 impl Localize for std::io::Error {
     fn localized(&self) -> String {
+        // An I/O error made of one of our messages (`io::Error::other(msg!(...))`).
+        if let Some(message) = self.get_ref().and_then(|e| e.downcast_ref::<Message>()) {
+            return message.localized();
+        }
         match self.raw_os_error() {
             Some(code) => match super::os_error_translation(code) {
                 Some(text) => format!("{text} (os error {code})"),

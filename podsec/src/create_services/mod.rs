@@ -69,7 +69,10 @@ pub enum Error {
     )]
     NginxConfig { path: String, detail: String },
     #[error("push password file {path}: {detail}")]
-    Htpasswd { path: String, detail: String },
+    Htpasswd {
+        path: String,
+        detail: podsec_common::i18n::Message,
+    },
     #[error(
         "port {port} is taken by {program} (pid {pid}{unit}), and nginx needs it for {what}: stop it or move it to another port, then run again; nothing was started"
     )]
@@ -403,7 +406,7 @@ pub fn create(
 fn install_htpasswd(host: &impl Host, source: &Path, profile: &Profile) -> Result<(), Error> {
     let text = host.read_to_string(source).map_err(|e| Error::Htpasswd {
         path: source.display().to_string(),
-        detail: e.to_string(),
+        detail: podsec_common::i18n::Message::of(&e),
     })?;
     let valid = text.lines().filter(|l| !l.trim().is_empty()).all(|line| {
         line.split_once(':').is_some_and(|(user, hash)| {
@@ -415,7 +418,9 @@ fn install_htpasswd(host: &impl Host, source: &Path, profile: &Profile) -> Resul
     if !valid || text.trim().is_empty() {
         return Err(Error::Htpasswd {
             path: source.display().to_string(),
-            detail: "expected user:hash lines (htpasswd -B or openssl passwd -apr1)".into(),
+            detail: podsec_common::msg!(
+                "expected user:hash lines (htpasswd -B or openssl passwd -apr1)"
+            ),
         });
     }
     let group = host.group_gid(profile.nginx_group)?.unwrap_or(0);
