@@ -98,7 +98,10 @@ pub enum Error {
     #[error(transparent)]
     File(#[from] FileError),
     #[error("gpg for {user}: {detail}")]
-    Gpg { user: String, detail: String },
+    Gpg {
+        user: String,
+        detail: podsec_common::i18n::Message,
+    },
     #[error("{0}: the passphrase (its first line) is empty")]
     EmptyPassphrase(PathBuf),
     #[error(
@@ -106,7 +109,10 @@ pub enum Error {
     )]
     BadPassword,
     #[error("setting the password of {user}: {detail}")]
-    Password { user: String, detail: String },
+    Password {
+        user: String,
+        detail: podsec_common::i18n::Message,
+    },
     #[error("cannot read {path}: {source}")]
     Read {
         path: PathBuf,
@@ -268,7 +274,7 @@ pub fn create(host: &impl Host, args: &Args, mut stdin: impl Read) -> Result<Exi
             {
                 return Err(Error::Password {
                     user: account.name.clone(),
-                    detail: tr!("passwd failed").into(),
+                    detail: podsec_common::msg!("passwd failed"),
                 });
             }
         }
@@ -444,9 +450,11 @@ fn prepare_store(
 fn gpg_error(account: &Account, output: &std::process::Output) -> Error {
     Error::Gpg {
         user: account.name.clone(),
-        detail: String::from_utf8_lossy(&output.stderr)
-            .trim()
-            .replace('\n', " "),
+        detail: podsec_common::i18n::Message::verbatim(
+            String::from_utf8_lossy(&output.stderr)
+                .trim()
+                .replace('\n', " "),
+        ),
     }
 }
 
@@ -460,7 +468,7 @@ fn gpg(
     host.run_as(account, "gpg", args, stdin)
         .map_err(|e| Error::Gpg {
             user: account.name.clone(),
-            detail: e.to_string(),
+            detail: podsec_common::i18n::Message::of(&e),
         })
 }
 
@@ -514,18 +522,18 @@ fn ensure_key(
             .run_as_interactive(account, "gpg", &key_spec)
             .map_err(|e| Error::Gpg {
                 user: account.name.clone(),
-                detail: e.to_string(),
+                detail: podsec_common::i18n::Message::of(&e),
             })?;
         if !status.success() {
             return Err(Error::Gpg {
                 user: account.name.clone(),
-                detail: tr!("key generation failed ({status})", status = status),
+                detail: podsec_common::msg!("key generation failed ({status})", status = status),
             });
         }
     }
     secret_key_fingerprint(host, account, email)?.ok_or_else(|| Error::Gpg {
         user: account.name.clone(),
-        detail: tr!("no secret key for {email} after generation", email = email),
+        detail: podsec_common::msg!("no secret key for {email} after generation", email = email),
     })
 }
 

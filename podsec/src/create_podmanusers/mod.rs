@@ -67,7 +67,10 @@ pub enum Error {
     #[error(transparent)]
     File(#[from] FileError),
     #[error("setting the password of {user}: {detail}")]
-    Password { user: String, detail: String },
+    Password {
+        user: String,
+        detail: podsec_common::i18n::Message,
+    },
     #[error("{0} is given twice")]
     Duplicate(String),
     #[error("--password-stdin: {0}")]
@@ -127,7 +130,7 @@ pub fn create(host: &impl Host, args: &Args, stdin: impl Read) -> Result<ExitCod
                 {
                     return Err(Error::Password {
                         user: name.clone(),
-                        detail: tr!("passwd failed").into(),
+                        detail: podsec_common::msg!("passwd failed"),
                     });
                 }
             }

@@ -57,7 +57,7 @@ pub enum Error {
     #[error(
         "this host is not the registry and signature server: {0}; run podsec-create-policy <this host's address> first"
     )]
-    NotServer(String),
+    NotServer(podsec_common::i18n::Message),
     #[error(transparent)]
     File(#[from] FileError),
     #[error(transparent)]
@@ -178,24 +178,30 @@ pub fn nginx_site(push_auth: bool) -> String {
 /// The server check that upstream's isSigstoreServer meant to do: registry.local is bound in
 /// /etc/hosts to one of this host's own addresses.
 pub fn check_is_server(host: &impl Host) -> Result<(), Error> {
-    let text = host
-        .read_to_string(Path::new("/etc/hosts"))
-        .map_err(|e| Error::NotServer(tr!("cannot read /etc/hosts: {error}", error = e)))?;
-    let bound = hosts::address_of(&text, LOCAL_REGISTRY)
-        .ok_or_else(|| Error::NotServer(tr!("registry.local is not bound in /etc/hosts").into()))?;
+    let text = host.read_to_string(Path::new("/etc/hosts")).map_err(|e| {
+        Error::NotServer(podsec_common::msg!(
+            "cannot read /etc/hosts: {error}",
+            error = e
+        ))
+    })?;
+    let bound = hosts::address_of(&text, LOCAL_REGISTRY).ok_or_else(|| {
+        Error::NotServer(podsec_common::msg!(
+            "registry.local is not bound in /etc/hosts"
+        ))
+    })?;
     let local = bound
         .parse()
         .ok()
         .and_then(|address| host.is_local_address(address).ok())
         .unwrap_or(false);
     if !local {
-        return Err(Error::NotServer(tr!(
+        return Err(Error::NotServer(podsec_common::msg!(
             "registry.local is bound to {bound}, which is not an address of this host",
             bound = bound
         )));
     }
     if host.open_dir(Path::new(SIGSTORE_ROOT)).is_err() {
-        return Err(Error::NotServer(tr!(
+        return Err(Error::NotServer(podsec_common::msg!(
             "{path} does not exist",
             path = SIGSTORE_ROOT
         )));
@@ -606,9 +612,12 @@ fn start_trivy(host: &impl Host, profile: &Profile) -> Result<(), Error> {
     } else if host.running_pid("trivy").is_none() {
         // Not root, and only on the address trivy.local is bound to (create-policy's binding
         // in /etc/hosts, an address of this host), as the unit of the distribution would.
-        let text = host
-            .read_to_string(Path::new("/etc/hosts"))
-            .map_err(|e| Error::NotServer(tr!("cannot read /etc/hosts: {error}", error = e)))?;
+        let text = host.read_to_string(Path::new("/etc/hosts")).map_err(|e| {
+            Error::NotServer(podsec_common::msg!(
+                "cannot read /etc/hosts: {error}",
+                error = e
+            ))
+        })?;
         let listen = trivy_listen(host, &text)?;
         let (account, _) = host.ensure_user(
             TRIVY_USER,
@@ -651,16 +660,19 @@ fn start_trivy(host: &impl Host, profile: &Profile) -> Result<(), Error> {
 
 /// `<address>:4954` of trivy.local in /etc/hosts, which must be an address of this host.
 pub fn trivy_listen(host: &impl Host, hosts_text: &str) -> Result<String, Error> {
-    let bound = hosts::address_of(hosts_text, "trivy.local")
-        .ok_or_else(|| Error::NotServer(tr!("trivy.local is not bound in /etc/hosts").into()))?;
+    let bound = hosts::address_of(hosts_text, "trivy.local").ok_or_else(|| {
+        Error::NotServer(podsec_common::msg!(
+            "trivy.local is not bound in /etc/hosts"
+        ))
+    })?;
     let address: std::net::IpAddr = bound.parse().map_err(|_| {
-        Error::NotServer(tr!(
+        Error::NotServer(podsec_common::msg!(
             "trivy.local is bound to '{bound}', which is not an IP address",
             bound = bound
         ))
     })?;
     if !host.is_local_address(address).unwrap_or(false) {
-        return Err(Error::NotServer(tr!(
+        return Err(Error::NotServer(podsec_common::msg!(
             "trivy.local is bound to {bound}, which is not an address of this host",
             bound = bound
         )));
