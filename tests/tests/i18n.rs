@@ -124,22 +124,13 @@ fn every_error_type_derives_localize() {
     let mut missing = Vec::new();
     let mut derives = 0;
     for krate in TRANSLATED {
-        let mut stack = vec![project_root().join(krate).join("src")];
-        while let Some(dir) = stack.pop() {
-            for entry in std::fs::read_dir(&dir).unwrap() {
-                let path = entry.unwrap().path();
-                if path.is_dir() {
-                    stack.push(path);
-                } else if path.extension().is_some_and(|e| e == "rs") {
-                    let text = std::fs::read_to_string(&path).unwrap();
-                    for (n, line) in text.lines().enumerate() {
-                        let line = line.trim();
-                        if line.starts_with("#[derive(") && line.contains("thiserror::Error") {
-                            derives += 1;
-                            if !line.contains("Localize") {
-                                missing.push(format!("{}:{}", path.display(), n + 1));
-                            }
-                        }
+        for (path, text) in rust_files(&project_root().join(krate).join("src")) {
+            for (n, line) in text.lines().enumerate() {
+                let line = line.trim();
+                if line.starts_with("#[derive(") && line.contains("thiserror::Error") {
+                    derives += 1;
+                    if !line.contains("Localize") {
+                        missing.push(format!("{}:{}", path.display(), n + 1));
                     }
                 }
             }
@@ -155,6 +146,22 @@ fn every_error_type_derives_localize() {
 /// `#[error("...")]`, `tr!("...")` and `msg!("...")` literals of every .rs file below `dir`.
 fn messages_in(dir: &Path) -> Vec<Found> {
     let mut found = Vec::new();
+    for (path, text) in rust_files(dir) {
+        for (msgid, tr_args) in scan(&text) {
+            found.push(Found {
+                file: path.clone(),
+                msgid,
+                tr_args,
+            });
+        }
+    }
+    assert!(!found.is_empty(), "no messages found in {}", dir.display());
+    found
+}
+
+/// Every .rs file below `dir`, with its text.
+fn rust_files(dir: &Path) -> Vec<(PathBuf, String)> {
+    let mut files = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(dir) = stack.pop() {
         for entry in std::fs::read_dir(&dir).unwrap() {
@@ -163,18 +170,11 @@ fn messages_in(dir: &Path) -> Vec<Found> {
                 stack.push(path);
             } else if path.extension().is_some_and(|e| e == "rs") {
                 let text = std::fs::read_to_string(&path).unwrap();
-                for (msgid, tr_args) in scan(&text) {
-                    found.push(Found {
-                        file: path.clone(),
-                        msgid,
-                        tr_args,
-                    });
-                }
+                files.push((path, text));
             }
         }
     }
-    assert!(!found.is_empty(), "no messages found in {}", dir.display());
-    found
+    files
 }
 
 /// A small Rust lexer: skips comments and string contents, and at `#[error(`, `tr!(` and

@@ -149,20 +149,12 @@ fn arms(shape: &Shape, attribute: &ErrorAttribute) -> syn::Result<(TokenStream, 
         } => {
             let found =
                 placeholders(&template.value()).map_err(|e| syn::Error::new(template.span(), e))?;
-            let mut next = 0;
             let mut values = Vec::new();
             for placeholder in &found {
                 let field = |key: &str| shape.bindings.iter().find(|(k, _)| k == key);
                 let value = match &placeholder.argument {
-                    Argument::Next | Argument::Index(_) => {
-                        let index = match placeholder.argument {
-                            Argument::Index(i) => i,
-                            _ => {
-                                next += 1;
-                                next - 1
-                            }
-                        };
-                        match (field(&index.to_string()), positional.get(index)) {
+                    Argument::Index(index) => {
+                        match (field(&index.to_string()), positional.get(*index)) {
                             (Some((_, binding)), _) if positional.is_empty() => quote!(#binding),
                             (_, Some(expression)) => quote!(&(#expression)),
                             _ => {

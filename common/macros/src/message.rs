@@ -62,20 +62,12 @@ pub fn expand(input: &Input) -> syn::Result<TokenStream> {
         .zip(&named)
         .map(|((name, _), binding)| quote!(#name = #binding));
 
-    let mut next = 0;
     let mut values = Vec::new();
     for placeholder in &found {
         let written = &placeholder.written;
         let value = match &placeholder.argument {
-            Argument::Next | Argument::Index(_) => {
-                let index = match placeholder.argument {
-                    Argument::Index(i) => i,
-                    _ => {
-                        next += 1;
-                        next - 1
-                    }
-                };
-                let binding = positional.get(index).ok_or_else(|| {
+            Argument::Index(index) => {
+                let binding = positional.get(*index).ok_or_else(|| {
                     syn::Error::new(template.span(), format!("no argument for {written}"))
                 })?;
                 quote!(#binding)

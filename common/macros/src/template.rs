@@ -3,9 +3,8 @@
 /// What a placeholder refers to.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Argument {
-    /// `{}`: the next positional argument.
-    Next,
-    /// `{0}`: a positional argument (or a tuple field) by index.
+    /// `{0}`, or `{}` numbered in order as format! numbers it: a positional argument (or a
+    /// tuple field) by index.
     Index(usize),
     /// `{path}`: a named argument, a field, or a name in scope.
     Name(String),
@@ -24,6 +23,7 @@ pub struct Placeholder {
 /// The placeholders of `template`; `{{` and `}}` are literal braces.
 pub fn placeholders(template: &str) -> Result<Vec<Placeholder>, String> {
     let mut found = Vec::new();
+    let mut next = 0;
     let mut rest = template;
     while let Some(i) = rest.find(['{', '}']) {
         let tail = &rest[i..];
@@ -40,7 +40,8 @@ pub fn placeholders(template: &str) -> Result<Vec<Placeholder>, String> {
         let inner = &tail[1..end];
         let (name, spec) = inner.split_once(':').unwrap_or((inner, ""));
         let argument = if name.is_empty() {
-            Argument::Next
+            next += 1;
+            Argument::Index(next - 1)
         } else if let Ok(index) = name.parse() {
             Argument::Index(index)
         } else {
@@ -62,15 +63,16 @@ mod tests {
 
     #[test]
     fn reads_every_kind_of_placeholder_and_skips_escaped_braces() {
-        let found = placeholders("{{x}} {path} {0:?} {} {mode:o}").unwrap();
+        let found = placeholders("{{x}} {path} {0:?} {} {mode:o} {}").unwrap();
         let arguments: Vec<_> = found.iter().map(|p| &p.argument).collect();
         assert_eq!(
             arguments,
             [
                 &Argument::Name("path".into()),
                 &Argument::Index(0),
-                &Argument::Next,
-                &Argument::Name("mode".into())
+                &Argument::Index(0),
+                &Argument::Name("mode".into()),
+                &Argument::Index(1)
             ]
         );
         assert_eq!(found[1].written, "{0:?}");
