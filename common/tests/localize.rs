@@ -27,7 +27,12 @@ enum TestError {
     Transparent(#[from] NotRoot),
     #[error("{0}")]
     Text(Message),
+    /// Extra format arguments, positional and named, and a constant in scope.
+    #[error("{} of {LIMIT}, {kind} {name:?}", 2 + 1, kind = "files")]
+    Extra { name: String },
 }
+
+const LIMIT: u32 = 10;
 
 fn russian() {
     force_language("ru");
@@ -164,4 +169,13 @@ fn an_io_error_made_of_a_message_says_the_message() {
         std::io::Error::from_raw_os_error(2).localized(),
         "Нет такого файла или каталога (os error 2)"
     );
+}
+
+#[test]
+fn extra_format_arguments_and_constants_fill_their_placeholders() {
+    russian();
+    let err = TestError::Extra { name: "x".into() };
+    assert_eq!(err.to_string(), "3 of 10, files \"x\"");
+    // No translation: the template itself, filled from the same values.
+    assert_eq!(err.localized(), err.to_string());
 }
