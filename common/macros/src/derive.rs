@@ -3,34 +3,15 @@
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote};
 use syn::parse::{Parse, ParseStream};
-use syn::punctuated::Punctuated;
-use syn::{Attribute, Data, DeriveInput, Expr, Fields, Ident, LitStr, Token};
+use syn::{Attribute, Data, DeriveInput, Fields, Ident};
 
+use crate::format::{FormatArgs, render_value};
 use crate::template::{Argument, placeholders};
-
-/// `(placeholder as written, its value in the user's language)`; `value` is a reference.
-pub fn render_value(written: &str, spec: &str, value: TokenStream) -> TokenStream {
-    if spec.is_empty() {
-        quote!((#written, {
-            #[allow(unused_imports)]
-            use ::podsec_common::i18n::value::{ViaDisplay as _, ViaLocalize as _, ViaPath as _};
-            (&&::podsec_common::i18n::value::Wrap(#value)).localized_text()
-        }))
-    } else {
-        // Debug, octal and the like are the same in every language.
-        let format = format!("{{:{spec}}}");
-        quote!((#written, ::std::format!(#format, #value)))
-    }
-}
 
 /// One `#[error(...)]` attribute.
 enum ErrorAttribute {
     Transparent,
-    Message {
-        template: LitStr,
-        positional: Vec<Expr>,
-        named: Vec<(Ident, Expr)>,
-    },
+    Message(FormatArgs),
 }
 
 impl Parse for ErrorAttribute {
@@ -45,34 +26,7 @@ impl Parse for ErrorAttribute {
                 "expected a string or `transparent`",
             ));
         }
-        let template: LitStr = input.parse()?;
-        let mut positional = Vec::new();
-        let mut named = Vec::new();
-        if input.peek(Token![,]) {
-            input.parse::<Token![,]>()?;
-            if input.peek(Token![.]) {
-                return Err(input.error(
-                    "Localize: name the field in the template instead of `.field` arguments",
-                ));
-            }
-            let arguments = Punctuated::<Expr, Token![,]>::parse_terminated(input)?;
-            for argument in arguments {
-                match argument {
-                    Expr::Assign(assign) => match *assign.left {
-                        Expr::Path(path) if path.path.get_ident().is_some() => {
-                            named.push((path.path.get_ident().unwrap().clone(), *assign.right))
-                        }
-                        other => return Err(syn::Error::new_spanned(other, "expected a name")),
-                    },
-                    other => positional.push(other),
-                }
-            }
-        }
-        Ok(ErrorAttribute::Message {
-            template,
-            positional,
-            named,
-        })
+        Ok(ErrorAttribute::Message(input.parse()?))
     }
 }
 
@@ -142,11 +96,11 @@ fn arms(shape: &Shape, attribute: &ErrorAttribute) -> syn::Result<(TokenStream, 
                 quote!(#pattern => { #causes (&&#wrap(#inner)).inner_cause() }),
             ))
         }
-        ErrorAttribute::Message {
+        ErrorAttribute::Message(FormatArgs {
             template,
             positional,
             named,
-        } => {
+        }) => {
             let found =
                 placeholders(&template.value()).map_err(|e| syn::Error::new(template.span(), e))?;
             let mut values = Vec::new();

@@ -5,6 +5,7 @@
 //! back out of rendered text.
 
 mod derive;
+mod format;
 mod message;
 mod template;
 
@@ -25,7 +26,7 @@ pub fn derive_localize(input: TokenStream) -> TokenStream {
 /// user's language has one, filled from the same arguments.
 #[proc_macro]
 pub fn msg(input: TokenStream) -> TokenStream {
-    let input = syn::parse_macro_input!(input as message::Input);
+    let input = syn::parse_macro_input!(input as format::FormatArgs);
     message::expand(&input)
         .unwrap_or_else(syn::Error::into_compile_error)
         .into()

@@ -2,44 +2,12 @@
 
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote};
-use syn::parse::{Parse, ParseStream};
-use syn::{Expr, Ident, LitStr, Token};
+use syn::Ident;
 
+use crate::format::{FormatArgs, render_value};
 use crate::template::{Argument, placeholders};
 
-pub struct Input {
-    template: LitStr,
-    positional: Vec<Expr>,
-    named: Vec<(Ident, Expr)>,
-}
-
-impl Parse for Input {
-    fn parse(input: ParseStream) -> syn::Result<Input> {
-        let template: LitStr = input.parse()?;
-        let mut positional = Vec::new();
-        let mut named = Vec::new();
-        while !input.is_empty() {
-            input.parse::<Token![,]>()?;
-            if input.is_empty() {
-                break;
-            }
-            if input.peek(Ident) && input.peek2(Token![=]) && !input.peek2(Token![==]) {
-                let name: Ident = input.parse()?;
-                input.parse::<Token![=]>()?;
-                named.push((name, input.parse()?));
-            } else {
-                positional.push(input.parse()?);
-            }
-        }
-        Ok(Input {
-            template,
-            positional,
-            named,
-        })
-    }
-}
-
-pub fn expand(input: &Input) -> syn::Result<TokenStream> {
+pub fn expand(input: &FormatArgs) -> syn::Result<TokenStream> {
     let template = &input.template;
     let found = placeholders(&template.value()).map_err(|e| syn::Error::new(template.span(), e))?;
     // Every argument is evaluated once, by reference, for both renderings.
@@ -84,11 +52,7 @@ pub fn expand(input: &Input) -> syn::Result<TokenStream> {
                 }
             },
         };
-        values.push(crate::derive::render_value(
-            written,
-            &placeholder.spec,
-            value,
-        ));
+        values.push(render_value(written, &placeholder.spec, value));
     }
     Ok(quote! {
         match (#(&(#expressions),)*) {
