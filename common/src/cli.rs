@@ -420,17 +420,30 @@ fn translated_usage_error(err: &clap::Error) -> Option<String> {
 
 /// `error: cause: cause`, on one line.
 pub fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.ends_with(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
+    let both = |text: String| (text.clone(), text);
+    let causes = std::iter::successors(err.source(), |cause| cause.source());
+    join_chain(
+        both(err.to_string()),
+        causes.map(|cause| both(cause.to_string())),
+    )
+}
+
+/// The rule of a chain, for [`error_chain`] and its translation
+/// ([`crate::i18n::localized_chain`]): parts are `(English, as shown)`; a cause is added where
+/// the English so far does not already end with it; one line.
+pub(crate) fn join_chain(
+    (mut english, mut shown): (String, String),
+    causes: impl Iterator<Item = (String, String)>,
+) -> String {
+    for (cause_english, cause_shown) in causes {
+        if !english.ends_with(&cause_english) {
+            english.push_str(": ");
+            english.push_str(&cause_english);
+            shown.push_str(": ");
+            shown.push_str(&cause_shown);
         }
-        source = cause.source();
     }
-    text.replace('\n', " ")
+    shown.replace('\n', " ")
 }
 
 /// Refusal of a root-only command run by another user.

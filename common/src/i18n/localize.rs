@@ -76,20 +76,11 @@ pub fn localized_chain(err: &dyn LocalizedError) -> String {
     if language().is_none() {
         return crate::cli::error_chain(err);
     }
-    let mut english = err.to_string();
-    let mut text = err.localized();
-    let mut cause = err.localized_cause();
-    while let Some(current) = cause {
-        let cause_english = current.english();
-        if !english.ends_with(&cause_english) {
-            english.push_str(": ");
-            english.push_str(&cause_english);
-            text.push_str(": ");
-            text.push_str(&current.localized());
-        }
-        cause = current.next();
-    }
-    text.replace('\n', " ")
+    let causes = std::iter::successors(err.localized_cause(), |cause| cause.next());
+    crate::cli::join_chain(
+        (err.to_string(), err.localized()),
+        causes.map(|cause| (cause.english(), cause.localized())),
+    )
 }
 
 /// What `#[derive(Localize)]` calls for a message: English is the error's own `Display`
@@ -100,10 +91,18 @@ pub fn render(
     msgid: &'static str,
     values: impl FnOnce() -> Vec<(&'static str, String)>,
 ) -> String {
-    if language().is_none() {
-        return english.to_string();
-    }
-    fill(lookup(msgid).unwrap_or(msgid), &values())
+    translate(msgid, values).unwrap_or_else(|| english.to_string())
+}
+
+/// The user's language's text of a message, `None` in English. Without a translation (a msgid
+/// of placeholders only, say) the English template still takes the values in the user's
+/// language.
+fn translate(
+    msgid: &'static str,
+    values: impl FnOnce() -> Vec<(&'static str, String)>,
+) -> Option<String> {
+    language()?;
+    Some(fill(lookup(msgid).unwrap_or(msgid), &values()))
 }
 
 /// A message built by [`msg!`](crate::msg): its English text and, when the user's language has
@@ -120,12 +119,9 @@ impl Message {
         msgid: &'static str,
         values: impl FnOnce() -> Vec<(&'static str, String)>,
     ) -> Message {
-        // Without a translation (a msgid of placeholders only, say) the English template still
-        // takes the values in the user's language.
-        let translated = language().map(|_| fill(lookup(msgid).unwrap_or(msgid), &values()));
         Message {
             english,
-            translated,
+            translated: translate(msgid, values),
         }
     }
 

@@ -164,43 +164,9 @@ pub fn gettext(msgid: &'static str) -> &'static str {
     lookup(msgid).unwrap_or(msgid)
 }
 
-/// Fills `{name}` placeholders of a translated template (`{{` and `}}` are braces).
-pub fn substitute(template: &str, values: &[(&str, String)]) -> String {
-    let mut out = String::with_capacity(template.len() + 32);
-    let mut rest = template;
-    while let Some(i) = rest.find(['{', '}']) {
-        out.push_str(&rest[..i]);
-        let tail = &rest[i..];
-        if tail.starts_with("{{") || tail.starts_with("}}") {
-            out.push_str(&tail[..1]);
-            rest = &tail[2..];
-        } else if tail.starts_with('{') {
-            match tail.find('}') {
-                Some(end) => {
-                    let name = &tail[1..end];
-                    match values.iter().find(|(n, _)| *n == name) {
-                        Some((_, value)) => out.push_str(value),
-                        None => out.push_str(&tail[..=end]),
-                    }
-                    rest = &tail[end + 1..];
-                }
-                None => {
-                    out.push_str(tail);
-                    rest = "";
-                }
-            }
-        } else {
-            out.push('}');
-            rest = &tail[1..];
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
 /// `tr!("English {name}", name = value)`: the message in the user's language. English is
 /// rendered by `format!` (so the placeholders are checked at compile time), a translation by
-/// [`substitute`], each value that says itself ([`Localize`]: an error of ours, a
+/// [`fill`], each value that says itself ([`Localize`]: an error of ours, a
 /// [`Message`]) in the user's language too. The msgid is the literal exactly as written.
 #[macro_export]
 macro_rules! tr {
@@ -209,9 +175,9 @@ macro_rules! tr {
     };
     ($template:literal, $($name:ident = $value:expr),+ $(,)?) => {
         match $crate::i18n::lookup($template) {
-            Some(translated) => $crate::i18n::substitute(
+            Some(translated) => $crate::i18n::fill(
                 translated,
-                &[$((stringify!($name), {
+                &[$((::std::concat!("{", ::std::stringify!($name), "}"), {
                     #[allow(unused_imports)]
                     use $crate::i18n::value::{ViaDisplay as _, ViaLocalize as _};
                     (&&$crate::i18n::value::Wrap(&$value)).localized_text()
@@ -259,19 +225,18 @@ fn split_template(template: &str) -> Vec<Piece> {
 }
 
 /// Fills a translated template: a placeholder takes the value of the same placeholder of the
-/// msgid, as written (`{path}`, `{0:?}`; the k-th `{}` the k-th `{}`).
-pub(crate) fn fill(translation: &str, values: &[(&str, String)]) -> String {
+/// msgid, as written (`{path}`, `{0:?}`; the k-th `{}` the k-th `{}`), a value given once
+/// serving every use of its placeholder (`tr!`'s named arguments); `{{` and `}}` are braces.
+pub fn fill(translation: &str, values: &[(&str, String)]) -> String {
     let mut used = vec![false; values.len()];
     split_template(translation)
         .into_iter()
         .map(|piece| match piece {
             Piece::Literal(l) => l,
             Piece::Placeholder(p) => {
-                match values
-                    .iter()
-                    .enumerate()
-                    .find(|(i, (name, _))| !used[*i] && *name == p)
-                {
+                let same = |(_, (name, _)): &(usize, &(&str, String))| *name == p;
+                let unused = values.iter().enumerate().find(|e| !used[e.0] && same(e));
+                match unused.or_else(|| values.iter().enumerate().find(same)) {
                     Some((i, (_, value))) => {
                         used[i] = true;
                         value.clone()
@@ -777,8 +742,8 @@ msgstr "строка \"в кавычках\"\t\n"
     #[test]
     fn substitution_fills_names_and_keeps_braces() {
         assert_eq!(
-            substitute("{{x}} {name} и {other}", &[("name", "v".into())]),
-            "{x} v и {other}"
+            fill("{{x}} {name} и {other} {name}", &[("{name}", "v".into())]),
+            "{x} v и {other} v"
         );
         assert_eq!(placeholders("a {b} {} {c:?}"), vec!["{b}", "{c:?}", "{}"]);
     }
