@@ -92,7 +92,7 @@ impl Package {
                 .get_about()
                 .map(|a| a.to_string())
                 .unwrap_or_default();
-            let about = crate::i18n::lookup(&about).map_or(about.clone(), str::to_string);
+            let about = crate::i18n::lookup(&about).map_or(about, str::to_string);
             let about = about.split(':').next().unwrap_or_default();
             text.push_str(&format!("  {:<42} {about}\n", command.name));
         }
